@@ -1,0 +1,49 @@
+# adlib: every command sets up what it needs. `make reproduce` regenerates the figures, `make test` tests.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.adlib-installed
+PROFILE ?= synthetic
+DATA ?= data/synthetic
+export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
+export PYTHONHASHSEED := 0
+
+.PHONY: setup data test reproduce lab bench lock clean
+
+setup: $(STAMP)
+
+# The project virtualenv with the exact versions of requirements.lock, the adlib package (editable)
+# and a Jupyter kernel named `adlib`. Re-made only when the lock file or pyproject.toml change.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --requirement requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
+	$(BIN)/python -m ipykernel install --sys-prefix --name adlib --display-name "Python (adlib)" >/dev/null
+	touch $@
+
+# The embedded benchmark (MVTec AD layout), deterministic: re-made only when the generator changes.
+data: data/synthetic/SOURCES.md
+data/synthetic/SOURCES.md: adlib/synth.py | $(STAMP)
+	$(BIN)/python -m adlib.synth --out data/synthetic
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+reproduce: $(STAMP) data
+	$(BIN)/python scripts/reproduce.py --profile $(PROFILE) --data $(DATA) $(if $(NB),--notebook $(NB))
+
+lab: $(STAMP) data
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP) data
+	$(BIN)/python benchmarks/features.py --data $(DATA) --out figures/bench_features.md
+
+# Re-pin requirements.lock from a working virtualenv (after changing a dependency on purpose).
+lock: $(STAMP)
+	{ echo "# Exact versions of the project virtualenv; made by 'make lock'."; \
+	  $(BIN)/python -m pip freeze --exclude-editable --all | grep -v -E '^(pip|adlib)=='; } > requirements.lock
+
+clean:
+	rm -rf cache notebooks/executed .pytest_cache

@@ -1,0 +1,154 @@
+"""Locally aware patch features for a list of images: backbone maps (cached on disk) -> PatchCore embedding.
+
+`FeatureSettings` holds everything that changes the features. The backbone part of it (backbone,
+weights, layers, preprocessing, precision) keys the on-disk cache of layer maps; the aggregation part
+(neighbourhood size `patch_size`, `pre_dim`, `target_dim`) is applied to the cached maps on every call,
+which takes milliseconds, so ablations over it cost no backbone pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from adlib.backbones import BACKBONES, load_backbone
+from adlib.cache import FeatureCache, default_cache_root
+from adlib.data import Preprocessing, Sample, read_batch
+from adlib.files import file_digest
+from adlib.patches import locally_aware_features
+
+PRECISIONS = ("fp32", "bf16")
+PROFILES = ("synthetic", "paper")
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What a patch feature depends on. Defaults: the offline `synthetic` profile (EfficientNet-Lite0)."""
+
+    backbone: str = "efficientnet-lite0"
+    layers: tuple[str, ...] = ("layer2", "layer3")
+    weights: str | None = "imagenet"  # 'imagenet', a state-dict file, or None for a random init
+    init_seed: int = 0  # seeds the random init; only allowed with weights=None
+    precision: str = "fp32"  # 'bf16' runs the backbone under bf16 autocast with channels_last
+    preprocessing: Preprocessing = field(default_factory=lambda: Preprocessing(mean=(0.5,) * 3, std=(0.5,) * 3))
+    patch_size: int = 3  # neighbourhood p of the local aggregation
+    pre_dim: int = 1024  # each layer's p*p*C vector is pooled to this
+    target_dim: int = 1024  # the stacked layers are pooled to this
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone={self.backbone!r}: choose one of {', '.join(BACKBONES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.weights is not None and self.init_seed != 0:
+            raise ValueError(f"init_seed={self.init_seed} only applies with weights=None (a random init)")
+        if self.patch_size < 1 or self.patch_size % 2 == 0:
+            raise ValueError(f"patch_size={self.patch_size}: use an odd neighbourhood size (1, 3, 5, ...)")
+        if self.pre_dim < 1 or self.target_dim < 1:
+            raise ValueError(f"pre_dim={self.pre_dim}, target_dim={self.target_dim}: must be positive")
+
+    def cache_config(self) -> dict[str, object]:
+        """The settings that change the cached layer maps (the weights enter as the loaded tag)."""
+        return {
+            "backbone": self.backbone,
+            "layers": list(self.layers),
+            "precision": self.precision,
+            "preprocessing": dataclasses.asdict(self.preprocessing),
+        }
+
+
+def profile_settings(profile: str) -> FeatureSettings:
+    """The feature settings of a profile: `synthetic` (offline, EfficientNet-Lite0) or `paper` (WRN-50)."""
+    if profile == "synthetic":
+        return FeatureSettings()
+    if profile == "paper":
+        return FeatureSettings(backbone="wide_resnet50_2", preprocessing=Preprocessing())
+    raise ValueError(f"profile={profile!r}: choose one of {', '.join(PROFILES)}")
+
+
+@dataclass(frozen=True)
+class PatchEmbedding:
+    """Patch features of N images on an H x W grid; row h*W + w of an image is grid cell (h, w)."""
+
+    features: torch.Tensor  # [N, H*W, D]
+    grid: tuple[int, int]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class FeatureExtractor:
+    """Computes (or loads from the cache) backbone maps and turns them into patch features."""
+
+    def __init__(
+        self,
+        settings: FeatureSettings,
+        device: torch.device | str | None = None,
+        cache_dir: Path | None = None,
+        use_cache: bool = True,
+        batch_size: int = 8,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: must be at least 1")
+        self.settings = settings
+        self.device = torch.device(device) if device is not None else default_device()
+        self.batch_size = batch_size
+        loaded = load_backbone(settings.backbone, settings.layers, settings.weights, settings.init_seed)
+        self.weights_tag = loaded.weights_tag
+        self.model = loaded.model.to(self.device)
+        if settings.precision == "bf16":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.cache = None
+        if use_cache:
+            config = dict(settings.cache_config(), weights=self.weights_tag)
+            self.cache = FeatureCache(cache_dir if cache_dir is not None else default_cache_root(), config)
+
+    @torch.inference_mode()
+    def _forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        images = images.to(self.device)
+        if self.settings.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                maps = self.model(images.contiguous(memory_format=torch.channels_last))
+            return {name: value.contiguous() for name, value in maps.items()}
+        return self.model(images)
+
+    def layer_maps(self, samples: Sequence[Sample], progress: bool = True) -> dict[str, torch.Tensor]:
+        """{layer: [N, C, h, w]} on the CPU, from the cache where possible."""
+        if not samples:
+            raise ValueError("no images to extract features from")
+        digests = [file_digest(sample.image) for sample in samples] if self.cache else [None] * len(samples)
+        per_image: list[dict[str, torch.Tensor] | None] = [
+            self.cache.get(digest) if self.cache else None for digest in digests
+        ]
+        missing = [i for i, maps in enumerate(per_image) if maps is None]
+        batches = [missing[i : i + self.batch_size] for i in range(0, len(missing), self.batch_size)]
+        bar = tqdm(total=len(missing), desc=f"features {self.settings.backbone}", unit="img", disable=not progress)
+        for batch in batches:
+            images = read_batch([samples[i] for i in batch], self.settings.preprocessing)
+            maps = self._forward(images)
+            for row, index in enumerate(batch):
+                per_image[index] = {name: value[row].cpu() for name, value in maps.items()}
+                if self.cache:
+                    self.cache.put(digests[index], per_image[index])
+            bar.update(len(batch))
+        bar.close()
+        return {layer: torch.stack([maps[layer] for maps in per_image]) for layer in self.settings.layers}
+
+    def embed(self, samples: Sequence[Sample], progress: bool = True) -> PatchEmbedding:
+        """PatchCore's locally aware patch features of `samples`, on `self.device`."""
+        maps = self.layer_maps(samples, progress)
+        s = self.settings
+        chunks = []
+        for start in range(0, len(samples), self.batch_size):
+            chunk = [maps[layer][start : start + self.batch_size].to(self.device) for layer in s.layers]
+            with torch.inference_mode():
+                chunks.append(locally_aware_features(chunk, s.patch_size, s.pre_dim, s.target_dim))
+        grid = tuple(maps[s.layers[0]].shape[-2:])
+        return PatchEmbedding(torch.cat(chunks), grid)

@@ -1,0 +1,194 @@
+"""Backbone loading, the feature extractor and its on-disk cache."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from adlib import backbones
+from adlib.backbones import load_backbone
+from adlib.data import Preprocessing, Sample
+from adlib.features import FeatureExtractor, FeatureSettings, profile_settings
+from adlib.files import file_digest
+from adlib.patches import locally_aware_features
+
+SMALL = Preprocessing(resize=64, crop=64)
+
+
+def write_images(folder: Path, count: int, seed: int = 0) -> list[Sample]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for i in range(count):
+        path = folder / f"{i:03d}.png"
+        Image.fromarray(rng.integers(0, 256, (72, 80, 3), dtype=np.uint8)).save(path)
+        samples.append(Sample(image=path, masks=(), label=0, defect="good"))
+    return samples
+
+
+def resnet18_settings(**changes) -> FeatureSettings:
+    base = dict(backbone="resnet18", weights=None, preprocessing=SMALL, pre_dim=64, target_dim=48)
+    return FeatureSettings(**(base | changes))
+
+
+class CountingModel(torch.nn.Module):
+    """Wraps a backbone and counts the images it was run on."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.images = model, 0
+
+    def forward(self, x):
+        self.images += len(x)
+        return self.model(x)
+
+
+def test_state_dict_file_gives_torchvision_model(tmp_path):
+    torch.manual_seed(3)
+    reference = torchvision.models.resnet18(weights=None).eval()
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    loaded = load_backbone("resnet18", ["layer2", "layer3"], weights=path)
+    assert loaded.weights_tag.startswith("resnet18:resnet18.pth:")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        maps = loaded.model(x)
+        r = reference
+        layer1 = r.layer1(r.maxpool(r.relu(r.bn1(r.conv1(x)))))
+        layer2 = r.layer2(layer1)
+        torch.testing.assert_close(maps["layer2"], layer2)
+        torch.testing.assert_close(maps["layer3"], r.layer3(layer2))
+    assert len(loaded.model.stages) == 4  # stem, layer1..3: layer4 and the head are cut off
+
+
+def test_weights_that_do_not_fit_are_named(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(ValueError, match=r"other\.pth.*resnet50"):
+        load_backbone("resnet50", ["layer2"], weights=path)
+    garbage = tmp_path / "broken.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="broken.pth"):
+        load_backbone("resnet18", ["layer2"], weights=garbage)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        load_backbone("resnet18", ["layer2"], weights=tmp_path / "missing.pth")
+
+
+def test_missing_imagenet_weights_offline_say_how_to_supply_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(backbones, "_can_reach", lambda url: False)
+    with pytest.raises(FileNotFoundError) as error:
+        load_backbone("wide_resnet50_2", ["layer2", "layer3"], weights="imagenet")
+    message = str(error.value)
+    assert "wide_resnet50_2-95faca4d.pth" in message and str(tmp_path) in message and "weights=" in message
+
+
+def test_imagenet_weights_from_torchvision_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "checkpoints" / "resnet18-f37072fd.pth")
+    assert load_backbone("resnet18", ["layer1"]).weights_tag.startswith("resnet18:resnet18-f37072fd.pth:")
+
+
+def test_bad_backbone_settings_are_rejected():
+    with pytest.raises(ValueError, match="layer9"):
+        load_backbone("resnet18", ["layer9"], weights=None)
+    with pytest.raises(ValueError, match="init_seed"):
+        FeatureSettings(init_seed=1)
+    with pytest.raises(ValueError, match="backbone"):
+        FeatureSettings(backbone="vgg")
+    with pytest.raises(ValueError, match="precision"):
+        FeatureSettings(precision="fp16")
+    with pytest.raises(ValueError, match="profile"):
+        profile_settings("mvtec")
+
+
+def test_random_init_is_seeded():
+    a = load_backbone("resnet18", ["layer1"], weights=None, init_seed=1).model.state_dict()
+    b = load_backbone("resnet18", ["layer1"], weights=None, init_seed=1).model.state_dict()
+    c = load_backbone("resnet18", ["layer1"], weights=None, init_seed=2).model.state_dict()
+    name = "stages.0.0.weight"
+    assert torch.equal(a[name], b[name]) and not torch.equal(a[name], c[name])
+
+
+def test_efficientnet_lite0_imagenet_layers():
+    model = load_backbone("efficientnet-lite0", ["layer2", "layer3"]).model
+    with torch.no_grad():
+        maps = model(torch.zeros(1, 3, 224, 224))
+    assert maps["layer2"].shape == (1, 40, 28, 28) and maps["layer3"].shape == (1, 112, 14, 14)
+
+
+def test_embedding_is_aggregation_of_backbone_maps(tmp_path):
+    samples = write_images(tmp_path / "img", 3)
+    extractor = FeatureExtractor(resnet18_settings(), device="cpu", use_cache=False, batch_size=2)
+    embedding = extractor.embed(samples, progress=False)
+    assert embedding.grid == (8, 8) and embedding.features.shape == (3, 64, 48)
+    maps = extractor.layer_maps(samples[1:2], progress=False)
+    expected = locally_aware_features([maps["layer2"], maps["layer3"]], 3, 64, 48)
+    torch.testing.assert_close(embedding.features[1:2], expected)
+
+
+def test_cache_hit_miss_and_corruption(tmp_path):
+    samples = write_images(tmp_path / "img", 4)
+    settings = resnet18_settings()
+
+    def extractor():
+        e = FeatureExtractor(settings, device="cpu", cache_dir=tmp_path / "cache", batch_size=3)
+        e.model = CountingModel(e.model)
+        return e
+
+    first = extractor()
+    reference = first.embed(samples, progress=False).features
+    assert first.model.images == 4  # all misses
+
+    second = extractor()
+    torch.testing.assert_close(second.embed(samples, progress=False).features, reference)
+    assert second.model.images == 0  # all hits
+
+    entry = second.cache.path(file_digest(samples[2].image))
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # flip a byte inside the payload
+    entry.write_bytes(bytes(data))
+    third = extractor()
+    with pytest.warns(UserWarning, match="broken"):
+        torch.testing.assert_close(third.embed(samples, progress=False).features, reference)
+    assert third.model.images == 1  # only the broken entry was recomputed
+
+    entry.write_bytes(entry.read_bytes()[:100])  # a truncated file
+    fourth = extractor()
+    with pytest.warns(UserWarning, match="broken"):
+        fourth.embed(samples, progress=False)
+    assert fourth.model.images == 1
+
+    Image.fromarray(np.zeros((72, 80, 3), np.uint8)).save(samples[0].image)  # a changed image misses
+    fifth = extractor()
+    changed = fifth.embed(samples, progress=False).features
+    assert fifth.model.images == 1 and not torch.allclose(changed[0], reference[0])
+
+    other = FeatureExtractor(resnet18_settings(layers=("layer2",)), device="cpu", cache_dir=tmp_path / "cache")
+    assert other.cache.directory != first.cache.directory  # other settings, other cache entries
+    assert (first.cache.directory / "config.json").is_file()
+
+
+def test_aggregation_settings_reuse_cached_maps(tmp_path):
+    samples = write_images(tmp_path / "img", 2)
+    a = FeatureExtractor(resnet18_settings(patch_size=3), device="cpu", cache_dir=tmp_path / "c")
+    b = FeatureExtractor(resnet18_settings(patch_size=5), device="cpu", cache_dir=tmp_path / "c")
+    assert a.cache.directory == b.cache.directory
+    a.embed(samples, progress=False)
+    b.model = CountingModel(b.model)
+    assert not torch.allclose(a.embed(samples, progress=False).features, b.embed(samples, progress=False).features)
+    assert b.model.images == 0
+
+
+def test_bf16_stays_close_to_fp32(tmp_path):
+    samples = write_images(tmp_path / "img", 2)
+    fp32 = FeatureExtractor(resnet18_settings(), device="cpu", use_cache=False).embed(samples, progress=False)
+    bf16 = FeatureExtractor(resnet18_settings(precision="bf16"), device="cpu", use_cache=False).embed(
+        samples, progress=False
+    )
+    relative = (bf16.features - fp32.features).norm() / fp32.features.norm()
+    assert 0 < relative < 0.03
