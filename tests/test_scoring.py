@@ -1,0 +1,93 @@
+"""Nearest-neighbour search, Eq. 7 and anomaly maps against independent computations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
+
+from adlib.scoring import NearestNeighbours, anomaly_maps, gaussian_blur, reweighted_image_scores, to_distance
+
+
+def random(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_search_matches_brute_force(backend):
+    bank, queries = random(300, 24, seed=1), random(50, 24, seed=2)
+    index = NearestNeighbours(bank, backend=backend, chunk_bytes=4 * 300 * 7)  # several query chunks
+    distances, indices = index.search(queries, k=5)
+    brute = torch.cdist(queries.double(), bank.double()) ** 2
+    expected_d, expected_i = brute.topk(5, dim=1, largest=False)
+    assert torch.equal(indices, expected_i)
+    torch.testing.assert_close(distances.double(), expected_d, rtol=1e-4, atol=1e-4)
+
+
+def test_backends_agree_and_auto_prefers_faiss():
+    bank, queries = random(500, 64, seed=3), random(80, 64, seed=4)
+    assert NearestNeighbours(bank).backend == "faiss"
+    d_torch, i_torch = NearestNeighbours(bank, backend="torch").search(queries, 3)
+    d_faiss, i_faiss = NearestNeighbours(bank, backend="faiss").search(queries, 3)
+    assert torch.equal(i_torch, i_faiss)
+    torch.testing.assert_close(d_torch, d_faiss, rtol=1e-4, atol=1e-3)
+
+
+def test_search_errors():
+    with pytest.raises(ValueError, match="backend"):
+        NearestNeighbours(random(3, 2), backend="annoy")
+    with pytest.raises(ValueError, match="non-empty"):
+        NearestNeighbours(torch.zeros(0, 4))
+    with pytest.raises(ValueError, match="k=4"):
+        NearestNeighbours(random(3, 2)).search(random(1, 2), 4)
+    with pytest.raises(ValueError, match="distance"):
+        to_distance(torch.ones(2), "cosine")
+
+
+def eq7_by_hand(patch_scores, test_features, bank, b, distance):
+    """Eq. 7 image by image with explicit loops and math.exp."""
+    out = []
+    for scores, features in zip(patch_scores, test_features):
+        top = int(scores.argmax())
+        m_test = features[top].double()
+        dists = ((bank.double() - m_test) ** 2).sum(1)
+        m_star = bank[int(dists.argmin())].double()
+        support = ((bank.double() - m_star) ** 2).sum(1).argsort()[:b]
+        d = [float(((bank[j].double() - m_test) ** 2).sum()) for j in support]
+        d = [math.sqrt(x) for x in d] if distance == "euclidean" else d
+        weight = 1 - math.exp(d[0]) / sum(math.exp(x) for x in d)
+        out.append(weight * float(scores[top]))
+    return torch.tensor(out)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared"])
+@pytest.mark.parametrize("b", [1, 3, 9])
+def test_eq7_matches_hand_computation(distance, b):
+    bank, test = random(120, 6, seed=5) * 0.3, random(4, 10, 6, seed=6) * 0.3
+    index = NearestNeighbours(bank, backend="torch")
+    squared, nearest = index.search(test.reshape(-1, 6), 1)
+    patch_scores = to_distance(squared[:, 0], distance).reshape(4, 10)
+    got = reweighted_image_scores(patch_scores, nearest[:, 0].reshape(4, 10), test, index, b, distance)
+    if b == 1:
+        expected = patch_scores.amax(1)
+    else:
+        expected = eq7_by_hand(patch_scores, test, bank, b, distance).float()
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, sigma", [((2, 40, 40), 4.0), ((1, 9, 7), 4.0), ((3, 30, 20), 1.5)])
+def test_gaussian_blur_matches_scipy(shape, sigma):
+    maps = random(*shape, seed=7)
+    expected = np.stack([gaussian_filter(m.double().numpy(), sigma=sigma) for m in maps])
+    torch.testing.assert_close(gaussian_blur(maps.double(), sigma), torch.from_numpy(expected))
+
+
+def test_anomaly_maps_are_upsampled_then_blurred_as_officially():
+    scores = random(2, 28 * 28, seed=8).abs()
+    maps = anomaly_maps(scores, (28, 28), 224, sigma=4.0)
+    upsampled = F.interpolate(scores.reshape(2, 1, 28, 28), size=224, mode="bilinear", align_corners=False)
+    expected = np.stack([gaussian_filter(m[0].numpy(), sigma=4) for m in upsampled])
+    assert maps.shape == (2, 224, 224)
+    torch.testing.assert_close(maps, torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
