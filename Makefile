@@ -24,8 +24,8 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 # The embedded benchmark (MVTec AD layout), deterministic: re-made only when the generator changes.
-data: data/synthetic/SOURCES.md
-data/synthetic/SOURCES.md: adlib/synth.py | $(STAMP)
+data: data/synthetic/README.md
+data/synthetic/README.md: adlib/synth.py | $(STAMP)
 	$(BIN)/python -m adlib.synth --out data/synthetic
 
 test: $(STAMP)

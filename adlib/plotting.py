@@ -1,0 +1,161 @@
+"""One plot style for the project.
+
+Every figure adlib draws goes through this module so that they all look alike: the same fonts,
+sizes, colours and save settings (`STYLE`, `save_figure`). Core modules never import it; matplotlib
+is imported inside the functions (Agg backend), so importing adlib stays cheap and headless.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+#: matplotlib rcParams shared by every adlib figure.
+STYLE: dict[str, object] = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "image.interpolation": "nearest",
+}
+
+#: Colour of ground-truth outlines (and anything marking "this is the defect"): cyan, drawn over a
+#: dark halo, stands out on red brick, grey textures, white objects and heat maps alike.
+MASK_COLOR = "#00e5ff"
+MASK_HALO = "#101010"
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, out: Path, dpi: int = 110) -> Path:
+    """Save `fig` to `out` atomically (temporary file in the same folder, then os.replace), close it,
+    and return the path. The format follows the suffix of `out`."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", pad_inches=0.05, metadata=_no_metadata(out.suffix))
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+        _pyplot().close(fig)
+    return out
+
+
+def _no_metadata(suffix: str) -> dict[str, None] | None:
+    """Metadata that keeps saved files reproducible (no software/date stamps where supported)."""
+    if suffix.lower() == ".png":
+        return {"Software": None}
+    if suffix.lower() == ".pdf":
+        return {"Creator": None, "Producer": None, "CreationDate": None}
+    return None
+
+
+def draw_mask_outline(ax, mask: np.ndarray, margin: int = 3) -> None:
+    """Outline a binary ground-truth mask on `ax` in the project's mask colour, over a dark halo.
+
+    The outline runs `margin` pixels outside the mask so that it surrounds thin defects (scratches,
+    cracks) instead of hiding them."""
+    if margin > 0:
+        from scipy import ndimage
+
+        mask = ndimage.binary_dilation(mask, iterations=margin)
+    ax.contour(mask, levels=[0.5], colors=MASK_HALO, linewidths=2.0, alpha=0.8)
+    ax.contour(mask, levels=[0.5], colors=MASK_COLOR, linewidths=1.0)
+
+
+def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+
+
+def _mask_for(root: Path, category: str, defect: str, image: Path) -> Path | None:
+    """The MVTec ground-truth mask of a test image, if there is one."""
+    for suffix in (".png", image.suffix):
+        mask = root / category / "ground_truth" / defect / f"{image.stem}_mask{suffix}"
+        if mask.exists():
+            return mask
+    return None
+
+
+def _pick_panels(root: Path, category: str, per_category: int, n_good: int) -> list[tuple[str, Path]]:
+    """(label, image) pairs: `n_good` good images, then defective ones cycling over the defect types."""
+    test = root / category / "test"
+    good = _images(test / "good") or _images(root / category / "train" / "good")
+    panels = [("good", p) for p in good[:n_good]]
+    defects = sorted(d.name for d in test.iterdir() if d.is_dir() and d.name != "good") if test.is_dir() else []
+    listed = {d: _images(test / d) for d in defects}
+    rank = 0
+    while len(panels) < per_category and any(len(v) > rank for v in listed.values()):
+        for d in defects:
+            if len(panels) < per_category and len(listed[d]) > rank:
+                # Spread picks over each type's images instead of always its first.
+                files = listed[d]
+                panels.append((d, files[(rank * 7 + 3) % len(files)] if rank else files[len(files) // 2]))
+        rank += 1
+    return panels
+
+
+def benchmark_overview(
+    root: Path, out: Path, per_category: int = 7, categories: Sequence[str] | None = None, n_good: int = 2
+) -> Path:
+    """Contact sheet of a data set in the MVTec AD layout: one row per category with `n_good` good test
+    images and defective ones (cycling over the defect types) with their ground-truth outlines.
+
+    Reads the files directly (any MVTec-layout folder works); writes a PNG atomically and returns `out`.
+    """
+    root = Path(root)
+    if per_category < 1 or n_good < 0:
+        raise ValueError(f"per_category must be >= 1 and n_good >= 0, got {per_category}, {n_good}")
+    if categories is None:
+        categories = sorted(p.name for p in root.iterdir() if (p / "test").is_dir()) if root.is_dir() else []
+    categories = list(categories)
+    missing = [c for c in categories if not (root / c / "test").is_dir()]
+    if missing or not categories:
+        raise FileNotFoundError(f"no MVTec-layout category {missing or ''} under {root}")
+    plt = _pyplot()
+    rows = [(c, _pick_panels(root, c, per_category, n_good)) for c in categories]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            len(rows), per_category, figsize=(1.75 * per_category, 1.9 * len(rows)), squeeze=False
+        )
+        for r, (category, panels) in enumerate(rows):
+            for c in range(per_category):
+                ax = axes[r][c]
+                ax.set_axis_off()
+                if c >= len(panels):
+                    continue
+                label, path = panels[c]
+                image = Image.open(path)
+                gray = image.mode in ("L", "I;16", "I")
+                ax.imshow(np.asarray(image.convert("L" if gray else "RGB")), cmap="gray" if gray else None,
+                          vmin=0, vmax=255, interpolation="antialiased")
+                mask_path = _mask_for(root, category, label, path) if label != "good" else None
+                if mask_path is not None:
+                    mask = np.asarray(Image.open(mask_path).convert("L")) > 127
+                    if mask.any():
+                        draw_mask_outline(ax, mask)
+                title = f"{category}: {label}" if c == 0 else label
+                ax.set_title(title, fontsize=8, color="black" if label == "good" else "#b00000", pad=2)
+        fig.subplots_adjust(wspace=0.04, hspace=0.16)
+        return save_figure(fig, out, dpi=110)
