@@ -1,0 +1,162 @@
+"""Coreset samplers against the official-style loop and against slow, obvious greedy k-center code."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from adlib.reference import official_greedy_coreset
+from adlib.sampling import ApproximateGreedyCoreset, ExactGreedyCoreset, RandomSubset, coreset_size
+
+SAMPLERS = [
+    ApproximateGreedyCoreset(),
+    ApproximateGreedyCoreset(projection_dim=8, start_points=3),
+    ExactGreedyCoreset(),
+    RandomSubset(),
+]
+
+
+def bank(rows, dims, seed=0, dtype=torch.float32):
+    return torch.randn(rows, dims, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def obvious_greedy(points, n, initial):
+    """Greedy k-center by definition: each pick is the first row farthest from (initial, earlier picks)."""
+    picks = []
+    for _ in range(n):
+        def distance_to_coreset(i):
+            return min([initial[i]] + [math.dist(points[i], points[j]) for j in picks])
+
+        picks.append(max(range(len(points)), key=distance_to_coreset))
+    return picks
+
+
+@pytest.mark.parametrize("dims", [64, 200])  # 64 <= 128: no projection; 200: projected to 128
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_approximate_matches_official_loop(dims, seed):
+    features = bank(500, dims, seed)
+    fast = ApproximateGreedyCoreset().select(features, 50, seed)
+    assert torch.equal(fast, official_greedy_coreset(features, 50, seed))
+
+
+@pytest.mark.parametrize("projection_dim, start_points", [(16, 3), (32, 1), (128, 600)])
+def test_settings_reach_the_code(projection_dim, start_points):
+    features = bank(400, 48, seed=3)
+    sampler = ApproximateGreedyCoreset(projection_dim=projection_dim, start_points=start_points)
+    expected = official_greedy_coreset(features, 40, 7, projection_dim=projection_dim, start_points=start_points)
+    assert torch.equal(sampler.select(features, 40, 7), expected)
+
+
+def test_projection_in_chunks_matches_official_loop():
+    features = bank(20_000, 160, seed=4)  # more rows than one projection chunk
+    assert torch.equal(ApproximateGreedyCoreset().select(features, 10, 5), official_greedy_coreset(features, 10, 5))
+
+
+def test_half_precision_is_computed_in_float32():
+    features = bank(300, 200, seed=6).bfloat16()
+    sampler = ApproximateGreedyCoreset()
+    assert torch.equal(sampler.select(features, 30, 1), sampler.select(features.float(), 30, 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_approximate_is_greedy_k_center(dtype, seed):
+    points = bank(30, 2, seed, dtype)
+    rows = points.double().tolist()
+    initial = [np.mean([math.dist(p, q) for q in rows]) for p in rows]  # start points = all 30 rows
+    picks = ApproximateGreedyCoreset(start_points=30).select(points, 12, seed)
+    assert picks.tolist() == obvious_greedy(rows, 12, initial)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exact_is_official_greedy(dtype, seed):
+    points = bank(30, 5, seed, dtype)
+    rows = points.double().tolist()
+    # the official start: each row's distance is the norm of its row of the distance matrix
+    initial = [math.sqrt(sum(math.dist(p, q) ** 2 for q in rows)) for p in rows]
+    picks = ExactGreedyCoreset().select(points, 12, seed)
+    assert picks.tolist() == obvious_greedy(rows, 12, initial)
+
+
+def test_exact_refuses_a_matrix_over_max_bytes():
+    ExactGreedyCoreset(max_bytes=5 * 5 * 4).select(bank(5, 3), 2, 0)  # exactly at the limit: fine
+    with pytest.raises(ValueError, match=r"6 x 6 distance matrix.*ApproximateGreedyCoreset"):
+        ExactGreedyCoreset(max_bytes=5 * 5 * 4).select(bank(6, 3), 2, 0)
+
+
+def test_random_subset_is_seeded():
+    features = bank(1000, 4)
+    first = RandomSubset().select(features, 100, 3)
+    assert torch.equal(first, RandomSubset().select(features, 100, 3))
+    assert len(set(first.tolist())) == 100
+    assert not torch.equal(first, RandomSubset().select(features, 100, 4))
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+def test_indices_are_unique_rows_and_deterministic(sampler):
+    features = bank(300, 150, seed=8)
+    picks = sampler.select(features, 60, 11)
+    assert picks.dtype == torch.int64 and picks.device.type == "cpu" and picks.shape == (60,)
+    assert len(set(picks.tolist())) == 60 and 0 <= picks.min() and picks.max() < 300
+    assert torch.equal(picks, sampler.select(features, 60, 11))
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+def test_features_that_require_grad(sampler):
+    features = bank(100, 150).requires_grad_()
+    assert torch.equal(sampler.select(features, 10, 0), sampler.select(features.detach(), 10, 0))
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+def test_whole_bank_with_duplicate_rows(sampler):
+    features = bank(10, 3).repeat(3, 1)  # every row three times: distances reach 0 before the end
+    assert sorted(sampler.select(features, 30, 0).tolist()) == list(range(30))
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+def test_global_rng_state_is_untouched(sampler):
+    state = torch.get_rng_state()
+    sampler.select(bank(200, 150), 20, 5)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+def test_refuses_bad_sizes(sampler):
+    features = bank(10, 3)
+    with pytest.raises(ValueError, match="coreset larger than the bank"):
+        sampler.select(features, 11, 0)
+    with pytest.raises(ValueError, match="at least one row"):
+        sampler.select(features, 0, 0)
+    with pytest.raises(ValueError, match=r"bank \[N, D\]"):
+        sampler.select(features[None], 2, 0)
+
+
+def test_refuses_bad_settings():
+    with pytest.raises(ValueError, match="projection_dim"):
+        ApproximateGreedyCoreset(projection_dim=0)
+    with pytest.raises(ValueError, match="start_points"):
+        ApproximateGreedyCoreset(start_points=0)
+    with pytest.raises(ValueError, match="max_bytes"):
+        ExactGreedyCoreset(max_bytes=0)
+
+
+def test_coreset_size():
+    assert coreset_size(157_000, 0.1) == 15_700
+    assert coreset_size(784, 0.01) == 7
+    assert coreset_size(10, 1.0) == 10
+    for ratio in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"ratio=.* must be in \(0, 1\]"):
+            coreset_size(100, ratio)
+    with pytest.raises(ValueError, match="ratio=0.001 too small for N=784 patches"):
+        coreset_size(784, 0.001)
+    with pytest.raises(ValueError, match="empty"):
+        coreset_size(0, 0.1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    features = bank(2000, 256, seed=9, dtype=torch.float64)
+    for sampler in SAMPLERS:
+        assert torch.equal(sampler.select(features.cuda(), 100, 2), sampler.select(features, 100, 2))
