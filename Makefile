@@ -28,8 +28,10 @@ data: data/synthetic/README.md
 data/synthetic/README.md: adlib/synth.py | $(STAMP)
 	$(BIN)/python -m adlib.synth --out data/synthetic
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+# Unit and end-to-end tests, then every notebook in quick mode under nbval (prepared by papermill).
+test: $(STAMP) data
+	$(BIN)/python scripts/prepare_notebooks.py --data $(DATA) --out build/nbval
+	$(BIN)/python -m pytest tests build/nbval --nbval-lax --nbval-kernel-name adlib
 
 reproduce: $(STAMP) data
 	$(BIN)/python scripts/reproduce.py --profile $(PROFILE) --data $(DATA) $(if $(NB),--notebook $(NB))

@@ -159,3 +159,54 @@ def benchmark_overview(
                 ax.set_title(title, fontsize=8, color="black" if label == "good" else "#b00000", pad=2)
         fig.subplots_adjust(wspace=0.04, hspace=0.16)
         return save_figure(fig, out, dpi=110)
+
+
+def _display_image(path: Path, prep) -> np.ndarray:
+    """The image as the model saw it (resized and cropped), in [0, 1] for display."""
+    from adlib.data import read_image
+
+    image = read_image(path, prep).numpy().transpose(1, 2, 0)
+    return np.clip(image * np.array(prep.std) + np.array(prep.mean), 0, 1)
+
+
+def _spread(indices: Sequence[int], count: int) -> list[int]:
+    """`count` indices spread evenly over `indices`."""
+    if count >= len(indices):
+        return list(indices)
+    return [indices[round(i * (len(indices) - 1) / max(count - 1, 1))] for i in range(count)]
+
+
+def heatmap_overlays(result, prep, out: Path, count: int = 8) -> Path:
+    """Test images (top) and their anomaly maps over them (bottom), ground truth outlined.
+
+    `result` is an `adlib.experiment.CategoryResult`, `prep` the preprocessing the model used. Picks
+    about three quarters defective and one quarter good images; all maps share one colour scale, so a
+    brighter map means a higher anomaly score.
+    """
+    plt = _pyplot()
+    test = result.category.test
+    anomalous = [i for i, sample in enumerate(test) if sample.label == 1]
+    good = [i for i, sample in enumerate(test) if sample.label == 0]
+    n_bad = min(len(anomalous), max(count - max(count // 4, 1), count - len(good)))
+    chosen = _spread(anomalous, n_bad) + _spread(good, count - n_bad)
+    maps = result.scores.maps.numpy()
+    vmin, vmax = float(maps.min()), float(np.quantile(maps, 0.999))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, len(chosen), figsize=(1.9 * len(chosen), 4.1), squeeze=False)
+        for column, index in enumerate(chosen):
+            sample, mask = test[index], result.masks[index].numpy()
+            image = _display_image(sample.image, prep)
+            top, bottom = axes[0, column], axes[1, column]
+            top.imshow(image)
+            bottom.imshow(image)
+            heat = bottom.imshow(maps[index], cmap="inferno", vmin=vmin, vmax=vmax, alpha=0.55)
+            for ax in (top, bottom):
+                if mask.any():
+                    draw_mask_outline(ax, mask)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            top.set_title(sample.defect, color="#b00020" if sample.label else "black")
+            bottom.set_title(f"score {float(result.scores.image[index]):.3g}")
+        fig.colorbar(heat, ax=axes[1, :].tolist(), shrink=0.8, label="anomaly score")
+        fig.suptitle(f"{result.category.name}: test images and anomaly maps", y=1.0)
+        return save_figure(fig, out)

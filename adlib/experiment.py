@@ -1,0 +1,112 @@
+"""Run a detector over categories and seeds and collect one tidy table of results.
+
+One row per (category, method, seed, metric); the settings that made a row are columns too, so tables
+from several runs concatenate and pivot cleanly. Backbone features come from the on-disk cache, so a
+grid of settings over the same images costs one feature extraction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from adlib.data import Category, load_category, read_mask
+from adlib.methods import PatchCore, PatchCoreSettings
+from adlib.metrics import image_auroc, pixel_auroc, pro
+from adlib.scoring import Scores
+
+METRICS = ("image_auroc", "pixel_auroc", "pro", "fit_seconds", "predict_seconds_per_image")
+
+
+@dataclass(frozen=True)
+class CategoryResult:
+    """A fitted model's scores on one category's test set, with the numbers that summarise them."""
+
+    category: Category
+    model: PatchCore
+    scores: Scores
+    masks: torch.Tensor  # [N, crop, crop] bool
+    metrics: dict[str, float]
+
+
+def ground_truth(category: Category, crop_settings: PatchCoreSettings) -> torch.Tensor:
+    """The test masks with the model's preprocessing, [N, crop, crop] bool."""
+    prep = crop_settings.features.preprocessing
+    return torch.stack([read_mask(sample, prep) for sample in category.test])
+
+
+def evaluate(
+    category: Category,
+    settings: PatchCoreSettings,
+    device: torch.device | str | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> CategoryResult:
+    """Fits PatchCore on the category's training images and scores its test images."""
+    model = PatchCore(settings, device=device, cache_dir=cache_dir)
+    start = time.perf_counter()
+    model.fit(category.train, progress)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = model.predict(category.test, progress)
+    predict_seconds = time.perf_counter() - start
+    masks = ground_truth(category, settings)
+    labels = torch.tensor([sample.label for sample in category.test])
+    metrics = {
+        "image_auroc": image_auroc(labels.numpy(), scores.image.numpy()),
+        "pixel_auroc": pixel_auroc(masks.numpy(), scores.maps.numpy()),
+        "pro": pro(masks.numpy(), scores.maps.numpy(), anomalous_only=True),
+        "fit_seconds": fit_seconds,
+        "predict_seconds_per_image": predict_seconds / len(category.test),
+    }
+    return CategoryResult(category, model, scores, masks, metrics)
+
+
+def settings_columns(settings: PatchCoreSettings) -> dict[str, object]:
+    """The settings as flat columns (nested fields joined with '.')."""
+    flat = pd.json_normalize(settings.to_dict()).iloc[0].to_dict()
+    return {key: (", ".join(map(str, value)) if isinstance(value, list) else value) for key, value in flat.items()}
+
+
+def result_rows(category: str, method: str, settings: PatchCoreSettings, metrics: dict[str, float]) -> list[dict]:
+    """Tidy rows for one evaluation: one per metric, the settings as columns."""
+    columns = settings_columns(settings)
+    return [
+        {"category": category, "method": method, **columns, "metric": metric, "value": value}
+        for metric, value in metrics.items()
+    ]
+
+
+def run(
+    data_root: Path,
+    categories: Sequence[str],
+    settings: PatchCoreSettings,
+    seeds: Sequence[int] = (0,),
+    method: str = "patchcore",
+    device: torch.device | str | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """A tidy DataFrame: one row per (category, method, seed, metric), with the settings as columns."""
+    rows = []
+    for name in categories:
+        category = load_category(data_root, name)
+        for seed in seeds:
+            seeded = dataclasses.replace(settings, seed=seed)
+            result = evaluate(category, seeded, device=device, cache_dir=cache_dir, progress=progress)
+            rows += result_rows(name, method, seeded, result.metrics)
+    return pd.DataFrame(rows)
+
+
+def summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Categories x metrics (mean over seeds), with a mean row: the table the CLI prints."""
+    table = results.pivot_table(index="category", columns="metric", values="value", aggfunc="mean")
+    table = table[[metric for metric in METRICS if metric in table.columns]]
+    table.loc["mean"] = table.mean()
+    return table

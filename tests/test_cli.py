@@ -1,0 +1,63 @@
+"""The command line and every `python -m adlib` command the README shows."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adlib.__main__ import build_parser, main, settings_from_args
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_help_lists_every_option():
+    out = subprocess.run([sys.executable, "-m", "adlib", "run", "--help"], capture_output=True, text=True, check=True)
+    for option in ("--data", "--categories", "--method", "--coreset", "--sampler", "--distance", "--reweight",
+                   "--weights", "--backbone", "--layers", "--patch-size", "--seeds", "--out", "--heatmaps"):
+        assert option in out.stdout
+
+
+def test_run_writes_table_csv_and_heatmaps(tiny_benchmark, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "results"
+    main(["run", "--data", str(tiny_benchmark), "--categories", "brick", "pill", "--backbone", "resnet18",
+          "--weights", "none", "--coreset", "0.2", "--seeds", "0", "1", "--out", str(out), "--heatmaps", "4",
+          "--no-progress", "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert "image_auroc" in printed and "brick" in printed and "mean" in printed
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["category"]) == {"brick", "pill"} and set(results["seed"]) == {0, 1}
+    assert set(results["metric"]) >= {"image_auroc", "pixel_auroc", "pro", "fit_seconds"}
+    assert (results["coreset_ratio"] == 0.2).all() and (results["features.weights"].isna()).all()
+    assert (out / "heatmaps" / "brick.png").stat().st_size > 10_000
+
+
+def test_bad_settings_fail_with_the_setting_named():
+    args = build_parser().parse_args(["run", "--coreset", "1.5"])
+    with pytest.raises(ValueError, match="coreset_ratio"):
+        settings_from_args(args)
+    args = build_parser().parse_args(["run", "--init-seed", "3"])
+    with pytest.raises(ValueError, match="init_seed"):
+        settings_from_args(args)
+
+
+def readme_commands() -> list[str]:
+    text = README.read_text()
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line.startswith("python -m adlib ")]
+
+
+def test_readme_shows_cli_commands():
+    assert readme_commands(), "the README should show how to run the CLI"
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_readme_cli_commands_parse_into_valid_settings(command):
+    """Every documented `python -m adlib run` line names real options with valid values."""
+    argv = command.split()[3:]
+    args = build_parser().parse_args(argv)
+    settings_from_args(args)

@@ -1,0 +1,99 @@
+"""PatchCore end to end on a tiny benchmark, against a brute-force composition of its steps."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
+
+from adlib.data import load_category
+from adlib.methods import PatchCore, PatchCoreSettings
+
+
+@pytest.fixture
+def category(tiny_benchmark):
+    return load_category(tiny_benchmark, "pill")
+
+
+def brute_force_scores(model: PatchCore, test):
+    """Max over patches of the Euclidean distance to the nearest bank feature; upsampled, blurred maps."""
+    embedding = model.extractor.embed(test, progress=False)
+    distances = torch.cdist(embedding.features.double(), model.bank.double()).amin(-1)  # [N, P]
+    grid = embedding.grid
+    crop = model.settings.features.preprocessing.crop
+    up = F.interpolate(distances.reshape(-1, 1, *grid), size=crop, mode="bilinear", align_corners=False)
+    maps = np.stack([gaussian_filter(m[0].numpy(), sigma=4) for m in up])
+    return distances.amax(1), torch.from_numpy(maps)
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_patchcore_matches_brute_force(category, small_features, tmp_path, backend):
+    settings = PatchCoreSettings(features=small_features, coreset_ratio=0.25, reweight_neighbours=1)
+    model = PatchCore(settings, device="cpu", cache_dir=tmp_path, backend=backend).fit(category.train, progress=False)
+    patches = len(category.train) * model.grid[0] * model.grid[1]
+    assert model.bank.shape == (int(patches * 0.25), 64)
+    scores = model.predict(category.test, progress=False)
+    image, maps = brute_force_scores(model, category.test)
+    assert scores.image.shape == (len(category.test),) and scores.maps.shape == (len(category.test), 64, 64)
+    torch.testing.assert_close(scores.image.double(), image, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(scores.maps.double(), maps, rtol=1e-4, atol=1e-4)
+
+
+def test_full_bank_keeps_every_patch(category, small_features, tmp_path):
+    settings = PatchCoreSettings(features=small_features, coreset_ratio=1.0)
+    model = PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
+    embedding = model.extractor.embed(category.train, progress=False)
+    assert torch.equal(model.bank, embedding.features.reshape(-1, 64))
+
+
+def test_settings_reach_the_scores(category, small_features, tmp_path):
+    base = PatchCoreSettings(features=small_features, coreset_ratio=0.25)
+    reference = PatchCore(base, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
+    reference = reference.predict(category.test, progress=False)
+    changes = {
+        "coreset_ratio": 0.5,
+        "sampler": "random",
+        "distance": "squared",
+        "reweight_neighbours": 1,
+        "blur_sigma": 0.0,
+        "seed": 1,
+        "features": dataclasses.replace(small_features, patch_size=1),
+    }
+    for name, value in changes.items():
+        model = PatchCore(dataclasses.replace(base, **{name: value}), device="cpu", cache_dir=tmp_path)
+        scores = model.fit(category.train, progress=False).predict(category.test, progress=False)
+        changed = not torch.allclose(scores.image, reference.image) or not torch.allclose(scores.maps, reference.maps)
+        assert changed, f"setting {name}={value!r} did not change the scores"
+
+
+def test_save_load_round_trip_and_refusals(category, small_features, tmp_path):
+    settings = PatchCoreSettings(features=small_features, coreset_ratio=0.25)
+    model = PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = PatchCore.load(path, settings, device="cpu", cache_dir=tmp_path)
+    assert torch.equal(loaded.bank, model.bank) and loaded.grid == model.grid
+    a, b = model.predict(category.test, progress=False), loaded.predict(category.test, progress=False)
+    assert torch.equal(a.image, b.image) and torch.equal(a.maps, b.maps)
+
+    other = dataclasses.replace(settings, coreset_ratio=0.5)
+    with pytest.raises(ValueError, match=r"other settings.*coreset_ratio: 0\.5 asked, 0\.25 in the file"):
+        PatchCore.load(path, other, device="cpu")
+    state = torch.load(path, weights_only=True)
+    state["format"] = 99
+    torch.save(state, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match="format 99.*upgrade adlib"):
+        PatchCore.load(tmp_path / "newer.pt", device="cpu")
+    (tmp_path / "broken.pt").write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ValueError, match="broken.pt.*not a readable"):
+        PatchCore.load(tmp_path / "broken.pt", device="cpu")
+
+
+def test_misuse_is_explained(category, small_features):
+    with pytest.raises(RuntimeError, match="before fit"):
+        PatchCore(PatchCoreSettings(features=small_features), device="cpu").predict(category.test)
+    for bad in ({"coreset_ratio": 0.0}, {"coreset_ratio": 1.5}, {"sampler": "kmeans++"}, {"reweight_neighbours": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            PatchCoreSettings(features=small_features, **bad)
