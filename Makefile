@@ -39,8 +39,10 @@ reproduce: $(STAMP) data
 lab: $(STAMP) data
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
+# Speed reports (medians, ratios against reference loops measured in the same run): figures/bench_*.md
 bench: $(STAMP) data
 	$(BIN)/python benchmarks/features.py --data $(DATA) --out figures/bench_features.md
+	$(BIN)/python benchmarks/coreset_search.py --out figures/bench_coreset.md
 
 # Re-pin requirements.lock from a working virtualenv (after changing a dependency on purpose).
 lock: $(STAMP)

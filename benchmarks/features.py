@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
-import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -24,37 +21,7 @@ from adlib.features import FeatureExtractor, profile_settings
 from adlib.files import atomic_write_bytes
 from adlib.patches import locally_aware_features
 from adlib.reference import official_patch_features
-
-
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    run()  # warm-up: allocator, thread pool, lazy initialisation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def machine() -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    try:
-        import faiss
-
-        faiss_version = faiss.__version__
-    except ImportError:
-        faiss_version = "not installed"
-    return {
-        "cpu": cpu,
-        "torch threads": str(torch.get_num_threads()),
-        "torch": torch.__version__,
-        "faiss": faiss_version,
-        "python": platform.python_version(),
-    }
+from common import machine, median_seconds
 
 
 @torch.inference_mode()
