@@ -32,9 +32,6 @@ STYLE: dict[str, object] = {
 MASK_COLOR = "#00e5ff"
 MASK_HALO = "#101010"
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
 def _pyplot():
     """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
@@ -83,35 +80,22 @@ def draw_mask_outline(ax, mask: np.ndarray, margin: int = 3) -> None:
     ax.contour(mask, levels=[0.5], colors=MASK_COLOR, linewidths=1.0)
 
 
-def _images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-
-
-def _mask_for(root: Path, category: str, defect: str, image: Path) -> Path | None:
-    """The MVTec ground-truth mask of a test image, if there is one."""
-    for suffix in (".png", image.suffix):
-        mask = root / category / "ground_truth" / defect / f"{image.stem}_mask{suffix}"
-        if mask.exists():
-            return mask
-    return None
-
-
-def _pick_panels(root: Path, category: str, per_category: int, n_good: int) -> list[tuple[str, Path]]:
-    """(label, image) pairs: `n_good` good images, then defective ones cycling over the defect types."""
-    test = root / category / "test"
-    good = _images(test / "good") or _images(root / category / "train" / "good")
-    panels = [("good", p) for p in good[:n_good]]
-    defects = sorted(d.name for d in test.iterdir() if d.is_dir() and d.name != "good") if test.is_dir() else []
-    listed = {d: _images(test / d) for d in defects}
+def _pick_panels(category, per_category: int, n_good: int) -> list:
+    """Samples: `n_good` good test images, then defective ones cycling over the defect types."""
+    good = [s for s in category.test if s.label == 0] or list(category.train)
+    panels = good[:n_good]
+    listed: dict[str, list] = {}
+    for sample in category.test:
+        if sample.label == 1:
+            listed.setdefault(sample.defect, []).append(sample)
+    defects = sorted(listed)
     rank = 0
     while len(panels) < per_category and any(len(v) > rank for v in listed.values()):
         for d in defects:
             if len(panels) < per_category and len(listed[d]) > rank:
                 # Spread picks over each type's images instead of always its first.
                 files = listed[d]
-                panels.append((d, files[(rank * 7 + 3) % len(files)] if rank else files[len(files) // 2]))
+                panels.append(files[(rank * 7 + 3) % len(files)] if rank else files[len(files) // 2])
         rank += 1
     return panels
 
@@ -122,19 +106,16 @@ def benchmark_overview(
     """Contact sheet of a data set in the MVTec AD layout: one row per category with `n_good` good test
     images and defective ones (cycling over the defect types) with their ground-truth outlines.
 
-    Reads the files directly (any MVTec-layout folder works); writes a PNG atomically and returns `out`.
+    Reads any folder `adlib.data` reads (MVTec AD, LOCO, BTAD layouts); writes a PNG atomically and
+    returns `out`.
     """
-    root = Path(root)
+    from adlib.data import list_categories, load_category
+
     if per_category < 1 or n_good < 0:
         raise ValueError(f"per_category must be >= 1 and n_good >= 0, got {per_category}, {n_good}")
-    if categories is None:
-        categories = sorted(p.name for p in root.iterdir() if (p / "test").is_dir()) if root.is_dir() else []
-    categories = list(categories)
-    missing = [c for c in categories if not (root / c / "test").is_dir()]
-    if missing or not categories:
-        raise FileNotFoundError(f"no MVTec-layout category {missing or ''} under {root}")
+    names = list(categories) if categories is not None else list_categories(root)
     plt = _pyplot()
-    rows = [(c, _pick_panels(root, c, per_category, n_good)) for c in categories]
+    rows = [(name, _pick_panels(load_category(root, name), per_category, n_good)) for name in names]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
             len(rows), per_category, figsize=(1.75 * per_category, 1.9 * len(rows)), squeeze=False
@@ -145,18 +126,16 @@ def benchmark_overview(
                 ax.set_axis_off()
                 if c >= len(panels):
                     continue
-                label, path = panels[c]
-                image = Image.open(path)
+                sample = panels[c]
+                image = Image.open(sample.image)
                 gray = image.mode in ("L", "I;16", "I")
                 ax.imshow(np.asarray(image.convert("L" if gray else "RGB")), cmap="gray" if gray else None,
                           vmin=0, vmax=255, interpolation="antialiased")
-                mask_path = _mask_for(root, category, label, path) if label != "good" else None
-                if mask_path is not None:
-                    mask = np.asarray(Image.open(mask_path).convert("L")) > 127
-                    if mask.any():
-                        draw_mask_outline(ax, mask)
-                title = f"{category}: {label}" if c == 0 else label
-                ax.set_title(title, fontsize=8, color="black" if label == "good" else "#b00000", pad=2)
+                masks = [np.asarray(Image.open(path).convert("L")) > 0 for path in sample.masks]
+                if masks and np.logical_or.reduce(masks).any():
+                    draw_mask_outline(ax, np.logical_or.reduce(masks))
+                title = f"{category}: {sample.defect}" if c == 0 else sample.defect
+                ax.set_title(title, fontsize=8, color="black" if sample.label == 0 else "#b00000", pad=2)
         fig.subplots_adjust(wspace=0.04, hspace=0.16)
         return save_figure(fig, out, dpi=110)
 
