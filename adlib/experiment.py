@@ -35,9 +35,9 @@ class CategoryResult:
     metrics: dict[str, float]
 
 
-def ground_truth(category: Category, crop_settings: PatchCoreSettings) -> torch.Tensor:
+def ground_truth(category: Category, settings: PatchCoreSettings) -> torch.Tensor:
     """The test masks with the model's preprocessing, [N, crop, crop] bool."""
-    prep = crop_settings.features.preprocessing
+    prep = settings.features.preprocessing
     return torch.stack([read_mask(sample, prep) for sample in category.test])
 
 
