@@ -13,6 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 PROFILE_DATA = {"synthetic": "data/synthetic"}
+# What each method changes in PatchCore's settings; explicit options override these.
+METHOD_PRESETS = {
+    "patchcore": {},
+    "improved-patchcore": {"sampler": "kmeans", "distance": "cosine", "reweight_neighbours": 1},
+    "softpatch": {"denoise": "lof"},
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", type=Path, help="data root in the MVTec AD (or LOCO/BTAD) layout; "
                      "default: data/synthetic for the synthetic profile")
     run.add_argument("--categories", nargs="+", help="categories to run (default: all under --data)")
-    run.add_argument("--method", default="patchcore", choices=["patchcore"], help="detector")
+    run.add_argument("--method", default="patchcore", choices=list(METHOD_PRESETS),
+                     help="detector: improved-patchcore = K-means bank + cosine scores; softpatch = LOF denoising "
+                          "with soft weights (each only changes the options below it sets)")
     run.add_argument("--profile", default="synthetic", choices=PROFILES,
                      help="feature defaults: synthetic = EfficientNet-Lite0, paper = WideResNet-50, 256->224")
     run.add_argument("--backbone", choices=BACKBONES, help="override the profile's backbone")
@@ -42,11 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--layers", nargs="+", help="backbone layers (default: layer2 layer3)")
     run.add_argument("--patch-size", type=int, default=3, help="neighbourhood size p of the local aggregation")
     run.add_argument("--coreset", type=float, default=0.1, help="memory bank size as a share of all patches")
-    run.add_argument("--sampler", default="approximate_greedy", choices=list(SAMPLERS), help="coreset sampler")
-    run.add_argument("--distance", default="euclidean", choices=DISTANCES,
-                     help="patch score: euclidean (paper) or squared (official code)")
-    run.add_argument("--reweight", type=int, default=9,
-                     help="b of the paper's Eq. 7 image score; 1 = plain maximum (official code)")
+    run.add_argument("--sampler", choices=list(SAMPLERS),
+                     help="memory bank: approximate_greedy (PatchCore, default), exact_greedy, random, kmeans (KC)")
+    run.add_argument("--distance", choices=DISTANCES,
+                     help="patch score: euclidean (paper, default), squared (official code), cosine (KC)")
+    run.add_argument("--top-k", type=int, default=1, help="with --distance cosine: average over the top k bank features")
+    run.add_argument("--reweight", type=int,
+                     help="b of the paper's Eq. 7 image score (default 9; 1 = plain maximum, official code and KC)")
+    run.add_argument("--denoise", choices=["nearest", "gaussian", "lof"],
+                     help="SoftPatch outlier score per position (softpatch: lof); none for the others")
+    run.add_argument("--tau", type=float, default=0.15, help="SoftPatch: share of training patches dropped")
+    run.add_argument("--lof-k", type=int, default=6, help="SoftPatch: LOF neighbours")
+    run.add_argument("--no-soft-weight", action="store_true", help="SoftPatch: drop patches but keep no soft weights")
     run.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="backbone precision")
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (the coreset's projection and starts)")
     run.add_argument("--backend", default="auto", choices=BACKENDS, help="nearest-neighbour search")
@@ -69,12 +84,18 @@ def settings_from_args(args: argparse.Namespace):
     if args.layers:
         changes["layers"] = tuple(args.layers)
     features = dataclasses.replace(features, **changes)
+    values = dict(METHOD_PRESETS[args.method])
+    explicit = {"sampler": args.sampler, "distance": args.distance, "reweight_neighbours": args.reweight,
+                "denoise": args.denoise}
+    values.update({name: value for name, value in explicit.items() if value is not None})
     return PatchCoreSettings(
         features=features,
         coreset_ratio=args.coreset,
-        sampler=args.sampler,
-        distance=args.distance,
-        reweight_neighbours=args.reweight,
+        top_k=args.top_k,
+        tau=args.tau,
+        lof_k=args.lof_k,
+        soft_weight=not args.no_soft_weight,
+        **values,
     )
 
 

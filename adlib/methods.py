@@ -2,7 +2,16 @@
 
 `PatchCore` (Roth et al. 2022): locally aware patch features of the nominal training images, a coreset
 of them as the memory bank, nearest-neighbour patch scores, the image score by Eq. 7 (or the plain
-maximum), and blurred anomaly maps.
+maximum), and blurred anomaly maps. The two other papers change single steps of it, so they are
+settings of the same model, with presets:
+
+- improved PatchCore (KC): `sampler="kmeans"` (PCA + K-means centroids as the bank) and
+  `distance="cosine"` (1 - cosine similarity, averaged over the `top_k` most similar bank features);
+  each switch works alone, for the 2 x 2 ablation of KC Table 4. `improved_patchcore_settings()`.
+- SoftPatch (SP): `denoise="nearest" | "gaussian" | "lof"` scores every training patch within its
+  position's group, drops the top `tau` share before the coreset, and (with `soft_weight`) keeps the
+  rest's soft weights in the bank; a test patch's score is multiplied by the weight of its nearest
+  bank patch. `softpatch_settings()`.
 """
 
 from __future__ import annotations
@@ -17,7 +26,10 @@ from pathlib import Path
 import torch
 
 from adlib import __version__
+from adlib.clustering import KMeansBank
 from adlib.data import Preprocessing, Sample
+from adlib.denoise import METHODS as DENOISERS
+from adlib.denoise import denoise, outlier_scores
 from adlib.features import FeatureExtractor, FeatureSettings, PatchEmbedding
 from adlib.files import atomic_write_bytes
 from adlib.sampling import ApproximateGreedyCoreset, ExactGreedyCoreset, RandomSubset, coreset_size
@@ -27,6 +39,7 @@ SAMPLERS = {
     "approximate_greedy": ApproximateGreedyCoreset(),
     "exact_greedy": ExactGreedyCoreset(),
     "random": RandomSubset(),
+    "kmeans": KMeansBank(),
 }
 FORMAT = 1
 
@@ -37,7 +50,10 @@ class PatchCoreSettings:
 
     `reweight_neighbours` is b of Eq. 7 (the paper's image score; b is not stated in the paper, 9 is
     anomalib's choice); 1 scores an image by its maximum patch score, as the official code does.
-    `distance` 'euclidean' is the paper's s*; 'squared' is what the official code's faiss search returns.
+    `distance` 'euclidean' is the paper's s*; 'squared' is what the official code's faiss search returns;
+    'cosine' is 1 - cosine similarity, averaged over the `top_k` most similar bank features (KC).
+    `denoise`, `tau`, `lof_k` and `soft_weight` are SoftPatch's; settings that would do nothing in a
+    combination (e.g. `tau` without `denoise`, `top_k` without 'cosine') are rejected, not ignored.
     """
 
     features: FeatureSettings = field(default_factory=FeatureSettings)
@@ -47,6 +63,11 @@ class PatchCoreSettings:
     reweight_neighbours: int = 9
     blur_sigma: float = 4.0
     seed: int = 0
+    top_k: int = 1
+    denoise: str | None = None
+    tau: float = 0.15
+    lof_k: int = 6
+    soft_weight: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.coreset_ratio <= 1:
@@ -59,6 +80,21 @@ class PatchCoreSettings:
             raise ValueError(f"reweight_neighbours={self.reweight_neighbours}: use b >= 1 (1 = plain maximum)")
         if self.blur_sigma < 0:
             raise ValueError(f"blur_sigma={self.blur_sigma}: use sigma >= 0 (0 = no blur)")
+        if self.top_k < 1 or (self.top_k != 1 and self.distance != "cosine"):
+            raise ValueError(f"top_k={self.top_k}: averaging over top_k > 1 neighbours needs distance='cosine'")
+        if self.denoise is not None and self.denoise not in DENOISERS:
+            raise ValueError(f"denoise={self.denoise!r}: choose None or one of {', '.join(DENOISERS)}")
+        softpatch = {"tau": 0.15, "lof_k": 6, "soft_weight": True}
+        changed = [name for name, default in softpatch.items() if getattr(self, name) != default]
+        if self.denoise is None and changed:
+            raise ValueError(f"{', '.join(changed)} only act with denoise='nearest'|'gaussian'|'lof'")
+        if self.lof_k != 6 and self.denoise != "lof":
+            raise ValueError(f"lof_k={self.lof_k} only acts with denoise='lof'")
+        if not 0 <= self.tau < 1:
+            raise ValueError(f"tau={self.tau}: the share of training patches to drop must be in [0, 1)")
+        if self.denoise is not None and self.soft_weight and self.sampler == "kmeans":
+            raise ValueError("soft weights belong to kept training patches; K-means centroids have none: "
+                             "use soft_weight=False with sampler='kmeans'")
 
     def to_dict(self) -> dict[str, object]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -70,6 +106,19 @@ class PatchCoreSettings:
         preprocessing = {k: tuple(v) if isinstance(v, list) else v for k, v in features.pop("preprocessing").items()}
         features["layers"] = tuple(features["layers"])
         return cls(features=FeatureSettings(**features, preprocessing=Preprocessing(**preprocessing)), **values)
+
+
+def improved_patchcore_settings(features: FeatureSettings | None = None, coreset_ratio: float = 0.1,
+                                top_k: int = 1) -> PatchCoreSettings:
+    """KC: K-means bank and cosine scores; the paper names no top_k, so 1 (the nearest) is the default."""
+    return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio,
+                             sampler="kmeans", distance="cosine", top_k=top_k, reweight_neighbours=1)
+
+
+def softpatch_settings(features: FeatureSettings | None = None, denoise: str = "lof",
+                       coreset_ratio: float = 0.1) -> PatchCoreSettings:
+    """SP: patch-level denoising (tau = 0.15, LOF k = 6) with soft weights before a greedy coreset."""
+    return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio, denoise=denoise)
 
 
 class PatchCore:
@@ -87,24 +136,39 @@ class PatchCore:
         self.extractor = FeatureExtractor(settings.features, device=device, cache_dir=cache_dir, use_cache=use_cache)
         self.backend = backend
         self.bank: torch.Tensor | None = None
+        self.bank_weights: torch.Tensor | None = None  # SoftPatch's soft weights, one per bank feature
         self.grid: tuple[int, int] | None = None
         self._index: NearestNeighbours | None = None
 
     def fit(self, train: Sequence[Sample], progress: bool = True) -> PatchCore:
-        """Builds the memory bank from the patch features of `train` (nominal images)."""
+        """Builds the memory bank (and SoftPatch's weights) from the patch features of `train`."""
+        s = self.settings
         embedding = self.extractor.embed(train, progress)
-        patches = embedding.features.reshape(-1, embedding.features.shape[-1])
-        size = coreset_size(len(patches), self.settings.coreset_ratio)
-        if size == len(patches):
-            chosen = patches
+        features = embedding.features
+        patches = features.reshape(-1, features.shape[-1])
+        weights = None
+        if s.denoise is not None:
+            scores = outlier_scores(features, s.denoise, lof_k=s.lof_k, seed=s.seed)
+            kept = denoise(scores, s.denoise, s.tau)
+            keep = kept.keep.reshape(-1)
+            patches = patches[keep]
+            weights = kept.weights.reshape(-1)[keep] if s.soft_weight else None
+        size = coreset_size(len(patches), s.coreset_ratio)
+        if s.sampler == "kmeans":
+            bank = SAMPLERS["kmeans"].build(patches, size, s.seed)
+        elif size == len(patches):
+            bank = patches
         else:
-            chosen = patches[SAMPLERS[self.settings.sampler].select(patches, size, self.settings.seed)]
-        self._set_bank(chosen.contiguous(), embedding.grid)
+            chosen = SAMPLERS[s.sampler].select(patches, size, s.seed).to(patches.device)
+            bank = patches[chosen]
+            weights = weights[chosen] if weights is not None else None
+        self._set_bank(bank.contiguous(), embedding.grid, weights)
         return self
 
-    def _set_bank(self, bank: torch.Tensor, grid: tuple[int, int]) -> None:
-        self.bank, self.grid = bank, tuple(grid)
-        self._index = NearestNeighbours(bank, backend=self.backend)
+    def _set_bank(self, bank: torch.Tensor, grid: tuple[int, int], weights: torch.Tensor | None = None) -> None:
+        self.bank, self.grid, self.bank_weights = bank, tuple(grid), weights
+        searched = torch.nn.functional.normalize(bank, dim=1) if self.settings.distance == "cosine" else bank
+        self._index = NearestNeighbours(searched, backend=self.backend)
 
     def predict(self, test: Sequence[Sample], progress: bool = True) -> Scores:
         """Image scores [N] and anomaly maps [N, crop, crop] of `test`."""
@@ -119,9 +183,13 @@ class PatchCore:
         s = self.settings
         features = embedding.features
         n, patches, dim = features.shape
-        squared, nearest = self._index.search(features.reshape(-1, dim), 1)
-        patch_scores = to_distance(squared[:, 0], s.distance).reshape(n, patches)
+        if s.distance == "cosine":
+            features = torch.nn.functional.normalize(features, dim=-1)
+        squared, nearest = self._index.search(features.reshape(-1, dim), s.top_k)
+        patch_scores = to_distance(squared, s.distance).mean(1).reshape(n, patches)
         nearest = nearest[:, 0].reshape(n, patches)
+        if self.bank_weights is not None:
+            patch_scores = patch_scores * self.bank_weights.to(nearest.device)[nearest]
         image = reweighted_image_scores(patch_scores, nearest, features, self._index, s.reweight_neighbours, s.distance)
         maps = anomaly_maps(patch_scores, self.grid, s.features.preprocessing.crop, s.blur_sigma)
         return Scores(image=image.cpu(), maps=maps.cpu())
@@ -138,6 +206,7 @@ class PatchCore:
             "weights_tag": self.extractor.weights_tag,
             "grid": list(self.grid),
             "bank": self.bank.cpu(),
+            "bank_weights": None if self.bank_weights is None else self.bank_weights.cpu(),
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -177,7 +246,9 @@ class PatchCore:
                 f"{path} was fitted with backbone weights {state['weights_tag']}, but they load as "
                 f"{model.extractor.weights_tag} here: supply the same weights file or refit"
             )
-        model._set_bank(state["bank"].to(model.extractor.device), tuple(state["grid"]))
+        weights = state.get("bank_weights")
+        device = model.extractor.device
+        model._set_bank(state["bank"].to(device), tuple(state["grid"]), None if weights is None else weights.to(device))
         return model
 
 

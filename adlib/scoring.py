@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 BACKENDS = ("auto", "faiss", "torch")
-DISTANCES = ("euclidean", "squared")
+DISTANCES = ("euclidean", "squared", "cosine")
 
 
 def faiss_available() -> bool:
@@ -87,9 +87,14 @@ def _faiss_index(bank: torch.Tensor):
 
 
 def to_distance(squared: torch.Tensor, distance: str) -> torch.Tensor:
-    """Squared Euclidean distances -> the chosen patch-score distance."""
+    """Squared Euclidean distances -> the chosen patch-score distance.
+
+    For 'cosine' the distances must be between unit vectors: then 1 - cos = |a - b|^2 / 2.
+    """
     if distance not in DISTANCES:
         raise ValueError(f"distance={distance!r}: choose one of {', '.join(DISTANCES)}")
+    if distance == "cosine":
+        return squared / 2
     return squared.sqrt() if distance == "euclidean" else squared
 
 

@@ -61,3 +61,25 @@ def test_readme_cli_commands_parse_into_valid_settings(command):
     argv = command.split()[3:]
     args = build_parser().parse_args(argv)
     settings_from_args(args)
+
+
+@pytest.mark.parametrize("method, extra", [("improved-patchcore", ["--top-k", "2"]), ("softpatch", ["--lof-k", "3"])])
+def test_other_methods_run_from_the_cli(tiny_benchmark, tmp_path, monkeypatch, method, extra):
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / method
+    main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--method", method, "--backbone", "resnet18",
+          "--weights", "none", "--coreset", "0.2", "--out", str(out), "--heatmaps", "0", "--no-progress",
+          "--device", "cpu", *extra])
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["method"]) == {method}
+    if method == "softpatch":
+        assert (results["denoise"] == "lof").all() and (results["lof_k"] == 3).all()
+    else:
+        assert (results["sampler"] == "kmeans").all() and (results["distance"] == "cosine").all()
+
+
+def test_method_options_that_would_do_nothing_are_rejected():
+    with pytest.raises(ValueError, match="tau"):
+        settings_from_args(build_parser().parse_args(["run", "--tau", "0.3"]))
+    with pytest.raises(ValueError, match="top_k"):
+        settings_from_args(build_parser().parse_args(["run", "--top-k", "3"]))

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
 from adlib.data import load_category
-from adlib.methods import PatchCore, PatchCoreSettings
+from adlib.clustering import KMeansBank
+from adlib.denoise import denoise, outlier_scores
+from adlib.methods import PatchCore, PatchCoreSettings, improved_patchcore_settings, softpatch_settings
 
 
 @pytest.fixture
@@ -60,6 +62,8 @@ def test_settings_reach_the_scores(category, small_features, tmp_path):
         "blur_sigma": 0.0,
         "seed": 1,
         "features": dataclasses.replace(small_features, patch_size=1),
+        "distance": "cosine",
+        "denoise": "nearest",
     }
     for name, value in changes.items():
         model = PatchCore(dataclasses.replace(base, **{name: value}), device="cpu", cache_dir=tmp_path)
@@ -94,6 +98,65 @@ def test_save_load_round_trip_and_refusals(category, small_features, tmp_path):
 def test_misuse_is_explained(category, small_features):
     with pytest.raises(RuntimeError, match="before fit"):
         PatchCore(PatchCoreSettings(features=small_features), device="cpu").predict(category.test)
-    for bad in ({"coreset_ratio": 0.0}, {"coreset_ratio": 1.5}, {"sampler": "kmeans++"}, {"reweight_neighbours": 0}):
+    for bad in ({"coreset_ratio": 0.0}, {"coreset_ratio": 1.5}, {"sampler": "kmeans++"}, {"reweight_neighbours": 0},
+                {"top_k": 3}, {"tau": 0.2}, {"soft_weight": False}, {"lof_k": 5}, {"denoise": "isolation"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PatchCoreSettings(features=small_features, **bad)
+    with pytest.raises(ValueError, match="lof_k"):
+        PatchCoreSettings(features=small_features, denoise="gaussian", lof_k=5)
+    with pytest.raises(ValueError, match="soft_weight=False"):
+        PatchCoreSettings(features=small_features, denoise="lof", sampler="kmeans")
+
+
+@pytest.mark.parametrize("top_k", [1, 3])
+def test_improved_patchcore_matches_brute_force(category, small_features, tmp_path, top_k):
+    """KC: the bank is the K-means bank; a patch scores 1 - mean cosine similarity of its top_k."""
+    settings = improved_patchcore_settings(small_features, coreset_ratio=0.25, top_k=top_k)
+    model = PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
+    train = model.extractor.embed(category.train, progress=False).features.reshape(-1, 64)
+    expected_bank = KMeansBank().build(train, int(len(train) * 0.25), 0)
+    torch.testing.assert_close(model.bank, expected_bank)
+    test = model.extractor.embed(category.test, progress=False).features
+    cosine = F.normalize(test.double(), dim=-1) @ F.normalize(model.bank.double(), dim=-1).T  # [N, P, M]
+    patch = 1 - cosine.topk(top_k, dim=-1).values.mean(-1)
+    scores = model.predict(category.test, progress=False)
+    torch.testing.assert_close(scores.image.double(), patch.amax(1), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("soft_weight", [True, False])
+def test_softpatch_matches_brute_force(category, small_features, tmp_path, soft_weight):
+    """SP: denoised patches form the bank; test patch score = distance to nearest x its soft weight."""
+    settings = dataclasses.replace(softpatch_settings(small_features, "lof", coreset_ratio=1.0),
+                                   soft_weight=soft_weight, reweight_neighbours=1, lof_k=3)  # 6 images here
+    model = PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
+    train = model.extractor.embed(category.train, progress=False).features
+    kept = denoise(outlier_scores(train, "lof", lof_k=3, seed=0), "lof", 0.15)
+    bank = train.reshape(-1, 64)[kept.keep.reshape(-1)]
+    assert torch.equal(model.bank, bank)
+    test = model.extractor.embed(category.test, progress=False).features
+    distances = torch.cdist(test.double(), bank.double())  # [N, P, M]
+    nearest_d, nearest = distances.min(-1)
+    weights = kept.weights.reshape(-1)[kept.keep.reshape(-1)].double()
+    patch = nearest_d * weights[nearest] if soft_weight else nearest_d
+    scores = model.predict(category.test, progress=False)
+    torch.testing.assert_close(scores.image.double(), patch.amax(1), rtol=1e-4, atol=1e-4)
+    if soft_weight:
+        model.save(tmp_path / "sp.pt")
+        loaded = PatchCore.load(tmp_path / "sp.pt", settings, device="cpu", cache_dir=tmp_path)
+        assert torch.equal(loaded.bank_weights, model.bank_weights)
+        assert torch.equal(loaded.predict(category.test, progress=False).image, scores.image)
+
+
+def test_softpatch_and_kc_settings_reach_the_scores(category, small_features, tmp_path):
+    base = dataclasses.replace(softpatch_settings(small_features, "lof", coreset_ratio=0.5), lof_k=3)
+    reference = PatchCore(base, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
+    reference = reference.predict(category.test, progress=False)
+    for name, value in {"tau": 0.3, "lof_k": 4, "soft_weight": False}.items():
+        model = PatchCore(dataclasses.replace(base, **{name: value}), device="cpu", cache_dir=tmp_path)
+        scores = model.fit(category.train, progress=False).predict(category.test, progress=False)
+        assert not torch.allclose(scores.maps, reference.maps), f"setting {name}={value!r} did not change the scores"
+    kc = improved_patchcore_settings(small_features, coreset_ratio=0.25)
+    first = PatchCore(kc, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
+    other = PatchCore(dataclasses.replace(kc, top_k=3), device="cpu", cache_dir=tmp_path).fit(category.train, False)
+    a, b = first.predict(category.test, progress=False), other.predict(category.test, progress=False)
+    assert not torch.allclose(a.maps, b.maps)
