@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lof-k", type=int, default=6, help="SoftPatch: LOF neighbours")
     run.add_argument("--no-soft-weight", action="store_true", help="SoftPatch: drop patches but keep no soft weights")
     run.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="backbone precision")
+    run.add_argument("--noise", type=float, default=0.0,
+                     help="SoftPatch's noise protocol: move int(NOISE * |train|) anomalous test images into train")
+    run.add_argument("--overlap", action="store_true", help="with --noise: the moved images also stay in the test set")
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (the coreset's projection and starts)")
     run.add_argument("--backend", default="auto", choices=BACKENDS, help="nearest-neighbour search")
     run.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -102,8 +105,8 @@ def settings_from_args(args: argparse.Namespace):
 def run_command(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from adlib.data import list_categories, load_category
-    from adlib.experiment import evaluate, result_rows, summary
+    from adlib.data import list_categories
+    from adlib.experiment import run, summary
     from adlib.files import atomic_write_bytes
     from adlib.plotting import heatmap_overlays
 
@@ -112,17 +115,14 @@ def run_command(args: argparse.Namespace) -> None:
         raise SystemExit(f"--data is required with --profile {args.profile} (e.g. the MVTec AD folder)")
     settings = settings_from_args(args)
     categories = args.categories or list_categories(data)
-    rows = []
-    for name in categories:
-        category = load_category(data, name)
-        for seed in args.seeds:
-            seeded = dataclasses.replace(settings, seed=seed)
-            result = evaluate(category, seeded, device=args.device, progress=not args.no_progress)
-            rows += result_rows(name, args.method, seeded, result.metrics)
-            if args.heatmaps > 0 and seed == args.seeds[0]:
-                heatmap_overlays(result, seeded.features.preprocessing, args.out / "heatmaps" / f"{name}.png",
-                                 args.heatmaps)
-    results = pd.DataFrame(rows)
+
+    def draw(result, seeded) -> None:
+        if args.heatmaps > 0 and seeded.seed == args.seeds[0]:
+            path = args.out / "heatmaps" / f"{result.category.name}.png"
+            heatmap_overlays(result, seeded.features.preprocessing, path, args.heatmaps)
+
+    results = run(data, categories, settings, seeds=args.seeds, method=args.method, noise_ratio=args.noise,
+                  noise_overlap=args.overlap, device=args.device, progress=not args.no_progress, on_result=draw)
     atomic_write_bytes(args.out / "results.csv", results.to_csv(index=False).encode())
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200,
                            "display.max_columns", 20):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from adlib.data import Category, load_category, read_mask
+from adlib.data import Category, add_training_noise, load_category, read_mask
 from adlib.methods import PatchCore, PatchCoreSettings
 from adlib.metrics import image_auroc, pixel_auroc, pro
 from adlib.scoring import Scores
@@ -74,11 +74,13 @@ def settings_columns(settings: PatchCoreSettings) -> dict[str, object]:
     return {key: (", ".join(map(str, value)) if isinstance(value, list) else value) for key, value in flat.items()}
 
 
-def result_rows(category: str, method: str, settings: PatchCoreSettings, metrics: dict[str, float]) -> list[dict]:
-    """Tidy rows for one evaluation: one per metric, the settings as columns."""
+def result_rows(
+    category: str, method: str, settings: PatchCoreSettings, metrics: dict[str, float], extra: dict[str, object]
+) -> list[dict]:
+    """Tidy rows for one evaluation: one per metric, the settings (and `extra`, e.g. noise) as columns."""
     columns = settings_columns(settings)
     return [
-        {"category": category, "method": method, **columns, "metric": metric, "value": value}
+        {"category": category, "method": method, **columns, **extra, "metric": metric, "value": value}
         for metric, value in metrics.items()
     ]
 
@@ -89,18 +91,34 @@ def run(
     settings: PatchCoreSettings,
     seeds: Sequence[int] = (0,),
     method: str = "patchcore",
+    noise_ratio: float = 0.0,
+    noise_overlap: bool = False,
     device: torch.device | str | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    on_result: Callable[[CategoryResult, PatchCoreSettings], None] | None = None,
 ) -> pd.DataFrame:
-    """A tidy DataFrame: one row per (category, method, seed, metric), with the settings as columns."""
+    """A tidy DataFrame: one row per (category, method, seed, metric), with the settings as columns.
+
+    `noise_ratio` > 0 applies SoftPatch's protocol (`adlib.data.add_training_noise`) seeded by each
+    seed: int(ratio * |train|) anomalous test images join the training set, and leave the test set
+    unless `noise_overlap`. `on_result` sees every evaluation (the CLI draws heatmaps with it).
+    """
+    if noise_overlap and noise_ratio == 0:
+        raise ValueError("noise_overlap=True only acts with noise_ratio > 0: set a noise ratio or drop the overlap")
     rows = []
     for name in categories:
-        category = load_category(data_root, name)
+        clean = load_category(data_root, name)
         for seed in seeds:
+            category, extra = clean, {"noise_ratio": noise_ratio, "noise_overlap": noise_overlap, "noise_moved": 0}
+            if noise_ratio > 0:
+                category, record = add_training_noise(clean, noise_ratio, noise_overlap, seed)
+                extra["noise_moved"] = len(record.moved)
             seeded = dataclasses.replace(settings, seed=seed)
             result = evaluate(category, seeded, device=device, cache_dir=cache_dir, progress=progress)
-            rows += result_rows(name, method, seeded, result.metrics)
+            rows += result_rows(name, method, seeded, result.metrics, extra)
+            if on_result is not None:
+                on_result(result, seeded)
     return pd.DataFrame(rows)
 
 

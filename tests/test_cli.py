@@ -83,3 +83,15 @@ def test_method_options_that_would_do_nothing_are_rejected():
         settings_from_args(build_parser().parse_args(["run", "--tau", "0.3"]))
     with pytest.raises(ValueError, match="top_k"):
         settings_from_args(build_parser().parse_args(["run", "--top-k", "3"]))
+
+
+def test_noise_protocol_from_the_cli(tiny_benchmark, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
+    common = ["run", "--data", str(tiny_benchmark), "--categories", "pill", "--backbone", "resnet18", "--weights",
+              "none", "--coreset", "0.2", "--heatmaps", "0", "--no-progress", "--device", "cpu", "--noise", "0.34"]
+    main([*common, "--out", str(tmp_path / "a"), "--overlap"])
+    main([*common, "--out", str(tmp_path / "b")])
+    a, b = pd.read_csv(tmp_path / "a" / "results.csv"), pd.read_csv(tmp_path / "b" / "results.csv")
+    assert (a["noise_moved"] == 2).all() and a["noise_overlap"].all() and not b["noise_overlap"].any()
+    with pytest.raises(ValueError, match="noise_overlap"):
+        main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--overlap", "--no-progress"])
