@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--noise", type=float, default=0.0,
                      help="SoftPatch's noise protocol: move int(NOISE * |train|) anomalous test images into train")
     run.add_argument("--overlap", action="store_true", help="with --noise: the moved images also stay in the test set")
+    run.add_argument("--shots", type=int, help="keep a seeded random subset of this many training images "
+                     "(drawn anew for each seed)")
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (the coreset's projection and starts)")
     run.add_argument("--backend", default="auto", choices=BACKENDS, help="nearest-neighbour search")
     run.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -122,7 +124,8 @@ def run_command(args: argparse.Namespace) -> None:
             heatmap_overlays(result, seeded.features.preprocessing, path, args.heatmaps)
 
     results = run(data, categories, settings, seeds=args.seeds, method=args.method, noise_ratio=args.noise,
-                  noise_overlap=args.overlap, device=args.device, progress=not args.no_progress, on_result=draw)
+                  noise_overlap=args.overlap, shots=args.shots, device=args.device,
+                  progress=not args.no_progress, on_result=draw)
     atomic_write_bytes(args.out / "results.csv", results.to_csv(index=False).encode())
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200,
                            "display.max_columns", 20):

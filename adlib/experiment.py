@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from adlib.data import Category, add_training_noise, load_category, read_mask
+from adlib.data import Category, add_training_noise, load_category, low_shot, read_mask
 from adlib.methods import PatchCore, PatchCoreSettings
 from adlib.metrics import image_auroc, pixel_auroc, pro
 from adlib.scoring import Scores
@@ -93,6 +93,7 @@ def run(
     method: str = "patchcore",
     noise_ratio: float = 0.0,
     noise_overlap: bool = False,
+    shots: int | None = None,
     device: torch.device | str | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
@@ -102,7 +103,9 @@ def run(
 
     `noise_ratio` > 0 applies SoftPatch's protocol (`adlib.data.add_training_noise`) seeded by each
     seed: int(ratio * |train|) anomalous test images join the training set, and leave the test set
-    unless `noise_overlap`. `on_result` sees every evaluation (the CLI draws heatmaps with it).
+    unless `noise_overlap`. `shots` keeps a seeded random subset of that many training images
+    (`adlib.data.low_shot`, seeded by each seed; applied after the noise, so noisy images may be drawn).
+    `on_result` sees every evaluation (the CLI draws heatmaps with it).
     """
     if noise_overlap and noise_ratio == 0:
         raise ValueError("noise_overlap=True only acts with noise_ratio > 0: set a noise ratio or drop the overlap")
@@ -114,6 +117,9 @@ def run(
             if noise_ratio > 0:
                 category, record = add_training_noise(clean, noise_ratio, noise_overlap, seed)
                 extra["noise_moved"] = len(record.moved)
+            if shots is not None:
+                category = low_shot(category, shots, seed)
+            extra["shots"] = len(category.train)
             seeded = dataclasses.replace(settings, seed=seed)
             result = evaluate(category, seeded, device=device, cache_dir=cache_dir, progress=progress)
             rows += result_rows(name, method, seeded, result.metrics, extra)

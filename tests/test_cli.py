@@ -95,3 +95,19 @@ def test_noise_protocol_from_the_cli(tiny_benchmark, tmp_path, monkeypatch):
     assert (a["noise_moved"] == 2).all() and a["noise_overlap"].all() and not b["noise_overlap"].any()
     with pytest.raises(ValueError, match="noise_overlap"):
         main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--overlap", "--no-progress"])
+
+
+def test_low_shot_from_the_cli_is_seeded(tiny_benchmark, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
+    common = ["run", "--data", str(tiny_benchmark), "--categories", "pill", "--backbone", "resnet18", "--weights",
+              "none", "--coreset", "0.2", "--heatmaps", "0", "--no-progress", "--device", "cpu", "--shots", "3"]
+    for name in ("a", "b"):
+        main([*common, "--seeds", "0", "1", "--out", str(tmp_path / name)])
+    a, b = pd.read_csv(tmp_path / "a" / "results.csv"), pd.read_csv(tmp_path / "b" / "results.csv")
+    assert (a["shots"] == 3).all()
+    quality = a["metric"].isin(["image_auroc", "pixel_auroc", "pro"])
+    pd.testing.assert_series_equal(a.loc[quality, "value"], b.loc[quality, "value"])  # same seeds, same numbers
+    by_seed = a[quality].pivot_table(index="metric", columns="seed", values="value")
+    assert not by_seed[0].equals(by_seed[1])  # other seeds draw other shots
+    with pytest.raises(ValueError, match="shots=99"):
+        main([*common[:-1], "99", "--out", str(tmp_path / "c")])
