@@ -24,7 +24,7 @@ METHOD_PRESETS = {
 def build_parser() -> argparse.ArgumentParser:
     from adlib.backbones import BACKBONES
     from adlib.features import PROFILES
-    from adlib.methods import SAMPLERS
+    from adlib.methods import DENOISERS, SAMPLERS
     from adlib.scoring import BACKENDS, DISTANCES
 
     parser = argparse.ArgumentParser(prog="python -m adlib", description=__doc__.split("\n")[0])
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--top-k", type=int, default=1, help="with --distance cosine: average over the top k bank features")
     run.add_argument("--reweight", type=int,
                      help="b of the paper's Eq. 7 image score (default 9; 1 = plain maximum, official code and KC)")
-    run.add_argument("--denoise", choices=["nearest", "gaussian", "lof"],
+    run.add_argument("--denoise", choices=DENOISERS,
                      help="SoftPatch outlier score per position (softpatch: lof); none for the others")
     run.add_argument("--tau", type=float, default=0.15, help="SoftPatch: share of training patches dropped")
     run.add_argument("--lof-k", type=int, default=6, help="SoftPatch: LOF neighbours")

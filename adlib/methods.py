@@ -84,11 +84,11 @@ class PatchCoreSettings:
             raise ValueError(f"top_k={self.top_k}: averaging over top_k > 1 neighbours needs distance='cosine'")
         if self.denoise is not None and self.denoise not in DENOISERS:
             raise ValueError(f"denoise={self.denoise!r}: choose None or one of {', '.join(DENOISERS)}")
-        softpatch = {"tau": 0.15, "lof_k": 6, "soft_weight": True}
-        changed = [name for name, default in softpatch.items() if getattr(self, name) != default]
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        changed = [name for name in ("tau", "lof_k", "soft_weight") if getattr(self, name) != defaults[name]]
         if self.denoise is None and changed:
             raise ValueError(f"{', '.join(changed)} only act with denoise='nearest'|'gaussian'|'lof'")
-        if self.lof_k != 6 and self.denoise != "lof":
+        if self.lof_k != defaults["lof_k"] and self.denoise != "lof":
             raise ValueError(f"lof_k={self.lof_k} only acts with denoise='lof'")
         if not 0 <= self.tau < 1:
             raise ValueError(f"tau={self.tau}: the share of training patches to drop must be in [0, 1)")

@@ -7,12 +7,14 @@ is imported inside the functions (Agg backend), so importing adlib stays cheap a
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from adlib.files import atomic_write_bytes
 
 #: matplotlib rcParams shared by every adlib figure.
 STYLE: dict[str, object] = {
@@ -43,18 +45,16 @@ def _pyplot():
 
 
 def save_figure(fig, out: Path, dpi: int = 110) -> Path:
-    """Save `fig` to `out` atomically (temporary file in the same folder, then os.replace), close it,
-    and return the path. The format follows the suffix of `out`."""
+    """Save `fig` to `out` atomically (`adlib.files.atomic_write_bytes`), close it, and return the path.
+    The format follows the suffix of `out`."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", pad_inches=0.05, metadata=_no_metadata(out.suffix))
-        os.replace(tmp, out)
+        fig.savefig(buffer, format=out.suffix.lstrip(".").lower(), dpi=dpi, bbox_inches="tight", pad_inches=0.05,
+                    metadata=_no_metadata(out.suffix))
     finally:
-        if tmp.exists():
-            tmp.unlink()
         _pyplot().close(fig)
+    atomic_write_bytes(out, buffer.getvalue())
     return out
 
 

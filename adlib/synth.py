@@ -58,6 +58,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from adlib.files import atomic_write_bytes
+
 __all__ = [
     "CATEGORIES",
     "GENERATOR_VERSION",
@@ -1211,12 +1213,6 @@ def _readme(seed: int, categories: Sequence[str], counts: Mapping[str, Mapping[s
     return "\n".join(lines)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _check_args(categories: Sequence[str] | None, n_train: int, n_test_good: int, n_test_defect: int, size: int,
                 seed: int) -> list[str]:
     if isinstance(categories, str):
@@ -1267,7 +1263,7 @@ def generate(
         for name in names:
             bar.set_postfix_str(name)
             _write_category(out, name, int(seed), counts[name], int(size), lambda: bar.update(1))
-    _write_text(out / "README.md", _readme(int(seed), names, counts, int(size)))
+    atomic_write_bytes(out / "README.md", _readme(int(seed), names, counts, int(size)).encode("utf-8"))
     return out
 
 
