@@ -16,6 +16,7 @@ PROFILE_DATA = {"synthetic": "data/synthetic"}
 # What each method changes in PatchCore's settings; explicit options override these.
 METHOD_PRESETS = {
     "patchcore": {},
+    "patchcore-random": {"sampler": "random"},
     "improved-patchcore": {"sampler": "kmeans", "distance": "cosine", "reweight_neighbours": 1},
     "softpatch": {"denoise": "lof"},
 }
@@ -123,9 +124,9 @@ def run_command(args: argparse.Namespace) -> None:
             path = args.out / "heatmaps" / f"{result.category.name}.png"
             heatmap_overlays(result, seeded.features.preprocessing, path, args.heatmaps)
 
-    results = run(data, categories, settings, seeds=args.seeds, method=args.method, noise_ratio=args.noise,
+    results = run(data, categories, {args.method: settings}, seeds=args.seeds, noise_ratio=args.noise,
                   noise_overlap=args.overlap, shots=args.shots, device=args.device,
-                  progress=not args.no_progress, on_result=draw)
+                  progress=not args.no_progress, on_result=draw, backend=args.backend)
     atomic_write_bytes(args.out / "results.csv", results.to_csv(index=False).encode())
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200,
                            "display.max_columns", 20):

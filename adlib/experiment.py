@@ -1,6 +1,6 @@
-"""Run a detector over categories and seeds and collect one tidy table of results.
+"""Run detectors over categories and seeds and collect one tidy table of results.
 
-One row per (category, method, seed, metric); the settings that made a row are columns too, so tables
+One row per (category, method, seed, shots, metric); the settings that made a row are columns too, so tables
 from several runs concatenate and pivot cleanly. Backbone features come from the on-disk cache, so a
 grid of settings over the same images costs one feature extraction.
 """
@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 import torch
 
-from adlib.data import Category, add_training_noise, load_category, low_shot, read_mask
+from adlib.data import Category, Sample, add_training_noise, load_category, low_shot, read_mask
+from adlib.features import FeatureExtractor, FeatureSettings
 from adlib.methods import PatchCore, PatchCoreSettings
 from adlib.metrics import image_auroc, pixel_auroc, pro
 from adlib.scoring import Scores
@@ -24,18 +26,46 @@ from adlib.scoring import Scores
 METRICS = ("image_auroc", "pixel_auroc", "pro", "fit_seconds", "predict_seconds_per_image")
 
 
+class Detector(Protocol):
+    """What `evaluate` needs of a detector: PatchCore (and its KC/SP settings), PaDiM, SPADE, ..."""
+
+    def fit(self, train: Sequence[Sample], progress: bool = True) -> Detector: ...
+
+    def predict(self, test: Sequence[Sample], progress: bool = True) -> Scores: ...
+
+
 @dataclass(frozen=True)
 class CategoryResult:
     """A fitted model's scores on one category's test set, with the numbers that summarise them."""
 
     category: Category
-    model: PatchCore
+    model: Detector
     scores: Scores
     masks: torch.Tensor  # [N, crop, crop] bool
     metrics: dict[str, float]
 
 
-def ground_truth(category: Category, settings: PatchCoreSettings) -> torch.Tensor:
+def build_detector(
+    settings,
+    device: torch.device | str | None = None,
+    cache_dir: Path | None = None,
+    extractor: FeatureExtractor | None = None,
+    backend: str = "auto",
+) -> Detector:
+    """The detector that `settings` describe (its class is chosen by the settings' type)."""
+    if isinstance(settings, PatchCoreSettings):
+        return PatchCore(settings, device=device, cache_dir=cache_dir, extractor=extractor, backend=backend)
+    from adlib.baselines import ImageDenoised, ImageDenoisedSettings, PaDiM, PaDiMSettings, Spade, SpadeSettings
+
+    if backend != "auto":
+        raise ValueError(f"backend={backend!r} only applies to PatchCore's memory-bank search")
+    detectors = {PaDiMSettings: PaDiM, SpadeSettings: Spade, ImageDenoisedSettings: ImageDenoised}
+    if type(settings) not in detectors:
+        raise TypeError(f"no detector for settings of type {type(settings).__name__}")
+    return detectors[type(settings)](settings, device=device, cache_dir=cache_dir, extractor=extractor)
+
+
+def ground_truth(category: Category, settings) -> torch.Tensor:
     """The test masks with the model's preprocessing, [N, crop, crop] bool."""
     prep = settings.features.preprocessing
     return torch.stack([read_mask(sample, prep) for sample in category.test])
@@ -43,13 +73,19 @@ def ground_truth(category: Category, settings: PatchCoreSettings) -> torch.Tenso
 
 def evaluate(
     category: Category,
-    settings: PatchCoreSettings,
+    settings,
     device: torch.device | str | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    extractor: FeatureExtractor | None = None,
+    backend: str = "auto",
 ) -> CategoryResult:
-    """Fits PatchCore on the category's training images and scores its test images."""
-    model = PatchCore(settings, device=device, cache_dir=cache_dir)
+    """Fits the detector that `settings` describe on the category's training images and scores its test images.
+
+    `extractor`: an already-loaded feature extractor with the same feature settings, shared between
+    evaluations so that a grid of settings loads the backbone once.
+    """
+    model = build_detector(settings, device=device, cache_dir=cache_dir, extractor=extractor, backend=backend)
     start = time.perf_counter()
     model.fit(category.train, progress)
     fit_seconds = time.perf_counter() - start
@@ -68,14 +104,14 @@ def evaluate(
     return CategoryResult(category, model, scores, masks, metrics)
 
 
-def settings_columns(settings: PatchCoreSettings) -> dict[str, object]:
+def settings_columns(settings) -> dict[str, object]:
     """The settings as flat columns (nested fields joined with '.')."""
     flat = pd.json_normalize(settings.to_dict()).iloc[0].to_dict()
     return {key: (", ".join(map(str, value)) if isinstance(value, list) else value) for key, value in flat.items()}
 
 
 def result_rows(
-    category: str, method: str, settings: PatchCoreSettings, metrics: dict[str, float], extra: dict[str, object]
+    category: str, method: str, settings, metrics: dict[str, float], extra: dict[str, object]
 ) -> list[dict]:
     """Tidy rows for one evaluation: one per metric, the settings (and `extra`, e.g. noise) as columns."""
     columns = settings_columns(settings)
@@ -85,46 +121,66 @@ def result_rows(
     ]
 
 
+def default_name(settings) -> str:
+    """A method name for a lone settings object: its class name without 'Settings', lower case."""
+    return type(settings).__name__.removesuffix("Settings").lower()
+
+
 def run(
     data_root: Path,
     categories: Sequence[str],
-    settings: PatchCoreSettings,
+    methods: Mapping[str, object] | object,
     seeds: Sequence[int] = (0,),
-    method: str = "patchcore",
     noise_ratio: float = 0.0,
     noise_overlap: bool = False,
-    shots: int | None = None,
+    shots: int | Sequence[int] | None = None,
     device: torch.device | str | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
-    on_result: Callable[[CategoryResult, PatchCoreSettings], None] | None = None,
+    on_result: Callable[[CategoryResult, object], None] | None = None,
+    backend: str = "auto",
 ) -> pd.DataFrame:
-    """A tidy DataFrame: one row per (category, method, seed, metric), with the settings as columns.
+    """A tidy DataFrame: one row per (category, method, seed, shots, metric), with the settings as columns.
 
+    `methods` maps a method name to its settings (a lone settings object is named by `default_name`);
+    every method sees the same noisy / low-shot training set of a (category, seed), and methods with
+    equal feature settings share one loaded backbone (the features themselves come from the cache).
     `noise_ratio` > 0 applies SoftPatch's protocol (`adlib.data.add_training_noise`) seeded by each
     seed: int(ratio * |train|) anomalous test images join the training set, and leave the test set
     unless `noise_overlap`. `shots` keeps a seeded random subset of that many training images
-    (`adlib.data.low_shot`, seeded by each seed; applied after the noise, so noisy images may be drawn).
-    `on_result` sees every evaluation (the CLI draws heatmaps with it).
+    (`adlib.data.low_shot`, seeded by each seed; applied after the noise, so noisy images may be drawn);
+    a sequence of sizes is a training-set-size sweep. `on_result(result, settings)` sees every
+    evaluation (the CLI draws heatmaps with it).
     """
     if noise_overlap and noise_ratio == 0:
         raise ValueError("noise_overlap=True only acts with noise_ratio > 0: set a noise ratio or drop the overlap")
+    if not isinstance(methods, Mapping):
+        methods = {default_name(methods): methods}
+    if not methods:
+        raise ValueError("methods is empty: name at least one method and its settings")
+    sizes = [shots] if shots is None or isinstance(shots, int) else list(shots)
+    extractors: dict[FeatureSettings, FeatureExtractor] = {}
     rows = []
     for name in categories:
         clean = load_category(data_root, name)
         for seed in seeds:
-            category, extra = clean, {"noise_ratio": noise_ratio, "noise_overlap": noise_overlap, "noise_moved": 0}
+            noisy, extra = clean, {"noise_ratio": noise_ratio, "noise_overlap": noise_overlap, "noise_moved": 0}
             if noise_ratio > 0:
-                category, record = add_training_noise(clean, noise_ratio, noise_overlap, seed)
+                noisy, record = add_training_noise(clean, noise_ratio, noise_overlap, seed)
                 extra["noise_moved"] = len(record.moved)
-            if shots is not None:
-                category = low_shot(category, shots, seed)
-            extra["shots"] = len(category.train)
-            seeded = dataclasses.replace(settings, seed=seed)
-            result = evaluate(category, seeded, device=device, cache_dir=cache_dir, progress=progress)
-            rows += result_rows(name, method, seeded, result.metrics, extra)
-            if on_result is not None:
-                on_result(result, seeded)
+            for size in sizes:
+                category = noisy if size is None else low_shot(noisy, size, seed)
+                extra["shots"] = len(category.train)
+                for method, settings in methods.items():
+                    seeded = dataclasses.replace(settings, seed=seed)
+                    features = seeded.features
+                    if features not in extractors:
+                        extractors[features] = FeatureExtractor(features, device=device, cache_dir=cache_dir)
+                    result = evaluate(category, seeded, progress=progress, extractor=extractors[features],
+                                      backend=backend)
+                    rows += result_rows(name, method, seeded, result.metrics, extra)
+                    if on_result is not None:
+                        on_result(result, seeded)
     return pd.DataFrame(rows)
 
 

@@ -121,6 +121,16 @@ def softpatch_settings(features: FeatureSettings | None = None, denoise: str = "
     return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio, denoise=denoise)
 
 
+def shared_extractor(extractor: FeatureExtractor | None, features: FeatureSettings) -> FeatureExtractor | None:
+    """`extractor` if it computes `features` (lets many models share one loaded backbone), else an error."""
+    if extractor is not None and extractor.settings != features:
+        raise ValueError(
+            f"the shared feature extractor computes {extractor.settings}, but the settings ask for {features}: "
+            "pass an extractor made with the same FeatureSettings, or none"
+        )
+    return extractor
+
+
 class PatchCore:
     """fit(nominal training images) -> predict(test images) -> image scores and anomaly maps."""
 
@@ -131,9 +141,12 @@ class PatchCore:
         cache_dir: Path | None = None,
         use_cache: bool = True,
         backend: str = "auto",
+        extractor: FeatureExtractor | None = None,
     ):
         self.settings = settings
-        self.extractor = FeatureExtractor(settings.features, device=device, cache_dir=cache_dir, use_cache=use_cache)
+        self.extractor = shared_extractor(extractor, settings.features) or FeatureExtractor(
+            settings.features, device=device, cache_dir=cache_dir, use_cache=use_cache
+        )
         self.backend = backend
         self.bank: torch.Tensor | None = None
         self.bank_weights: torch.Tensor | None = None  # SoftPatch's soft weights, one per bank feature
