@@ -47,15 +47,21 @@ def _pyplot():
 def save_figure(fig, out: Path, dpi: int = 110) -> Path:
     """Save `fig` to `out` atomically (`adlib.files.atomic_write_bytes`), close it, and return the path.
     The format follows the suffix of `out`."""
-    out = Path(out)
-    buffer = io.BytesIO()
+    return save_figures(fig, [out], dpi)[0]
+
+
+def save_figures(fig, outs: Sequence[Path], dpi: int = 110) -> list[Path]:
+    """Save `fig` once per path in `outs` (e.g. a PNG for the screen and a PDF for print), then close it."""
+    outs = [Path(out) for out in outs]
     try:
-        fig.savefig(buffer, format=out.suffix.lstrip(".").lower(), dpi=dpi, bbox_inches="tight", pad_inches=0.05,
-                    metadata=_no_metadata(out.suffix))
+        for out in outs:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=out.suffix.lstrip(".").lower(), dpi=dpi, bbox_inches="tight",
+                        pad_inches=0.05, metadata=_no_metadata(out.suffix))
+            atomic_write_bytes(out, buffer.getvalue())
     finally:
         _pyplot().close(fig)
-    atomic_write_bytes(out, buffer.getvalue())
-    return out
+    return outs
 
 
 def _no_metadata(suffix: str) -> dict[str, None] | None:

@@ -1,0 +1,56 @@
+"""What a notebook leaves in `figures/`: the figure (PNG for screens, PDF for print), the CSV behind it,
+and a caption file that `make reproduce` puts in `figures/index.md` with the settings and the verdict.
+
+Every figure records how it was made (profile, data set, backbone, seeds, quick or full), as the
+caption's settings line and as columns of its CSV, so a number can always be traced to its run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from adlib.files import atomic_write_bytes
+from adlib.plotting import save_figures
+
+
+def publish(
+    figures_dir: Path | str,
+    name: str,
+    fig,
+    table: pd.DataFrame,
+    caption: str,
+    verdict: str,
+    settings: Mapping[str, object],
+) -> list[Path]:
+    """Writes `<name>.png`, `<name>.pdf`, `<name>.csv` and `<name>.md` into `figures_dir`, atomically.
+
+    `table` is the data the figure shows (tidy is best); `settings` (e.g. profile, data_root, backbone,
+    seeds, quick) become its leading columns and the caption's settings line; `verdict` says whether the
+    paper's claim holds on this run, in one or two sentences.
+    """
+    if not name or "/" in name or name != name.strip():
+        raise ValueError(f"name={name!r}: use a plain file stem such as 'pc_table1_detection'")
+    if not verdict.strip():
+        raise ValueError(f"{name}: the verdict is empty; say whether the claim holds here and by how much")
+    folder = Path(figures_dir)
+    paths = save_figures(fig, [folder / f"{name}.png", folder / f"{name}.pdf"])
+    csv = table.copy()
+    for position, (key, value) in enumerate(settings.items()):
+        if key in csv.columns:
+            raise ValueError(f"{name}: setting {key!r} is also a column of the table; rename one of them")
+        csv.insert(position, key, _text(value))
+    atomic_write_bytes(folder / f"{name}.csv", csv.to_csv(index=False).encode())
+    line = ", ".join(f"{key} = {_text(value)}" for key, value in settings.items())
+    text = f"{caption.strip()}\n\n*Settings:* {line}.\n\n**Verdict.** {verdict.strip()}\n"
+    atomic_write_bytes(folder / f"{name}.md", text.encode())
+    return [*paths, folder / f"{name}.csv", folder / f"{name}.md"]
+
+
+def _text(value: object) -> object:
+    """Lists and tuples as 'a, b, c' so they fit one CSV cell and one caption line."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return value
