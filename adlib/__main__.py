@@ -13,13 +13,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 PROFILE_DATA = {"synthetic": "data/synthetic"}
-# What each method changes in PatchCore's settings; explicit options override these.
+# What each PatchCore-family method changes in PatchCore's settings; explicit options override these.
 METHOD_PRESETS = {
     "patchcore": {},
     "patchcore-random": {"sampler": "random"},
     "improved-patchcore": {"sampler": "kmeans", "distance": "cosine", "reweight_neighbours": 1},
     "softpatch": {"denoise": "lof"},
+    "image-denoised-patchcore": {},  # a PaDiM filter drops the worst training images first (SP Table 7)
 }
+BASELINES = ("padim", "spade")
+# Options that only PatchCore-family methods read, and the baselines' own options.
+PATCHCORE_ONLY = ("patch_size", "coreset", "sampler", "distance", "top_k", "reweight", "denoise", "tau", "lof_k",
+                  "no_soft_weight", "backend")
+OWN_OPTIONS = {"channels": ("padim", "image-denoised-patchcore"), "image_k": ("spade",),
+               "drop": ("image-denoised-patchcore",)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", type=Path, help="data root in the MVTec AD (or LOCO/BTAD) layout; "
                      "default: data/synthetic for the synthetic profile")
     run.add_argument("--categories", nargs="+", help="categories to run (default: all under --data)")
-    run.add_argument("--method", default="patchcore", choices=list(METHOD_PRESETS),
+    run.add_argument("--method", default="patchcore", choices=[*METHOD_PRESETS, *BASELINES],
                      help="detector: improved-patchcore = K-means bank + cosine scores; softpatch = LOF denoising "
-                          "with soft weights (each only changes the options below it sets)")
+                          "with soft weights (each only changes the options below it sets); image-denoised-patchcore "
+                          "= a PaDiM filter drops the worst training images, then PatchCore; padim; spade")
     run.add_argument("--profile", default="synthetic", choices=PROFILES,
                      help="feature defaults: synthetic = EfficientNet-Lite0, paper = WideResNet-50, 256->224")
     run.add_argument("--backbone", choices=BACKBONES, help="override the profile's backbone")
@@ -63,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tau", type=float, default=0.15, help="SoftPatch: share of training patches dropped")
     run.add_argument("--lof-k", type=int, default=6, help="SoftPatch: LOF neighbours")
     run.add_argument("--no-soft-weight", action="store_true", help="SoftPatch: drop patches but keep no soft weights")
+    run.add_argument("--channels", type=int,
+                     help="PaDiM (and the image-denoising filter): random channel subset (default per backbone)")
+    run.add_argument("--image-k", type=int, default=50, help="SPADE: training images retrieved per test image")
+    run.add_argument("--drop", type=float, default=0.15,
+                     help="image-denoised-patchcore: share of training images the PaDiM filter removes")
     run.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="backbone precision")
     run.add_argument("--noise", type=float, default=0.0,
                      help="SoftPatch's noise protocol: move int(NOISE * |train|) anomalous test images into train")
@@ -79,22 +92,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace):
+    """The method's settings from the options; an option the chosen method does not read is an error."""
+    from adlib.baselines import PADIM_LAYERS, SPADE_LAYERS, ImageDenoisedSettings, SpadeSettings, padim_settings
     from adlib.features import profile_settings
     from adlib.methods import PatchCoreSettings
 
+    defaults = vars(build_parser().parse_args(["run"]))
+    changed = [name for name in (*PATCHCORE_ONLY, *OWN_OPTIONS) if getattr(args, name) != defaults[name]]
+    unread = [name for name in changed if (name in PATCHCORE_ONLY and args.method in BASELINES)
+              or (name in OWN_OPTIONS and args.method not in OWN_OPTIONS[name])]
+    if unread:
+        options = ", ".join("--" + name.replace("_", "-") for name in unread)
+        raise ValueError(f"{options} do(es) nothing with --method {args.method}: drop it or choose another method")
     features = profile_settings(args.profile)
     weights = None if args.weights.lower() in ("none", "random") else args.weights
-    changes = {"patch_size": args.patch_size, "precision": args.precision, "init_seed": args.init_seed, "weights": weights}
+    changes = {"precision": args.precision, "init_seed": args.init_seed, "weights": weights}
     if args.backbone:
         changes["backbone"] = args.backbone
     if args.layers:
         changes["layers"] = tuple(args.layers)
+    if args.method not in BASELINES:
+        changes["patch_size"] = args.patch_size
     features = dataclasses.replace(features, **changes)
+
+    def padim_on(base):
+        """PaDiM on `base`'s backbone (the filter of image-denoised-patchcore too; SoftPatch's PaDiM* is ResNet-18)."""
+        padim = padim_settings(dataclasses.replace(base, layers=PADIM_LAYERS))
+        return padim if args.channels is None else dataclasses.replace(padim, channels=args.channels)
+
+    if args.method == "padim":
+        return padim_on(features)
+    if args.method == "spade":
+        return SpadeSettings(features=dataclasses.replace(features, layers=SPADE_LAYERS), image_k=args.image_k)
     values = dict(METHOD_PRESETS[args.method])
     explicit = {"sampler": args.sampler, "distance": args.distance, "reweight_neighbours": args.reweight,
                 "denoise": args.denoise}
     values.update({name: value for name, value in explicit.items() if value is not None})
-    return PatchCoreSettings(
+    patchcore = PatchCoreSettings(
         features=features,
         coreset_ratio=args.coreset,
         top_k=args.top_k,
@@ -103,6 +137,10 @@ def settings_from_args(args: argparse.Namespace):
         soft_weight=not args.no_soft_weight,
         **values,
     )
+    if args.method == "image-denoised-patchcore":
+        base = dataclasses.replace(features, patch_size=3)
+        return ImageDenoisedSettings(filter=padim_on(base), detector=patchcore, drop=args.drop)
+    return patchcore
 
 
 def run_command(args: argparse.Namespace) -> None:

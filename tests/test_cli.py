@@ -16,7 +16,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_help_lists_every_option():
     out = subprocess.run([sys.executable, "-m", "adlib", "run", "--help"], capture_output=True, text=True, check=True)
     for option in ("--data", "--categories", "--method", "--coreset", "--sampler", "--distance", "--reweight",
-                   "--weights", "--backbone", "--layers", "--patch-size", "--seeds", "--out", "--heatmaps"):
+                   "--weights", "--backbone", "--layers", "--patch-size", "--seeds", "--out", "--heatmaps", "--channels",
+                   "--image-k", "--drop"):
         assert option in out.stdout
 
 
@@ -33,6 +34,33 @@ def test_run_writes_table_csv_and_heatmaps(tiny_benchmark, tmp_path, capsys, mon
     assert set(results["metric"]) >= {"image_auroc", "pixel_auroc", "pro", "fit_seconds"}
     assert (results["coreset_ratio"] == 0.2).all() and (results["features.weights"].isna()).all()
     assert (out / "heatmaps" / "brick.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("method", ["padim", "spade", "image-denoised-patchcore", "patchcore-random"])
+def test_every_method_runs_from_the_command_line(method, tiny_benchmark, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "results"
+    main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--method", method, "--backbone", "resnet18",
+          "--weights", "none", "--out", str(out), "--heatmaps", "2", "--no-progress", "--device", "cpu"])
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["method"]) == {method}
+    scores = results.set_index("metric")["value"]
+    assert 0 <= scores["image_auroc"] <= 1 and 0 <= scores["pixel_auroc"] <= 1
+    assert (out / "heatmaps" / "pill.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--method", "padim", "--coreset", "0.2"], "--coreset do"),
+        (["--method", "spade", "--channels", "5"], "--channels do"),
+        (["--image-k", "5"], "--image-k do"),
+        (["--method", "softpatch", "--drop", "0.1"], "--drop do"),
+    ],
+)
+def test_options_the_method_does_not_read_are_rejected(argv, message):
+    with pytest.raises(ValueError, match=message):
+        settings_from_args(build_parser().parse_args(["run", *argv]))
 
 
 def test_bad_settings_fail_with_the_setting_named():
