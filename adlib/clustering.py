@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from adlib.sampling import _SERIAL_SLICE, _augmented_bank, _check_request, _compute_dtype, _StreamedDistances
+from adlib.sampling import SERIAL_SLICE, StreamedDistances, augmented_bank, check_request, compute_dtype
 from adlib.scoring import BACKENDS, faiss_available
 
 _CHUNK_ROWS = 16384  # rows cast / projected / summed at once: bounds the copies of a [N, D] bank
@@ -46,7 +46,7 @@ def pca_projection(features: torch.Tensor, dim: int) -> tuple[torch.Tensor, torc
     width = features.shape[1]
     if not 1 <= dim <= width:
         raise ValueError(f"dim={dim}: the PCA keeps between 1 and D={width} dimensions; pick dim in that range")
-    dtype = _compute_dtype(features)
+    dtype = compute_dtype(features)
     mean = torch.zeros(width, dtype=torch.float64, device=features.device)
     for chunk in features.split(_CHUNK_ROWS):
         mean += chunk.sum(dim=0, dtype=torch.float64)
@@ -133,12 +133,12 @@ class KMeansBank:
     def build(self, features: torch.Tensor, n: int, seed: int) -> torch.Tensor:
         """The bank [n, D] (dtype and device of `features` [N, D]): the full-dimension member means of
         the n K-means clusters found after PCA. The same seed gives the same bank."""
-        _check_request(features, n)
+        check_request(features, n)
         if features.shape[1] > self.pca_dim:
             mean, components = pca_projection(features, self.pca_dim)
             points = _project(features, mean, components)
         else:
-            points = features.to(_compute_dtype(features))
+            points = features.to(compute_dtype(features))
         _, assignment = kmeans(points, n, seed, self.iterations, self.backend)
         return _member_means(features, assignment, n).to(features.dtype)
 
@@ -174,12 +174,12 @@ def _kmeans_faiss(points: torch.Tensor, k: int, seed: int, iterations: int) -> t
     distances, labels = model.index.search(x, 1)
     labels = torch.from_numpy(labels[:, 0]).to(points.device)
     distances = torch.from_numpy(distances[:, 0]).to(points.device)
-    centroids = torch.from_numpy(model.centroids).to(points.device, _compute_dtype(points))
+    centroids = torch.from_numpy(model.centroids).to(points.device, compute_dtype(points))
     return centroids, _fill_empty_clusters(labels, distances, k)
 
 
 def _kmeans_torch(points: torch.Tensor, k: int, seed: int, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
-    dtype = _compute_dtype(points)
+    dtype = compute_dtype(points)
     x = points.to(dtype)
     generator = torch.Generator().manual_seed(seed)
     centroids = x[_kmeans_plus_plus(x, k, generator)]
@@ -203,8 +203,8 @@ def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> to
     the k indices are always distinct.
     """
     total = x.shape[0]
-    bank = _augmented_bank(x, x.shape[1], generator)  # [d + 2, N]; no projection, the generator is unused
-    distances_to = _StreamedDistances(bank)
+    bank = augmented_bank(x, x.shape[1], generator)  # [d + 2, N]; no projection, the generator is unused
+    distances_to = StreamedDistances(bank)
     uniforms = torch.rand(k, generator=generator, dtype=torch.float64).to(x.device)
     picks = torch.empty(k, dtype=torch.int64, device=x.device)
     picks[0] = torch.randint(total, (1,), generator=generator).item()
@@ -215,7 +215,7 @@ def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> to
     untaken[picks[0]] = 0
     dist = torch.empty_like(min_dist)
     zero = torch.zeros((), dtype=min_dist.dtype, device=x.device)
-    slice_len = _SERIAL_SLICE if x.device.type == "cpu" else total  # see adlib.sampling._greedy_picks
+    slice_len = SERIAL_SLICE if x.device.type == "cpu" else total  # see adlib.sampling._greedy_picks
     slices = list(zip(dist.split(slice_len), min_dist.split(slice_len)))
     for i in range(1, k):
         cumulative = torch.cumsum(min_dist, dim=0, dtype=torch.float64)

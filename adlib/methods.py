@@ -32,7 +32,7 @@ from adlib.denoise import METHODS as DENOISERS
 from adlib.denoise import denoise, outlier_scores
 from adlib.features import FeatureExtractor, FeatureSettings, PatchEmbedding
 from adlib.files import atomic_write_bytes
-from adlib.sampling import ApproximateGreedyCoreset, ExactGreedyCoreset, RandomSubset, coreset_size
+from adlib.sampling import ApproximateGreedyCoreset, ExactGreedyCoreset, LearnedProxies, RandomSubset, coreset_size
 from adlib.scoring import DISTANCES, NearestNeighbours, Scores, anomaly_maps, reweighted_image_scores, to_distance
 
 SAMPLERS = {
@@ -40,7 +40,10 @@ SAMPLERS = {
     "exact_greedy": ExactGreedyCoreset(),
     "random": RandomSubset(),
     "kmeans": KMeansBank(),
+    "learned_proxies": LearnedProxies(),
 }
+BUILDERS = ("kmeans", "learned_proxies")  # samplers whose `build` returns new points (no training patches)
+SEARCHES = {"exact": "flat", "ivfpq": "ivfpq"}  # PatchCoreSettings.search -> NearestNeighbours index
 FORMAT = 1
 
 
@@ -54,6 +57,8 @@ class PatchCoreSettings:
     'cosine' is 1 - cosine similarity, averaged over the `top_k` most similar bank features (KC).
     `denoise`, `tau`, `lof_k` and `soft_weight` are SoftPatch's; settings that would do nothing in a
     combination (e.g. `tau` without `denoise`, `top_k` without 'cosine') are rejected, not ignored.
+    `search` 'exact' finds the nearest bank features exactly; 'ivfpq' approximately, with faiss's IVF-PQ
+    as the official code's approximate mode (paper Table 5; see `adlib.scoring.NearestNeighbours`).
     """
 
     features: FeatureSettings = field(default_factory=FeatureSettings)
@@ -68,6 +73,7 @@ class PatchCoreSettings:
     tau: float = 0.15
     lof_k: int = 6
     soft_weight: bool = True
+    search: str = "exact"
 
     def __post_init__(self) -> None:
         if not 0 < self.coreset_ratio <= 1:
@@ -92,9 +98,11 @@ class PatchCoreSettings:
             raise ValueError(f"lof_k={self.lof_k} only acts with denoise='lof'")
         if not 0 <= self.tau < 1:
             raise ValueError(f"tau={self.tau}: the share of training patches to drop must be in [0, 1)")
-        if self.denoise is not None and self.soft_weight and self.sampler == "kmeans":
-            raise ValueError("soft weights belong to kept training patches; K-means centroids have none: "
-                             "use soft_weight=False with sampler='kmeans'")
+        if self.denoise is not None and self.soft_weight and self.sampler in BUILDERS:
+            raise ValueError("soft weights belong to kept training patches; K-means centroids and learned "
+                             f"proxies have none: use soft_weight=False with sampler={self.sampler!r}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search={self.search!r}: choose one of {', '.join(SEARCHES)}")
 
     def to_dict(self) -> dict[str, object]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -167,8 +175,8 @@ class PatchCore:
             patches = patches[keep]
             weights = kept.weights.reshape(-1)[keep] if s.soft_weight else None
         size = coreset_size(len(patches), s.coreset_ratio)
-        if s.sampler == "kmeans":
-            bank = SAMPLERS["kmeans"].build(patches, size, s.seed)
+        if s.sampler in BUILDERS:
+            bank = SAMPLERS[s.sampler].build(patches, size, s.seed)
         elif size == len(patches):
             bank = patches
         else:
@@ -180,8 +188,23 @@ class PatchCore:
 
     def _set_bank(self, bank: torch.Tensor, grid: tuple[int, int], weights: torch.Tensor | None = None) -> None:
         self.bank, self.grid, self.bank_weights = bank, tuple(grid), weights
-        searched = torch.nn.functional.normalize(bank, dim=1) if self.settings.distance == "cosine" else bank
-        self._index = NearestNeighbours(searched, backend=self.backend)
+        s = self.settings
+        searched = torch.nn.functional.normalize(bank, dim=1) if s.distance == "cosine" else bank
+        self._index = NearestNeighbours(searched, backend=self.backend, index=SEARCHES[s.search], seed=s.seed)
+
+    def bank_usage(self, embedding: PatchEmbedding) -> float:
+        """The share of memory bank features that are the nearest neighbour of at least one patch of
+        `embedding` (paper Fig. 5, right: under 30 % of a full bank, ~95 % of a 1 % coreset), found by
+        the model's own search (cosine: on unit vectors; 'ivfpq': its approximate neighbours)."""
+        if self._index is None:
+            raise RuntimeError("PatchCore.bank_usage before fit (or load): fit it on nominal training images first")
+        if tuple(embedding.grid) != self.grid:
+            raise ValueError(f"test patch grid {embedding.grid} differs from the memory bank's {self.grid}")
+        features = embedding.features.reshape(-1, embedding.features.shape[-1])
+        if self.settings.distance == "cosine":
+            features = torch.nn.functional.normalize(features, dim=-1)
+        _, nearest = self._index.search(features, 1)
+        return len(torch.unique(nearest)) / len(self._index)
 
     def predict(self, test: Sequence[Sample], progress: bool = True) -> Scores:
         """Image scores [N] and anomaly maps [N, crop, crop] of `test`."""

@@ -1,4 +1,5 @@
-"""Coreset samplers against the official-style loop and against slow, obvious greedy k-center code."""
+"""Coreset samplers against the official-style loop and against slow, obvious greedy k-center code;
+learned proxies against Eq. 8 written out."""
 
 import math
 
@@ -7,7 +8,15 @@ import pytest
 import torch
 
 from adlib.reference import official_greedy_coreset
-from adlib.sampling import ApproximateGreedyCoreset, ExactGreedyCoreset, RandomSubset, coreset_size
+from adlib.sampling import (
+    ApproximateGreedyCoreset,
+    ExactGreedyCoreset,
+    LearnedProxies,
+    RandomSubset,
+    coreset_size,
+    reconstruction_gradient,
+    reconstruction_loss,
+)
 
 SAMPLERS = [
     ApproximateGreedyCoreset(),
@@ -160,3 +169,104 @@ def test_cuda_matches_cpu():
     features = bank(2000, 256, seed=9, dtype=torch.float64)
     for sampler in SAMPLERS:
         assert torch.equal(sampler.select(features.cuda(), 100, 2), sampler.select(features, 100, 2))
+
+
+# --- learned proxies (paper Eq. 8, Fig. 5) ---------------------------------------------------------
+
+
+def slow_eq8(features, proxies):
+    """Eq. 8 by definition, mean over rows, nearest proxies weighing most: softmax over -||m - p_k||."""
+    total = 0.0
+    for m in features:
+        d = [math.dist(m, p) for p in proxies]
+        e = [math.exp(-x) for x in d]
+        w = [x / sum(e) for x in e]
+        recon = [sum(w[k] * proxies[k][j] for k in range(len(proxies))) for j in range(len(m))]
+        total += sum((a - b) ** 2 for a, b in zip(m, recon))
+    return total / len(features)
+
+
+def blobs(per, dims, centres, spread, seed):
+    g = torch.Generator().manual_seed(seed)
+    middles = torch.randn(centres, dims, generator=g) * 4
+    return (middles[:, None] + spread * torch.randn(centres, per, dims, generator=g)).reshape(-1, dims)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eq8_loss_and_gradient_match_the_definition(seed):
+    features, proxies = bank(6, 3, seed, torch.float64) * 0.7, bank(4, 3, seed + 10, torch.float64) * 0.7
+    rows, points = features.tolist(), proxies.tolist()
+    expected = slow_eq8(rows, points)
+    loss, gradient = reconstruction_gradient(features, proxies)
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    assert reconstruction_loss(features, proxies) == pytest.approx(expected, rel=1e-12)
+    h = 1e-6
+    for k in range(4):
+        for j in range(3):
+            up = [list(p) for p in points]
+            down = [list(p) for p in points]
+            up[k][j] += h
+            down[k][j] -= h
+            numeric = (slow_eq8(rows, up) - slow_eq8(rows, down)) / (2 * h)
+            assert gradient[k, j].item() == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+
+
+def test_eq8_weighs_the_nearest_proxy_most():
+    """One feature, two proxies at distances 1 and 3: the reconstruction leans to the near one."""
+    features = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    proxies = torch.tensor([[1.0, 0.0], [-3.0, 0.0]], dtype=torch.float64)
+    w_near = math.exp(-1) / (math.exp(-1) + math.exp(-3))
+    recon = w_near * 1.0 + (1 - w_near) * -3.0  # 0.464: the paper's printed +d would give -2.46
+    assert reconstruction_loss(features, proxies) == pytest.approx(recon**2, rel=1e-12)
+
+
+def test_eq8_in_blocks_equals_whole():
+    features, proxies = bank(37, 5, 3), bank(6, 5, 4)
+    loss, gradient = reconstruction_gradient(features, proxies)
+    blocked_loss, blocked = reconstruction_gradient(features, proxies, block=6 * 4)  # 4 rows per block
+    torch.testing.assert_close(blocked, gradient)
+    torch.testing.assert_close(blocked_loss, loss)
+    assert reconstruction_loss(features, proxies, block=1) == pytest.approx(loss.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_learned_proxies_lower_the_loss_from_their_start(seed):
+    features = blobs(60, 16, 8, 0.5, seed)
+    start = LearnedProxies(steps=0).build(features, 12, seed)
+    trained = LearnedProxies(steps=60, batch_size=64).build(features, 12, seed)
+    assert torch.isfinite(trained).all()  # the start has features sitting on proxies: d = 0 is handled
+    assert reconstruction_loss(features, trained) < reconstruction_loss(features, start)
+
+
+def test_learned_proxies_start_at_the_random_subset_and_are_seeded():
+    features = bank(200, 10, 5)
+    start = LearnedProxies(steps=0).build(features, 20, 3)
+    assert torch.equal(start, features[RandomSubset().select(features, 20, 3)])
+    proxies = LearnedProxies(steps=15, batch_size=32)
+    first = proxies.build(features, 20, 3)
+    assert first.shape == (20, 10) and first.dtype == torch.float32
+    assert torch.equal(first, proxies.build(features, 20, 3))
+    assert not torch.equal(first, proxies.build(features, 20, 4))
+    assert not torch.equal(first, start)
+
+
+def test_learned_proxies_keep_dtype_and_rng_and_take_any_batch():
+    features = bank(50, 4, 6, torch.float64)
+    state = torch.get_rng_state()
+    proxies = LearnedProxies(steps=5, batch_size=1024).build(features.requires_grad_(), 7, 0)  # batch > N
+    assert torch.equal(state, torch.get_rng_state())
+    assert proxies.dtype == torch.float64 and not proxies.requires_grad
+    bf16 = LearnedProxies(steps=3).build(features.detach().bfloat16(), 7, 0)
+    assert bf16.dtype == torch.bfloat16
+
+
+def test_learned_proxies_refuse_bad_settings_and_sizes():
+    for bad in ({"steps": -1}, {"batch_size": 0}, {"learning_rate": 0.0}, {"learning_rate": math.nan}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LearnedProxies(**bad)
+    with pytest.raises(ValueError, match="coreset larger than the bank"):
+        LearnedProxies().build(bank(10, 3), 11, 0)
+    with pytest.raises(ValueError, match=r"bank \[N, D\]"):
+        LearnedProxies().build(bank(10, 3)[None], 2, 0)
+    with pytest.raises(ValueError, match="block"):
+        reconstruction_loss(bank(10, 3), bank(2, 3), block=0)
