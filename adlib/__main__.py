@@ -23,7 +23,7 @@ METHOD_PRESETS = {
 }
 BASELINES = ("padim", "spade")
 # Options that only PatchCore-family methods read, and the baselines' own options.
-PATCHCORE_ONLY = ("patch_size", "coreset", "sampler", "distance", "top_k", "reweight", "denoise", "tau", "lof_k",
+PATCHCORE_ONLY = ("patch_size", "coreset", "sampler", "search", "distance", "top_k", "reweight", "denoise", "tau", "lof_k",
                   "no_soft_weight", "backend")
 OWN_OPTIONS = {"channels": ("padim", "image-denoised-patchcore"), "image_k": ("spade",),
                "drop": ("image-denoised-patchcore",)}
@@ -32,7 +32,7 @@ OWN_OPTIONS = {"channels": ("padim", "image-denoised-patchcore"), "image_k": ("s
 def build_parser() -> argparse.ArgumentParser:
     from adlib.backbones import BACKBONES
     from adlib.features import PROFILES
-    from adlib.methods import DENOISERS, SAMPLERS
+    from adlib.methods import DENOISERS, SAMPLERS, SEARCHES
     from adlib.scoring import BACKENDS, DISTANCES
 
     parser = argparse.ArgumentParser(prog="python -m adlib", description=__doc__.split("\n")[0])
@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--patch-size", type=int, default=3, help="neighbourhood size p of the local aggregation")
     run.add_argument("--coreset", type=float, default=0.1, help="memory bank size as a share of all patches")
     run.add_argument("--sampler", choices=list(SAMPLERS),
-                     help="memory bank: approximate_greedy (PatchCore, default), exact_greedy, random, kmeans (KC)")
+                     help="memory bank: approximate_greedy (PatchCore, default), exact_greedy, random, kmeans (KC), "
+                          "learned_proxies (PC Eq. 8)")
+    run.add_argument("--search", default="exact", choices=SEARCHES,
+                     help="memory-bank search: exact, or ivfpq (faiss IVF-PQ, approximate; PC Table 5)")
     run.add_argument("--distance", choices=DISTANCES,
                      help="patch score: euclidean (paper, default), squared (official code), cosine (KC)")
     run.add_argument("--top-k", type=int, default=1, help="with --distance cosine: average over the top k bank features")
@@ -131,6 +134,7 @@ def settings_from_args(args: argparse.Namespace):
     patchcore = PatchCoreSettings(
         features=features,
         coreset_ratio=args.coreset,
+        search=args.search,
         top_k=args.top_k,
         tau=args.tau,
         lof_k=args.lof_k,
