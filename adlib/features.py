@@ -1,7 +1,7 @@
 """Locally aware patch features for a list of images: backbone maps (cached on disk) -> PatchCore embedding.
 
 `FeatureSettings` holds everything that changes the features. The backbone part of it (backbone,
-weights, layers, preprocessing, precision) keys the on-disk cache of layer maps; the aggregation part
+weights, preprocessing, precision) keys the on-disk cache of layer maps, one entry per image and layer; the aggregation part
 (neighbourhood size `patch_size`, `pre_dim`, `target_dim`) is applied to the cached maps on every call,
 which takes milliseconds, so ablations over it cost no backbone pass.
 """
@@ -54,10 +54,10 @@ class FeatureSettings:
             raise ValueError(f"pre_dim={self.pre_dim}, target_dim={self.target_dim}: must be positive")
 
     def cache_config(self) -> dict[str, object]:
-        """The settings that change the cached layer maps (the weights enter as the loaded tag)."""
+        """The settings that change a cached layer map (the weights enter as the loaded tag; the layer is
+        part of each entry's name, so extractors of other layer sets share the maps they have in common)."""
         return {
             "backbone": self.backbone,
-            "layers": list(self.layers),
             "precision": self.precision,
             "preprocessing": dataclasses.asdict(self.preprocessing),
         }
@@ -123,10 +123,12 @@ class FeatureExtractor:
         """{layer: [N, C, h, w]} on the CPU, from the cache where possible."""
         if not samples:
             raise ValueError("no images to extract features from")
+        layers = self.settings.layers
         digests = [file_digest(sample.image) for sample in samples] if self.cache else [None] * len(samples)
-        per_image: list[dict[str, torch.Tensor] | None] = [
-            self.cache.get(digest) if self.cache else None for digest in digests
-        ]
+        per_image: list[dict[str, torch.Tensor] | None] = []
+        for digest in digests:
+            cached = {layer: self.cache.get(digest, layer) for layer in layers} if self.cache else {}
+            per_image.append(cached if cached and all(m is not None for m in cached.values()) else None)
         missing = [i for i, maps in enumerate(per_image) if maps is None]
         batches = [missing[i : i + self.batch_size] for i in range(0, len(missing), self.batch_size)]
         bar = tqdm(total=len(missing), desc=f"features {self.settings.backbone}", unit="img", disable=not progress)
@@ -136,10 +138,11 @@ class FeatureExtractor:
             for row, index in enumerate(batch):
                 per_image[index] = {name: value[row].cpu() for name, value in maps.items()}
                 if self.cache:
-                    self.cache.put(digests[index], per_image[index])
+                    for layer in layers:
+                        self.cache.put(digests[index], layer, per_image[index][layer])
             bar.update(len(batch))
         bar.close()
-        return {layer: torch.stack([maps[layer] for maps in per_image]) for layer in self.settings.layers}
+        return {layer: torch.stack([maps[layer] for maps in per_image]) for layer in layers}
 
     def embed(self, samples: Sequence[Sample], progress: bool = True) -> PatchEmbedding:
         """PatchCore's locally aware patch features of `samples`, on `self.device`."""

@@ -148,7 +148,7 @@ def test_cache_hit_miss_and_corruption(tmp_path):
     torch.testing.assert_close(second.embed(samples, progress=False).features, reference)
     assert second.model.images == 0  # all hits
 
-    entry = second.cache.path(file_digest(samples[2].image))
+    entry = second.cache.path(file_digest(samples[2].image), "layer3")
     data = bytearray(entry.read_bytes())
     data[len(data) // 2] ^= 0xFF  # flip a byte inside the payload
     entry.write_bytes(bytes(data))
@@ -168,9 +168,32 @@ def test_cache_hit_miss_and_corruption(tmp_path):
     changed = fifth.embed(samples, progress=False).features
     assert fifth.model.images == 1 and not torch.allclose(changed[0], reference[0])
 
-    other = FeatureExtractor(resnet18_settings(layers=("layer2",)), device="cpu", cache_dir=tmp_path / "cache")
+    other = FeatureExtractor(resnet18_settings(precision="bf16"), device="cpu", cache_dir=tmp_path / "cache")
     assert other.cache.directory != first.cache.directory  # other settings, other cache entries
     assert (first.cache.directory / "config.json").is_file()
+
+
+def test_layer_sets_share_the_maps_they_have_in_common(tmp_path):
+    samples = write_images(tmp_path / "img", 3)
+
+    def extractor(layers):
+        e = FeatureExtractor(resnet18_settings(layers=layers), device="cpu", cache_dir=tmp_path / "cache")
+        e.model = CountingModel(e.model)
+        return e
+
+    pair = extractor(("layer2", "layer3"))
+    reference = pair.layer_maps(samples, progress=False)
+    assert pair.model.images == 3
+    subset = extractor(("layer3",))  # every map it needs is cached by the pair
+    torch.testing.assert_close(subset.layer_maps(samples, progress=False)["layer3"], reference["layer3"])
+    assert subset.model.images == 0
+    wider = extractor(("layer1", "layer2", "layer3"))  # layer1 is missing: one backbone pass per image
+    maps = wider.layer_maps(samples, progress=False)
+    assert wider.model.images == 3
+    torch.testing.assert_close(maps["layer2"], reference["layer2"])
+    again = extractor(("layer1", "layer3"))
+    again.layer_maps(samples, progress=False)
+    assert again.model.images == 0
 
 
 def test_aggregation_settings_reuse_cached_maps(tmp_path):
