@@ -76,7 +76,9 @@ def readme_commands() -> list[str]:
     text = README.read_text()
     blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
     lines = [line.strip() for block in blocks for line in block.splitlines()]
-    return [line for line in lines if line.startswith("python -m adlib ")]
+    inline = re.findall(r"`(python -m adlib [^`]+)`", text)  # commands in tables and prose too
+    commands = [line for line in lines if line.startswith("python -m adlib ")] + inline
+    return list(dict.fromkeys(commands))
 
 
 def test_readme_shows_cli_commands():
@@ -87,6 +89,11 @@ def test_readme_shows_cli_commands():
 def test_readme_cli_commands_parse_into_valid_settings(command):
     """Every documented `python -m adlib run` line names real options with valid values."""
     argv = command.split()[3:]
+    if "--help" in argv:  # prints the help and exits 0 (test_help_lists_every_option runs it)
+        with pytest.raises(SystemExit) as exit:
+            build_parser().parse_args(argv)
+        assert exit.value.code == 0
+        return
     args = build_parser().parse_args(argv)
     settings_from_args(args)
 
