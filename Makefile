@@ -39,10 +39,18 @@ reproduce: $(STAMP) data
 lab: $(STAMP) data
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-# Speed reports (medians, ratios against reference loops measured in the same run): figures/bench_*.md
-bench: $(STAMP) data
+# Speed reports (medians, ratios against reference loops measured in the same run): figures/bench_*.md,
+# and figures/bench.md (+ .csv): adlib's PatchCore side by side with anomalib's, run from its own virtualenv.
+bench: $(STAMP) data build/anomalib-venv/.installed
 	$(BIN)/python benchmarks/features.py --data $(DATA) --out figures/bench_features.md
 	$(BIN)/python benchmarks/coreset_search.py --out figures/bench_coreset.md
+	$(BIN)/python benchmarks/anomalib_vs_adlib.py --data $(DATA) --anomalib-python build/anomalib-venv/bin/python --out figures/bench.md
+
+# The separate virtualenv with anomalib for `make bench` only (never the project's dependencies, never CI).
+build/anomalib-venv/.installed: benchmarks/anomalib-requirements.txt
+	$(PYTHON) -m venv build/anomalib-venv
+	build/anomalib-venv/bin/python -m pip install --quiet --requirement benchmarks/anomalib-requirements.txt
+	touch $@
 
 # Re-pin requirements.lock from a working virtualenv (after changing a dependency on purpose).
 lock: $(STAMP)
