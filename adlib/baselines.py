@@ -396,7 +396,14 @@ class ImageDenoisedSettings:
 
 
 class ImageDenoised:
-    """fit: PaDiM scores the training images in-sample, the top `drop` share leaves, PatchCore fits the rest."""
+    """fit: PaDiM scores the training images in-sample, the top `drop` share leaves, PatchCore fits the rest.
+
+    A caveat of in-sample scoring: with no more training images N than PaDiM channels, every image
+    lies at the same Mahalanobis distance (N - 1) / sqrt(N) from its own position's Gaussian when
+    eps = 0, so the ranking comes only from the eps * I regulariser (e.g. 88 noisy training images
+    with 100 channels). It still ranked the injected images first on the embedded benchmark, but
+    nothing guarantees that; use fewer channels than images where the filter must be trusted.
+    """
 
     def __init__(
         self,
