@@ -24,7 +24,10 @@ Schema (header exactly `paper,table,method,setting,category,metric,value,unit`)
   `ResNeXt-101`, and the Table 4 ensemble `DenseNet-201&ResNeXt-101&WRN-101`, which the paper
   abbreviates "DenseN-201 & RNext-101 & WRN-101"), `layers=2+3`, `image_size=280`, `shots=5`.
 - category: a data set folder name in lower-case snake case (MVTec AD's `metal_nut`; KC and SP also
-  name MVTec LOCO and BTAD categories), or `mean` for the paper's average row/column.
+  name MVTec LOCO and BTAD categories), `mean` for the paper's average row/column, or `total` for a
+  sum over the categories (PC Table 1's misclassification counts).
+  Beware: the synthetic benchmark's `pill` and `screw` share names with MVTec AD categories; on the
+  synthetic profile join on `mean` only (`beside` would otherwise pair them).
 - metric: `image_auroc`, `pixel_auroc`, `pro` (adlib's names); PC also has
   `image_auroc_error`/`pixel_auroc_error`/`pro_error` (the "Error" rows, 100 - score as printed),
   `misclassifications` (count, Table 1), `inference_seconds` (Table 5), and

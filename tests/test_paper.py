@@ -125,7 +125,7 @@ def test_valid_file_fraction_and_decimals(tmp_path):
     write(
         tmp_path, "ok.csv",
         [HEADER, GOOD, "PC,5,PatchCore-10%,,mean,inference_seconds,0.22,s", "PC,S1,ITAE,,screw,image_auroc,100,%",
-         "PC,1,PatchCore-1%,,mean,misclassifications,49,count",
+         "PC,1,PatchCore-1%,,total,misclassifications,49,count",
          "PC,4,PatchCore-1%,backbone=WRN-101;layers=2+3,mean,pro,94.4,%"],
     )  # fmt: skip
     frame = _load(tmp_path)
@@ -143,7 +143,7 @@ def test_package_data_has_pc_tables():
     assert set(frame["paper"]) <= {"PC", "KC", "SP"}
     pc = reported(paper="PC")
     assert set(pc["table"]) == {"1", "2", "3", "4", "5", "S1", "S2", "S3", "S4", "S5", "S6"}
-    assert set(pc["category"]) == MVTEC | {"mean"}
+    assert set(pc["category"]) == MVTEC | {"mean", "total"}
     percent = pc["unit"] == "%"
     assert (pc.loc[percent, "fraction"] * 100).tolist() == pytest.approx(pc.loc[percent, "value"].tolist())
     assert pc.loc[~percent, "fraction"].tolist() == pc.loc[~percent, "value"].tolist()
@@ -249,7 +249,7 @@ def test_pc_text_claims_match_the_tables():
     solved = [r["category"] for r in s1 if r["category"] != "mean" and float(r["value"]) == 100]
     assert len(solved) == 6
     # Supp. C.4: "a total of 19 false-positive and 23 false-negative errors remain" (F1-optimal, PatchCore-25%).
-    assert int(cell("1", "PatchCore-25%", "mean", "misclassifications")) == 19 + 23
+    assert int(cell("1", "PatchCore-25%", "total", "misclassifications")) == 19 + 23
 
 
 # --------------------------------------------------------------------------- spot checks, read by hand
@@ -260,7 +260,7 @@ def test_pc_text_claims_match_the_tables():
     [
         ("1", "PatchCore-25%", "", "mean", "image_auroc", "99.1"),
         ("1", "Mah.AD", "", "mean", "image_auroc_error", "4.2"),
-        ("1", "PatchCore-1%", "", "mean", "misclassifications", "49"),
+        ("1", "PatchCore-1%", "", "total", "misclassifications", "49"),
         ("2", "CAVGA-Rw", "", "mean", "pixel_auroc", "89"),
         ("3", "Student", "", "mean", "pro", "85.7"),
         ("4", "PatchCore-1%", ENSEMBLE, "mean", "image_auroc", "99.6"),
