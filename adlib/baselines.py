@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from adlib.data import Preprocessing, Sample
 from adlib.features import FeatureExtractor, FeatureSettings
-from adlib.methods import PatchCore, PatchCoreSettings, shared_extractor
+from adlib.methods import PatchCore, PatchCoreSettings, feature_extractor
 from adlib.scoring import NearestNeighbours, Scores, anomaly_maps
 
 PADIM_LAYERS = ("layer1", "layer2", "layer3")
@@ -141,9 +141,7 @@ class PaDiM:
         extractor: FeatureExtractor | None = None,
     ):
         self.settings = settings
-        self.extractor = shared_extractor(extractor, settings.features) or FeatureExtractor(
-            settings.features, device=device, cache_dir=cache_dir, use_cache=use_cache
-        )
+        self.extractor = feature_extractor(settings.features, extractor, device, cache_dir, use_cache)
         self.channels: torch.Tensor | None = None  # indices into the concatenated layer1..3 channels
         self.mean: torch.Tensor | None = None  # [P, d]
         self.factor: torch.Tensor | None = None  # [P, d, d] lower Cholesky factors of the covariances
@@ -292,9 +290,7 @@ class Spade:
         extractor: FeatureExtractor | None = None,
     ):
         self.settings = settings
-        self.extractor = shared_extractor(extractor, settings.features) or FeatureExtractor(
-            settings.features, device=device, cache_dir=cache_dir, use_cache=use_cache
-        )
+        self.extractor = feature_extractor(settings.features, extractor, device, cache_dir, use_cache)
         self.train_maps: list[torch.Tensor] | None = None  # layer1..layer3 maps [N, C, h, w]
         self.train_pooled: torch.Tensor | None = None  # [N, C4]
         self.grid: tuple[int, int] | None = None
@@ -414,9 +410,7 @@ class ImageDenoised:
         extractor: FeatureExtractor | None = None,
     ):
         self.settings = settings
-        detector_extractor = shared_extractor(extractor, settings.features) or FeatureExtractor(
-            settings.features, device=device, cache_dir=cache_dir, use_cache=use_cache
-        )
+        detector_extractor = feature_extractor(settings.features, extractor, device, cache_dir, use_cache)
         filter_extractor = detector_extractor if settings.filter.features == settings.features else None
         self.filter = PaDiM(settings.filter, device=device, cache_dir=cache_dir, use_cache=use_cache,
                             extractor=filter_extractor)

@@ -129,9 +129,18 @@ def softpatch_settings(features: FeatureSettings | None = None, denoise: str = "
     return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio, denoise=denoise)
 
 
-def shared_extractor(extractor: FeatureExtractor | None, features: FeatureSettings) -> FeatureExtractor | None:
-    """`extractor` if it computes `features` (lets many models share one loaded backbone), else an error."""
-    if extractor is not None and extractor.settings != features:
+def feature_extractor(
+    features: FeatureSettings,
+    extractor: FeatureExtractor | None = None,
+    device: torch.device | str | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+) -> FeatureExtractor:
+    """`extractor` if given (lets many models share one loaded backbone; it must compute `features`),
+    else a new extractor for `features`."""
+    if extractor is None:
+        return FeatureExtractor(features, device=device, cache_dir=cache_dir, use_cache=use_cache)
+    if extractor.settings != features:
         raise ValueError(
             f"the shared feature extractor computes {extractor.settings}, but the settings ask for {features}: "
             "pass an extractor made with the same FeatureSettings, or none"
@@ -152,9 +161,7 @@ class PatchCore:
         extractor: FeatureExtractor | None = None,
     ):
         self.settings = settings
-        self.extractor = shared_extractor(extractor, settings.features) or FeatureExtractor(
-            settings.features, device=device, cache_dir=cache_dir, use_cache=use_cache
-        )
+        self.extractor = feature_extractor(settings.features, extractor, device, cache_dir, use_cache)
         self.backend = backend
         self.bank: torch.Tensor | None = None
         self.bank_weights: torch.Tensor | None = None  # SoftPatch's soft weights, one per bank feature
