@@ -176,8 +176,8 @@ def run(
                     features = seeded.features
                     if features not in extractors:
                         extractors[features] = FeatureExtractor(features, device=device, cache_dir=cache_dir)
-                    result = evaluate(category, seeded, progress=progress, extractor=extractors[features],
-                                      backend=backend)
+                    result = evaluate(category, seeded, device=device, cache_dir=cache_dir, progress=progress,
+                                      extractor=extractors[features], backend=backend)
                     rows += result_rows(name, method, seeded, result.metrics, extra)
                     if on_result is not None:
                         on_result(result, seeded)

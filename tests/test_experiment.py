@@ -51,3 +51,16 @@ def test_shared_extractor_must_match(tiny_benchmark, settings, small_features, t
     result = evaluate(category, settings, extractor=shared, progress=False)
     assert result.model.extractor is shared
     assert isinstance(pd.Series(result.metrics)["image_auroc"], float)
+
+
+def test_run_cache_dir_reaches_every_extractor(tiny_benchmark, settings, small_features, tmp_path, monkeypatch):
+    """The image-denoising filter builds its own extractor: it must use the run's cache too."""
+    from adlib.baselines import PADIM_LAYERS, ImageDenoisedSettings, PaDiMSettings
+
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "default"))
+    padim = PaDiMSettings(features=dataclasses.replace(small_features, layers=PADIM_LAYERS, pre_dim=1024,
+                                                       target_dim=1024), channels=16)
+    denoised = ImageDenoisedSettings(filter=padim, detector=settings, drop=0.34)
+    run(tiny_benchmark, ["pill"], denoised, cache_dir=tmp_path / "mine", progress=False)
+    assert not (tmp_path / "default").exists()
+    assert list((tmp_path / "mine").rglob("*.layer1.pt"))  # the filter's layer1 maps went to the run's cache
