@@ -205,13 +205,19 @@ class PatchCore:
         the model's own search (cosine: on unit vectors; 'ivfpq': its approximate neighbours)."""
         if self._index is None:
             raise RuntimeError("PatchCore.bank_usage before fit (or load): fit it on nominal training images first")
+        _, _, nearest = self._search(embedding, 1)
+        return len(torch.unique(nearest)) / len(self._index)
+
+    def _search(self, embedding: PatchEmbedding, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The patches as the index holds them ([N, P, D]; unit vectors for cosine) and the squared distances
+        and indices of their k nearest bank features ([N*P, k] each)."""
         if tuple(embedding.grid) != self.grid:
             raise ValueError(f"test patch grid {embedding.grid} differs from the memory bank's {self.grid}")
-        features = embedding.features.reshape(-1, embedding.features.shape[-1])
+        features = embedding.features
         if self.settings.distance == "cosine":
             features = torch.nn.functional.normalize(features, dim=-1)
-        _, nearest = self._index.search(features, 1)
-        return len(torch.unique(nearest)) / len(self._index)
+        squared, nearest = self._index.search(features.reshape(-1, features.shape[-1]), k)
+        return features, squared, nearest
 
     def predict(self, test: Sequence[Sample], progress: bool = True) -> Scores:
         """Image scores [N] and anomaly maps [N, crop, crop] of `test`."""
@@ -221,14 +227,9 @@ class PatchCore:
 
     def score_embedding(self, embedding: PatchEmbedding) -> Scores:
         """Scores patch features that were already extracted (lets experiments reuse one extraction)."""
-        if tuple(embedding.grid) != self.grid:
-            raise ValueError(f"test patch grid {embedding.grid} differs from the memory bank's {self.grid}")
         s = self.settings
-        features = embedding.features
-        n, patches, dim = features.shape
-        if s.distance == "cosine":
-            features = torch.nn.functional.normalize(features, dim=-1)
-        squared, nearest = self._index.search(features.reshape(-1, dim), s.top_k)
+        features, squared, nearest = self._search(embedding, s.top_k)
+        n, patches, _ = features.shape
         patch_scores = to_distance(squared, s.distance).mean(1).reshape(n, patches)
         nearest = nearest[:, 0].reshape(n, patches)
         if self.bank_weights is not None:
