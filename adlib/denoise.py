@@ -31,6 +31,16 @@ Differences from the public code, on purpose:
   weight (`denoise`), so the scores are the paper's Eq. 1 and 3 and the keep/drop split is unchanged
   (a constant shift does not move any patch across the quantile).
 
+Behaviour to know (seen in `notebooks/sp_table4_softweight.ipynb`):
+- `gaussian` with N <= `projection_dim` images: the N - 1 sample directions span the covariance, so
+  every patch sits at almost the same in-sample Mahalanobis distance, about (N - 1) / sqrt(N) (eps
+  breaks the tie). The ranking that decides the drop still works; the soft weight then barely varies
+  and does nothing. More images than projected dims, or a smaller `projection_dim`, restore it.
+- `nearest`'s soft weight is 1 + distance, and a Euclidean distance on raw backbone features is far
+  larger than 1 (about 25 on EfficientNet-Lite0): the weight then rescales each bank patch's distances
+  by a large, patch-dependent factor instead of correcting them slightly. In that notebook (pill, 10 %
+  noise) it lowers the mean image + pixel AUROC by 0.08-0.10; the LOF weight (about 1) does not.
+
 Cost: positions are processed in chunks sized to `_CHUNK_BYTES` of work memory, each as batched matrix
 products on the features' device; no loop over patches. float64 input is computed in float64,
 everything else in float32.
