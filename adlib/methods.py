@@ -165,6 +165,9 @@ class PatchCore:
         self.backend = backend
         self.bank: torch.Tensor | None = None
         self.bank_weights: torch.Tensor | None = None  # SoftPatch's soft weights, one per bank feature
+        # Which training patch each bank row copies: row i * P + p is position p of training image i
+        # (the order of `fit`'s images). None for the samplers that build new points, and after `load`.
+        self.bank_source: torch.Tensor | None = None
         self.grid: tuple[int, int] | None = None
         self._index: NearestNeighbours | None = None
 
@@ -174,23 +177,25 @@ class PatchCore:
         embedding = self.extractor.embed(train, progress)
         features = embedding.features
         patches = features.reshape(-1, features.shape[-1])
+        source = torch.arange(len(patches), device=patches.device)
         weights = None
         if s.denoise is not None:
             scores = outlier_scores(features, s.denoise, lof_k=s.lof_k, seed=s.seed)
             kept = denoise(scores, s.denoise, s.tau)
             keep = kept.keep.reshape(-1)
-            patches = patches[keep]
+            patches, source = patches[keep], source[keep]
             weights = kept.weights.reshape(-1)[keep] if s.soft_weight else None
         size = coreset_size(len(patches), s.coreset_ratio)
         if s.sampler in BUILDERS:
-            bank = SAMPLERS[s.sampler].build(patches, size, s.seed)
-        elif size == len(patches):
-            bank = patches
+            bank, source = SAMPLERS[s.sampler].build(patches, size, s.seed), None
         else:
-            chosen = SAMPLERS[s.sampler].select(patches, size, s.seed).to(patches.device)
-            bank = patches[chosen]
-            weights = weights[chosen] if weights is not None else None
+            if size < len(patches):
+                chosen = SAMPLERS[s.sampler].select(patches, size, s.seed).to(patches.device)
+                patches, source = patches[chosen], source[chosen]
+                weights = weights[chosen] if weights is not None else None
+            bank = patches
         self._set_bank(bank.contiguous(), embedding.grid, weights)
+        self.bank_source = None if source is None else source.cpu()
         return self
 
     def _set_bank(self, bank: torch.Tensor, grid: tuple[int, int], weights: torch.Tensor | None = None) -> None:

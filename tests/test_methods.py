@@ -50,6 +50,32 @@ def test_full_bank_keeps_every_patch(category, small_features, tmp_path):
     assert torch.equal(model.bank, embedding.features.reshape(-1, 64))
 
 
+@pytest.mark.parametrize("denoised", [False, True])
+@pytest.mark.parametrize("sampler", ["approximate_greedy", "random"])
+def test_bank_source_names_the_training_patch_of_every_bank_row(category, small_features, tmp_path, sampler,
+                                                                 denoised):
+    settings = PatchCoreSettings(features=small_features, coreset_ratio=0.25, sampler=sampler)
+    if denoised:  # the dropped patches must not shift the indices
+        settings = dataclasses.replace(softpatch_settings(small_features, "lof", 0.25), sampler=sampler, lof_k=3)
+    model = PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
+    patches = model.extractor.embed(category.train, progress=False).features.reshape(-1, 64)
+    source = model.bank_source
+    assert source.dtype == torch.int64 and len(torch.unique(source)) == len(source) == len(model.bank)
+    assert torch.equal(patches[source], model.bank)
+    if denoised:
+        kept = denoise(outlier_scores(patches.reshape(len(category.train), -1, 64), "lof", lof_k=3, seed=0),
+                       "lof", settings.tau)
+        assert kept.keep.reshape(-1)[source].all()
+
+
+def test_bank_source_is_none_for_built_banks_and_after_load(category, small_features, tmp_path):
+    built = PatchCoreSettings(features=small_features, coreset_ratio=0.25, sampler="kmeans")
+    assert PatchCore(built, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False).bank_source is None
+    model = PatchCore(PatchCoreSettings(features=small_features), device="cpu", cache_dir=tmp_path)
+    model.fit(category.train, progress=False).save(tmp_path / "model.pt")
+    assert PatchCore.load(tmp_path / "model.pt", device="cpu", cache_dir=tmp_path).bank_source is None
+
+
 def test_settings_reach_the_scores(category, small_features, tmp_path):
     base = PatchCoreSettings(features=small_features, coreset_ratio=0.25)
     reference = PatchCore(base, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
