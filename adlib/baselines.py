@@ -2,7 +2,8 @@
 
 Every detector here is `Detector(settings, device, cache_dir, use_cache, extractor)` with
 `fit(train) -> self` and `predict(test) -> Scores` (image scores [N] and anomaly maps [N, crop, crop]
-on the CPU, bilinearly upsampled and blurred with sigma `blur_sigma` as PatchCore's maps are).
+on the CPU, bilinearly upsampled and blurred with sigma `blur_sigma` as PatchCore's maps are);
+PaDiM and SPADE also `save(path)` and `load(path, settings)` like PatchCore (`adlib.modelfile`).
 
 - `PaDiM` (Defard et al. 2021): one Gaussian per position of layer1's grid over the maps of
   layer1..layer3 (deeper maps upsampled *nearest*, which is what PaDiM's code's unfold-based
@@ -28,6 +29,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,7 @@ from tqdm.auto import tqdm
 from adlib.data import Preprocessing, Sample
 from adlib.features import FeatureExtractor, FeatureSettings
 from adlib.methods import PatchCore, PatchCoreSettings, feature_extractor
+from adlib.modelfile import check_weights, read_model, write_model
 from adlib.scoring import NearestNeighbours, Scores, anomaly_maps
 
 PADIM_LAYERS = ("layer1", "layer2", "layer3")
@@ -44,6 +47,7 @@ SPADE_LAYERS = ("layer1", "layer2", "layer3", "layer4")  # pixels from the first
 # ResNet-50 entry (same widths as WRN-50) and the EfficientNet-Lite0 entry (176 channels) are adlib's.
 PADIM_CHANNELS = {"resnet18": 100, "wide_resnet50_2": 550, "resnet50": 550, "efficientnet-lite0": 100}
 _CHUNK_BYTES = 256 * 1024**2  # work memory per chunk of positions (PaDiM) or of gallery images (SPADE)
+T = TypeVar("T")
 
 
 def _check_features(features: FeatureSettings, layers: tuple[str, ...], method: str, why: str) -> None:
@@ -68,6 +72,12 @@ def _check_blur(sigma: float) -> None:
 
 def _to_dict(settings: object) -> dict[str, object]:
     return json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
+def _from_dict(cls: type[T], values: dict[str, object]) -> T:
+    """PaDiM / SPADE settings back from `to_dict`: the nested features become FeatureSettings again."""
+    values = dict(values)
+    return cls(features=FeatureSettings.from_dict(values.pop("features")), **values)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,6 +112,10 @@ class PaDiMSettings:
 
     def to_dict(self) -> dict[str, object]:
         return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> PaDiMSettings:
+        return _from_dict(cls, values)
 
 
 def padim_settings(features: FeatureSettings | None = None, seed: int = 0) -> PaDiMSettings:
@@ -221,6 +235,26 @@ class PaDiM:
         maps = anomaly_maps(patch, self.grid, s.features.preprocessing.crop, s.blur_sigma)
         return Scores(image=maps.amax(dim=(1, 2)).cpu(), maps=maps.cpu())
 
+    def save(self, path: Path) -> None:
+        """Writes the settings, the channel subset and the Gaussians atomically to one file."""
+        if self.factor is None:
+            raise RuntimeError("PaDiM.save before fit: there are no Gaussians to save")
+        write_model(path, "padim", self.settings, self.extractor.weights_tag,
+                    {"grid": list(self.grid), "channels": self.channels, "mean": self.mean.cpu(),
+                     "factor": self.factor.cpu()})
+
+    @classmethod
+    def load(cls, path: Path, settings: PaDiMSettings | None = None, device: torch.device | str | None = None,
+             cache_dir: Path | None = None, use_cache: bool = True) -> PaDiM:
+        """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
+        stored, state = read_model(path, "padim", PaDiMSettings.from_dict, settings)
+        model = cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache)
+        check_weights(path, state, model.extractor.weights_tag)
+        device = model.extractor.device
+        model.grid, model.channels = tuple(state["grid"]), state["channels"]
+        model.mean, model.factor = state["mean"].to(device), state["factor"].to(device)
+        return model
+
 
 def _positions_per_chunk(n_images: int, dim: int) -> int:
     """Positions per chunk within `_CHUNK_BYTES`: a few N x d groups and two d x d matrices each (float32)."""
@@ -262,6 +296,10 @@ class SpadeSettings:
 
     def to_dict(self) -> dict[str, object]:
         return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> SpadeSettings:
+        return _from_dict(cls, values)
 
 
 @dataclass(frozen=True)
@@ -342,6 +380,27 @@ class Spade:
         found = self.distances(test, progress)
         maps = anomaly_maps(found.patch, self.grid, s.features.preprocessing.crop, s.blur_sigma)
         return Scores(image=found.image.cpu(), maps=maps.cpu())
+
+    def save(self, path: Path) -> None:
+        """Writes the settings and the training images' layer maps atomically to one file."""
+        if self.train_pooled is None:
+            raise RuntimeError("Spade.save before fit: there are no training maps to save")
+        write_model(path, "spade", self.settings, self.extractor.weights_tag,
+                    {"grid": list(self.grid), "train_maps": [m.cpu() for m in self.train_maps],
+                     "train_pooled": self.train_pooled.cpu()})
+
+    @classmethod
+    def load(cls, path: Path, settings: SpadeSettings | None = None, device: torch.device | str | None = None,
+             cache_dir: Path | None = None, use_cache: bool = True) -> Spade:
+        """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
+        stored, state = read_model(path, "spade", SpadeSettings.from_dict, settings)
+        model = cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache)
+        check_weights(path, state, model.extractor.weights_tag)
+        device = model.extractor.device
+        model.grid = tuple(state["grid"])
+        model.train_maps = [m.to(device) for m in state["train_maps"]]
+        model.train_pooled = state["train_pooled"].to(device)
+        return model
 
 
 def _pyramid(maps: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:

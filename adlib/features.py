@@ -53,6 +53,13 @@ class FeatureSettings:
         if self.pre_dim < 1 or self.target_dim < 1:
             raise ValueError(f"pre_dim={self.pre_dim}, target_dim={self.target_dim}: must be positive")
 
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> FeatureSettings:
+        """The inverse of `dataclasses.asdict` after a JSON round trip (lists back to tuples)."""
+        values = dict(values)
+        preprocessing = {k: tuple(v) if isinstance(v, list) else v for k, v in values.pop("preprocessing").items()}
+        return cls(**values, preprocessing=Preprocessing(**preprocessing))
+
     def cache_config(self) -> dict[str, object]:
         """The settings that change a cached layer map (the weights enter as the loaded tag; the layer is
         part of each entry's name, so extractors of other layer sets share the maps they have in common)."""

@@ -17,7 +17,6 @@ settings of the same model, with presets:
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,13 +24,12 @@ from pathlib import Path
 
 import torch
 
-from adlib import __version__
 from adlib.clustering import KMeansBank
-from adlib.data import Preprocessing, Sample
+from adlib.data import Sample
 from adlib.denoise import METHODS as DENOISERS
 from adlib.denoise import denoise, outlier_scores
 from adlib.features import FeatureExtractor, FeatureSettings, PatchEmbedding
-from adlib.files import atomic_write_bytes
+from adlib.modelfile import check_weights, read_model, write_model
 from adlib.sampling import ApproximateGreedyCoreset, ExactGreedyCoreset, LearnedProxies, RandomSubset, coreset_size
 from adlib.scoring import DISTANCES, NearestNeighbours, Scores, anomaly_maps, reweighted_image_scores, to_distance
 
@@ -44,7 +42,6 @@ SAMPLERS = {
 }
 BUILDERS = ("kmeans", "learned_proxies")  # samplers whose `build` returns new points (no training patches)
 SEARCHES = {"exact": "flat", "ivfpq": "ivfpq"}  # PatchCoreSettings.search -> NearestNeighbours index
-FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -110,10 +107,7 @@ class PatchCoreSettings:
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> PatchCoreSettings:
         values = dict(values)
-        features = dict(values.pop("features"))
-        preprocessing = {k: tuple(v) if isinstance(v, list) else v for k, v in features.pop("preprocessing").items()}
-        features["layers"] = tuple(features["layers"])
-        return cls(features=FeatureSettings(**features, preprocessing=Preprocessing(**preprocessing)), **values)
+        return cls(features=FeatureSettings.from_dict(values.pop("features")), **values)
 
 
 def improved_patchcore_settings(features: FeatureSettings | None = None, coreset_ratio: float = 0.1,
@@ -247,19 +241,9 @@ class PatchCore:
         """Writes the settings and the memory bank atomically to one file."""
         if self.bank is None:
             raise RuntimeError("PatchCore.save before fit: there is no memory bank to save")
-        state = {
-            "format": FORMAT,
-            "adlib": __version__,
-            "method": "patchcore",
-            "settings": self.settings.to_dict(),
-            "weights_tag": self.extractor.weights_tag,
-            "grid": list(self.grid),
-            "bank": self.bank.cpu(),
-            "bank_weights": None if self.bank_weights is None else self.bank_weights.cpu(),
-        }
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write_bytes(Path(path), buffer.getvalue())
+        weights = None if self.bank_weights is None else self.bank_weights.cpu()
+        write_model(path, "patchcore", self.settings, self.extractor.weights_tag,
+                    {"grid": list(self.grid), "bank": self.bank.cpu(), "bank_weights": weights})
 
     @classmethod
     def load(
@@ -272,43 +256,10 @@ class PatchCore:
         backend: str = "auto",
     ) -> PatchCore:
         """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        path = Path(path)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            version, method = state["format"], state["method"]
-        except Exception as error:
-            raise ValueError(f"{path} is not a readable adlib model file ({error}); fit and save it again") from None
-        if method != "patchcore":
-            raise ValueError(f"{path} holds a {method!r} model, not a PatchCore model")
-        if version > FORMAT:
-            raise ValueError(
-                f"{path} was written in model format {version} by adlib {state['adlib']}; this adlib "
-                f"({__version__}) reads format {FORMAT} at most: upgrade adlib"
-            )
-        stored = PatchCoreSettings.from_dict(state["settings"])
-        if settings is not None and settings != stored:
-            differ = _differences(settings.to_dict(), stored.to_dict())
-            raise ValueError(f"{path} was made with other settings ({differ}); refit it or load without settings")
+        stored, state = read_model(path, "patchcore", PatchCoreSettings.from_dict, settings)
         model = cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache, backend=backend)
-        if model.extractor.weights_tag != state["weights_tag"]:
-            raise ValueError(
-                f"{path} was fitted with backbone weights {state['weights_tag']}, but they load as "
-                f"{model.extractor.weights_tag} here: supply the same weights file or refit"
-            )
+        check_weights(path, state, model.extractor.weights_tag)
         weights = state.get("bank_weights")
         device = model.extractor.device
         model._set_bank(state["bank"].to(device), tuple(state["grid"]), None if weights is None else weights.to(device))
         return model
-
-
-def _differences(a: dict[str, object], b: dict[str, object], prefix: str = "") -> str:
-    """'key: a vs b' for every differing leaf of two nested dicts."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        left, right = a.get(key), b.get(key)
-        if isinstance(left, dict) and isinstance(right, dict):
-            nested = _differences(left, right, f"{prefix}{key}.")
-            out += [nested] if nested else []
-        elif left != right:
-            out.append(f"{prefix}{key}: {left!r} asked, {right!r} in the file")
-    return "; ".join(out)

@@ -374,3 +374,32 @@ def test_shared_extractor(category, cache):
     assert model.detector.extractor is detector_extractor and model.filter.extractor is not detector_extractor
     with pytest.raises(ValueError, match="shared feature extractor"):
         ImageDenoised(denoised, extractor=extractor)  # the filter's features are not the detector's
+
+
+@pytest.mark.parametrize("detector, settings", [
+    (PaDiM, PaDiMSettings(features=PADIM_FEATURES, channels=20, seed=3)),
+    (Spade, SpadeSettings(features=SPADE_FEATURES, image_k=3)),
+])
+def test_save_load_round_trip_and_refusals(category, cache, tmp_path, detector, settings):
+    model = detector(settings, device="cpu", cache_dir=cache).fit(category.train, progress=False)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = detector.load(path, settings, device="cpu", cache_dir=cache)
+    assert loaded.settings == settings and loaded.grid == model.grid
+    a, b = model.predict(category.test, progress=False), loaded.predict(category.test, progress=False)
+    assert torch.equal(a.image, b.image) and torch.equal(a.maps, b.maps)
+    assert detector.load(path, device="cpu", cache_dir=cache).settings == settings  # settings from the file
+
+    other = dataclasses.replace(settings, blur_sigma=2.0)
+    with pytest.raises(ValueError, match=r"other settings.*blur_sigma: 2\.0 asked, 4\.0 in the file"):
+        detector.load(path, other, device="cpu", cache_dir=cache)
+    wrong = Spade if detector is PaDiM else PaDiM
+    with pytest.raises(ValueError, match=f"holds a '{detector.__name__.lower()}' model"):
+        wrong.load(path, device="cpu", cache_dir=cache)
+    with pytest.raises(RuntimeError, match="save before fit"):
+        detector(settings, device="cpu", cache_dir=cache).save(tmp_path / "empty.pt")
+    retagged = torch.load(path, weights_only=True)
+    retagged["weights_tag"] = "other.pth:0123"
+    torch.save(retagged, tmp_path / "retagged.pt")
+    with pytest.raises(ValueError, match="other.pth:0123.*same weights file or refit"):
+        detector.load(tmp_path / "retagged.pt", device="cpu", cache_dir=cache)
