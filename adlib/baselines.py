@@ -19,7 +19,8 @@ PaDiM and SPADE also `save(path)` and `load(path, settings)` like PatchCore (`ad
   layer on its own and averages the upsampled maps).
 - `ImageDenoised` (SoftPatch appendix A.4, Table 7): a PaDiM filter ("PaDiM*": PaDiM on ResNet-18,
   see `padim_star_settings`) is fitted on all training images and scores them in-sample; the top
-  `drop` share is removed and a PatchCore detector is fitted on the rest.
+  `drop` share is removed and a detector, PatchCore or PaDiM (Table 7's PaDiM*+PaDiM*), is fitted on
+  the rest.
 """
 
 from __future__ import annotations
@@ -416,7 +417,7 @@ def _pyramid(maps: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class ImageDenoisedSettings:
-    """A PaDiM filter that removes the worst training images, then a PatchCore detector on the rest.
+    """A PaDiM filter that removes the worst training images, then a PatchCore or PaDiM detector on the rest.
 
     `drop`: share of the training images removed: the int(drop * N) highest-scoring ones (rounded
     down, like the noise protocol's int(ratio * N); ties broken by training-set order). SoftPatch's
@@ -427,15 +428,16 @@ class ImageDenoisedSettings:
     """
 
     filter: PaDiMSettings = field(default_factory=PaDiMSettings)
-    detector: PatchCoreSettings = field(default_factory=PatchCoreSettings)
+    detector: PatchCoreSettings | PaDiMSettings = field(default_factory=PatchCoreSettings)
     drop: float = 0.15
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.filter, PaDiMSettings):
             raise TypeError(f"filter={type(self.filter).__name__}: the image filter is PaDiM, pass PaDiMSettings")
-        if not isinstance(self.detector, PatchCoreSettings):
-            raise TypeError(f"detector={type(self.detector).__name__}: pass PatchCoreSettings (PatchCore, KC or SP)")
+        if not isinstance(self.detector, (PatchCoreSettings, PaDiMSettings)):
+            raise TypeError(f"detector={type(self.detector).__name__}: pass PatchCoreSettings (PatchCore, KC or SP) "
+                            "or PaDiMSettings")
         if not 0 <= self.drop < 1:
             raise ValueError(f"drop={self.drop}: the share of training images to remove must be in [0, 1) "
                              "(SoftPatch: 0.15)")
@@ -451,7 +453,7 @@ class ImageDenoisedSettings:
 
 
 class ImageDenoised:
-    """fit: PaDiM scores the training images in-sample, the top `drop` share leaves, PatchCore fits the rest.
+    """fit: PaDiM scores the training images in-sample, the top `drop` share leaves, the detector fits the rest.
 
     A caveat of in-sample scoring: with no more training images N than PaDiM channels, every image
     lies at the same Mahalanobis distance (N - 1) / sqrt(N) from its own position's Gaussian when
@@ -473,8 +475,9 @@ class ImageDenoised:
         filter_extractor = detector_extractor if settings.filter.features == settings.features else None
         self.filter = PaDiM(settings.filter, device=device, cache_dir=cache_dir, use_cache=use_cache,
                             extractor=filter_extractor)
-        self.detector = PatchCore(settings.detector, device=device, cache_dir=cache_dir, use_cache=use_cache,
-                                  extractor=detector_extractor)
+        detector = PatchCore if isinstance(settings.detector, PatchCoreSettings) else PaDiM
+        self.detector = detector(settings.detector, device=device, cache_dir=cache_dir, use_cache=use_cache,
+                                 extractor=detector_extractor)
         self.train_scores: torch.Tensor | None = None  # [N] the filter's in-sample image scores
         self.dropped: tuple[Path, ...] = ()
 

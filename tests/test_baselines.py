@@ -199,6 +199,20 @@ def test_image_denoising_drops_the_top_share_then_fits_patchcore(category, cache
     assert torch.equal(a.image, b.image) and torch.equal(a.maps, b.maps)
 
 
+def test_image_denoising_with_a_padim_detector_is_padim_on_the_kept_images(category, cache):
+    """SP Table 7's PaDiM*+PaDiM*: the same filter, then PaDiM (its own seed draw) on the kept images."""
+    padim = PaDiMSettings(features=PADIM_FEATURES, channels=20)
+    settings = ImageDenoisedSettings(filter=padim, detector=padim, drop=0.34, seed=2)
+    model = ImageDenoised(settings, device="cpu", cache_dir=cache).fit(category.train, progress=False)
+    assert isinstance(model.detector, PaDiM) and model.filter.extractor is model.detector.extractor
+    assert len(model.dropped) == 2
+    kept = [sample for sample in category.train if sample.image not in set(model.dropped)]
+    direct = PaDiM(settings.detector, device="cpu", cache_dir=cache).fit(kept, progress=False)
+    assert torch.equal(model.detector.mean, direct.mean) and torch.equal(model.detector.factor, direct.factor)
+    a, b = model.predict(category.test, progress=False), direct.predict(category.test, progress=False)
+    assert torch.equal(a.image, b.image) and torch.equal(a.maps, b.maps)
+
+
 def test_image_denoised_seed_is_one_for_both_parts():
     settings = denoised_settings(0.5, seed=3)
     assert settings.filter.seed == settings.detector.seed == 3
@@ -347,6 +361,8 @@ def test_misuse_is_explained(category, cache):
             denoised_settings(drop)
     with pytest.raises(TypeError, match="PaDiMSettings"):
         ImageDenoisedSettings(filter=PatchCoreSettings())
+    with pytest.raises(TypeError, match="detector=SpadeSettings: pass PatchCoreSettings .* or PaDiMSettings"):
+        ImageDenoisedSettings(detector=SpadeSettings(features=SPADE_FEATURES))
     with pytest.raises(RuntimeError, match="before fit"):
         ImageDenoised(denoised_settings(0.5), device="cpu").predict(category.test)
 
