@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from adlib.data import Preprocessing, Sample
 from adlib.features import FeatureExtractor, FeatureSettings
 from adlib.methods import PatchCore, PatchCoreSettings, feature_extractor
-from adlib.modelfile import check_weights, read_model, write_model
+from adlib.modelfile import read_model, write_model
 from adlib.scoring import NearestNeighbours, Scores, anomaly_maps
 
 PADIM_LAYERS = ("layer1", "layer2", "layer3")
@@ -248,9 +248,8 @@ class PaDiM:
     def load(cls, path: Path, settings: PaDiMSettings | None = None, device: torch.device | str | None = None,
              cache_dir: Path | None = None, use_cache: bool = True) -> PaDiM:
         """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        stored, state = read_model(path, "padim", PaDiMSettings.from_dict, settings)
-        model = cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache)
-        check_weights(path, state, model.extractor.weights_tag)
+        model, state = read_model(path, "padim", PaDiMSettings.from_dict, settings,
+                                  lambda stored: cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache))
         device = model.extractor.device
         model.grid, model.channels = tuple(state["grid"]), state["channels"]
         model.mean, model.factor = state["mean"].to(device), state["factor"].to(device)
@@ -394,9 +393,8 @@ class Spade:
     def load(cls, path: Path, settings: SpadeSettings | None = None, device: torch.device | str | None = None,
              cache_dir: Path | None = None, use_cache: bool = True) -> Spade:
         """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        stored, state = read_model(path, "spade", SpadeSettings.from_dict, settings)
-        model = cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache)
-        check_weights(path, state, model.extractor.weights_tag)
+        model, state = read_model(path, "spade", SpadeSettings.from_dict, settings,
+                                  lambda stored: cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache))
         device = model.extractor.device
         model.grid = tuple(state["grid"])
         model.train_maps = [m.to(device) for m in state["train_maps"]]

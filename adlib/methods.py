@@ -29,7 +29,7 @@ from adlib.data import Sample
 from adlib.denoise import METHODS as DENOISERS
 from adlib.denoise import denoise, outlier_scores
 from adlib.features import FeatureExtractor, FeatureSettings, PatchEmbedding
-from adlib.modelfile import check_weights, read_model, write_model
+from adlib.modelfile import read_model, write_model
 from adlib.sampling import ApproximateGreedyCoreset, ExactGreedyCoreset, LearnedProxies, RandomSubset, coreset_size
 from adlib.scoring import DISTANCES, NearestNeighbours, Scores, anomaly_maps, reweighted_image_scores, to_distance
 
@@ -256,9 +256,9 @@ class PatchCore:
         backend: str = "auto",
     ) -> PatchCore:
         """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        stored, state = read_model(path, "patchcore", PatchCoreSettings.from_dict, settings)
-        model = cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache, backend=backend)
-        check_weights(path, state, model.extractor.weights_tag)
+        model, state = read_model(path, "patchcore", PatchCoreSettings.from_dict, settings,
+                                  lambda stored: cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache,
+                                                     backend=backend))
         weights = state.get("bank_weights")
         device = model.extractor.device
         model._set_bank(state["bank"].to(device), tuple(state["grid"]), None if weights is None else weights.to(device))

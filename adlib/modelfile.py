@@ -2,7 +2,7 @@
 
 Every detector saves through `write_model` and loads through `read_model`, so they share one format and
 one set of refusals: a file that is not a model, a model of another method, a newer format, other
-settings than the caller asked for, and (`check_weights`) backbone weights that differ from the fit's.
+settings than the caller asked for, and backbone weights that differ from the fit's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from adlib import __version__
 from adlib.files import atomic_write_bytes
 
 FORMAT = 1
-S = TypeVar("S")
+S = TypeVar("S")  # settings
+M = TypeVar("M")  # model
 
 
 def write_model(path: Path, method: str, settings, weights_tag: str, state: dict[str, object]) -> None:
@@ -30,8 +31,14 @@ def write_model(path: Path, method: str, settings, weights_tag: str, state: dict
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def read_model(path: Path, method: str, from_dict: Callable[[dict], S], settings: S | None) -> tuple[S, dict]:
-    """The stored settings and the whole state of a `method` model file; with `settings`, refuses other ones."""
+def read_model(path: Path, method: str, from_dict: Callable[[dict], S], settings: S | None,
+               build: Callable[[S], M]) -> tuple[M, dict]:
+    """The model `build(stored settings)` and the file's whole state, from a `method` model file.
+
+    Refuses a file that is not a model, holds another method or a newer format, was made with other
+    settings than `settings` (when given), or was fitted with other backbone weights than the built
+    model's extractor loads (by tag: the weights file's name and digest).
+    """
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -49,16 +56,13 @@ def read_model(path: Path, method: str, from_dict: Callable[[dict], S], settings
     if settings is not None and settings != stored:
         differ = _differences(settings.to_dict(), stored.to_dict())
         raise ValueError(f"{path} was made with other settings ({differ}); refit it or load without settings")
-    return stored, state
-
-
-def check_weights(path: Path, state: dict, weights_tag: str) -> None:
-    """Refuses a model whose backbone weights (by tag: file name and digest) differ from those loaded now."""
-    if weights_tag != state["weights_tag"]:
+    model = build(stored)
+    if model.extractor.weights_tag != state["weights_tag"]:
         raise ValueError(
             f"{path} was fitted with backbone weights {state['weights_tag']}, but they load as "
-            f"{weights_tag} here: supply the same weights file or refit"
+            f"{model.extractor.weights_tag} here: supply the same weights file or refit"
         )
+    return model, state
 
 
 def _differences(a: dict[str, object], b: dict[str, object], prefix: str = "") -> str:
