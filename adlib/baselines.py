@@ -26,11 +26,9 @@ PaDiM and SPADE also `save(path)` and `load(path, settings)` like PatchCore (`ad
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +37,7 @@ from tqdm.auto import tqdm
 from adlib.data import Preprocessing, Sample
 from adlib.features import FeatureExtractor, FeatureSettings
 from adlib.methods import PatchCore, PatchCoreSettings, feature_extractor
-from adlib.modelfile import read_model, write_model
+from adlib.modelfile import read_model, settings_from_dict, settings_to_dict, write_model
 from adlib.scoring import NearestNeighbours, Scores, anomaly_maps
 
 PADIM_LAYERS = ("layer1", "layer2", "layer3")
@@ -48,7 +46,6 @@ SPADE_LAYERS = ("layer1", "layer2", "layer3", "layer4")  # pixels from the first
 # ResNet-50 entry (same widths as WRN-50) and the EfficientNet-Lite0 entry (176 channels) are adlib's.
 PADIM_CHANNELS = {"resnet18": 100, "wide_resnet50_2": 550, "resnet50": 550, "efficientnet-lite0": 100}
 _CHUNK_BYTES = 256 * 1024**2  # work memory per chunk of positions (PaDiM) or of gallery images (SPADE)
-T = TypeVar("T")
 
 
 def _check_features(features: FeatureSettings, layers: tuple[str, ...], method: str, why: str) -> None:
@@ -69,16 +66,6 @@ def _check_features(features: FeatureSettings, layers: tuple[str, ...], method: 
 def _check_blur(sigma: float) -> None:
     if sigma < 0:
         raise ValueError(f"blur_sigma={sigma}: use sigma >= 0 (0 = no blur; the papers use 4)")
-
-
-def _to_dict(settings: object) -> dict[str, object]:
-    return json.loads(json.dumps(dataclasses.asdict(settings)))
-
-
-def _from_dict(cls: type[T], values: dict[str, object]) -> T:
-    """PaDiM / SPADE settings back from `to_dict`: the nested features become FeatureSettings again."""
-    values = dict(values)
-    return cls(features=FeatureSettings.from_dict(values.pop("features")), **values)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,11 +99,11 @@ class PaDiMSettings:
         _check_blur(self.blur_sigma)
 
     def to_dict(self) -> dict[str, object]:
-        return _to_dict(self)
+        return settings_to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> PaDiMSettings:
-        return _from_dict(cls, values)
+        return settings_from_dict(cls, values)
 
 
 def padim_settings(features: FeatureSettings | None = None, seed: int = 0) -> PaDiMSettings:
@@ -295,11 +282,11 @@ class SpadeSettings:
         _check_blur(self.blur_sigma)
 
     def to_dict(self) -> dict[str, object]:
-        return _to_dict(self)
+        return settings_to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> SpadeSettings:
-        return _from_dict(cls, values)
+        return settings_from_dict(cls, values)
 
 
 @dataclass(frozen=True)
@@ -447,7 +434,7 @@ class ImageDenoisedSettings:
         return self.detector.features
 
     def to_dict(self) -> dict[str, object]:
-        return _to_dict(self)
+        return settings_to_dict(self)
 
 
 class ImageDenoised:

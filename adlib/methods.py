@@ -17,7 +17,6 @@ settings of the same model, with presets:
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from adlib.data import Sample
 from adlib.denoise import METHODS as DENOISERS
 from adlib.denoise import denoise, outlier_scores
 from adlib.features import FeatureExtractor, FeatureSettings, PatchEmbedding
-from adlib.modelfile import read_model, write_model
+from adlib.modelfile import read_model, settings_from_dict, settings_to_dict, write_model
 from adlib.sampling import ApproximateGreedyCoreset, ExactGreedyCoreset, LearnedProxies, RandomSubset, coreset_size
 from adlib.scoring import DISTANCES, NearestNeighbours, Scores, anomaly_maps, reweighted_image_scores, to_distance
 
@@ -102,12 +101,11 @@ class PatchCoreSettings:
             raise ValueError(f"search={self.search!r}: choose one of {', '.join(SEARCHES)}")
 
     def to_dict(self) -> dict[str, object]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return settings_to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> PatchCoreSettings:
-        values = dict(values)
-        return cls(features=FeatureSettings.from_dict(values.pop("features")), **values)
+        return settings_from_dict(cls, values)
 
 
 def improved_patchcore_settings(features: FeatureSettings | None = None, coreset_ratio: float = 0.1,

@@ -3,11 +3,14 @@
 Every detector saves through `write_model` and loads through `read_model`, so they share one format and
 one set of refusals: a file that is not a model, a model of another method, a newer format, other
 settings than the caller asked for, and backbone weights that differ from the fit's.
+`settings_to_dict` / `settings_from_dict` are the detectors' settings as JSON-able dicts and back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -15,11 +18,23 @@ from typing import TypeVar
 import torch
 
 from adlib import __version__
+from adlib.features import FeatureSettings
 from adlib.files import atomic_write_bytes
 
 FORMAT = 1
 S = TypeVar("S")  # settings
 M = TypeVar("M")  # model
+
+
+def settings_to_dict(settings) -> dict[str, object]:
+    """A settings dataclass as plain JSON values (tuples become lists), nested settings as nested dicts."""
+    return json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
+def settings_from_dict(cls: type[S], values: dict[str, object]) -> S:
+    """The inverse of `settings_to_dict` for settings whose one nested field is `features`."""
+    values = dict(values)
+    return cls(features=FeatureSettings.from_dict(values.pop("features")), **values)
 
 
 def write_model(path: Path, method: str, settings, weights_tag: str, state: dict[str, object]) -> None:
