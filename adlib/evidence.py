@@ -1,0 +1,576 @@
+"""Claims, paired-bootstrap evidence over test images, and three-valued verdicts with n and a 95 % interval.
+
+A `Claim` is what a paper states (one metric; "A above B", "A within delta of B", or a trend over a
+sweep) with the paper's own number for display. `assess(claim, table)` weighs it against our per-image
+results and returns a `Verdict` ("holds" / "does not hold" / "inconclusive"), whose `caption()` is the
+bold line a notebook's caption starts with.
+
+The per-image table (the input)
+-------------------------------
+A pandas DataFrame with one row per (category, seed, method, test image), columns:
+
+- `category` (str), `seed` (int): one evaluation unit (a trained model per method and its test set);
+- `method` (str): the name the claim uses (`Claim.a`, `Claim.b`);
+- `image`: the test image's identity (an index or a path; the same value for the same image across
+  methods, since the comparison is paired image by image);
+- `label`: 0 = good, 1 = defective;
+- `score`: the image score (higher = more anomalous); needed for image AUROC only;
+- for a trend, the swept value in a column the claim names (`Claim.sweep`, e.g. `noise_ratio`).
+
+Other columns (settings, paths) are allowed and ignored; `image_rows` / `image_rows_from_result` build
+the table from scores. Row order does not matter: each unit's images are put in sorted `image` order.
+
+The bootstrap (what exactly is computed)
+----------------------------------------
+- Units: the (category, seed) pairs (with the sweep value too for a trend). The metric is computed per
+  unit and per method; categories and seeds are fixed, not resampled, so the interval measures the
+  uncertainty from the finite test sets given these trained models, not seed-to-seed retraining
+  variation (which only enters through the average over seeds).
+- Resamples: for each unit, `n_resamples` draws of its test images with replacement, stratified: the
+  good images are drawn from the good ones and the defective from the defective ones, so every
+  resample keeps the unit's good / defective counts. Both methods (and, in a trend, every sweep value
+  whose unit has exactly the same images) are scored on the same draws: the comparison is paired.
+- Draw order (so that results are reproducible and a test can redraw them): one
+  `numpy.random.default_rng(seed)`; units in sorted (category, seed[, sweep value]) order; for each
+  unit whose (category, seed, images) did not occur before, `rng.integers(0, n_good, (R, n_good))`
+  then `rng.integers(0, n_defective, (R, n_defective))`, positions into the unit's good and defective
+  images (each in sorted `image` order), good columns first.
+- Statistic: for "above" / "within", the mean over units of metric(A) - metric(B) (every unit weighs
+  the same). For a trend, first the curve c(x) = mean over the units at sweep value x of metric(A)
+  (or of metric(A) - metric(B) when the trend is of a difference), then its least-squares slope
+  against x (`statistic="slope"`) or c(last x) - c(first x) (`"last_minus_first"`).
+- Point estimate: the statistic on the test sets as they are (no resampling). Interval: the
+  2.5th and 97.5th percentiles (numpy's linear interpolation) of the statistic over the resamples
+  (a percentile interval; `level` sets another coverage).
+
+Verdicts, with [low, high] the interval: "above" holds when low > 0 and does not hold when high < 0;
+"within delta" holds when [low, high] lies inside [-delta, delta] and does not hold when it lies
+entirely outside (low > delta or high < -delta); a trend holds when its interval lies entirely on the
+claimed side of 0 and does not hold when it lies entirely on the other side. Everything else is
+"inconclusive", including an interval that touches 0: two methods that both score 1.0 on every
+resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
+
+Image AUROC is computed for all resamples at once from counts (exact, ties count one half, as
+`adlib.metrics.image_auroc`); pixel AUROC and PRO go through `subset_metric` callables, one full
+metric evaluation per resample (slow: pass fewer resamples where the maps are large).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+METRICS = ("image_auroc", "pixel_auroc", "pro")
+METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO"}
+COMPARISONS = ("above", "within", "trend")
+DIRECTIONS = ("increasing", "decreasing")
+TREND_STATISTICS = ("slope", "last_minus_first")
+STATUSES = ("holds", "does not hold", "inconclusive")
+COLUMNS = ("category", "seed", "method", "image", "label", "score")
+
+SubsetMetric = Callable[[np.ndarray], float]
+"""A metric of a subset of one unit's test images: takes an index array (with repeats) into that
+method's rows of the unit, in the order they appear in the table, and returns the metric."""
+
+
+# --------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's statement about one metric, in a form the bootstrap can test.
+
+    comparison "above": metric(a) - metric(b) > 0. "within": |metric(a) - metric(b)| <= delta.
+    "trend": metric(a) (or metric(a) - metric(b) when b is given) rises ("increasing") or falls
+    ("decreasing") with the table column `sweep`, measured by `statistic`. `paper` is the paper's own
+    value of the same quantity (a difference, or the trend statistic) as a fraction, for display (see
+    `reported_value` / `reported_difference`). Build claims with `above`, `within` or `trend`.
+    """
+
+    statement: str
+    metric: str
+    comparison: str
+    a: str
+    b: str | None = None
+    delta: float | None = None
+    sweep: str | None = None
+    direction: str | None = None
+    statistic: str | None = None
+    paper: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}: choose one of {list(METRICS)}")
+        if self.comparison not in COMPARISONS:
+            raise ValueError(f"unknown comparison {self.comparison!r}: choose one of {list(COMPARISONS)}")
+        if self.comparison != "trend" and self.b is None:
+            raise ValueError(f"a claim {self.comparison!r} compares two methods: name b (method {self.a!r} vs which?)")
+        if self.b is not None and self.b == self.a:
+            raise ValueError(f"a and b are both {self.a!r}: a claim compares two different methods")
+        if self.comparison == "within":
+            if self.delta is None or not self.delta > 0:
+                raise ValueError(
+                    f"a 'within' claim needs a margin delta > 0 (in metric units, e.g. 0.01); got {self.delta}"
+                )
+        elif self.delta is not None:
+            raise ValueError(f"delta={self.delta} only applies to 'within' claims")
+        if self.comparison == "trend":
+            if not self.sweep:
+                raise ValueError("a trend claim needs sweep: the table column with the swept value, e.g. 'noise_ratio'")
+            if self.direction not in DIRECTIONS:
+                raise ValueError(f"a trend claim needs direction in {list(DIRECTIONS)}; got {self.direction!r}")
+            if self.statistic not in TREND_STATISTICS:
+                raise ValueError(f"a trend claim needs statistic in {list(TREND_STATISTICS)}; got {self.statistic!r}")
+        elif (self.sweep, self.direction, self.statistic) != (None, None, None):
+            raise ValueError("sweep, direction and statistic only apply to trend claims")
+        if self.paper is not None and not math.isfinite(self.paper):
+            raise ValueError(f"paper must be a finite number or None; got {self.paper}")
+
+    @classmethod
+    def above(cls, statement: str, metric: str, a: str, b: str, paper: float | None = None) -> Claim:
+        """"a scores higher than b": the difference metric(a) - metric(b) is > 0."""
+        return cls(statement, metric, "above", a, b, paper=paper)
+
+    @classmethod
+    def within(
+        cls, statement: str, metric: str, a: str, b: str, delta: float, paper: float | None = None
+    ) -> Claim:
+        """"a matches b": |metric(a) - metric(b)| <= delta (delta in metric units, e.g. 0.01 AUROC)."""
+        return cls(statement, metric, "within", a, b, delta=delta, paper=paper)
+
+    @classmethod
+    def trend(
+        cls,
+        statement: str,
+        metric: str,
+        method: str,
+        sweep: str,
+        direction: str,
+        against: str | None = None,
+        statistic: str = "slope",
+        paper: float | None = None,
+    ) -> Claim:
+        """"method's metric rises / falls with sweep" (of the difference to `against`, if given)."""
+        return cls(statement, metric, "trend", method, against, sweep=sweep, direction=direction,
+                   statistic=statistic, paper=paper)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods the claim reads from the table."""
+        return (self.a,) if self.b is None else (self.a, self.b)
+
+    def describe(self, estimate: float) -> str:
+        """The claim and our point estimate in words, e.g. 'SoftPatch above PatchCore by +0.076 image AUROC'."""
+        name = METRIC_NAMES[self.metric]
+        if self.comparison == "above":
+            return f"{self.a} above {self.b} by {estimate:+.3f} {name}"
+        if self.comparison == "within":
+            return f"{self.a} within {self.delta:g} of {self.b}: difference {estimate:+.3f} {name}"
+        subject = self.a if self.b is None else f"{self.a} - {self.b}"
+        verb = "rises" if self.direction == "increasing" else "falls"
+        measure = f"slope {estimate:+.3f} per unit of {self.sweep}" if self.statistic == "slope" else (
+            f"last - first {estimate:+.3f}")
+        return f"{subject} {name} {verb} with {self.sweep}: {measure}"
+
+
+def reported_value(
+    paper: str, table: str | int, method: str, metric: str, setting: str = "", category: str = "mean"
+) -> float:
+    """One number the paper prints, as a fraction (via `adlib.paper.reported`); raises unless exactly one matches."""
+    from adlib.paper import reported
+
+    rows = reported(paper=paper, table=table, method=method, metric=metric)
+    picked = rows[(rows["setting"] == setting) & (rows["category"] == category)]
+    if len(picked) != 1:
+        raise ValueError(
+            f"{paper} Table {table}, {method}, {metric}: {len(picked)} numbers with setting={setting!r} and "
+            f"category={category!r}; settings there: {sorted(rows['setting'].unique())}, categories: "
+            f"{sorted(rows['category'].unique())}"
+        )
+    return float(picked["fraction"].iloc[0])
+
+
+def reported_difference(
+    paper: str,
+    table: str | int,
+    metric: str,
+    a: str,
+    b: str,
+    setting_a: str = "",
+    setting_b: str | None = None,
+    category: str = "mean",
+) -> float:
+    """The paper's a - b (fractions) in one table; `setting_b` defaults to `setting_a`."""
+    setting_b = setting_a if setting_b is None else setting_b
+    return reported_value(paper, table, a, metric, setting_a, category) - reported_value(
+        paper, table, b, metric, setting_b, category
+    )
+
+
+# --------------------------------------------------------------------------- per-image table
+
+
+def image_rows(
+    category: str,
+    seed: int,
+    method: str,
+    images: Sequence[object],
+    labels: Sequence[int],
+    scores: Sequence[float],
+) -> pd.DataFrame:
+    """The per-image table's rows for one (category, seed, method): one row per test image."""
+    labels_array = np.asarray(_host(labels)).ravel()
+    scores_array = np.asarray(_host(scores), dtype=np.float64).ravel()
+    if not len(images) == labels_array.size == scores_array.size:
+        raise ValueError(
+            f"{category}, seed {seed}, {method}: {len(images)} images, {labels_array.size} labels and "
+            f"{scores_array.size} scores; pass one label and one score per image"
+        )
+    return pd.DataFrame({"category": category, "seed": int(seed), "method": method, "image": list(images),
+                         "label": labels_array.astype(int), "score": scores_array})
+
+
+def image_rows_from_result(result: object, seed: int, method: str) -> pd.DataFrame:
+    """The rows for one `adlib.experiment.CategoryResult`: images are the test images' paths (as str)."""
+    category, scores = result.category, result.scores  # type: ignore[attr-defined]
+    images = [str(sample.image) for sample in category.test]
+    return image_rows(category.name, seed, method, images, [sample.label for sample in category.test], scores.image)
+
+
+def subset_metric(metric: str, masks: object, maps: object) -> SubsetMetric:
+    """Pixel AUROC or PRO of a subset of one unit's images, as `adlib.experiment.evaluate` computes them.
+
+    `masks` (bool) and `maps` are [N, H, W] in the order of that method's rows in the per-image table.
+    PRO uses `anomalous_only=True` and FPR up to 0.3, pixel AUROC all images, as in `evaluate`.
+    """
+    from adlib.metrics import pixel_auroc, pro
+
+    masks_array, maps_array = np.asarray(_host(masks)), np.asarray(_host(maps))
+    if metric == "pixel_auroc":
+        return lambda indices: pixel_auroc(masks_array[indices], maps_array[indices])
+    if metric == "pro":
+        return lambda indices: pro(masks_array[indices], maps_array[indices], anomalous_only=True)
+    raise ValueError(
+        f"subset_metric covers 'pixel_auroc' and 'pro'; got {metric!r} (image AUROC uses the score column)"
+    )
+
+
+def _host(values: object) -> object:
+    """A torch tensor as a numpy array on the host; anything else as it is."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu()  # type: ignore[attr-defined]
+        return values.float().numpy() if values.is_floating_point() else values.numpy()  # type: ignore[attr-defined]
+    return values
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One (category, seed[, sweep value]): its images in sorted order, labels, and per method the
+    scores (in that order) and the positions of those images among the method's own rows."""
+
+    key: tuple
+    images: tuple
+    labels: np.ndarray
+    scores: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]
+
+
+def _units(claim: Claim, table: pd.DataFrame, need_scores: bool) -> list[_Unit]:
+    """The table split into units, validated: every message names the unit and how to fix the table."""
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be a pandas DataFrame with columns {list(COLUMNS)}; got {type(table).__name__}")
+    keys = ["category", "seed"] + ([claim.sweep] if claim.sweep else [])
+    needed = ["category", "seed", "method", "image", "label"] + (["score"] if need_scores else []) + keys[2:]
+    missing = [column for column in needed if column not in table.columns]
+    if missing:
+        raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(table.columns)}")
+    present = set(table["method"].unique())
+    for method in claim.methods:
+        if method not in present:
+            raise ValueError(f"method {method!r} is not in the table's method column; it has {sorted(present)}")
+    if not table["label"].isin([0, 1]).all():
+        raise ValueError(f"label must be 0 (good) or 1 (defective); got {sorted(table['label'].unique())[:6]}")
+    if need_scores and not np.isfinite(table["score"].to_numpy(dtype=np.float64)).all():
+        raise ValueError("score holds NaN or infinite values: fix or drop those images for every method first")
+    groups = {method: dict(iter(table[table["method"] == method].groupby(keys, sort=True)))
+              for method in claim.methods}
+    first, *others = claim.methods
+    for other in others:
+        if set(groups[other]) != set(groups[first]):
+            only = sorted(set(groups[first]) ^ set(groups[other]))
+            raise ValueError(f"methods {first!r} and {other!r} cover different {keys}: {only[:4]} are in one only; "
+                             "the comparison is paired, so run both on the same units")
+    units = []
+    for key in sorted(groups[first]):
+        group_key = key
+        key = tuple(value.item() if isinstance(value, np.generic) else value for value in key)  # plain reprs
+        where = ", ".join(f"{name} {value!r}" for name, value in zip(keys, key))
+        scores, rows, images, labels = {}, {}, None, None
+        for method in claim.methods:
+            group = groups[method][group_key].reset_index(drop=True)
+            duplicated = group["image"].duplicated(keep=False)
+            if duplicated.any():
+                extra = [c for c in group.columns
+                         if c not in (*COLUMNS, *keys) and group.loc[duplicated, c].nunique() > 1]
+                raise ValueError(
+                    f"{where}, method {method!r}: image {group.loc[duplicated, 'image'].iloc[0]!r} appears "
+                    f"{int((group['image'] == group.loc[duplicated, 'image'].iloc[0]).sum())} times; filter the table "
+                    f"to one run per unit (columns that vary: {extra}) or name the swept column as the claim's sweep"
+                )
+            order = group["image"].argsort(kind="stable").to_numpy()
+            method_images = tuple(group["image"].to_numpy()[order].tolist())
+            method_labels = group["label"].to_numpy()[order].astype(bool)
+            if images is None:
+                images, labels = method_images, method_labels
+            elif method_images != images:
+                only_a, only_b = set(images) - set(method_images), set(method_images) - set(images)
+                raise ValueError(
+                    f"{where}: methods {first!r} and {method!r} were scored on different test images "
+                    f"({len(only_a)} only in {first!r}, e.g. {sorted(map(str, only_a))[:2]}; {len(only_b)} only in "
+                    f"{method!r}, e.g. {sorted(map(str, only_b))[:2]}); the bootstrap is paired: "
+                    "give both the same images"
+                )
+            elif not np.array_equal(method_labels, labels):
+                raise ValueError(f"{where}: methods {first!r} and {method!r} give different labels to the same images")
+            rows[method] = order
+            if need_scores:
+                scores[method] = group["score"].to_numpy(dtype=np.float64)[order]
+        n_defective = int(labels.sum())
+        if n_defective == 0 or n_defective == labels.size:
+            has = "defective" if n_defective else "good"
+            lacks = "good" if n_defective else "defective"
+            raise ValueError(
+                f"{where}: {labels.size} test images, all {has}, no {lacks} one; the bootstrap is stratified "
+                f"good / defective and the metrics need both: drop this unit or add {lacks} test images"
+            )
+        units.append(_Unit(key, images, labels, scores, rows))
+    return units
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def stratified_indices(labels: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_resamples, n] positions into the images (labels bool [n]): the good ones drawn from the good
+    images (first columns), then the defective from the defective, with replacement."""
+    labels = np.asarray(labels, dtype=bool)
+    good, defective = np.flatnonzero(~labels), np.flatnonzero(labels)
+    drawn_good = good[rng.integers(0, good.size, size=(n_resamples, good.size))]
+    drawn_defective = defective[rng.integers(0, defective.size, size=(n_resamples, defective.size))]
+    return np.concatenate([drawn_good, drawn_defective], axis=1)
+
+
+def resampled_image_auroc(labels: np.ndarray, scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Image AUROC of every resample (row of `indices`, positions into labels/scores) at once, exact.
+
+    A resample counts each image as often as it is drawn, so its AUROC is
+    sum_ij c_i c_j w_ij / (sum_i c_i * sum_j c_j) over defective i and good j, with c the draw counts and
+    w_ij = 1 if score_i > score_j, 1/2 if equal, else 0: one matrix product for all resamples.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    indices = np.atleast_2d(indices)
+    n_resamples, n = indices.shape[0], labels.size
+    offsets = (np.arange(n_resamples) * n)[:, None]
+    counts = np.bincount((indices + offsets).ravel(), minlength=n_resamples * n).reshape(n_resamples, n)
+    counts = counts.astype(np.float64)
+    defective, good = scores[labels], scores[~labels]
+    wins = (defective[:, None] > good[None, :]) + 0.5 * (defective[:, None] == good[None, :])
+    c_defective, c_good = counts[:, labels], counts[:, ~labels]
+    pairs = c_defective.sum(axis=1) * c_good.sum(axis=1)
+    return ((c_defective @ wins) * c_good).sum(axis=1) / pairs
+
+
+def _metric_values(
+    claim: Claim,
+    unit: _Unit,
+    method: str,
+    indices: np.ndarray,
+    subset_metrics: Mapping[tuple, SubsetMetric] | None,
+) -> np.ndarray:
+    """[1 + R]: the metric on the test set as it is, then on each resample."""
+    everything = np.arange(unit.labels.size)[None, :]
+    if subset_metrics is None:
+        return resampled_image_auroc(unit.labels, unit.scores[method], np.concatenate([everything, indices]))
+    key = (*unit.key, method) if claim.sweep is None else (*unit.key[:2], method, unit.key[2])
+    if key not in subset_metrics:
+        raise ValueError(f"subset_metrics has no entry {key!r}: give one callable per (category, seed, method"
+                         f"{', sweep value' if claim.sweep else ''})")
+    function = subset_metrics[key]
+    positions = unit.rows[method]
+    return np.array([float(function(positions[row])) for row in np.concatenate([everything, indices])])
+
+
+def _trend(claim: Claim, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The trend statistic of curves [k, 1 + R] over sweep values x [k] (ascending)."""
+    if claim.statistic == "last_minus_first":
+        return values[-1] - values[0]
+    centred = x - x.mean()
+    return (centred[:, None] * (values - values.mean(axis=0))).sum(axis=0) / (centred**2).sum()
+
+
+@dataclass(frozen=True)
+class UnitCount:
+    """The size of one unit: category, seed, sweep value (None without a sweep), good / defective images."""
+
+    category: str
+    seed: int
+    sweep: object
+    good: int
+    defective: int
+
+
+@dataclass(frozen=True, eq=False)
+class Verdict:
+    """The claim's verdict: status, point estimate, `level` percentile interval [low, high], the sample.
+
+    `resampled` holds the statistic of every resample (for plots or a second look). `estimate_a` and
+    `estimate_b` are the mean metric of a and b over the units (b None for a one-method trend; for a
+    trend, the mean over every unit and sweep value).
+    """
+
+    claim: Claim
+    status: str
+    estimate: float
+    low: float
+    high: float
+    level: float
+    n_resamples: int
+    units: tuple[UnitCount, ...]
+    estimate_a: float
+    estimate_b: float | None
+    resampled: np.ndarray = field(repr=False)
+
+    @property
+    def paper(self) -> float | None:
+        """The paper's value of the same quantity, if the claim carries one."""
+        return self.claim.paper
+
+    @property
+    def n_categories(self) -> int:
+        return len({unit.category for unit in self.units})
+
+    @property
+    def n_seeds(self) -> int:
+        return len({unit.seed for unit in self.units})
+
+    @property
+    def n_sweep_values(self) -> int:
+        return len({unit.sweep for unit in self.units})
+
+    def sample(self) -> str:
+        """n in words: '9 categories x 1 seed x 60 test images (20 good / 40 defective)' (ranges where units differ)."""
+        def count(values: list[int]) -> str:
+            return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+        def plural(n: int, word: str) -> str:
+            return f"{n} {word}" if n == 1 else f"{n} {'categories' if word == 'category' else word + 's'}"
+
+        parts = [plural(self.n_categories, "category"), plural(self.n_seeds, "seed")]
+        if self.claim.sweep is not None:
+            parts.append(f"{self.n_sweep_values} {self.claim.sweep} values")
+        cells = self.n_categories * self.n_seeds * self.n_sweep_values
+        shape = " x ".join(parts) if cells == len(self.units) else f"{len(self.units)} units ({', '.join(parts)})"
+        good = [unit.good for unit in self.units]
+        defective = [unit.defective for unit in self.units]
+        images = [g + d for g, d in zip(good, defective)]
+        return f"{shape} x {count(images)} test images ({count(good)} good / {count(defective)} defective)"
+
+    def caption(self) -> str:
+        """The bold verdict line a caption starts with, e.g. '**holds** (n = ...): A above B by +0.076 image
+        AUROC, 95 % CI [+0.041, +0.112]; paper: +0.299'."""
+        line = (f"**{self.status}** (n = {self.sample()}): {self.claim.describe(self.estimate)}, "
+                f"{self.level * 100:g} % CI [{self.low:+.3f}, {self.high:+.3f}]")
+        return line if self.paper is None else f"{line}; paper: {self.paper:+.3f}"
+
+
+def status(claim: Claim, low: float, high: float) -> str:
+    """"holds", "does not hold" or "inconclusive" for the interval [low, high] (rules in the module docstring)."""
+    if claim.comparison == "within":
+        if -claim.delta <= low and high <= claim.delta:
+            return "holds"
+        if low > claim.delta or high < -claim.delta:
+            return "does not hold"
+        return "inconclusive"
+    sign = -1.0 if claim.direction == "decreasing" else 1.0
+    low, high = sorted((sign * low, sign * high))
+    if low > 0:
+        return "holds"
+    if high < 0:
+        return "does not hold"
+    return "inconclusive"
+
+
+def assess(
+    claim: Claim,
+    table: pd.DataFrame,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    subset_metrics: Mapping[tuple, SubsetMetric] | None = None,
+) -> Verdict:
+    """The verdict on `claim` from the per-image `table` (shape and method in the module docstring).
+
+    Image AUROC comes from the table's `score` column unless `subset_metrics` is given; pixel AUROC and
+    PRO need `subset_metrics`: a callable per (category, seed, method) — per (category, seed, method,
+    sweep value) for a trend — e.g. `subset_metric("pro", masks, maps)`, taking indices into that
+    method's rows of the unit in table order. `seed` seeds the resampling: equal inputs and seed give
+    equal verdicts.
+    """
+    if not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer (default 2000); got {n_resamples!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
+    if subset_metrics is None and claim.metric != "image_auroc":
+        raise ValueError(
+            f"metric {claim.metric!r} needs per-image maps: pass subset_metrics={{(category, seed, method): "
+            f"subset_metric({claim.metric!r}, masks, maps), ...}}; only image_auroc is computed from the score column"
+        )
+    units = _units(claim, table, need_scores=subset_metrics is None)
+    rng = np.random.default_rng(seed)
+    drawn: dict[tuple, np.ndarray] = {}
+    values: dict[str, list[np.ndarray]] = {method: [] for method in claim.methods}
+    for unit in units:
+        draw_key = (*unit.key[:2], unit.images)
+        if draw_key not in drawn:
+            drawn[draw_key] = stratified_indices(unit.labels, n_resamples, rng)
+        for method in claim.methods:
+            values[method].append(_metric_values(claim, unit, method, drawn[draw_key], subset_metrics))
+    a = np.stack(values[claim.a])  # [units, 1 + R]
+    b = None if claim.b is None else np.stack(values[claim.b])
+    if claim.comparison == "trend":
+        x_values = sorted({unit.key[2] for unit in units})
+        if len(x_values) < 2:
+            raise ValueError(f"a trend needs at least two values of {claim.sweep!r}; the table has {x_values}")
+        per_x = {x: {unit.key[:2] for unit in units if unit.key[2] == x} for x in x_values}
+        if any(cells != per_x[x_values[0]] for cells in per_x.values()):
+            raise ValueError(f"every value of {claim.sweep!r} must cover the same (category, seed) units; "
+                             f"got {[len(cells) for cells in per_x.values()]} units per value: complete the sweep")
+        if claim.statistic == "slope":
+            try:
+                x = np.asarray(x_values, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"a slope needs numeric {claim.sweep!r} values; got {x_values}: "
+                                 "use statistic='last_minus_first'") from None
+        else:
+            x = np.arange(len(x_values), dtype=np.float64)
+        measured = a if b is None else a - b
+        sweep_of = np.array([x_values.index(unit.key[2]) for unit in units])
+        curves = np.stack([measured[sweep_of == i].mean(axis=0) for i in range(len(x_values))])
+        statistic = _trend(claim, curves, x)
+    else:
+        statistic = (a - b).mean(axis=0)
+    estimate, resampled = float(statistic[0]), statistic[1:]
+    tail = (1.0 - level) / 2 * 100
+    low, high = (float(v) for v in np.percentile(resampled, [tail, 100 - tail]))
+    counts = tuple(
+        UnitCount(str(unit.key[0]), int(unit.key[1]), unit.key[2] if claim.sweep else None,
+                  int((~unit.labels).sum()), int(unit.labels.sum()))
+        for unit in units
+    )
+    return Verdict(claim, status(claim, low, high), estimate, low, high, level, int(n_resamples), counts,
+                   float(a[:, 0].mean()), None if b is None else float(b[:, 0].mean()), resampled)
