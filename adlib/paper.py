@@ -9,7 +9,8 @@ What is in the data
   table, checked cell by cell against the Chinese copy of the same table in that file). Tables 1-5 and
   supplementary Tables S1-S6, every numeric method result on MVTec AD.
 - `kc.csv` (improved PatchCore, K-means + cosine) and `sp.csv` (SoftPatch): written separately in the
-  same schema; see their own notes.
+  same schema; their notes (sources, cells left out, the SP Table 1 bottle cells that the extracted
+  text swaps) are in `adlib/paper_data/NOTES.md`, checked by `tests/test_paper_data_kc_sp.py`.
 
 Schema (header exactly `paper,table,method,setting,category,metric,value,unit`)
 -------------------------------------------------------------------------------
