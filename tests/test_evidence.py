@@ -349,3 +349,19 @@ def test_image_rows_from_a_result():
     np.testing.assert_allclose(rows["score"], [0.1, 0.7, 0.4], rtol=1e-6)
     with pytest.raises(ValueError, match="3 images, 2 labels and 3 scores"):
         image_rows("brick", 0, "A", ["a", "b", "c"], [0, 1], [0.1, 0.2, 0.3])
+
+
+def test_pro_subset_metric_is_evaluate_s_pro():
+    """subset_metric('pro', ...) is PRO with anomalous_only=True (as experiment.evaluate), on the rows picked."""
+    from adlib.metrics import pro
+
+    rng = np.random.default_rng(1)
+    masks = np.zeros((5, 8, 8), dtype=bool)
+    masks[2:, 2:5, 2:6] = True
+    maps = masks + rng.normal(scale=0.7, size=masks.shape)
+    function = subset_metric("pro", masks, maps)
+    picked = np.array([0, 2, 2, 4, 1])
+    assert function(picked) == pytest.approx(pro(masks[picked], maps[picked], anomalous_only=True), abs=1e-12)
+    assert function(np.arange(5)) != pytest.approx(pro(masks, maps))  # the good images' pixels are left out
+    with pytest.raises(ValueError, match="covers 'pixel_auroc' and 'pro'"):
+        subset_metric("image_auroc", masks, maps)
