@@ -1,0 +1,152 @@
+"""scripts/sync_results.py on a tiny fake project: notebooks/ with four notebooks, figures/ with captions."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "sync_results.py"
+spec = importlib.util.spec_from_file_location("sync_results", SCRIPT)
+sync_results = importlib.util.module_from_spec(spec)
+sys.modules["sync_results"] = sync_results  # dataclasses look their module up there
+spec.loader.exec_module(sync_results)
+
+
+def notebook(*cells: tuple[str, str]) -> nbformat.NotebookNode:
+    """A notebook of (kind, source) cells; kind "parameters" is a code cell tagged like papermill's."""
+    made = []
+    for number, (kind, source) in enumerate(cells):
+        if kind == "markdown":
+            cell = nbformat.v4.new_markdown_cell(source)
+        else:
+            cell = nbformat.v4.new_code_cell(source)
+            if kind == "parameters":
+                cell.metadata["tags"] = ["parameters"]
+        cell["id"] = f"cell-{number}"
+        made.append(cell)
+    return nbformat.v4.new_notebook(cells=made, metadata={"kernelspec": {"name": "adlib", "display_name": "Python (adlib)"}})
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    notebooks, figures = tmp_path / "notebooks", tmp_path / "figures"
+    notebooks.mkdir()
+    figures.mkdir()
+    nbformat.write(notebook(
+        ("markdown", "# Two figures, one study"),
+        ("parameters", 'figures_dir = "../figures"'),
+        ("markdown", "## Run"),
+        ("code", "x = 1"),
+        ("markdown", "## Verdict"),
+        ("code", 'verdict = "holds"'),
+        ("code", 'publish(figures_dir, "pc_two", fig, t, c, verdict, s)\n'
+                 'publish(figures_dir, "pc_two_errors", fig, t, c, verdict, s)'),
+        ("markdown", "## How to read it"),
+    ), notebooks / "pc_two.ipynb")
+    nbformat.write(notebook(
+        ("markdown", "# Quick"),
+        ("parameters", "quick = False"),
+        ("markdown", "## What the model sees"),
+        ("code", 'heatmaps(result, figures / "quick_maps.png")'),
+        ("markdown", "## Verdict"),
+        ("code", 'write(figures / "quick_maps.md", caption)'),
+    ), notebooks / "00_start.ipynb")
+    nbformat.write(notebook(
+        ("markdown", "# Noise"),
+        ("parameters", "tau = 0.15"),
+        ("code", "a = 1"),
+        ("code", "b = 2"),
+    ), notebooks / "sp_noise.ipynb")
+    nbformat.write(notebook(("markdown", "# Kmeans"), ("code", 'publish(figures_dir, "kc_a", f, t, c, v, s)')),
+                   notebooks / "kc_a.ipynb")
+    for name in ["pc_two", "pc_two_errors", "quick_maps", "sp_noise", "kc_a", "benchmark_overview", "stray"]:
+        (figures / f"{name}.png").write_bytes(b"png")
+    (figures / "pc_two.pdf").write_bytes(b"pdf")
+    (figures / "pc_two.csv").write_text("a\n1\n")
+    (figures / "pc_two.md").write_text("Two curves.\n\n*Settings:* seeds = 0.\n\n**Verdict.** It holds here.\n")
+    (figures / "pc_two_errors.md").write_text("The errors.\n\n*Settings:* seeds = 0.\n\n**Verdict.** It holds here.\n")
+    (figures / "quick_maps.md").write_text("Maps on pill. Image AUROC 0.87.")
+    (figures / "sp_noise.md").write_text("Noise.\n\n**Verdict.** Partly holds.\n")
+    (figures / "bench.md").write_text("# adlib vs anomalib\n\ntext\n")
+    (figures / "bench_features.md").write_text("# Feature extraction costs\n")
+    (figures / "reproduce_times.csv").write_text(
+        "notebook,profile,seconds\n00_start,synthetic,23.1\npc_two,synthetic,70.0\nsp_noise,synthetic,5.5\n"
+        "gone,synthetic,99.0\nkc_a,synthetic,1.0\n")
+    return tmp_path
+
+
+def result_cells(path: Path) -> list[tuple[int, nbformat.NotebookNode]]:
+    cells = nbformat.read(path, as_version=4).cells
+    return [(i, cell) for i, cell in enumerate(cells) if sync_results.TAG in cell.metadata.get("tags", [])]
+
+
+def test_cell_sits_after_the_heading_of_the_section_that_publishes(project: Path) -> None:
+    sync_results.sync_notebooks(project / "notebooks", project / "figures")
+    cells = nbformat.read(project / "notebooks" / "pc_two.ipynb", as_version=4).cells
+    [(position, cell)] = result_cells(project / "notebooks" / "pc_two.ipynb")
+    assert cells[position - 1].source == "## Verdict"  # before the verdict's code, not between the code cells
+    assert cells[position + 1].source == 'verdict = "holds"'
+    assert cell.cell_type == "markdown"
+    assert cell.source.startswith("**The committed result** (from `make reproduce`")
+    assert "![pc_two](../figures/pc_two.png)" in cell.source
+    assert "![pc_two_errors](../figures/pc_two_errors.png)" in cell.source
+    assert cell.source.index("![pc_two]") < cell.source.index("![pc_two_errors]")
+    assert cell.source.count("**Verdict.** It holds here.") == 1  # the same verdict twice is shown once
+    assert "Two curves" not in cell.source and "*Settings:*" not in cell.source
+
+
+def test_quickstart_without_publish_and_fallback_to_the_last_code_cell(project: Path) -> None:
+    sync_results.sync_notebooks(project / "notebooks", project / "figures")
+    cells = nbformat.read(project / "notebooks" / "00_start.ipynb", as_version=4).cells
+    [(position, cell)] = result_cells(project / "notebooks" / "00_start.ipynb")
+    assert cells[position - 1].source == "## What the model sees"
+    assert "![quick_maps](../figures/quick_maps.png)" in cell.source
+    assert "Maps on pill. Image AUROC 0.87." in cell.source  # a caption without a Verdict marker: all of it
+    cells = nbformat.read(project / "notebooks" / "sp_noise.ipynb", as_version=4).cells
+    [(position, cell)] = result_cells(project / "notebooks" / "sp_noise.ipynb")
+    assert cells[position + 1].source == "b = 2" and cells[position - 1].source == "a = 1"  # before the last code cell
+    assert "**Verdict.** Partly holds." in cell.source
+
+
+def test_idempotent_one_cell_and_output_free(project: Path) -> None:
+    notebooks, figures = project / "notebooks", project / "figures"
+    first = sync_results.sync_notebooks(notebooks, figures)
+    assert len(first) == 4
+    texts = {path: path.read_text() for path in notebooks.glob("*.ipynb")}
+    assert sync_results.sync_notebooks(notebooks, figures) == []
+    assert {path: path.read_text() for path in notebooks.glob("*.ipynb")} == texts
+    # a new verdict replaces the cell in place: still one cell, same id
+    (figures / "pc_two.md").write_text("Two curves.\n\n**Verdict.** It no longer holds.\n")
+    (figures / "pc_two_errors.md").unlink()
+    assert sync_results.sync_notebooks(notebooks, figures) == [notebooks / "pc_two.ipynb"]
+    [(_, cell)] = result_cells(notebooks / "pc_two.ipynb")
+    assert "It no longer holds." in cell.source and "It holds here." not in cell.source
+    assert cell["id"] == sync_results.TAG
+    for path in notebooks.glob("*.ipynb"):
+        for code in (c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"):
+            assert code.outputs == [] and code.execution_count is None
+        nbformat.validate(nbformat.read(path, as_version=4))
+
+
+def test_index_grouped_by_paper_in_reading_order(project: Path) -> None:
+    path = sync_results.write_index(project / "notebooks", project / "figures")
+    text = path.read_text()
+    order = ["## Start here", "![benchmark_overview](benchmark_overview.png)", "(../notebooks/00_start.ipynb)",
+             "## PatchCore", "(../notebooks/pc_two.ipynb)", "#### pc_two\n", "#### pc_two_errors",
+             "## Improved PatchCore", "(../notebooks/kc_a.ipynb)",
+             "## SoftPatch", "(../notebooks/sp_noise.ipynb)",
+             "## Other figures", "#### stray", "## Speed reports", "[adlib vs anomalib](bench.md)",
+             "[Feature extraction costs](bench_features.md)", "## Wall time per notebook"]
+    positions = [text.index(part) for part in order]
+    assert positions == sorted(positions)
+    assert "Files: [PDF](pc_two.pdf), [CSV](pc_two.csv)" in text
+    assert "**Verdict.** It holds here." in text and "*Settings:* seeds = 0." in text
+    assert "wall time 70 s (synthetic profile)" in text
+    table = text[text.index("## Wall time per notebook"):]
+    assert "gone" not in table  # a notebook that no longer exists
+    assert "| total" in table and "99.6" in table  # 23.1 + 70.0 + 5.5 + 1.0
+    assert sync_results.write_index(project / "notebooks", project / "figures").read_text() == text
