@@ -25,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 # The embedded benchmark (MVTec AD layout), deterministic: re-made only when the generator changes.
 data: data/synthetic/README.md
-data/synthetic/README.md: adlib/synth.py | $(STAMP)
+data/synthetic/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 	$(BIN)/python -m adlib.synth --out data/synthetic
 
 # Unit and end-to-end tests, then every notebook in quick mode under nbval (prepared by papermill);

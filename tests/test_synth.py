@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from adlib import synth
+from adlib.synth.categories import spec_of
+from adlib.synth.samples import image_rng, split_folder
 
 # Small runs: a few images per folder, small images.
 SMALL = dict(n_train=2, n_test_good=2, n_test_defect=5, size=96, progress=False)
@@ -20,6 +26,23 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _images(root: Path) -> dict[str, bytes]:
     return {k: v for k, v in _files(root).items() if k.endswith(".png")}
+
+
+def _mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 images, in grey levels."""
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def _scene(name: str, kind: str, index: int, seed: int, size: int):
+    """The noise-free scene `make_sample` starts from (it draws the scene first from the image's rng)."""
+    return spec_of(name).render(image_rng(seed, name, split_folder(kind), index), size)
+
+
+# Surface defects paint inside the scene's support; these redraw the object (the mask is what changed)
+# and may reach past its outline, by at most (pixels at size 128): a chip or a reprint its 1-pixel
+# anti-aliased edge; worn threads their changed shading and drop shadow (4 % of the side); a bent tip
+# its sideways swing (0.32 half-sides long x sin 20 degrees ~ 7 px; 8 % of the side).
+GEOMETRIC = {"chip": 1.5, "faulty_imprint": 1.5, "thread_damage": 0.04 * 128, "tip": 0.08 * 128}
 
 
 # ---- the category listing ----------------------------------------------------------------------
@@ -64,6 +87,23 @@ def test_other_seed_other_bytes(tmp_path):
     b = _images(synth.generate(tmp_path / "b", ["screw"], seed=1, **SMALL))
     assert a.keys() == b.keys()
     assert all(a[k] != b[k] for k in a)
+    # Not a few flipped pixels: other seeds give other crops, poses and defects.
+    for seed_1 in (1, 2):
+        for kind in ("train", "good", "tip"):
+            diff = _mean_abs_diff(synth.make_sample("screw", kind, 0, seed=0, size=96).image,
+                                  synth.make_sample("screw", kind, 0, seed=seed_1, size=96).image)
+            assert diff > 5, (seed_1, kind, diff)
+
+
+@pytest.mark.parametrize("name", ["pill", "screw"])
+def test_make_sample_is_a_pure_function(name):
+    """The same arguments give identical arrays, called twice or after other samples were made."""
+    kind = synth.defect_types(name)[0]
+    first = synth.make_sample(name, kind, 3, seed=7, size=96)
+    synth.make_sample(name, kind, 4, seed=7, size=96)  # other samples in between change nothing
+    second = synth.make_sample(name, kind, 3, seed=7, size=96)
+    for field in ("image", "mask", "clean"):
+        assert np.array_equal(getattr(first, field), getattr(second, field)), field
 
 
 def test_subset_and_order_do_not_change_a_category(tmp_path):
@@ -88,6 +128,23 @@ def test_good_samples_vary():
     a = synth.make_sample("pill", "train", 0, size=96).image
     b = synth.make_sample("pill", "train", 1, size=96).image
     assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", list(synth.CATEGORIES))
+def test_good_samples_vary_by_more_than_noise(name):
+    """Two good images (other index, other split) differ by more than sensor noise (about 2-3 grey
+    levels): another crop, pose, lighting and background; objects stay aligned (same place, same
+    size up to a small jitter)."""
+    train_0, train_1, good_0 = (synth.make_sample(name, kind, i, size=96).image
+                                for kind, i in (("train", 0), ("train", 1), ("good", 0)))
+    assert _mean_abs_diff(train_0, train_1) > 5
+    assert _mean_abs_diff(train_0, good_0) > 5
+    if synth.CATEGORIES[name].kind == "object":
+        supports = [_scene(name, "train", i, 0, 96).support for i in range(3)]
+        for other in supports[1:]:
+            iou = (supports[0] & other).sum() / (supports[0] | other).sum()
+            assert iou > 0.5, (name, iou)
+        assert all(0.05 < s.mean() < 0.5 for s in supports)
 
 
 # ---- layout ------------------------------------------------------------------------------------
@@ -138,6 +195,17 @@ def test_masks_cover_exactly_the_altered_pixels(name):
             assert inside.any(), (name, defect, index)
             assert not changed[~inside].any(), (name, defect, index)
             assert changed[inside].mean() > 0.5, (name, defect, index, changed[inside].mean())
+            # Small, local and visible: under 10 % of the image, a change of several grey levels.
+            assert inside.mean() < 0.1, (name, defect, index, inside.mean())
+            diff = np.abs(sample.image.astype(np.int16) - sample.clean.astype(np.int16))
+            strength = (diff.max(axis=2) if diff.ndim == 3 else diff)[inside].mean()
+            assert strength > 4, (name, defect, index, strength)
+            # Where the defect was drawn: surface defects inside the scene's support (the texture, the
+            # object's face); geometric ones at most their reach (pixels) outside the object.
+            support = _scene(name, defect, index, 5, 128).support
+            reach = GEOMETRIC.get(defect, 0.0)
+            outside = ndimage.distance_transform_edt(~support)[inside].max()
+            assert outside <= reach, (name, defect, index, outside, reach)
 
 
 def test_good_samples_have_no_mask():
@@ -160,7 +228,7 @@ def test_interrupted_run_leaves_no_half_category(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(synth, "make_sample", failing)
+    monkeypatch.setattr(synth.writer, "make_sample", failing)
     with pytest.raises(KeyboardInterrupt):
         synth.generate(root, ["gravel", "brick"], seed=9, **SMALL)
     assert not (root / "gravel").exists()  # never half-written
@@ -213,6 +281,14 @@ def test_cli_help_lists_categories(capsys):
         assert name in text
     for option in ("--out", "--seed", "--categories", "--overview"):
         assert option in text
+
+
+def test_python_m_runs_the_command_line():
+    """`python -m adlib.synth` (the package's __main__) is the command line."""
+    result = subprocess.run([sys.executable, "-m", "adlib.synth", "--help"], capture_output=True, text=True,
+                            check=False, env={**os.environ, "PYTHONPATH": str(Path(synth.__file__).parents[2])})
+    assert result.returncode == 0, result.stderr
+    assert "python -m adlib.synth" in result.stdout and "screw" in result.stdout
 
 
 def test_cli_generates_and_draws_overview(tmp_path, capsys):
