@@ -130,7 +130,7 @@ def test_noise_protocol_from_the_cli(tiny_benchmark, tmp_path, monkeypatch):
     a, b = pd.read_csv(tmp_path / "a" / "results.csv"), pd.read_csv(tmp_path / "b" / "results.csv")
     assert (a["noise_moved"] == 2).all() and a["noise_overlap"].all() and not b["noise_overlap"].any()
     with pytest.raises(ValueError, match="noise_overlap"):
-        main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--overlap", "--no-progress"])
+        main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--overlap", "--no-progress", "--debug"])
 
 
 def test_low_shot_from_the_cli_is_seeded(tiny_benchmark, tmp_path, monkeypatch):
@@ -146,7 +146,7 @@ def test_low_shot_from_the_cli_is_seeded(tiny_benchmark, tmp_path, monkeypatch):
     by_seed = a[quality].pivot_table(index="metric", columns="seed", values="value")
     assert not by_seed[0].equals(by_seed[1])  # other seeds draw other shots
     with pytest.raises(ValueError, match="shots=99"):
-        main([*common[:-1], "99", "--out", str(tmp_path / "c")])
+        main([*common[:-1], "99", "--out", str(tmp_path / "c"), "--debug"])  # --debug: the exception itself
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess:
