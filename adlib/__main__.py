@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_fetch_parser(commands)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     for command in commands.choices.values():  # `--debug` after the command too
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the traceback of an error")
     return parser
 
 

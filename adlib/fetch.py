@@ -6,15 +6,17 @@ temporary folder beside the target and renamed into place, so the target either 
 set in the MVTec layout or does not exist. Offline, the error names the file and where to put it: a
 file placed there by hand is checked and extracted like a downloaded one.
 
-The pins and where they come from (neither host can be reached from where this was written, so
+The pins and where they come from (the hosts could not be reached where this was written, so
 every pin is copied from a public source, none was measured here):
 
-| name         | file                               | SHA-256 pinned                       | source of the URL and the pin           |
-| ------------ | ---------------------------------- | ------------------------------------ | --------------------------------------- |
-| `mvtec_ad`   | `mvtec_anomaly_detection.tar.xz`   | full digest                          | anomalib `DOWNLOAD_INFO` (MVTecAD)      |
-| `mvtec_loco` | `mvtec_loco_anomaly_detection.tar.xz` | full digest                       | anomalib `DOWNLOAD_INFO` (MVTec LOCO)   |
-| `btad`       | `btad.zip`                         | full digest                          | anomalib `DOWNLOAD_INFO` (BTech)        |
-| `weights`    | `wide_resnet50_2-95faca4d.pth`, `resnet18-f37072fd.pth`, `resnet50-0676ba61.pth` | only the 8-hex prefix in the name | torchvision `IMAGENET1K_V1` URLs |
+| name         | file                                  | pin                  | source                            |
+| ------------ | ------------------------------------- | -------------------- | --------------------------------- |
+| `mvtec_ad`   | `mvtec_anomaly_detection.tar.xz`      | full SHA-256         | anomalib `DOWNLOAD_INFO`, MVTecAD |
+| `mvtec_loco` | `mvtec_loco_anomaly_detection.tar.xz` | full SHA-256         | anomalib `DOWNLOAD_INFO`, LOCO    |
+| `btad`       | `btad.zip`                            | full SHA-256         | anomalib `DOWNLOAD_INFO`, BTech   |
+| `weights`    | `wide_resnet50_2-95faca4d.pth`,       | 8-hex prefix only    | torchvision `IMAGENET1K_V1` URLs  |
+|              | `resnet18-f37072fd.pth`,              | (in the file name)   |                                   |
+|              | `resnet50-0676ba61.pth`               |                      |                                   |
 
 anomalib's entries: `src/anomalib/data/datamodules/image/mvtecad.py`, `.../datasets/image/mvtec_loco.py`
 and `.../datamodules/image/btech.py` (anomalib 2.x). torchvision publishes no full digest of its weights,
