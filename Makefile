@@ -6,6 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.adlib-installed
 PROFILE ?= synthetic
+# `make reproduce PROFILE=paper` without DATA fetches MVTec AD (and the ImageNet weights) first.
+ifeq ($(PROFILE)-$(origin DATA),paper-undefined)
+DATA := data/mvtec_ad
+FETCH := yes
+endif
 DATA ?= data/synthetic
 export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
 export PYTHONHASHSEED := 0
@@ -34,8 +39,12 @@ test: $(STAMP) data
 	$(BIN)/python scripts/prepare_notebooks.py --profile $(PROFILE) --data $(DATA) --out build/nbval
 	$(BIN)/python -m pytest tests build/nbval --nbval-lax --nbval-kernel-name adlib
 
+# JOBS=N runs N notebooks at a time; an interrupted run resumes (only changed notebooks re-run; FORCE=1: all).
 reproduce: $(STAMP) data
-	$(BIN)/python scripts/reproduce.py --profile $(PROFILE) --data $(DATA) $(if $(NB),--notebook $(NB))
+	$(if $(FETCH),$(BIN)/python -m adlib fetch mvtec_ad --to $(DATA))
+	$(if $(FETCH),$(BIN)/python -m adlib fetch weights)
+	$(BIN)/python scripts/reproduce.py --profile $(PROFILE) --data $(DATA) $(if $(NB),--notebook $(NB)) \
+		$(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
 
 lab: $(STAMP) data
 	$(BIN)/jupyter lab --notebook-dir=notebooks

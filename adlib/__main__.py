@@ -32,6 +32,7 @@ OWN_OPTIONS = {"channels": ("padim", "image-denoised-patchcore"), "image_k": ("s
 def build_parser() -> argparse.ArgumentParser:
     from adlib.backbones import BACKBONES
     from adlib.features import PROFILES
+    from adlib.fetch import add_parser as add_fetch_parser
     from adlib.methods import DENOISERS, SAMPLERS, SEARCHES
     from adlib.scoring import BACKENDS, DISTANCES
 
@@ -91,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("results"), help="folder for results.csv and heatmaps")
     run.add_argument("--heatmaps", type=int, default=8, help="test images per category in the heatmap figure")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_fetch_parser(commands)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    for command in commands.choices.values():  # `--debug` after the command too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the traceback of an error")
     return parser
 
 
@@ -150,7 +156,7 @@ def settings_from_args(args: argparse.Namespace):
 def run_command(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from adlib.data import list_categories
+    from adlib.data import require_categories
     from adlib.experiment import run, summary
     from adlib.files import atomic_write_bytes
     from adlib.plotting import heatmap_overlays
@@ -159,7 +165,7 @@ def run_command(args: argparse.Namespace) -> None:
     if args.data is None and args.profile not in PROFILE_DATA:
         raise SystemExit(f"--data is required with --profile {args.profile} (e.g. the MVTec AD folder)")
     settings = settings_from_args(args)
-    categories = args.categories or list_categories(data)
+    categories = args.categories or require_categories(data)
 
     def draw(result, seeded) -> None:
         if args.heatmaps > 0 and seeded.seed == args.seeds[0]:
@@ -177,9 +183,28 @@ def run_command(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Runs a command; a bad input ends in one line `error: ...` on stderr and exit status 2 (--debug: the traceback)."""
+    from adlib.fetch import FetchError, fetch_command
+
     args = build_parser().parse_args(argv)
-    if args.command == "run":
-        run_command(args)
+    try:
+        if args.command == "run":
+            run_command(args)
+        elif args.command == "fetch":
+            fetch_command(args)
+    except (ValueError, OSError, ImportError, FetchError, SystemExit) as error:
+        if isinstance(error, SystemExit) and not isinstance(error.code, str):
+            raise  # an exit status, not a message
+        if args.debug:
+            raise
+        message = error.code if isinstance(error, SystemExit) else str(error)
+        print("error: " + " ".join(message.split()), file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

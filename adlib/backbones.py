@@ -172,8 +172,8 @@ def _imagenet_file(name: str) -> Path:
     if not _can_reach(url):
         raise FileNotFoundError(
             f"the ImageNet weights of {name} are not on this machine and {url} cannot be reached. "
-            f"Download that file on a connected machine and either copy it to {cached} "
-            f"(torchvision's cache) or pass weights='/path/to/{cached.name}'; "
+            f"Download that file on a connected machine (`python -m adlib fetch weights` fetches and checks all three) "
+            f"and either copy it to {cached} (torchvision's cache) or pass weights='/path/to/{cached.name}'; "
             "weights=None gives a random initialisation."
         )
     torch.hub.download_url_to_file(url, str(cached), progress=True)

@@ -158,6 +158,22 @@ def list_categories(root: Path | str) -> list[str]:
     return [p.name for p in _subfolders(path) if (p / "train").is_dir() or (p / "test").is_dir()]
 
 
+def require_categories(root: Path | str) -> list[str]:
+    """`list_categories(root)`, or a DataError that says what the root holds when it has no category folder."""
+    categories = list_categories(root)
+    if categories:
+        return categories
+    path = _check_root(root)
+    found = ", ".join(p.name for p in sorted(path.iterdir()) if not p.name.startswith(".")) or "nothing"
+    hint = (f"; {path} itself looks like a category folder: pass its parent"
+            if (path / "train").is_dir() or (path / "test").is_dir() else "")
+    raise DataError(
+        f"no category folder under {path} (found: {found}): a data root holds one folder per category, each with "
+        f"train/ and test/ in the MVTec layout (e.g. bottle/train/good){hint}. To download MVTec AD: python -m adlib "
+        "fetch mvtec_ad --to DIR"
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Loading a category
 

@@ -1,52 +1,150 @@
 """Regenerates the figures: the embedded benchmark's contact sheet, then every notebook under papermill.
 
-    python scripts/reproduce.py --profile synthetic --data data/synthetic [--notebook NAME]
+    python scripts/reproduce.py --profile synthetic --data data/synthetic [--notebook NAME] [--jobs N] [--force]
 
-Each notebook runs with its `profile`, `data_root` and `figures_dir` parameters into
-`notebooks/executed/`; its wall time goes to `figures/reproduce_times.csv`, and `figures/index.md` lists
-every figure with the caption file a notebook writes beside it (`<figure>.md`: settings and verdict).
-`--notebook NAME` re-runs one notebook and keeps the other notebooks' times from earlier runs.
+Each notebook runs with its `profile`, `data_root` and `figures_dir` (= `figures/`) parameters into
+`notebooks/executed/`, in its own kernel; `--jobs N` runs N at a time. `figures/index.md` (every figure
+with the caption file a notebook writes beside it, `<figure>.md`: settings and verdict) and the wall
+times, `figures/reproduce_times.csv`, are written once, at the end.
+
+A run resumes: `build/reproduce/stamps.json` records, per notebook that finished, a digest of its
+inputs (the notebook file, its parameters, the `adlib` sources and a fingerprint of the data folder:
+every file's path, size and modification time) and its wall time. A notebook whose inputs have the
+recorded digest is not run again and its figures are kept; `--force` runs every notebook, and
+`--notebook NAME` always runs that one (the other notebooks' times are kept from earlier runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
+import sys
 import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
 
-from adlib.data import list_categories
-from adlib.files import atomic_write_bytes
-from adlib.plotting import benchmark_overview
-from adlib.synth import CATEGORIES, GENERATOR_VERSION
-
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 FIGURES = ROOT / "figures"
+STAMPS = ROOT / "build" / "reproduce" / "stamps.json"
+SOURCES = ROOT / "adlib"
 
 
-def run_notebook(notebook: Path, profile: str, data: Path) -> float:
+def _files(folder: Path) -> list[Path]:
+    """Every visible file under `folder`, sorted by path (no caches, no hidden files)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def sources_digest(folder: Path = SOURCES) -> str:
+    """SHA-256 over the paths and bytes of the library's files (its code and its paper data)."""
+    digest = hashlib.sha256()
+    for path in _files(folder):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def data_fingerprint(root: Path) -> str:
+    """SHA-256 over every data file's path, size and modification time: cheap on MVTec AD's 5 GB, and it
+    changes when a file is added, removed, rewritten or regenerated."""
+    digest = hashlib.sha256()
+    for path in _files(root):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def inputs_digest(notebook: Path, parameters: dict, sources: str, data: str) -> str:
+    """The digest a finished notebook is recorded with: its file, its parameters, the sources and the data."""
+    digest = hashlib.sha256(notebook.read_bytes())
+    digest.update(json.dumps(parameters, sort_keys=True).encode())
+    digest.update(f"{sources}\0{data}".encode())
+    return digest.hexdigest()
+
+
+def read_stamps(path: Path) -> dict[str, dict]:
+    """{notebook: {"digest": ..., "profile": ..., "seconds": ...}} of the notebooks that finished; {} without a file."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_stamps(path: Path, stamps: dict[str, dict]) -> None:
+    from adlib.files import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(stamps, indent=1, sort_keys=True).encode())
+
+
+def run_notebook(notebook: Path, executed: Path, parameters: dict, kernel: str, threads: int | None) -> float:
+    """Runs one notebook in its own kernel (papermill) and returns its wall time in seconds."""
     import papermill
 
-    executed = NOTEBOOKS / "executed" / notebook.name
+    if threads is not None:  # N kernels side by side share the cores instead of each taking all of them
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(name, str(threads))
     executed.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    papermill.execute_notebook(
-        str(notebook),
-        str(executed),
-        parameters={"profile": profile, "data_root": str(data.resolve()), "figures_dir": str(FIGURES)},
-        kernel_name="adlib",
-        cwd=str(NOTEBOOKS),
-        progress_bar=False,
-    )
+    papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
+                               cwd=str(notebook.parent), progress_bar=False)
     return time.perf_counter() - start
 
 
-def write_index(times: pd.DataFrame) -> None:
+def reproduce(notebooks: Sequence[Path], profile: str, data: Path, figures: Path, stamps_path: Path,
+              executed: Path, jobs: int = 1, rerun: Sequence[str] = (), kernel: str = "adlib") -> dict[str, str]:
+    """Runs the notebooks whose inputs changed since they last finished (and those named in `rerun`), `jobs` at a
+    time; records each one that finishes in the stamps at once. Returns {notebook: error} of those that failed."""
+    parameters = {"profile": profile, "data_root": str(data.resolve()), "figures_dir": str(figures.resolve())}
+    sources, fingerprint = sources_digest(), data_fingerprint(data)
+    stamps = read_stamps(stamps_path)
+    digests = {nb.stem: inputs_digest(nb, parameters, sources, fingerprint) for nb in notebooks}
+    todo = [nb for nb in notebooks if nb.stem in rerun or stamps.get(nb.stem, {}).get("digest") != digests[nb.stem]]
+    for nb in notebooks:
+        if nb not in todo:
+            print(f"{nb.stem}: inputs unchanged since it finished, figures kept", flush=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    failed: dict[str, str] = {}
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as pool:
+        running = {pool.submit(run_notebook, nb, executed / nb.name, parameters, kernel, threads): nb for nb in todo}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                nb = running.pop(future)
+                try:
+                    seconds = future.result()
+                except Exception as error:  # papermill's error names the cell; the executed copy shows it
+                    last = (str(error).strip().splitlines() or [""])[-1]
+                    failed[nb.stem] = f"{type(error).__name__}: {last}"
+                    stamps.pop(nb.stem, None)
+                    print(f"{nb.stem}: FAILED (see {executed / nb.name})", flush=True)
+                else:
+                    stamps[nb.stem] = {"digest": digests[nb.stem], "profile": profile, "seconds": round(seconds, 3)}
+                    print(f"{nb.stem}: {seconds:.1f} s", flush=True)
+                write_stamps(stamps_path, stamps)  # after every notebook: an interruption loses only running ones
+    return failed
+
+
+def merged_times(stamps: dict[str, dict], previous: Path, profile: str, names: Sequence[str]) -> pd.DataFrame:
+    """Wall times of the notebooks in `names`: from the stamps (this run and resumed ones), else the earlier CSV's."""
+    rows = [{"notebook": name, "profile": profile, "seconds": stamp["seconds"]}
+            for name, stamp in stamps.items() if name in names and stamp.get("profile") == profile]
+    times = pd.DataFrame(rows, columns=["notebook", "profile", "seconds"])
+    if previous.is_file():
+        old = pd.read_csv(previous)
+        old = old[(old["profile"] == profile) & ~old["notebook"].isin(times["notebook"]) & old["notebook"].isin(names)]
+        times = pd.concat([old, times], ignore_index=True) if len(old) else times
+    return times.sort_values("notebook", ignore_index=True)
+
+
+def write_index(figures: Path, times: pd.DataFrame) -> None:
     """figures/index.md: every figure with its caption (settings and verdict) and links to its PDF and CSV."""
+    from adlib.files import atomic_write_bytes
+
     lines = ["# Figures", "", "Regenerated by `make reproduce`; each caption names the settings and the verdict.", ""]
-    for figure in sorted(FIGURES.glob("*.png")):
+    for figure in sorted(figures.glob("*.png")):
         lines += [f"## {figure.stem}", "", f"![{figure.stem}]({figure.name})", ""]
         caption = figure.with_suffix(".md")
         if caption.is_file():
@@ -59,50 +157,56 @@ def write_index(times: pd.DataFrame) -> None:
         total = pd.DataFrame([{"notebook": "total", "profile": "", "seconds": times["seconds"].sum()}])
         table = pd.concat([times, total], ignore_index=True)
         lines += ["## Wall time per notebook", "", table.to_markdown(index=False, floatfmt=".1f"), ""]
-    atomic_write_bytes(FIGURES / "index.md", "\n".join(lines).encode())
+    atomic_write_bytes(figures / "index.md", "\n".join(lines).encode())
 
 
-def merged_times(rows: list[dict], profile: str) -> pd.DataFrame:
-    """This run's wall times, with the other notebooks' rows of the same profile kept from earlier runs."""
-    times = pd.DataFrame(rows, columns=["notebook", "profile", "seconds"])
-    previous = FIGURES / "reproduce_times.csv"
-    if previous.is_file():
-        old = pd.read_csv(previous)
-        old = old[(old["profile"] == profile) & ~old["notebook"].isin(times["notebook"])]
-        old = old[old["notebook"].isin([nb.stem for nb in NOTEBOOKS.glob("*.ipynb")])]
-        times = pd.concat([old, times], ignore_index=True) if len(old) else times
-    return times.sort_values("notebook", ignore_index=True)
+def contact_sheet(data: Path) -> None:
+    """figures/benchmark_overview.png and its caption: the embedded benchmark, rows in the generator's order."""
+    from adlib.data import list_categories
+    from adlib.files import atomic_write_bytes
+    from adlib.plotting import benchmark_overview
+    from adlib.synth import CATEGORIES, GENERATOR_VERSION
+
+    present = set(list_categories(data))
+    rows = [name for name in CATEGORIES if name in present]
+    benchmark_overview(data, FIGURES / "benchmark_overview.png", categories=rows)
+    caption = (f"The embedded benchmark (`adlib.synth` version {GENERATOR_VERSION}, `{data.name}`): one row per "
+               "category, two good test images, then defective ones cycling over the defect types, with "
+               "the ground truth outlined. Textures are cut from real photographs; pill, nut and screw are drawn objects.")
+    atomic_write_bytes(FIGURES / "benchmark_overview.md", caption.encode())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="synthetic", choices=["synthetic", "paper"])
     parser.add_argument("--data", type=Path, required=True, help="data root (MVTec layout)")
-    parser.add_argument("--notebook", help="run only this notebook (name without .ipynb)")
+    parser.add_argument("--notebook", help="run only this notebook (name without .ipynb), whatever its stamp says")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time, each in its own kernel")
+    parser.add_argument("--force", action="store_true", help="run every notebook, even those whose inputs are unchanged")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: give 1 or more")
 
-    if args.profile == "synthetic":  # the contact sheet, rows in the generator's order
-        present = set(list_categories(args.data))
-        rows = [name for name in CATEGORIES if name in present]
-        benchmark_overview(args.data, FIGURES / "benchmark_overview.png", categories=rows)
-        caption = (f"The embedded benchmark (`adlib.synth` version {GENERATOR_VERSION}, `{args.data.name}`): one row per "
-                   "category, two good test images, then defective ones cycling over the defect types, with "
-                   "the ground truth outlined. Textures are cut from real photographs; pill, nut and screw are drawn objects.")
-        atomic_write_bytes(FIGURES / "benchmark_overview.md", caption.encode())
-    notebooks = sorted(NOTEBOOKS.glob("*.ipynb"))
+    if args.profile == "synthetic":
+        contact_sheet(args.data)
+    every = sorted(NOTEBOOKS.glob("*.ipynb"))
+    notebooks = every
     if args.notebook:
-        notebooks = [nb for nb in notebooks if nb.stem == args.notebook]
+        notebooks = [nb for nb in every if nb.stem == args.notebook]
         if not notebooks:
-            names = ", ".join(nb.stem for nb in sorted(NOTEBOOKS.glob("*.ipynb"))) or "none yet"
+            names = ", ".join(nb.stem for nb in every) or "none yet"
             raise SystemExit(f"no notebook named {args.notebook!r} in {NOTEBOOKS}; there are: {names}")
-    rows = []
-    for notebook in notebooks:
-        seconds = run_notebook(notebook, args.profile, args.data)
-        rows.append({"notebook": notebook.stem, "profile": args.profile, "seconds": seconds})
-        print(f"{notebook.stem}: {seconds:.1f} s", flush=True)
-        times = merged_times(rows, args.profile)  # written after every notebook: a later failure loses nothing
-        atomic_write_bytes(FIGURES / "reproduce_times.csv", times.to_csv(index=False).encode())
-    write_index(merged_times(rows, args.profile))
+    rerun = [nb.stem for nb in notebooks] if (args.force or args.notebook) else []
+    failed = reproduce(notebooks, args.profile, args.data, FIGURES, STAMPS, NOTEBOOKS / "executed", jobs=args.jobs,
+                       rerun=rerun)
+    from adlib.files import atomic_write_bytes
+
+    times = merged_times(read_stamps(STAMPS), FIGURES / "reproduce_times.csv", args.profile, [nb.stem for nb in every])
+    atomic_write_bytes(FIGURES / "reproduce_times.csv", times.to_csv(index=False).encode())
+    write_index(FIGURES, times)
+    if failed:
+        lines = "\n".join(f"  {name}: {error}" for name, error in sorted(failed.items()))
+        sys.exit(f"{len(failed)} notebook(s) failed (executed copies in {NOTEBOOKS / 'executed'}):\n{lines}")
 
 
 if __name__ == "__main__":

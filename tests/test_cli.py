@@ -87,7 +87,7 @@ def test_readme_shows_cli_commands():
 
 @pytest.mark.parametrize("command", readme_commands())
 def test_readme_cli_commands_parse_into_valid_settings(command):
-    """Every documented `python -m adlib run` line names real options with valid values."""
+    """Every documented `python -m adlib` line names real options with valid values."""
     argv = command.split()[3:]
     if "--help" in argv:  # prints the help and exits 0 (test_help_lists_every_option runs it)
         with pytest.raises(SystemExit) as exit:
@@ -95,7 +95,8 @@ def test_readme_cli_commands_parse_into_valid_settings(command):
         assert exit.value.code == 0
         return
     args = build_parser().parse_args(argv)
-    settings_from_args(args)
+    if args.command == "run":  # `fetch` lines only need to parse (they would download)
+        settings_from_args(args)
 
 
 @pytest.mark.parametrize("method, extra", [("improved-patchcore", ["--top-k", "2"]), ("softpatch", ["--lof-k", "3"])])
@@ -129,7 +130,7 @@ def test_noise_protocol_from_the_cli(tiny_benchmark, tmp_path, monkeypatch):
     a, b = pd.read_csv(tmp_path / "a" / "results.csv"), pd.read_csv(tmp_path / "b" / "results.csv")
     assert (a["noise_moved"] == 2).all() and a["noise_overlap"].all() and not b["noise_overlap"].any()
     with pytest.raises(ValueError, match="noise_overlap"):
-        main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--overlap", "--no-progress"])
+        main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--overlap", "--no-progress", "--debug"])
 
 
 def test_low_shot_from_the_cli_is_seeded(tiny_benchmark, tmp_path, monkeypatch):
@@ -145,4 +146,60 @@ def test_low_shot_from_the_cli_is_seeded(tiny_benchmark, tmp_path, monkeypatch):
     by_seed = a[quality].pivot_table(index="metric", columns="seed", values="value")
     assert not by_seed[0].equals(by_seed[1])  # other seeds draw other shots
     with pytest.raises(ValueError, match="shots=99"):
-        main([*common[:-1], "99", "--out", str(tmp_path / "c")])
+        main([*common[:-1], "99", "--out", str(tmp_path / "c"), "--debug"])  # --debug: the exception itself
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adlib", *argv], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("layout", ["empty", "no-category"])
+def test_a_data_root_without_categories_is_one_error_line_with_status_2(tmp_path, layout):
+    root = tmp_path / "root"
+    root.mkdir()
+    if layout == "no-category":
+        (root / "photos").mkdir()
+        (root / "notes.txt").write_text("not a category")
+    done = run_cli("run", "--data", str(root), "--no-progress")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: no category folder under") and done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr and "KeyError" not in done.stderr
+    assert ("found: nothing" if layout == "empty" else "found: notes.txt, photos") in done.stderr
+
+
+def test_debug_shows_the_traceback_before_or_after_the_command(tmp_path):
+    for argv in (["--debug", "run", "--data", str(tmp_path)], ["run", "--data", str(tmp_path), "--debug"]):
+        done = run_cli(*argv, "--no-progress")
+        assert done.returncode != 0 and "Traceback" in done.stderr and "DataError: no category folder" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--data", "/nonexistent/adlib-root"], "error: data root /nonexistent/adlib-root does not exist"),
+        (["run", "--method", "padim", "--coreset", "0.2"], "error: --coreset do(es) nothing with --method padim"),
+        (["run", "--profile", "paper"], "error: --data is required with --profile paper"),
+    ],
+)
+def test_bad_inputs_are_one_line_with_status_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_with_debug_a_bad_input_raises_the_exception_itself():
+    with pytest.raises(ValueError, match="--coreset do"):
+        main(["run", "--method", "padim", "--coreset", "0.2", "--debug"])
+
+
+def test_a_bug_is_not_hidden_as_a_bad_input(monkeypatch):
+    import adlib.__main__ as cli
+
+    def broken(args):
+        raise KeyError("value")
+
+    monkeypatch.setattr(cli, "run_command", broken)
+    with pytest.raises(KeyError):
+        main(["run"])
