@@ -80,18 +80,18 @@ def test_settings_reach_the_scores(category, small_features, tmp_path):
     base = PatchCoreSettings(features=small_features, coreset_ratio=0.25)
     reference = PatchCore(base, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
     reference = reference.predict(category.test, progress=False)
-    changes = {
-        "coreset_ratio": 0.5,
-        "sampler": "random",
-        "distance": "squared",
-        "reweight_neighbours": 1,
-        "blur_sigma": 0.0,
-        "seed": 1,
-        "features": dataclasses.replace(small_features, patch_size=1),
-        "distance": "cosine",
-        "denoise": "nearest",
-    }
-    for name, value in changes.items():
+    changes = [  # pairs, not a dict: "distance" is changed twice
+        ("coreset_ratio", 0.5),
+        ("sampler", "random"),
+        ("distance", "squared"),
+        ("reweight_neighbours", 1),
+        ("blur_sigma", 0.0),
+        ("seed", 1),
+        ("features", dataclasses.replace(small_features, patch_size=1)),
+        ("distance", "cosine"),
+        ("denoise", "nearest"),
+    ]
+    for name, value in changes:
         model = PatchCore(dataclasses.replace(base, **{name: value}), device="cpu", cache_dir=tmp_path)
         scores = model.fit(category.train, progress=False).predict(category.test, progress=False)
         changed = not torch.allclose(scores.image, reference.image) or not torch.allclose(scores.maps, reference.maps)
@@ -140,7 +140,7 @@ def test_improved_patchcore_matches_brute_force(category, small_features, tmp_pa
     settings = improved_patchcore_settings(small_features, coreset_ratio=0.25, top_k=top_k)
     model = PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
     train = model.extractor.embed(category.train, progress=False).features.reshape(-1, 64)
-    expected_bank = KMeansBank().build(train, int(len(train) * 0.25), 0)
+    expected_bank = KMeansBank().sample(train, int(len(train) * 0.25), 0).bank
     torch.testing.assert_close(model.bank, expected_bank)
     test = model.extractor.embed(category.test, progress=False).features
     cosine = F.normalize(test.double(), dim=-1) @ F.normalize(model.bank.double(), dim=-1).T  # [N, P, M]
