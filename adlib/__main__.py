@@ -14,8 +14,7 @@ from pathlib import Path
 
 PROFILE_DATA = {"synthetic": "data/synthetic"}
 # The methods (`--method`) and their settings presets are `adlib.registry.METHODS`.
-BASELINES = ("padim", "spade")  # methods on raw layer maps, without PatchCore's patches and memory bank
-# Options that only PatchCore-family methods read, and the baselines' own options.
+# Options that only PatchCore-family methods (PatchCore's patches and memory bank) read, and other methods' own.
 PATCHCORE_ONLY = ("patch_size", "coreset", "sampler", "search", "distance", "top_k", "reweight", "denoise", "tau", "lof_k",
                   "no_soft_weight", "backend")
 OWN_OPTIONS = {"channels": ("padim", "image-denoised-patchcore"), "image_k": ("spade",),
@@ -98,9 +97,11 @@ def settings_from_args(args: argparse.Namespace):
     from adlib.registry import METHODS
     from adlib.spade import Spade
 
+    method = METHODS[args.method]
+    patchcore_family = method.detector in (PatchCore, ImageDenoised)
     defaults = vars(build_parser().parse_args(["run"]))
     changed = [name for name in (*PATCHCORE_ONLY, *OWN_OPTIONS) if getattr(args, name) != defaults[name]]
-    unread = [name for name in changed if (name in PATCHCORE_ONLY and args.method in BASELINES)
+    unread = [name for name in changed if (name in PATCHCORE_ONLY and not patchcore_family)
               or (name in OWN_OPTIONS and args.method not in OWN_OPTIONS[name])]
     if unread:
         options = ", ".join("--" + name.replace("_", "-") for name in unread)
@@ -112,15 +113,16 @@ def settings_from_args(args: argparse.Namespace):
         changes["backbone"] = args.backbone
     if args.layers:
         changes["layers"] = tuple(args.layers)
-    if args.method not in BASELINES:
+    if patchcore_family:
         changes["patch_size"] = args.patch_size
     features = dataclasses.replace(features, **changes)
 
-    method = METHODS[args.method]
     if method.detector is PaDiM:
         return method.preset(features, channels=args.channels)
     if method.detector is Spade:
         return method.preset(features, image_k=args.image_k)
+    if not patchcore_family:
+        return method.preset(features)
     explicit = {"sampler": args.sampler, "distance": args.distance, "reweight_neighbours": args.reweight,
                 "denoise": args.denoise}
     patchcore = {"coreset_ratio": args.coreset, "search": args.search, "top_k": args.top_k, "tau": args.tau,

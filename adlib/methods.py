@@ -48,6 +48,13 @@ SAMPLERS: dict[str, Sampler] = {
     "kmeans": KMeansBank(),  # builds new points: its bank copies no training patches
     "learned_proxies": LearnedProxies(),  # the same
 }
+# The sampler settings PatchCoreSettings reaches: its field -> (the sampler it acts on, that sampler's field).
+# The samplers' other parameters (start points, K-means iterations, proxy batch ...) keep their defaults here.
+SAMPLER_OPTIONS = {
+    "projection_dim": ("approximate_greedy", "projection_dim"),
+    "pca_dim": ("kmeans", "pca_dim"),
+    "proxy_steps": ("learned_proxies", "steps"),
+}
 SEARCHES = {"exact": "flat", "ivfpq": "ivfpq"}  # PatchCoreSettings.search -> NearestNeighbours index
 
 
@@ -61,6 +68,9 @@ class PatchCoreSettings(Settings):
     'cosine' is 1 - cosine similarity, averaged over the `top_k` most similar bank features (KC).
     `denoise`, `tau`, `lof_k` and `soft_weight` are SoftPatch's; settings that would do nothing in a
     combination (e.g. `tau` without `denoise`, `top_k` without 'cosine') are rejected, not ignored.
+    `projection_dim` (approximate_greedy: the random projection the coreset is picked in), `pca_dim`
+    (kmeans: the PCA space K-means clusters in) and `proxy_steps` (learned_proxies: Adam steps) reach the
+    sampler (`bank_sampler`); each acts with its sampler only.
     `search` 'exact' finds the nearest bank features exactly; 'ivfpq' approximately, with faiss's IVF-PQ
     as the official code's approximate mode (paper Table 5; see `adlib.search.FaissIVFPQ`).
     """
@@ -78,6 +88,9 @@ class PatchCoreSettings(Settings):
     lof_k: int = 6
     soft_weight: bool = True
     search: str = "exact"
+    projection_dim: int = 128
+    pca_dim: int = 128
+    proxy_steps: int = 200
 
     def __post_init__(self) -> None:
         if not 0 < self.coreset_ratio <= 1:
@@ -107,6 +120,18 @@ class PatchCoreSettings(Settings):
                              f"proxies have none: use soft_weight=False with sampler={self.sampler!r}")
         if self.search not in SEARCHES:
             raise ValueError(f"search={self.search!r}: choose one of {', '.join(SEARCHES)}")
+        for option, (sampler, _) in SAMPLER_OPTIONS.items():
+            if getattr(self, option) != defaults[option] and self.sampler != sampler:
+                raise ValueError(f"{option}={getattr(self, option)} only acts with sampler={sampler!r}")
+        self.bank_sampler  # noqa: B018 (the sampler's own checks of its option)
+
+    @property
+    def bank_sampler(self) -> Sampler:
+        """The memory-bank sampler: `SAMPLERS[sampler]` with these settings' option for it."""
+        for option, (sampler, field_name) in SAMPLER_OPTIONS.items():
+            if sampler == self.sampler:
+                return dataclasses.replace(SAMPLERS[sampler], **{field_name: getattr(self, option)})
+        return SAMPLERS[self.sampler]
 
 
 def patchcore_settings(features: FeatureSettings | None = None, coreset_ratio: float = 0.1,
@@ -172,7 +197,7 @@ class PatchCore(Detector):
             keep = kept.keep.reshape(-1)
             patches, source = patches[keep], source[keep]
             weights = kept.weights.reshape(-1)[keep] if s.soft_weight else None
-        sampled = SAMPLERS[s.sampler].sample(patches, coreset_size(len(patches), s.coreset_ratio), s.seed)
+        sampled = s.bank_sampler.sample(patches, coreset_size(len(patches), s.coreset_ratio), s.seed)
         if sampled.source is None:
             source = None  # built points (the settings refuse soft weights with them)
         else:
