@@ -13,16 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 PROFILE_DATA = {"synthetic": "data/synthetic"}
-# What each PatchCore-family method changes in PatchCore's settings; explicit options override these.
-METHOD_PRESETS = {
-    "patchcore": {},
-    "patchcore-random": {"sampler": "random"},
-    "improved-patchcore": {"sampler": "kmeans", "distance": "cosine", "reweight_neighbours": 1},
-    "softpatch": {"denoise": "lof"},
-    "image-denoised-patchcore": {},  # a PaDiM filter drops the worst training images first (SP Table 7)
-}
-BASELINES = ("padim", "spade")
-# Options that only PatchCore-family methods read, and the baselines' own options.
+# The methods (`--method`) and their settings presets are `adlib.registry.METHODS`.
+# Options that only PatchCore-family methods (PatchCore's patches and memory bank) read, and other methods' own.
 PATCHCORE_ONLY = ("patch_size", "coreset", "sampler", "search", "distance", "top_k", "reweight", "denoise", "tau", "lof_k",
                   "no_soft_weight", "backend")
 OWN_OPTIONS = {"channels": ("padim", "image-denoised-patchcore"), "image_k": ("spade",),
@@ -34,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     from adlib.features import PROFILES
     from adlib.fetch import add_parser as add_fetch_parser
     from adlib.methods import DENOISERS, SAMPLERS, SEARCHES
-    from adlib.scoring import BACKENDS, DISTANCES
+    from adlib.registry import METHODS
+    from adlib.scoring import DISTANCES
+    from adlib.search import BACKENDS
 
     parser = argparse.ArgumentParser(prog="python -m adlib", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", type=Path, help="data root in the MVTec AD (or LOCO/BTAD) layout; "
                      "default: data/synthetic for the synthetic profile")
     run.add_argument("--categories", nargs="+", help="categories to run (default: all under --data)")
-    run.add_argument("--method", default="patchcore", choices=[*METHOD_PRESETS, *BASELINES],
+    run.add_argument("--method", default="patchcore", choices=list(METHODS),
                      help="detector: improved-patchcore = K-means bank + cosine scores; softpatch = LOF denoising "
                           "with soft weights (each only changes the options below it sets); image-denoised-patchcore "
                           "= a PaDiM filter drops the worst training images, then PatchCore; padim; spade")
@@ -102,13 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace):
     """The method's settings from the options; an option the chosen method does not read is an error."""
-    from adlib.baselines import PADIM_LAYERS, SPADE_LAYERS, ImageDenoisedSettings, SpadeSettings, padim_settings
     from adlib.features import profile_settings
-    from adlib.methods import PatchCoreSettings
+    from adlib.image_denoise import ImageDenoised
+    from adlib.methods import PatchCore, PatchCoreSettings
+    from adlib.padim import PaDiM
+    from adlib.registry import METHODS
+    from adlib.spade import Spade
 
+    method = METHODS[args.method]
+    patchcore_family = method.detector in (PatchCore, ImageDenoised)
     defaults = vars(build_parser().parse_args(["run"]))
     changed = [name for name in (*PATCHCORE_ONLY, *OWN_OPTIONS) if getattr(args, name) != defaults[name]]
-    unread = [name for name in changed if (name in PATCHCORE_ONLY and args.method in BASELINES)
+    unread = [name for name in changed if (name in PATCHCORE_ONLY and not patchcore_family)
               or (name in OWN_OPTIONS and args.method not in OWN_OPTIONS[name])]
     if unread:
         options = ", ".join("--" + name.replace("_", "-") for name in unread)
@@ -120,37 +119,25 @@ def settings_from_args(args: argparse.Namespace):
         changes["backbone"] = args.backbone
     if args.layers:
         changes["layers"] = tuple(args.layers)
-    if args.method not in BASELINES:
+    if patchcore_family:
         changes["patch_size"] = args.patch_size
     features = dataclasses.replace(features, **changes)
 
-    def padim_on(base):
-        """PaDiM on `base`'s backbone (the filter of image-denoised-patchcore too; SoftPatch's PaDiM* is ResNet-18)."""
-        padim = padim_settings(dataclasses.replace(base, layers=PADIM_LAYERS))
-        return padim if args.channels is None else dataclasses.replace(padim, channels=args.channels)
-
-    if args.method == "padim":
-        return padim_on(features)
-    if args.method == "spade":
-        return SpadeSettings(features=dataclasses.replace(features, layers=SPADE_LAYERS), image_k=args.image_k)
-    values = dict(METHOD_PRESETS[args.method])
+    if method.detector is PaDiM:
+        return method.preset(features, channels=args.channels)
+    if method.detector is Spade:
+        return method.preset(features, image_k=args.image_k)
+    if not patchcore_family:
+        return method.preset(features)
     explicit = {"sampler": args.sampler, "distance": args.distance, "reweight_neighbours": args.reweight,
                 "denoise": args.denoise}
-    values.update({name: value for name, value in explicit.items() if value is not None})
-    patchcore = PatchCoreSettings(
-        features=features,
-        coreset_ratio=args.coreset,
-        search=args.search,
-        top_k=args.top_k,
-        tau=args.tau,
-        lof_k=args.lof_k,
-        soft_weight=not args.no_soft_weight,
-        **values,
-    )
-    if args.method == "image-denoised-patchcore":
-        base = dataclasses.replace(features, patch_size=3)
-        return ImageDenoisedSettings(filter=padim_on(base), detector=patchcore, drop=args.drop)
-    return patchcore
+    patchcore = {"coreset_ratio": args.coreset, "search": args.search, "top_k": args.top_k, "tau": args.tau,
+                 "lof_k": args.lof_k, "soft_weight": not args.no_soft_weight,
+                 **{name: value for name, value in explicit.items() if value is not None}}
+    if method.detector is ImageDenoised:  # a PaDiM filter drops the worst training images, then PatchCore
+        detector = dataclasses.replace(PatchCoreSettings(features=features), **patchcore)
+        return method.preset(features, detector=detector, drop=args.drop, channels=args.channels)
+    return dataclasses.replace(method.preset(features), **patchcore)
 
 
 def run_command(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""PCA and K-means for the improved PatchCore memory bank (KC, DESIGN.md §5).
+"""PCA and K-means for the improved PatchCore memory bank (KC: Sec. 1.3 of the improved-PatchCore paper).
 
 - `pca_projection`: principal axes of a feature bank [N, D] from its D x D scatter matrix, accumulated
   in row chunks (157k x 1024 never gets a float64 copy) and diagonalised by `torch.linalg.eigh` in
@@ -11,10 +11,8 @@
 - `KMeansBank`: the improved-PatchCore memory bank: PCA, K-means with K = bank size, then the member
   means of each cluster in full dimension.
 
-Costs on the 2-core CPU of DESIGN.md §6, shared with other jobs (load ~6), 157k x 1024 float32: PCA to
-128 ~8 s; `KMeansBank().build` n = 1.57k: faiss ~78 s, torch ~103 s; n = 15.7k: faiss ~285 s; torch
-(not run whole) ~200 s of k-means++ plus ~19 s per Lloyd step. Each Lloyd step costs N * K * d
-multiply-adds, which is why K-means runs after the PCA rather than on the 1024-dim bank.
+Each Lloyd step costs N * K * d multiply-adds, which is why K-means runs after the PCA rather than on
+the 1024-dim bank (measured times in benchmarks/NOTES.md).
 """
 
 from __future__ import annotations
@@ -23,12 +21,11 @@ from dataclasses import dataclass
 
 import torch
 
-from adlib.sampling import SERIAL_SLICE, StreamedDistances, augmented_bank, check_request, compute_dtype
-from adlib.scoring import BACKENDS, faiss_available
+from adlib.sampling import SERIAL_SLICE, Sampled, StreamedDistances, augmented_bank, check_request, compute_dtype
+from adlib.search import BACKENDS, check_faiss_seed, faiss_available
 
 _CHUNK_ROWS = 16384  # rows cast / projected / summed at once: bounds the copies of a [N, D] bank
 _ASSIGN_CHUNK_BYTES = 256 * 1024**2  # bound of one [rows, k] block of scores in the torch assignment
-_FAISS_SEED_RANGE = (-(2**31), 2**31)  # faiss stores the seed in a C int
 
 
 def pca_projection(features: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,8 +93,7 @@ def kmeans(
     if backend == "faiss" and not faiss_available():
         raise ImportError("backend='faiss' needs faiss: pip install faiss-cpu, or use backend='torch'")
     if backend == "faiss" or (backend == "auto" and faiss_available()):
-        if not _FAISS_SEED_RANGE[0] <= seed < _FAISS_SEED_RANGE[1]:
-            raise ValueError(f"seed={seed}: faiss takes a 32-bit seed; pick one in [-2**31, 2**31)")
+        check_faiss_seed(seed)
         return _kmeans_faiss(points, k, seed, iterations)
     return _kmeans_torch(points, k, seed, iterations)
 
@@ -106,7 +102,7 @@ def kmeans(
 class KMeansBank:
     """The improved-PatchCore memory bank: K-means centroids instead of a greedy coreset.
 
-    `build` projects the features to their `pca_dim` leading principal axes (`pca_projection`;
+    `sample` projects the features to their `pca_dim` leading principal axes (`pca_projection`;
     skipped when D <= pca_dim: centring and rotating leave Euclidean distances, hence the clusters,
     unchanged), runs `kmeans` with K = n in that space, and returns for each cluster the mean of
     its members' *full-dimension* features. The paper (Sec. 1.3) sends the PCA-reduced features to
@@ -130,9 +126,9 @@ class KMeansBank:
             raise ValueError(f"backend={self.backend!r}: choose one of {', '.join(BACKENDS)}")
 
     @torch.no_grad()
-    def build(self, features: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    def sample(self, features: torch.Tensor, n: int, seed: int) -> Sampled:
         """The bank [n, D] (dtype and device of `features` [N, D]): the full-dimension member means of
-        the n K-means clusters found after PCA. The same seed gives the same bank."""
+        the n K-means clusters found after PCA, no source. The same seed gives the same bank."""
         check_request(features, n)
         if features.shape[1] > self.pca_dim:
             mean, components = pca_projection(features, self.pca_dim)
@@ -140,7 +136,7 @@ class KMeansBank:
         else:
             points = features.to(compute_dtype(features))
         _, assignment = kmeans(points, n, seed, self.iterations, self.backend)
-        return _member_means(features, assignment, n).to(features.dtype)
+        return Sampled(_member_means(features, assignment, n).to(features.dtype), None)
 
 
 def _project(features: torch.Tensor, mean: torch.Tensor, components: torch.Tensor) -> torch.Tensor:

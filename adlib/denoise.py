@@ -41,9 +41,10 @@ Behaviour to know (seen in `notebooks/sp_table4_softweight.ipynb`):
   by a large, patch-dependent factor instead of correcting them slightly. In that notebook (pill, 10 %
   noise) it lowers the mean image + pixel AUROC by 0.08-0.10; the LOF weight (about 1) does not.
 
-Cost: positions are processed in chunks sized to `_CHUNK_BYTES` of work memory, each as batched matrix
-products on the features' device; no loop over patches. float64 input is computed in float64,
-everything else in float32.
+Cost: positions are processed in chunks sized to `_CHUNK_BYTES` of work memory (`positions_per_chunk`),
+each as batched matrix products on the features' device; no loop over patches. float64 input is
+computed in float64, everything else in float32. `gaussian_factors` and `mahalanobis` are shared with
+`adlib.padim`; the random projection is `adlib.sampling.random_projection`, the greedy coreset's.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from adlib.sampling import random_projection
 
 METHODS = ("nearest", "gaussian", "lof")
 # Added to the outlier score to give the soft weight, as the public code adds 1 to these two scores.
@@ -94,12 +97,14 @@ def outlier_scores(
         raise ValueError(f"projection_dim={projection_dim}: must be >= 1, or None for no projection (public code: 128)")
 
     dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
-    weight = _projection(width, projection_dim, seed)
+    weight = None
+    if projection_dim is not None and width > projection_dim:  # as ApproximateGreedyCoreset: never project up
+        weight = random_projection(width, projection_dim, torch.Generator().manual_seed(seed))
     dim = width if weight is None else weight.shape[0]
     if weight is not None:
         weight = weight.to(features.device, dtype)
     scores = torch.empty(n_positions, n_images, dtype=dtype, device=features.device)
-    chunk = _positions_per_chunk(method, n_images, dim, dtype)
+    chunk = positions_per_chunk(_CHUNK_BYTES, _position_elements(method, n_images, dim), torch.finfo(dtype).bits // 8)
     for first in range(0, n_positions, chunk):
         group = features[:, first : first + chunk].to(dtype)  # [N, B, D], a view when already in dtype
         if weight is not None:
@@ -161,23 +166,18 @@ def denoise(scores: torch.Tensor, method: str, tau: float = 0.15) -> DenoiseResu
     return DenoiseResult(keep=keep, weights=weights, threshold=threshold)
 
 
-def _projection(width: int, projection_dim: int | None, seed: int) -> torch.Tensor | None:
-    """The weight [projection_dim, D] of a fresh `nn.Linear(D, projection_dim, bias=False)` drawn from
-    `seed` (CPU, float32), or None when there is no projection (None, or D <= projection_dim)."""
-    if projection_dim is None or width <= projection_dim:
-        return None
-    weight = torch.empty(projection_dim, width)
-    generator = torch.Generator().manual_seed(seed)
-    torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)  # nn.Linear's default init
-    return weight
+def positions_per_chunk(budget_bytes: int, elements_per_position: int, element_bytes: int) -> int:
+    """How many positions (at least 1) fit `budget_bytes` of work memory when each needs
+    `elements_per_position` numbers of `element_bytes` bytes (shared with `adlib.padim`)."""
+    return max(1, budget_bytes // (elements_per_position * element_bytes))
 
 
-def _positions_per_chunk(method: str, n_images: int, dim: int, dtype: torch.dtype) -> int:
-    """How many positions fit `_CHUNK_BYTES`: a few N x N matrices each, or D x D ones for `gaussian`."""
+def _position_elements(method: str, n_images: int, dim: int) -> int:
+    """Work numbers per position: a few N x N matrices, or D x D ones as well for `gaussian`."""
     per_position = 4 * n_images * n_images + 3 * n_images * dim
     if method == "gaussian":
         per_position += 2 * dim * dim
-    return max(1, _CHUNK_BYTES // (per_position * torch.finfo(dtype).bits // 8))
+    return per_position
 
 
 def _squared_distances(group: torch.Tensor) -> torch.Tensor:
@@ -196,20 +196,31 @@ def _nearest(group: torch.Tensor) -> torch.Tensor:
     return _squared_distances(group).amin(dim=2).sqrt_()
 
 
-def _mahalanobis(group: torch.Tensor, eps: float) -> torch.Tensor:
-    """[B, N, D] centred -> [B, N]: sqrt(x^T (S + eps I)^-1 x), S = x^T x / (N - 1), via Cholesky."""
-    n_images, dim = group.shape[1], group.shape[2]
-    covariance = group.transpose(1, 2) @ group / (n_images - 1)
+def gaussian_factors(centred: torch.Tensor, eps: float, fix: str) -> torch.Tensor:
+    """[B, N, d] groups centred on their means -> [B, d, d] lower Cholesky factors of S + eps I, with
+    S = x^T x / max(N - 1, 1) the sample covariance (taken as 0 for a single sample). One helper for
+    SoftPatch's Gaussian discriminator and PaDiM; `fix` ends the error when a factor does not exist."""
+    n_samples, dim = centred.shape[1], centred.shape[2]
+    covariance = centred.transpose(1, 2) @ centred / max(n_samples - 1, 1)
     covariance.diagonal(dim1=1, dim2=2).add_(eps)
     factor, info = torch.linalg.cholesky_ex(covariance)
     if bool((info != 0).any()):
-        raise ValueError(
-            f"eps={eps}: the regularised covariance is not positive definite in {group.dtype} "
-            f"(D={dim}, N={n_images}); raise eps or pass float64 features"
-        )
-    # contiguous right-hand side: solve_triangular on the transposed view is ~20x slower on the CPU
-    solved = torch.linalg.solve_triangular(factor, group.transpose(1, 2).contiguous(), upper=False)  # [B, D, N]
+        raise ValueError(f"eps={eps}: a regularised covariance is not positive definite in {centred.dtype} "
+                         f"(d={dim}, N={n_samples}); {fix}")
+    return factor
+
+
+def mahalanobis(centred: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """[B, N, d] points minus their Gaussian's mean, [B, d, d] its Cholesky factor -> [B, N] distances
+    sqrt(x^T (L L^T)^-1 x), by one triangular solve per group."""
+    # contiguous right-hand side: solve_triangular on the transposed view is much slower on the CPU
+    solved = torch.linalg.solve_triangular(factor, centred.transpose(1, 2).contiguous(), upper=False)  # [B, d, N]
     return torch.linalg.vector_norm(solved, dim=1)
+
+
+def _mahalanobis(group: torch.Tensor, eps: float) -> torch.Tensor:
+    """[B, N, D] centred -> [B, N]: in-sample Mahalanobis distance to the group's own Gaussian."""
+    return mahalanobis(group, gaussian_factors(group, eps, "raise eps or pass float64 features"))
 
 
 def _lof(group: torch.Tensor, k: int) -> torch.Tensor:

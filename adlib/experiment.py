@@ -12,26 +12,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import pandas as pd
 import torch
 
-from adlib.data import Category, Sample, add_training_noise, load_category, low_shot, read_mask
+from adlib.data import Category, add_training_noise, load_category, low_shot, read_mask
+from adlib.detector import Detector
 from adlib.features import FeatureExtractor, FeatureSettings
-from adlib.methods import PatchCore, PatchCoreSettings
+from adlib.methods import PatchCore
 from adlib.metrics import image_auroc, pixel_auroc, pro
+from adlib.registry import detector_class
 from adlib.scoring import Scores
 
 METRICS = ("image_auroc", "pixel_auroc", "pro", "fit_seconds", "predict_seconds_per_image")
-
-
-class Detector(Protocol):
-    """What `evaluate` needs of a detector: PatchCore (and its KC/SP settings), PaDiM, SPADE, ..."""
-
-    def fit(self, train: Sequence[Sample], progress: bool = True) -> Detector: ...
-
-    def predict(self, test: Sequence[Sample], progress: bool = True) -> Scores: ...
 
 
 @dataclass(frozen=True)
@@ -52,17 +45,13 @@ def build_detector(
     extractor: FeatureExtractor | None = None,
     backend: str = "auto",
 ) -> Detector:
-    """The detector that `settings` describe (its class is chosen by the settings' type)."""
-    if isinstance(settings, PatchCoreSettings):
+    """The detector that `settings` describe (its class is chosen by the settings' type, `adlib.registry`)."""
+    detector = detector_class(settings)
+    if detector is PatchCore:
         return PatchCore(settings, device=device, cache_dir=cache_dir, extractor=extractor, backend=backend)
-    from adlib.baselines import ImageDenoised, ImageDenoisedSettings, PaDiM, PaDiMSettings, Spade, SpadeSettings
-
     if backend != "auto":
         raise ValueError(f"backend={backend!r} only applies to PatchCore's memory-bank search")
-    detectors = {PaDiMSettings: PaDiM, SpadeSettings: Spade, ImageDenoisedSettings: ImageDenoised}
-    if type(settings) not in detectors:
-        raise TypeError(f"no detector for settings of type {type(settings).__name__}")
-    return detectors[type(settings)](settings, device=device, cache_dir=cache_dir, extractor=extractor)
+    return detector(settings, device=device, cache_dir=cache_dir, extractor=extractor)
 
 
 def ground_truth(category: Category, settings) -> torch.Tensor:

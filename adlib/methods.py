@@ -27,24 +27,39 @@ from adlib.clustering import KMeansBank
 from adlib.data import Sample
 from adlib.denoise import METHODS as DENOISERS
 from adlib.denoise import denoise, outlier_scores
+from adlib.detector import Detector, Settings
 from adlib.features import FeatureExtractor, FeatureSettings, PatchEmbedding
-from adlib.modelfile import read_model, settings_from_dict, settings_to_dict, write_model
-from adlib.sampling import ApproximateGreedyCoreset, ExactGreedyCoreset, LearnedProxies, RandomSubset, coreset_size
-from adlib.scoring import DISTANCES, NearestNeighbours, Scores, anomaly_maps, reweighted_image_scores, to_distance
+from adlib.sampling import (
+    ApproximateGreedyCoreset,
+    ExactGreedyCoreset,
+    LearnedProxies,
+    RandomSubset,
+    Sampler,
+    Selector,
+    coreset_size,
+)
+from adlib.scoring import DISTANCES, Scores, anomaly_maps, reweighted_image_scores, to_distance
+from adlib.search import NearestNeighbours, Search
 
-SAMPLERS = {
+SAMPLERS: dict[str, Sampler] = {
     "approximate_greedy": ApproximateGreedyCoreset(),
     "exact_greedy": ExactGreedyCoreset(),
     "random": RandomSubset(),
-    "kmeans": KMeansBank(),
-    "learned_proxies": LearnedProxies(),
+    "kmeans": KMeansBank(),  # builds new points: its bank copies no training patches
+    "learned_proxies": LearnedProxies(),  # the same
 }
-BUILDERS = ("kmeans", "learned_proxies")  # samplers whose `build` returns new points (no training patches)
+# The sampler settings PatchCoreSettings reaches: its field -> (the sampler it acts on, that sampler's field).
+# The samplers' other parameters (start points, K-means iterations, proxy batch ...) keep their defaults here.
+SAMPLER_OPTIONS = {
+    "projection_dim": ("approximate_greedy", "projection_dim"),
+    "pca_dim": ("kmeans", "pca_dim"),
+    "proxy_steps": ("learned_proxies", "steps"),
+}
 SEARCHES = {"exact": "flat", "ivfpq": "ivfpq"}  # PatchCoreSettings.search -> NearestNeighbours index
 
 
 @dataclass(frozen=True)
-class PatchCoreSettings:
+class PatchCoreSettings(Settings):
     """Everything that changes a PatchCore model. Defaults: the paper's PatchCore-10 %.
 
     `reweight_neighbours` is b of Eq. 7 (the paper's image score; b is not stated in the paper, 9 is
@@ -53,8 +68,11 @@ class PatchCoreSettings:
     'cosine' is 1 - cosine similarity, averaged over the `top_k` most similar bank features (KC).
     `denoise`, `tau`, `lof_k` and `soft_weight` are SoftPatch's; settings that would do nothing in a
     combination (e.g. `tau` without `denoise`, `top_k` without 'cosine') are rejected, not ignored.
+    `projection_dim` (approximate_greedy: the random projection the coreset is picked in), `pca_dim`
+    (kmeans: the PCA space K-means clusters in) and `proxy_steps` (learned_proxies: Adam steps) reach the
+    sampler (`bank_sampler`); each acts with its sampler only.
     `search` 'exact' finds the nearest bank features exactly; 'ivfpq' approximately, with faiss's IVF-PQ
-    as the official code's approximate mode (paper Table 5; see `adlib.scoring.NearestNeighbours`).
+    as the official code's approximate mode (paper Table 5; see `adlib.search.FaissIVFPQ`).
     """
 
     features: FeatureSettings = field(default_factory=FeatureSettings)
@@ -70,6 +88,9 @@ class PatchCoreSettings:
     lof_k: int = 6
     soft_weight: bool = True
     search: str = "exact"
+    projection_dim: int = 128
+    pca_dim: int = 128
+    proxy_steps: int = 200
 
     def __post_init__(self) -> None:
         if not 0 < self.coreset_ratio <= 1:
@@ -94,18 +115,30 @@ class PatchCoreSettings:
             raise ValueError(f"lof_k={self.lof_k} only acts with denoise='lof'")
         if not 0 <= self.tau < 1:
             raise ValueError(f"tau={self.tau}: the share of training patches to drop must be in [0, 1)")
-        if self.denoise is not None and self.soft_weight and self.sampler in BUILDERS:
+        if self.denoise is not None and self.soft_weight and not isinstance(SAMPLERS[self.sampler], Selector):
             raise ValueError("soft weights belong to kept training patches; K-means centroids and learned "
                              f"proxies have none: use soft_weight=False with sampler={self.sampler!r}")
         if self.search not in SEARCHES:
             raise ValueError(f"search={self.search!r}: choose one of {', '.join(SEARCHES)}")
+        for option, (sampler, _) in SAMPLER_OPTIONS.items():
+            if getattr(self, option) != defaults[option] and self.sampler != sampler:
+                raise ValueError(f"{option}={getattr(self, option)} only acts with sampler={sampler!r}")
+        self.bank_sampler  # noqa: B018 (the sampler's own checks of its option)
 
-    def to_dict(self) -> dict[str, object]:
-        return settings_to_dict(self)
+    @property
+    def bank_sampler(self) -> Sampler:
+        """The memory-bank sampler: `SAMPLERS[sampler]` with these settings' option for it."""
+        for option, (sampler, field_name) in SAMPLER_OPTIONS.items():
+            if sampler == self.sampler:
+                return dataclasses.replace(SAMPLERS[sampler], **{field_name: getattr(self, option)})
+        return SAMPLERS[self.sampler]
 
-    @classmethod
-    def from_dict(cls, values: dict[str, object]) -> PatchCoreSettings:
-        return settings_from_dict(cls, values)
+
+def patchcore_settings(features: FeatureSettings | None = None, coreset_ratio: float = 0.1,
+                       sampler: str = "approximate_greedy", search: str = "exact") -> PatchCoreSettings:
+    """PatchCore: a `sampler` memory bank (default the greedy coreset) of `coreset_ratio` of the patches."""
+    return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio, sampler=sampler,
+                             search=search)
 
 
 def improved_patchcore_settings(features: FeatureSettings | None = None, coreset_ratio: float = 0.1,
@@ -115,45 +148,32 @@ def improved_patchcore_settings(features: FeatureSettings | None = None, coreset
                              sampler="kmeans", distance="cosine", top_k=top_k, reweight_neighbours=1)
 
 
-def softpatch_settings(features: FeatureSettings | None = None, denoise: str = "lof",
-                       coreset_ratio: float = 0.1) -> PatchCoreSettings:
-    """SP: patch-level denoising (tau = 0.15, LOF k = 6) with soft weights before a greedy coreset."""
-    return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio, denoise=denoise)
+def softpatch_settings(features: FeatureSettings | None = None, denoise: str = "lof", coreset_ratio: float = 0.1,
+                       tau: float = 0.15, lof_k: int = 6, soft_weight: bool = True) -> PatchCoreSettings:
+    """SP: patch-level denoising (paper: LOF, tau = 0.15, k = 6) with soft weights before a greedy coreset.
+    `lof_k` acts with denoise='lof' only (another value with another discriminator is refused)."""
+    return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio, denoise=denoise,
+                             tau=tau, lof_k=lof_k, soft_weight=soft_weight)
 
 
-def feature_extractor(
-    features: FeatureSettings,
-    extractor: FeatureExtractor | None = None,
-    device: torch.device | str | None = None,
-    cache_dir: Path | None = None,
-    use_cache: bool = True,
-) -> FeatureExtractor:
-    """`extractor` if given (lets many models share one loaded backbone; it must compute `features`),
-    else a new extractor for `features`."""
-    if extractor is None:
-        return FeatureExtractor(features, device=device, cache_dir=cache_dir, use_cache=use_cache)
-    if extractor.settings != features:
-        raise ValueError(
-            f"the shared feature extractor computes {extractor.settings}, but the settings ask for {features}: "
-            "pass an extractor made with the same FeatureSettings, or none"
-        )
-    return extractor
+class PatchCore(Detector):
+    """fit(nominal training images) -> predict(test images) -> image scores and anomaly maps.
 
+    `backend` picks the exact search's engine (`adlib.search.NearestNeighbours`)."""
 
-class PatchCore:
-    """fit(nominal training images) -> predict(test images) -> image scores and anomaly maps."""
+    method = "patchcore"
+    settings_type = PatchCoreSettings
 
     def __init__(
         self,
-        settings: PatchCoreSettings = PatchCoreSettings(),
+        settings: PatchCoreSettings | None = None,
         device: torch.device | str | None = None,
         cache_dir: Path | None = None,
         use_cache: bool = True,
         backend: str = "auto",
         extractor: FeatureExtractor | None = None,
     ):
-        self.settings = settings
-        self.extractor = feature_extractor(settings.features, extractor, device, cache_dir, use_cache)
+        super().__init__(settings, device, cache_dir, use_cache, extractor)
         self.backend = backend
         self.bank: torch.Tensor | None = None
         self.bank_weights: torch.Tensor | None = None  # SoftPatch's soft weights, one per bank feature
@@ -161,7 +181,7 @@ class PatchCore:
         # (the order of `fit`'s images). None for the samplers that build new points, and after `load`.
         self.bank_source: torch.Tensor | None = None
         self.grid: tuple[int, int] | None = None
-        self._index: NearestNeighbours | None = None
+        self._index: Search | None = None
 
     def fit(self, train: Sequence[Sample], progress: bool = True) -> PatchCore:
         """Builds the memory bank (and SoftPatch's weights) from the patch features of `train`."""
@@ -177,17 +197,15 @@ class PatchCore:
             keep = kept.keep.reshape(-1)
             patches, source = patches[keep], source[keep]
             weights = kept.weights.reshape(-1)[keep] if s.soft_weight else None
-        size = coreset_size(len(patches), s.coreset_ratio)
-        if s.sampler in BUILDERS:
-            bank, source = SAMPLERS[s.sampler].build(patches, size, s.seed), None
+        sampled = s.bank_sampler.sample(patches, coreset_size(len(patches), s.coreset_ratio), s.seed)
+        if sampled.source is None:
+            source = None  # built points (the settings refuse soft weights with them)
         else:
-            if size < len(patches):
-                chosen = SAMPLERS[s.sampler].select(patches, size, s.seed).to(patches.device)
-                patches, source = patches[chosen], source[chosen]
-                weights = weights[chosen] if weights is not None else None
-            bank = patches
-        self._set_bank(bank.contiguous(), embedding.grid, weights)
-        self.bank_source = None if source is None else source.cpu()
+            chosen = sampled.source.to(patches.device)
+            source = source[chosen].cpu()
+            weights = weights[chosen] if weights is not None else None
+        self._set_bank(sampled.bank.contiguous(), embedding.grid, weights)
+        self.bank_source = source
         return self
 
     def _set_bank(self, bank: torch.Tensor, grid: tuple[int, int], weights: torch.Tensor | None = None) -> None:
@@ -235,13 +253,16 @@ class PatchCore:
         maps = anomaly_maps(patch_scores, self.grid, s.features.preprocessing.crop, s.blur_sigma)
         return Scores(image=image.cpu(), maps=maps.cpu())
 
-    def save(self, path: Path) -> None:
-        """Writes the settings and the memory bank atomically to one file."""
+    def state(self) -> dict[str, object]:
         if self.bank is None:
             raise RuntimeError("PatchCore.save before fit: there is no memory bank to save")
         weights = None if self.bank_weights is None else self.bank_weights.cpu()
-        write_model(path, "patchcore", self.settings, self.extractor.weights_tag,
-                    {"grid": list(self.grid), "bank": self.bank.cpu(), "bank_weights": weights})
+        return {"grid": list(self.grid), "bank": self.bank.cpu(), "bank_weights": weights}
+
+    def set_state(self, state: dict[str, object]) -> None:
+        weights = state.get("bank_weights")
+        device = self.extractor.device
+        self._set_bank(state["bank"].to(device), tuple(state["grid"]), None if weights is None else weights.to(device))
 
     @classmethod
     def load(
@@ -254,10 +275,5 @@ class PatchCore:
         backend: str = "auto",
     ) -> PatchCore:
         """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        model, state = read_model(path, "patchcore", PatchCoreSettings.from_dict, settings,
-                                  lambda stored: cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache,
-                                                     backend=backend))
-        weights = state.get("bank_weights")
-        device = model.extractor.device
-        model._set_bank(state["bank"].to(device), tuple(state["grid"]), None if weights is None else weights.to(device))
-        return model
+        return cls._read(path, settings, lambda stored: cls(stored, device=device, cache_dir=cache_dir,
+                                                            use_cache=use_cache, backend=backend))

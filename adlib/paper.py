@@ -125,7 +125,7 @@ def _parse_file(name: str, text: str) -> list[dict[str, object]]:
     return rows
 
 
-def _load(folder: Traversable | Path) -> pd.DataFrame:
+def read_paper_folder(folder: Traversable | Path) -> pd.DataFrame:
     """Every `*.csv` in `folder`, validated and concatenated (files in name order, rows as in the file)."""
     files = sorted((entry for entry in folder.iterdir() if entry.name.endswith(".csv")), key=lambda e: e.name)
     rows: list[dict[str, object]] = []
@@ -144,7 +144,7 @@ def _load(folder: Traversable | Path) -> pd.DataFrame:
 
 @functools.cache
 def _package_data() -> pd.DataFrame:
-    return _load(importlib.resources.files("adlib") / "paper_data")
+    return read_paper_folder(importlib.resources.files("adlib") / "paper_data")
 
 
 def reported(

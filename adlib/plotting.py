@@ -34,7 +34,7 @@ STYLE: dict[str, object] = {
 MASK_COLOR = "#00e5ff"
 MASK_HALO = "#101010"
 
-def _pyplot():
+def pyplot():
     """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
@@ -60,7 +60,7 @@ def save_figures(fig, outs: Sequence[Path], dpi: int = 110) -> list[Path]:
                         pad_inches=0.05, metadata=_no_metadata(out.suffix))
             atomic_write_bytes(out, buffer.getvalue())
     finally:
-        _pyplot().close(fig)
+        pyplot().close(fig)
     return outs
 
 
@@ -120,7 +120,7 @@ def benchmark_overview(
     if per_category < 1 or n_good < 0:
         raise ValueError(f"per_category must be >= 1 and n_good >= 0, got {per_category}, {n_good}")
     names = list(categories) if categories is not None else list_categories(root)
-    plt = _pyplot()
+    plt = pyplot()
     rows = [(name, _pick_panels(load_category(root, name), per_category, n_good)) for name in names]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
@@ -168,7 +168,7 @@ def heatmap_overlays(result, prep, out: Path, count: int = 8) -> Path:
     about three quarters defective and one quarter good images; all maps share one colour scale, so a
     brighter map means a higher anomaly score.
     """
-    plt = _pyplot()
+    plt = pyplot()
     test = result.category.test
     anomalous = [i for i, sample in enumerate(test) if sample.label == 1]
     good = [i for i, sample in enumerate(test) if sample.label == 0]

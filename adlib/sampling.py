@@ -1,20 +1,21 @@
 """Memory-bank subsampling (PatchCore paper Sec. 3.2, official `sampler.py`).
 
-A sampler picks `n` rows of a feature bank [N, D] and returns their indices (int64, on the CPU); the
-caller keeps the rows. `coreset_size` turns the paper's percentage into `n` as the official code does.
+Every sampler has one call, `sample(features [N, D], n, seed) -> Sampled(bank, source)`: the memory bank
+and, for the samplers that keep training rows (the coresets and the random subset), their indices
+(int64, on the CPU; their `select` returns just those). `coreset_size` turns the paper's percentage
+into `n` as the official code does.
 
 The greedy samplers run minimax facility location (greedy k-center): `n` times, take the row farthest
 from the coreset so far, then lower every row's distance to the coreset. They work on squared
 Euclidean distances: argmax and min over squared distances pick the same rows as over distances.
 Each pick costs one pass over the projected bank, so the bank is kept transposed and contiguous,
 [k + 2, N] (k projected dims, then ||x||^2 and ones), which makes ||x - c||^2 for all rows a single
-[1, k + 2] x [k + 2, N] product streamed at the memory bandwidth; row-major [N, k] with BLAS's
-matrix-vector product is ~3x slower on the 2-core CPU of DESIGN.md §6. Measured there, 157k x 1024 ->
-10 %: ~50 s (~25 GB/s, 90 % of a bare pass over the bank per pick) vs ~73 ms/pick (~19 min) for the
-official-style loop in `adlib.reference.official_greedy_coreset`.
+[1, k + 2] x [k + 2, N] product streamed at the memory bandwidth (faster than row-major [N, k] with BLAS's
+matrix-vector product, and far faster than the official-style loop in
+`adlib.reference.official_greedy_coreset`; measurements in benchmarks/NOTES.md).
 
-`LearnedProxies` is the paper's third option (Fig. 5, Eq. 8): a builder, like
-`adlib.clustering.KMeansBank`, that returns trained points instead of indices.
+`LearnedProxies` is the paper's third option (Fig. 5, Eq. 8): like `adlib.clustering.KMeansBank` it
+returns trained points (source None) instead of training rows.
 `check_request`, `compute_dtype`, `augmented_bank`, `StreamedDistances` and `SERIAL_SLICE` are shared
 with `adlib.clustering` (its k-means++ streams distances the same way).
 """
@@ -35,12 +36,32 @@ _SQUARED_FLOOR = 1e-12  # squared distances are clamped here before the root (se
 _SPREAD_CHUNK_ROWS = 4096  # rows copied to float64 at once when measuring the features' spread
 
 
-class CoresetSampler(Protocol):
-    """Anything that picks `n` rows of a bank [N, D] and returns their indices."""
+@dataclass(frozen=True)
+class Sampled:
+    """A memory bank and, where its rows copy training patches, which ones."""
+
+    bank: torch.Tensor  # [n, D], dtype and device of the features
+    source: torch.Tensor | None  # [n] int64 CPU row indices into the features; None for built points
+
+
+class Sampler(Protocol):
+    """Every memory-bank sampler: `sample(features [N, D], n, seed) -> Sampled`, the same for the same seed."""
+
+    def sample(self, features: torch.Tensor, n: int, seed: int) -> Sampled: ...
+
+
+class Selector:
+    """For samplers that keep rows of the bank: `sample` from `select` (the row indices)."""
 
     def select(self, features: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-        """Indices (int64, CPU, unique) of `n` rows of `features` [N, D]; the same for the same seed."""
-        ...
+        raise NotImplementedError
+
+    def sample(self, features: torch.Tensor, n: int, seed: int) -> Sampled:
+        """The selected rows and their indices; n = N keeps the whole bank in its order (nothing to choose)."""
+        if n == features.shape[0] and features.ndim == 2:
+            return Sampled(features, torch.arange(n))
+        chosen = self.select(features, n, seed)
+        return Sampled(features[chosen.to(features.device)], chosen)
 
 
 def coreset_size(n_total: int, ratio: float) -> int:
@@ -59,7 +80,7 @@ def coreset_size(n_total: int, ratio: float) -> int:
 
 
 @dataclass(frozen=True)
-class ApproximateGreedyCoreset:
+class ApproximateGreedyCoreset(Selector):
     """Greedy k-center on a random projection, as the official `ApproximateGreedyCoresetSampler`.
 
     - Features are projected by a freshly initialised `nn.Linear(D, projection_dim, bias=False)` (its
@@ -99,7 +120,7 @@ class ApproximateGreedyCoreset:
 
 
 @dataclass(frozen=True)
-class ExactGreedyCoreset:
+class ExactGreedyCoreset(Selector):
     """Greedy k-center on the unprojected features from the full N x N distance matrix.
 
     As the official `GreedyCoresetSampler`, which computes the matrix once: the first pick is the row
@@ -136,7 +157,7 @@ class ExactGreedyCoreset:
 
 
 @dataclass(frozen=True)
-class RandomSubset:
+class RandomSubset(Selector):
     """A seeded uniform sample without replacement (the official `RandomSampler`, seeded)."""
 
     def select(self, features: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -150,8 +171,8 @@ class RandomSubset:
 class LearnedProxies:
     """The "learned basis proxies" of PatchCore's Fig. 5: `n` points trained to reconstruct the bank.
 
-    Unlike the samplers this is a builder (as `adlib.clustering.KMeansBank`): `build` returns new points,
-    the proxies, which become the memory bank. They minimise the mean over the features m of the basis
+    Unlike the coreset samplers it builds new points (as `adlib.clustering.KMeansBank`): the proxies,
+    which become the memory bank (`Sampled.source` is None). They minimise the mean over the features m of the basis
     reconstruction objective, paper Eq. 8 (see `reconstruction_loss`),
 
         L(m) = || m - sum_k softmax_k(-||m - p_1||, ..., -||m - p_n||) p_k ||^2,
@@ -174,9 +195,7 @@ class LearnedProxies:
     150 steps: ~6300; step size 0.01 after 200 steps: ~6900; 0.1 after 150: ~6600); more steps keep
     lowering it slowly.
     Cost: ~5 x batch_size x n x D multiply-adds per step (five matrix products, see
-    `reconstruction_gradient`); 62,720 x 1024 -> 1 % with the defaults: ~20 s of CPU time on one core of
-    DESIGN.md §6's machine (~40 GFLOP/s), so ~11 s on two idle cores. On the shared machine (load ~10)
-    the same run took 71 s wall with 1 thread and 215 s with 2 (threads stall on busy cores).
+    `reconstruction_gradient`; measured times in benchmarks/NOTES.md).
     Memory: the proxies, their gradient and Adam's two moments ([n, D] each), one batch [batch_size, D]
     and three blocks of at most `_PROXY_BLOCK` (rows x n) distances: bounded for any N.
     """
@@ -194,8 +213,11 @@ class LearnedProxies:
             raise ValueError(f"learning_rate={self.learning_rate}: use a positive share of the features' spread "
                              "(default 0.03)")
 
-    def build(self, features: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-        """The bank [n, D] (dtype and device of `features` [N, D]): `n` proxies trained on Eq. 8."""
+    def sample(self, features: torch.Tensor, n: int, seed: int) -> Sampled:
+        """`n` proxies trained on Eq. 8 as the bank [n, D] (dtype and device of `features` [N, D]); no source."""
+        return Sampled(self._train(features, n, seed), None)
+
+    def _train(self, features: torch.Tensor, n: int, seed: int) -> torch.Tensor:
         check_request(features, n)
         features = features.detach()
         dtype = compute_dtype(features)
@@ -320,15 +342,22 @@ def augmented_bank(features: torch.Tensor, dim: int, generator: torch.Generator)
     if width <= dim:
         bank[:k] = features.t()
     else:
-        weight = torch.empty(dim, width)  # drawn on the CPU in float32, as nn.Linear(D, dim) would be
-        torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)  # nn.Linear's default init
-        weight = weight.to(features.device, dtype)
+        weight = random_projection(width, dim, generator).to(features.device, dtype)
         for first in range(0, total, _PROJECTION_CHUNK_ROWS):
             rows = features[first : first + _PROJECTION_CHUNK_ROWS].to(dtype)
             torch.mm(weight, rows.t(), out=bank[:k, first : first + rows.shape[0]])
     torch.linalg.vector_norm(bank[:k], dim=0, out=bank[k]).square_()
     bank[k + 1] = 1
     return bank
+
+
+def random_projection(width: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+    """The weight [dim, width] of a fresh `nn.Linear(width, dim, bias=False)` (its default init), drawn on
+    the CPU in float32 from `generator`: the random projection of the greedy coreset and of SoftPatch's
+    grouping space (`adlib.denoise`)."""
+    weight = torch.empty(dim, width)
+    torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)  # nn.Linear's default init
+    return weight
 
 
 class StreamedDistances:
@@ -368,7 +397,7 @@ def _greedy_picks(
 
     The update is one fused elementwise op, clamp(d, 0, min_dist) = min(min_dist, max(d, 0)). On the CPU
     it runs in slices below ATen's parallel grain: the loop is memory-bound, and a parallel region after
-    every BLAS call made picks 2-3x slower on the shared 2-core CPU (a busy core stalls each region).
+    every BLAS call makes picks slower on a busy CPU (benchmarks/NOTES.md).
     Picked rows get -inf so they cannot come back. Indices stay on the device: no host sync per pick.
     """
     picks = torch.empty(n, dtype=torch.int64, device=min_dist.device)

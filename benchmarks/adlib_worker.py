@@ -16,9 +16,9 @@ import torch
 
 from adlib.data import Sample
 from adlib.features import FeatureSettings
-from adlib.methods import SAMPLERS, PatchCore, PatchCoreSettings
+from adlib.methods import PatchCore, PatchCoreSettings
 from adlib.sampling import coreset_size
-from adlib.scoring import faiss_available
+from adlib.search import faiss_available
 from worker_common import (
     PREPROCESSING,
     RunSettings,
@@ -56,8 +56,8 @@ def fit_parts(model: PatchCore, train: Sequence[Sample], settings: RunSettings) 
     features = timed(lambda: held.append(model.extractor.embed(train, progress=False).features), 1)
     patches = held[-1].reshape(-1, held[-1].shape[-1])
     size = coreset_size(len(patches), settings.ratio)
-    sampler = SAMPLERS[model.settings.sampler]
-    coreset = timed(lambda: sampler.select(patches, size, model.settings.seed), 1)
+    sampler = model.settings.bank_sampler
+    coreset = timed(lambda: sampler.sample(patches, size, model.settings.seed), 1)
     return features, coreset
 
 

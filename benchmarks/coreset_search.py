@@ -23,7 +23,7 @@ import torch
 from adlib.files import atomic_write_bytes
 from adlib.reference import official_greedy_coreset
 from adlib.sampling import ApproximateGreedyCoreset, coreset_size
-from adlib.scoring import NearestNeighbours, faiss_available
+from adlib.search import NearestNeighbours, faiss_available
 from common import machine, median_seconds
 
 PATCHES_PER_IMAGE = 784

@@ -24,7 +24,7 @@ import torch
 
 from adlib.denoise import denoise, outlier_scores
 from adlib.sampling import coreset_size
-from adlib.scoring import NearestNeighbours
+from adlib.search import NearestNeighbours
 from common import median_seconds
 from coreset_search import PATCHES_PER_IMAGE, coreset_rows, search_rows
 from features import aggregation_rows

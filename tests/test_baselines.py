@@ -11,23 +11,13 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from adlib.backbones import BACKBONES
-from adlib.baselines import (
-    PADIM_CHANNELS,
-    PADIM_LAYERS,
-    SPADE_LAYERS,
-    ImageDenoised,
-    ImageDenoisedSettings,
-    PaDiM,
-    PaDiMSettings,
-    Spade,
-    SpadeSettings,
-    padim_settings,
-    padim_star_settings,
-)
 from adlib.data import Preprocessing, load_category, read_mask
 from adlib.features import FeatureExtractor, FeatureSettings, profile_settings
+from adlib.image_denoise import ImageDenoised, ImageDenoisedSettings
 from adlib.methods import PatchCore, PatchCoreSettings
 from adlib.metrics import image_auroc, pixel_auroc
+from adlib.padim import PADIM_CHANNELS, PADIM_LAYERS, PaDiM, PaDiMSettings, padim_settings, padim_star_settings
+from adlib.spade import SPADE_LAYERS, Spade, SpadeSettings
 
 SMALL = Preprocessing(resize=64, crop=64)
 PADIM_FEATURES = FeatureSettings(backbone="resnet18", weights=None, layers=PADIM_LAYERS, preprocessing=SMALL)
@@ -161,9 +151,9 @@ def test_spade_gallery_chunks_give_the_same_distances(category, cache, monkeypat
     settings = SpadeSettings(features=SPADE_FEATURES, image_k=4)
     model = Spade(settings, device="cpu", cache_dir=cache).fit(category.train, progress=False)
     whole = model.distances(category.test, progress=False)
-    import adlib.baselines
+    import adlib.spade
 
-    monkeypatch.setattr(adlib.baselines, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(adlib.spade, "_CHUNK_BYTES", 1)
     chunked = model.distances(category.test, progress=False)
     torch.testing.assert_close(chunked.patch, whole.patch)
 
@@ -277,6 +267,8 @@ def test_detectors_find_bright_squares(tmp_path, monkeypatch, name):
 
 @pytest.mark.parametrize("name", ["padim", "spade", "image_denoised"])
 def test_detectors_run_on_a_tiny_category(category, monkeypatch, tmp_path, name):
+    """What every detector promises: image scores [N] and maps [N, crop, crop] on the CPU, the maps being
+    its patch scores bilinearly upsampled and blurred (sigma 4) as PatchCore's are."""
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path))
     model = detectors()[name]().fit(category.train, progress=False)
     scores = model.predict(category.test, progress=False)
@@ -284,6 +276,19 @@ def test_detectors_run_on_a_tiny_category(category, monkeypatch, tmp_path, name)
     assert scores.image.shape == (n,) and scores.maps.shape == (n, 64, 64)
     assert scores.image.device.type == "cpu" and scores.maps.device.type == "cpu"
     assert bool(torch.isfinite(scores.maps).all()) and bool(torch.isfinite(scores.image).all())
+    if name == "image_denoised":  # the detector fitted on the kept images scores the test set
+        assert len(model.dropped) == int(0.25 * len(category.train))
+        direct = model.detector.predict(category.test, progress=False)
+        assert torch.equal(scores.image, direct.image) and torch.equal(scores.maps, direct.maps)
+        return
+    if name == "padim":
+        patch, image = model.patch_scores(category.test, progress=False), scores.maps.amax(dim=(1, 2))
+    else:
+        found = model.distances(category.test, progress=False)
+        patch, image = found.patch, found.image
+    expected = upsampled_blurred(patch.cpu().numpy(), model.grid, 64)
+    np.testing.assert_allclose(scores.maps.double().numpy(), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(scores.image, image.cpu())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -419,3 +424,32 @@ def test_save_load_round_trip_and_refusals(category, cache, tmp_path, detector, 
     torch.save(retagged, tmp_path / "retagged.pt")
     with pytest.raises(ValueError, match="other.pth:0123.*same weights file or refit"):
         detector.load(tmp_path / "retagged.pt", device="cpu", cache_dir=cache)
+
+
+@pytest.mark.parametrize("padim_detector", [False, True])
+def test_image_denoised_save_load_round_trip_and_refusals(category, cache, tmp_path, padim_detector):
+    settings = denoised_settings(0.34, seed=3)
+    if padim_detector:
+        settings = dataclasses.replace(settings, detector=settings.filter)
+    model = ImageDenoised(settings, device="cpu", cache_dir=cache).fit(category.train, progress=False)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = ImageDenoised.load(path, settings, device="cpu", cache_dir=cache)
+    assert loaded.settings == settings and loaded.dropped == model.dropped and len(model.dropped) == 2
+    assert torch.equal(loaded.train_scores, model.train_scores)
+    a, b = model.predict(category.test, progress=False), loaded.predict(category.test, progress=False)
+    assert torch.equal(a.image, b.image) and torch.equal(a.maps, b.maps)
+    assert ImageDenoised.load(path, device="cpu", cache_dir=cache).settings == settings  # settings from the file
+
+    other = dataclasses.replace(settings, drop=0.5)
+    with pytest.raises(ValueError, match=r"other settings.*drop: 0\.5 asked, 0\.34 in the file"):
+        ImageDenoised.load(path, other, device="cpu", cache_dir=cache)
+    with pytest.raises(ValueError, match="holds a 'image_denoised' model"):
+        PaDiM.load(path, device="cpu", cache_dir=cache)
+    with pytest.raises(RuntimeError, match="save before fit"):
+        ImageDenoised(settings, device="cpu", cache_dir=cache).save(tmp_path / "empty.pt")
+    retagged = torch.load(path, weights_only=True)
+    retagged["filter_weights_tag"] = "other.pth:0123"
+    torch.save(retagged, tmp_path / "retagged.pt")
+    with pytest.raises(ValueError, match="other.pth:0123.*same weights file or refit"):
+        ImageDenoised.load(tmp_path / "retagged.pt", device="cpu", cache_dir=cache)

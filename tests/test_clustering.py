@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import adlib.clustering as clustering
 from adlib.clustering import KMeansBank, kmeans, pca_projection
-from adlib.scoring import faiss_available
+from adlib.search import faiss_available
 
 BACKENDS = ["torch", pytest.param("faiss", marks=pytest.mark.skipif(not faiss_available(), reason="no faiss"))]
 
@@ -203,7 +203,7 @@ def bank_features(rows=600, dims=48, seed=9):
 @pytest.mark.parametrize("pca_dim", [8, 64])  # 8 < D = 48: PCA; 64 >= D: K-means on the features themselves
 def test_bank_holds_full_dimension_member_means(backend, pca_dim):
     features = bank_features()
-    bank = KMeansBank(pca_dim=pca_dim, backend=backend).build(features, 20, seed=3)
+    bank = KMeansBank(pca_dim=pca_dim, backend=backend).sample(features, 20, seed=3).bank
     assert bank.shape == (20, 48) and bank.dtype == features.dtype
     if pca_dim < 48:
         mean, components = pca_projection(features, pca_dim)
@@ -214,13 +214,13 @@ def test_bank_holds_full_dimension_member_means(backend, pca_dim):
     members = [features.double()[assignment == j] for j in range(20)]
     expected = torch.stack([m.mean(dim=0) for m in members]).float()
     torch.testing.assert_close(bank, expected, rtol=0, atol=1e-5)
-    assert torch.equal(bank, KMeansBank(pca_dim=pca_dim, backend=backend).build(features, 20, seed=3))
+    assert torch.equal(bank, KMeansBank(pca_dim=pca_dim, backend=backend).sample(features, 20, seed=3).bank)
 
 
 def test_bank_of_float64_and_half_features():
     features = bank_features()
-    assert KMeansBank(pca_dim=8, backend="torch").build(features.double(), 10, 0).dtype == torch.float64
-    half = KMeansBank(pca_dim=8, backend="torch").build(features.half(), 10, 0)
+    assert KMeansBank(pca_dim=8, backend="torch").sample(features.double(), 10, 0).bank.dtype == torch.float64
+    half = KMeansBank(pca_dim=8, backend="torch").sample(features.half(), 10, 0).bank
     assert half.dtype == torch.float16 and torch.isfinite(half).all()
 
 
@@ -229,7 +229,7 @@ def test_bank_keeps_global_rng():
     np.random.seed(123)
     torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()
     for backend in ["torch"] + (["faiss"] if faiss_available() else []):
-        KMeansBank(pca_dim=8, backend=backend).build(bank_features(), 10, seed=1)
+        KMeansBank(pca_dim=8, backend=backend).sample(bank_features(), 10, seed=1).bank
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert np.array_equal(np.random.get_state()[1], numpy_state)
 
@@ -243,8 +243,8 @@ def test_bank_errors():
     with pytest.raises(ValueError, match="backend='gpu'"):
         KMeansBank(backend="gpu")
     with pytest.raises(ValueError, match="n=601"):
-        KMeansBank(pca_dim=8).build(features, 601, 0)
+        KMeansBank(pca_dim=8).sample(features, 601, 0).bank
     with pytest.raises(ValueError, match="n=0"):
-        KMeansBank(pca_dim=8).build(features, 0, 0)
+        KMeansBank(pca_dim=8).sample(features, 0, 0).bank
     with pytest.raises(ValueError, match=r"\[N, D\]"):
-        KMeansBank(pca_dim=8).build(features[None], 5, 0)
+        KMeansBank(pca_dim=8).sample(features[None], 5, 0).bank

@@ -55,7 +55,8 @@ def test_shared_extractor_must_match(tiny_benchmark, settings, small_features, t
 
 def test_run_cache_dir_reaches_every_extractor(tiny_benchmark, settings, small_features, tmp_path, monkeypatch):
     """The image-denoising filter builds its own extractor: it must use the run's cache too."""
-    from adlib.baselines import PADIM_LAYERS, ImageDenoisedSettings, PaDiMSettings
+    from adlib.image_denoise import ImageDenoisedSettings
+    from adlib.padim import PADIM_LAYERS, PaDiMSettings
 
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "default"))
     padim = PaDiMSettings(features=dataclasses.replace(small_features, layers=PADIM_LAYERS, pre_dim=1024,

@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from adlib.data import load_category
 from adlib.clustering import KMeansBank
+from adlib.data import load_category
 from adlib.denoise import denoise, outlier_scores
 from adlib.methods import PatchCore, PatchCoreSettings, improved_patchcore_settings, softpatch_settings
+from adlib.sampling import ApproximateGreedyCoreset, LearnedProxies, RandomSubset
 
 
 @pytest.fixture
@@ -80,18 +81,19 @@ def test_settings_reach_the_scores(category, small_features, tmp_path):
     base = PatchCoreSettings(features=small_features, coreset_ratio=0.25)
     reference = PatchCore(base, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
     reference = reference.predict(category.test, progress=False)
-    changes = {
-        "coreset_ratio": 0.5,
-        "sampler": "random",
-        "distance": "squared",
-        "reweight_neighbours": 1,
-        "blur_sigma": 0.0,
-        "seed": 1,
-        "features": dataclasses.replace(small_features, patch_size=1),
-        "distance": "cosine",
-        "denoise": "nearest",
-    }
-    for name, value in changes.items():
+    changes = [  # pairs, not a dict: "distance" is changed twice
+        ("coreset_ratio", 0.5),
+        ("sampler", "random"),
+        ("distance", "squared"),
+        ("reweight_neighbours", 1),
+        ("blur_sigma", 0.0),
+        ("seed", 1),
+        ("features", dataclasses.replace(small_features, patch_size=1)),
+        ("distance", "cosine"),
+        ("denoise", "nearest"),
+        ("projection_dim", 8),  # the greedy coreset's projection
+    ]
+    for name, value in changes:
         model = PatchCore(dataclasses.replace(base, **{name: value}), device="cpu", cache_dir=tmp_path)
         scores = model.fit(category.train, progress=False).predict(category.test, progress=False)
         changed = not torch.allclose(scores.image, reference.image) or not torch.allclose(scores.maps, reference.maps)
@@ -134,13 +136,34 @@ def test_misuse_is_explained(category, small_features):
         PatchCoreSettings(features=small_features, denoise="lof", sampler="kmeans")
 
 
+def test_sampler_options_reach_their_sampler_only(small_features):
+    settings = PatchCoreSettings(features=small_features, projection_dim=8)
+    assert settings.bank_sampler == ApproximateGreedyCoreset(projection_dim=8)
+    assert PatchCoreSettings(sampler="kmeans", pca_dim=16).bank_sampler == KMeansBank(pca_dim=16)
+    assert PatchCoreSettings(sampler="learned_proxies", proxy_steps=0).bank_sampler == LearnedProxies(steps=0)
+    assert PatchCoreSettings(sampler="random").bank_sampler == RandomSubset()
+    assert PatchCoreSettings().bank_sampler == ApproximateGreedyCoreset()  # today's defaults, today's numbers
+    for bad in ({"pca_dim": 16}, {"proxy_steps": 0}, {"projection_dim": 8, "sampler": "kmeans"}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}=.* only acts with sampler="):
+            PatchCoreSettings(**bad)
+    with pytest.raises(ValueError, match="projection_dim=0"):
+        PatchCoreSettings(projection_dim=0)
+
+
+def test_pca_dim_reaches_the_kmeans_bank(category, small_features, tmp_path):
+    settings = PatchCoreSettings(features=small_features, coreset_ratio=0.25, sampler="kmeans", pca_dim=8)
+    model = PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
+    train = model.extractor.embed(category.train, progress=False).features.reshape(-1, 64)
+    torch.testing.assert_close(model.bank, KMeansBank(pca_dim=8).sample(train, int(len(train) * 0.25), 0).bank)
+
+
 @pytest.mark.parametrize("top_k", [1, 3])
 def test_improved_patchcore_matches_brute_force(category, small_features, tmp_path, top_k):
     """KC: the bank is the K-means bank; a patch scores 1 - mean cosine similarity of its top_k."""
     settings = improved_patchcore_settings(small_features, coreset_ratio=0.25, top_k=top_k)
     model = PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
     train = model.extractor.embed(category.train, progress=False).features.reshape(-1, 64)
-    expected_bank = KMeansBank().build(train, int(len(train) * 0.25), 0)
+    expected_bank = KMeansBank().sample(train, int(len(train) * 0.25), 0).bank
     torch.testing.assert_close(model.bank, expected_bank)
     test = model.extractor.embed(category.test, progress=False).features
     cosine = F.normalize(test.double(), dim=-1) @ F.normalize(model.bank.double(), dim=-1).T  # [N, P, M]

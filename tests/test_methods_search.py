@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from adlib.data import load_category
 from adlib.methods import PatchCore, PatchCoreSettings
 from adlib.sampling import LearnedProxies
-from adlib.scoring import NearestNeighbours
+from adlib.search import NearestNeighbours
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def test_learned_proxies_are_the_bank(category, small_features, tmp_path):
     settings = PatchCoreSettings(features=small_features, coreset_ratio=0.25, sampler="learned_proxies", seed=3)
     model = fitted(settings, category, tmp_path)
     train = model.extractor.embed(category.train, progress=False).features.reshape(-1, 64)
-    expected = LearnedProxies().build(train, int(len(train) * 0.25), 3)
+    expected = LearnedProxies().sample(train, int(len(train) * 0.25), 3).bank
     assert torch.equal(model.bank, expected)
     assert not (torch.cdist(model.bank, train).amin(1) == 0).all()  # trained points, not training patches
     test = model.extractor.embed(category.test, progress=False).features

@@ -16,7 +16,7 @@ from collections import defaultdict
 import pandas as pd
 import pytest
 
-from adlib.paper import PaperDataError, _load, beside, reported
+from adlib.paper import PaperDataError, beside, read_paper_folder, reported
 
 HEADER = "paper,table,method,setting,category,metric,value,unit"
 MVTEC = {
@@ -102,7 +102,7 @@ def test_malformed_row_names_file_and_row(tmp_path, bad_line, message):
     write(tmp_path, "aa.csv", [HEADER, GOOD])  # a good file first: the error must name the bad one
     write(tmp_path, "broken.csv", [HEADER, GOOD.replace("99.1", "99.0").replace(",1,", ",2,"), bad_line])
     with pytest.raises(PaperDataError) as error:
-        _load(tmp_path)
+        read_paper_folder(tmp_path)
     text = str(error.value)
     assert "broken.csv" in text and "row 2 (line 3)" in text and message in text, text
 
@@ -110,14 +110,14 @@ def test_malformed_row_names_file_and_row(tmp_path, bad_line, message):
 def test_wrong_header_names_file(tmp_path):
     write(tmp_path, "header.csv", ["paper,table,method,category,metric,value,unit", GOOD])
     with pytest.raises(PaperDataError, match=r"header\.csv: the header must be exactly"):
-        _load(tmp_path)
+        read_paper_folder(tmp_path)
 
 
 def test_duplicate_cell_across_files_names_both(tmp_path):
     write(tmp_path, "a.csv", [HEADER, GOOD])
     write(tmp_path, "b.csv", [HEADER, GOOD.replace("99.1", "98.0")])
     with pytest.raises(PaperDataError) as error:
-        _load(tmp_path)
+        read_paper_folder(tmp_path)
     assert "b.csv, row 1" in str(error.value) and "a.csv, row 1" in str(error.value)
 
 
@@ -128,7 +128,7 @@ def test_valid_file_fraction_and_decimals(tmp_path):
          "PC,1,PatchCore-1%,,total,misclassifications,49,count",
          "PC,4,PatchCore-1%,backbone=WRN-101;layers=2+3,mean,pro,94.4,%"],
     )  # fmt: skip
-    frame = _load(tmp_path)
+    frame = read_paper_folder(tmp_path)
     assert list(frame.columns) == [*HEADER.split(","), "fraction", "decimals"]
     assert frame["fraction"].tolist() == pytest.approx([0.991, 0.22, 1.0, 49.0, 0.944])
     assert frame["decimals"].tolist() == [1, 2, 0, 0, 1]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from adlib.plotting import _pyplot
+from adlib.plotting import pyplot
 from adlib.report import publish
 
 
 def _figure():
-    fig, ax = _pyplot().subplots()
+    fig, ax = pyplot().subplots()
     ax.plot([0, 1], [0, 1])
     return fig
 

@@ -232,31 +232,31 @@ def test_eq8_in_blocks_equals_whole():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_learned_proxies_lower_the_loss_from_their_start(seed):
     features = blobs(60, 16, 8, 0.5, seed)
-    start = LearnedProxies(steps=0).build(features, 12, seed)
-    trained = LearnedProxies(steps=60, batch_size=64).build(features, 12, seed)
+    start = LearnedProxies(steps=0).sample(features, 12, seed).bank
+    trained = LearnedProxies(steps=60, batch_size=64).sample(features, 12, seed).bank
     assert torch.isfinite(trained).all()  # the start has features sitting on proxies: d = 0 is handled
     assert reconstruction_loss(features, trained) < reconstruction_loss(features, start)
 
 
 def test_learned_proxies_start_at_the_random_subset_and_are_seeded():
     features = bank(200, 10, 5)
-    start = LearnedProxies(steps=0).build(features, 20, 3)
+    start = LearnedProxies(steps=0).sample(features, 20, 3).bank
     assert torch.equal(start, features[RandomSubset().select(features, 20, 3)])
     proxies = LearnedProxies(steps=15, batch_size=32)
-    first = proxies.build(features, 20, 3)
+    first = proxies.sample(features, 20, 3).bank
     assert first.shape == (20, 10) and first.dtype == torch.float32
-    assert torch.equal(first, proxies.build(features, 20, 3))
-    assert not torch.equal(first, proxies.build(features, 20, 4))
+    assert torch.equal(first, proxies.sample(features, 20, 3).bank)
+    assert not torch.equal(first, proxies.sample(features, 20, 4).bank)
     assert not torch.equal(first, start)
 
 
 def test_learned_proxies_keep_dtype_and_rng_and_take_any_batch():
     features = bank(50, 4, 6, torch.float64)
     state = torch.get_rng_state()
-    proxies = LearnedProxies(steps=5, batch_size=1024).build(features.requires_grad_(), 7, 0)  # batch > N
+    proxies = LearnedProxies(steps=5, batch_size=1024).sample(features.requires_grad_(), 7, 0).bank  # batch > N
     assert torch.equal(state, torch.get_rng_state())
     assert proxies.dtype == torch.float64 and not proxies.requires_grad
-    bf16 = LearnedProxies(steps=3).build(features.detach().bfloat16(), 7, 0)
+    bf16 = LearnedProxies(steps=3).sample(features.detach().bfloat16(), 7, 0).bank
     assert bf16.dtype == torch.bfloat16
 
 
@@ -265,8 +265,22 @@ def test_learned_proxies_refuse_bad_settings_and_sizes():
         with pytest.raises(ValueError, match=next(iter(bad))):
             LearnedProxies(**bad)
     with pytest.raises(ValueError, match="coreset larger than the bank"):
-        LearnedProxies().build(bank(10, 3), 11, 0)
+        LearnedProxies().sample(bank(10, 3), 11, 0).bank
     with pytest.raises(ValueError, match=r"bank \[N, D\]"):
-        LearnedProxies().build(bank(10, 3)[None], 2, 0)
+        LearnedProxies().sample(bank(10, 3)[None], 2, 0).bank
     with pytest.raises(ValueError, match="block"):
         reconstruction_loss(bank(10, 3), bank(2, 3), block=0)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_sample_is_the_selected_rows_with_their_source(sampler):
+    features = bank(120, 16, 8)
+    sampled = sampler.sample(features, 30, 4)
+    assert torch.equal(sampled.source, sampler.select(features, 30, 4))
+    assert torch.equal(sampled.bank, features[sampled.source])
+    whole = sampler.sample(features, 120, 4)  # nothing to choose: the bank as it is, in its order
+    assert torch.equal(whole.bank, features) and torch.equal(whole.source, torch.arange(120))
+
+
+def test_built_banks_have_no_source():
+    assert LearnedProxies(steps=2).sample(bank(60, 4, 9), 6, 0).source is None

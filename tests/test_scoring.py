@@ -1,4 +1,4 @@
-"""Nearest-neighbour search (exact and IVF-PQ), Eq. 7 and anomaly maps against independent computations."""
+"""Patch distances, Eq. 7 and anomaly maps against independent computations."""
 
 import math
 
@@ -8,48 +8,15 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from adlib import scoring
-from adlib.scoring import (
-    NearestNeighbours,
-    anomaly_maps,
-    gaussian_blur,
-    ivfpq_layout,
-    reweighted_image_scores,
-    to_distance,
-)
+from adlib.scoring import anomaly_maps, gaussian_blur, reweighted_image_scores, to_distance
+from adlib.search import NearestNeighbours
 
 
 def random(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("backend", ["torch", "faiss"])
-def test_search_matches_brute_force(backend):
-    bank, queries = random(300, 24, seed=1), random(50, 24, seed=2)
-    index = NearestNeighbours(bank, backend=backend, chunk_bytes=4 * 300 * 7)  # several query chunks
-    distances, indices = index.search(queries, k=5)
-    brute = torch.cdist(queries.double(), bank.double()) ** 2
-    expected_d, expected_i = brute.topk(5, dim=1, largest=False)
-    assert torch.equal(indices, expected_i)
-    torch.testing.assert_close(distances.double(), expected_d, rtol=1e-4, atol=1e-4)
-
-
-def test_backends_agree_and_auto_prefers_faiss():
-    bank, queries = random(500, 64, seed=3), random(80, 64, seed=4)
-    assert NearestNeighbours(bank).backend == "faiss"
-    d_torch, i_torch = NearestNeighbours(bank, backend="torch").search(queries, 3)
-    d_faiss, i_faiss = NearestNeighbours(bank, backend="faiss").search(queries, 3)
-    assert torch.equal(i_torch, i_faiss)
-    torch.testing.assert_close(d_torch, d_faiss, rtol=1e-4, atol=1e-3)
-
-
-def test_search_errors():
-    with pytest.raises(ValueError, match="backend"):
-        NearestNeighbours(random(3, 2), backend="annoy")
-    with pytest.raises(ValueError, match="non-empty"):
-        NearestNeighbours(torch.zeros(0, 4))
-    with pytest.raises(ValueError, match="k=4"):
-        NearestNeighbours(random(3, 2)).search(random(1, 2), 4)
+def test_unknown_distance_is_refused():
     with pytest.raises(ValueError, match="distance"):
         to_distance(torch.ones(2), "manhattan")
 
@@ -99,94 +66,3 @@ def test_anomaly_maps_are_upsampled_then_blurred_as_officially():
     expected = np.stack([gaussian_filter(m[0].numpy(), sigma=4) for m in upsampled])
     assert maps.shape == (2, 224, 224)
     torch.testing.assert_close(maps, torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
-
-
-# --- IVF-PQ approximate search (paper Table 5) -----------------------------------------------------
-
-
-def clustered(seed=0):
-    """A bank of 16 well-separated blobs in 128 dims, and queries that are bank rows moved by a little
-    noise: each query's true nearest neighbour is its own row, far closer than any other."""
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(16, 128, generator=g) * 10
-    bank = (centres[:, None] + torch.randn(16, 40, 128, generator=g)).reshape(-1, 128)
-    rows = torch.randperm(len(bank), generator=g)[:200]
-    return bank, bank[rows] + 0.05 * torch.randn(200, 128, generator=g), rows
-
-
-def test_ivfpq_layout_follows_the_official_index_within_what_faiss_can_train():
-    assert ivfpq_layout(157_000, 1024) == (512, 64, 8)
-    assert ivfpq_layout(19_968, 1024) == (512, 64, 8)  # 39 points for each of 512 lists
-    assert ivfpq_layout(19_967, 1024) == (511, 64, 8)
-    assert ivfpq_layout(640, 128) == (16, 64, 8)
-    assert ivfpq_layout(384, 24) == (9, 24, 8)  # 64 does not divide 24: its largest divisor <= 64
-    assert ivfpq_layout(300, 96) == (7, 48, 8)
-    with pytest.raises(ValueError, match="at least 256 features"):
-        ivfpq_layout(255, 64)
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_ivfpq_finds_the_exact_neighbours_of_clustered_data(seed):
-    bank, queries, rows = clustered(seed)
-    exact_d, exact_i = NearestNeighbours(bank, backend="torch").search(queries, 1)
-    assert torch.equal(exact_i[:, 0], rows)  # the data are what the docstring says
-    index = NearestNeighbours(bank, index="ivfpq", seed=seed)
-    distances, indices = index.search(queries, 1)
-    assert (indices == exact_i).float().mean() >= 0.9  # recall@1 with one probed list of 16
-    # faiss's distances are exact squared distances to the PQ reconstructions of the neighbours ...
-    decoded = index.decoded_bank()
-    to_decoded = (queries - decoded[indices[:, 0]]).pow(2).sum(1)
-    torch.testing.assert_close(distances[:, 0], to_decoded, rtol=1e-4, atol=1e-3)
-    # ... so they miss the true distance by at most the reconstruction error (triangle inequality)
-    true = (queries - bank[indices[:, 0]]).norm(dim=1)
-    error = (bank - decoded).norm(dim=1)
-    assert ((distances[:, 0].sqrt() - true).abs() <= error[indices[:, 0]] + 1e-3).all()
-    assert error.mean() < 0.05 * bank.norm(dim=1).mean()  # the codes describe the bank (a broken PQ would not)
-
-
-def test_ivfpq_over_all_lists_is_exact_search_in_the_decoded_bank():
-    bank, queries, _ = clustered(2)
-    index = NearestNeighbours(bank, index="ivfpq", seed=0, nprobe=10_000)  # every list
-    distances, indices = index.search(queries, 5)
-    brute = torch.cdist(queries.double(), index.decoded_bank().double()) ** 2
-    expected_d, expected_i = brute.topk(5, dim=1, largest=False)
-    assert torch.equal(indices, expected_i)
-    torch.testing.assert_close(distances.double(), expected_d, rtol=1e-4, atol=1e-3)
-
-
-def test_ivfpq_is_seeded():
-    bank, queries, _ = clustered(3)
-    first = NearestNeighbours(bank, index="ivfpq", seed=4)
-    again = NearestNeighbours(bank, index="ivfpq", seed=4)
-    other = NearestNeighbours(bank, index="ivfpq", seed=5)
-    d1, i1 = first.search(queries, 3)
-    d2, i2 = again.search(queries, 3)
-    assert torch.equal(d1, d2) and torch.equal(i1, i2)
-    assert torch.equal(first.decoded_bank(), again.decoded_bank())
-    assert not torch.equal(first.decoded_bank(), other.decoded_bank())  # the seed reaches faiss's k-means
-
-
-def test_ivfpq_returns_k_neighbours_when_the_probed_list_is_short():
-    bank = random(300, 16, seed=9)  # 7 lists of ~43 features: 100 neighbours need more than one list
-    distances, indices = NearestNeighbours(bank, index="ivfpq", seed=0).search(random(20, 16, seed=10), 100)
-    assert (indices >= 0).all() and (indices < 300).all()
-    assert all(len(set(row)) == 100 for row in indices.tolist())
-    assert torch.isfinite(distances).all() and (distances >= 0).all()
-    assert (distances[:, 1:] >= distances[:, :-1]).all()
-
-
-def test_ivfpq_errors(monkeypatch):
-    with pytest.raises(ValueError, match="index='hnsw'"):
-        NearestNeighbours(random(300, 8), index="hnsw")
-    with pytest.raises(ValueError, match="backend='faiss' or 'auto'"):
-        NearestNeighbours(random(300, 8), backend="torch", index="ivfpq")
-    with pytest.raises(ValueError, match="at least 256 features"):
-        NearestNeighbours(random(100, 8), index="ivfpq")
-    with pytest.raises(ValueError, match="nprobe=0"):
-        NearestNeighbours(random(300, 8), index="ivfpq", nprobe=0)
-    with pytest.raises(ValueError, match="seed="):
-        NearestNeighbours(random(300, 8), index="ivfpq", seed=2**31)
-    monkeypatch.setattr(scoring, "faiss_available", lambda: False)
-    with pytest.raises(ImportError, match="pip install faiss-cpu"):
-        NearestNeighbours(random(300, 8), index="ivfpq")
-    assert NearestNeighbours(random(300, 8)).backend == "torch"  # exact search still works without faiss
