@@ -1,5 +1,5 @@
 """PatchCore's locally aware patch features (paper Sec. 3.1, official `PatchMaker` + `Preprocessing`
-+ `Aggregator`), computed in a vectorised form.
++ `Aggregator`), computed as one small convolution per layer.
 
 The official code, for each layer map [B, C, h, w]:
 1. unfolds every p x p neighbourhood (stride 1, zero padding (p-1)/2) into a C*p*p vector,
@@ -9,30 +9,62 @@ The official code, for each layer map [B, C, h, w]:
 3. adaptive-average-pools each layer's C*p*p vector to `pre_dim`;
 4. stacks the layers' vectors and adaptive-average-pools the `n_layers * pre_dim` vector to `target_dim`.
 
-Steps 2 and 3 are linear and act on different axes (space vs. the feature vector), so they commute:
-pooling first and then resizing `pre_dim` maps, instead of `C*p*p` maps, gives the same numbers for a
-fraction of the cost (tested against a literal port of the official code in tests/test_patches.py).
+Every step is linear. Steps 3 and 4 act on the feature vector and compose into one matrix per layer,
+`target_dim x (C*p*p)`, whose rows touch only a few channels each (adaptive pooling averages
+neighbouring entries); with step 1 it is a convolution whose kernel for output j and channel c is that
+matrix's p x p block. Step 2 acts on space alone, so it commutes with the others and is applied to the
+few output maps instead of the C*p*p unfolded ones. `locally_aware_features` runs that convolution as a
+depthwise one over the (output, channel) pairs with a non-zero kernel: for WideResNet-50 (layer2 512 and
+layer3 1024 channels, p = 3, 1024 -> 1024) each output reads one channel of layer2 with the kernel
+[[1,1,1],[1,2,1],[1,1,1]] / 10, or two channels of layer3 with 1/18 each. It equals the step-by-step
+form up to float rounding (tested against a literal port of the official code in tests/test_patches.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 
-def pooled_neighbourhoods(feature_map: torch.Tensor, patch_size: int, dim: int) -> torch.Tensor:
-    """[B, C, h, w] -> [B, dim, h, w]: each position's p x p neighbourhood, pooled to `dim` values."""
-    if patch_size < 1 or patch_size % 2 == 0:
-        raise ValueError(f"patch_size={patch_size}: use an odd neighbourhood size (1, 3, 5, ...)")
-    batch, channels, height, width = feature_map.shape
-    if dim == channels:  # each bin is exactly one channel's neighbourhood: a plain average pool
-        return F.avg_pool2d(feature_map, patch_size, stride=1, padding=patch_size // 2, count_include_pad=True)
-    columns = F.unfold(feature_map, kernel_size=patch_size, padding=patch_size // 2)  # [B, C*p*p, h*w]
-    columns = columns.transpose(1, 2).reshape(batch * height * width, 1, -1)
-    pooled = F.adaptive_avg_pool1d(columns, dim)
-    return pooled.reshape(batch, height, width, dim).permute(0, 3, 1, 2)
+def adaptive_pool_matrix(length: int, bins: int) -> torch.Tensor:
+    """[bins, length]: row i averages the entries that `adaptive_avg_pool1d(length -> bins)` puts in bin i
+    (from floor(i * length / bins) to ceil((i + 1) * length / bins), exclusive)."""
+    matrix = torch.zeros(bins, length, dtype=torch.float64)
+    for i in range(bins):
+        start, end = (i * length) // bins, -((-(i + 1) * length) // bins)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+@dataclass(frozen=True)
+class LayerKernels:
+    """One layer's share of the aggregation as a depthwise convolution over (output, channel) pairs."""
+
+    channels: torch.Tensor  # [P] input channel of each pair
+    outputs: torch.Tensor  # [P] position of each pair's output in `rows`
+    rows: torch.Tensor  # [R] the outputs (of target_dim) this layer contributes to
+    kernels: torch.Tensor  # [P, 1, p, p] float32
+
+
+@lru_cache(maxsize=32)
+def layer_kernels(channel_counts: tuple[int, ...], patch_size: int, pre_dim: int, target_dim: int) -> tuple[LayerKernels, ...]:
+    """The composed pooling of steps 3 and 4 for each layer, as sparse p x p kernels (computed once per shape)."""
+    area = patch_size * patch_size
+    stack = adaptive_pool_matrix(len(channel_counts) * pre_dim, target_dim)  # step 4
+    out = []
+    for layer, channels in enumerate(channel_counts):
+        per_layer = stack[:, layer * pre_dim : (layer + 1) * pre_dim].to_sparse()
+        composed = torch.sparse.mm(per_layer, adaptive_pool_matrix(channels * area, pre_dim))  # steps 3 + 4
+        blocks = composed.reshape(target_dim, channels, area)
+        pairs = blocks.abs().sum(-1).nonzero()  # [P, 2]: (output, channel) with a non-zero kernel
+        rows, outputs = torch.unique(pairs[:, 0], return_inverse=True)
+        kernels = blocks[pairs[:, 0], pairs[:, 1]].reshape(-1, 1, patch_size, patch_size).float()
+        out.append(LayerKernels(pairs[:, 1], outputs, rows, kernels))
+    return tuple(out)
 
 
 def locally_aware_features(
@@ -41,17 +73,21 @@ def locally_aware_features(
     """Layer maps (the first one sets the grid) -> patch features [B, H*W, target_dim], rows in raster order."""
     if not feature_maps:
         raise ValueError("no feature maps: name at least one layer")
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError(f"patch_size={patch_size}: use an odd neighbourhood size (1, 3, 5, ...)")
     if pre_dim < 1 or target_dim < 1:
         raise ValueError(f"pre_dim={pre_dim}, target_dim={target_dim}: dimensions must be positive")
-    grid = feature_maps[0].shape[-2:]
-    per_layer = []
-    for feature_map in feature_maps:
-        pooled = pooled_neighbourhoods(feature_map.float(), patch_size, pre_dim)
-        if pooled.shape[-2:] != grid:
-            pooled = F.interpolate(pooled, size=grid, mode="bilinear", align_corners=False)
-        per_layer.append(pooled)
-    stacked = torch.stack(per_layer, dim=-1)  # [B, pre_dim, H, W, L]: layer-major order per position
-    batch = stacked.shape[0]
-    stacked = stacked.permute(0, 2, 3, 4, 1).reshape(batch * grid[0] * grid[1], 1, -1)
-    features = F.adaptive_avg_pool1d(stacked, target_dim)
-    return features.reshape(batch, grid[0] * grid[1], target_dim)
+    batch, grid = feature_maps[0].shape[0], tuple(feature_maps[0].shape[-2:])
+    shares = layer_kernels(tuple(m.shape[1] for m in feature_maps), patch_size, pre_dim, target_dim)
+    device = feature_maps[0].device
+    features = torch.zeros(batch, target_dim, *grid, device=device)
+    for feature_map, share in zip(feature_maps, shares):
+        kernels = share.kernels.to(device)
+        pairs = feature_map.float()[:, share.channels.to(device)]  # [B, P, h, w]
+        convolved = F.conv2d(pairs, kernels, padding=patch_size // 2, groups=len(kernels))
+        summed = torch.zeros(batch, len(share.rows), *feature_map.shape[-2:], device=device)
+        summed.index_add_(1, share.outputs.to(device), convolved)
+        if tuple(summed.shape[-2:]) != grid:
+            summed = F.interpolate(summed, size=grid, mode="bilinear", align_corners=False)
+        features.index_add_(1, share.rows.to(device), summed)
+    return features.flatten(2).transpose(1, 2)
