@@ -95,20 +95,30 @@ class Exploration:
         return {name: self.result.metrics[name] for name in ("image_auroc", "pixel_auroc", "pro")}
 
     def summary(self) -> str:
-        """One line: method, category, training set, the three metrics."""
+        """One line: method, category, training set (and the defective images moved into it), the three metrics."""
         m, c = self.metrics, self.result.category
-        moved = f" ({len(self.noise.moved)} of them defective: noise)" if self.noise else ""
+        moved = f" ({len(self.moved)} of them defective: {', '.join(self.moved)})" if self.moved else ""
         return (f"{self.choice.method} on {c.name}: {len(c.train)} training images{moved}, {len(c.test)} test images"
                 f" | image AUROC {m['image_auroc']:.3f}, pixel AUROC {m['pixel_auroc']:.3f}, PRO {m['pro']:.3f}")
 
-    def figure(self):
-        """The heatmap grid of `choice.shown` (a matplotlib Figure, not registered with pyplot)."""
-        return heatmap_grid(self.result, self.settings.features.preprocessing, self.choice.shown, self.moved)
+    def mean_scores(self) -> dict[str, float]:
+        """Mean image score of the good test images, the defective ones the noise moved into training (with
+        overlap they are in the test set too) and the other defective ones: does a method memorise its noise?"""
+        groups = {"good": [], "defective, moved into training": [], "defective, only in test": []}
+        for sample, score in zip(self.result.category.test, self.result.scores.image.tolist()):
+            group = "good" if sample.label == 0 else "defective, only in test"
+            groups["defective, moved into training" if image_name(sample) in self.moved else group].append(score)
+        return {f"mean score: {group}": float(np.mean(scores)) for group, scores in groups.items() if scores}
 
-    def png(self) -> bytes:
+    def figure(self, shown: Sequence[str] | None = None):
+        """The heatmap grid of `shown` (default: `choice.shown`), a matplotlib Figure not registered with pyplot."""
+        shown = self.choice.shown if shown is None else shown
+        return heatmap_grid(self.result, self.settings.features.preprocessing, shown, self.moved)
+
+    def png(self, shown: Sequence[str] | None = None) -> bytes:
         """The heatmap grid as PNG bytes (what the notebook displays)."""
         buffer = io.BytesIO()
-        self.figure().savefig(buffer, format="png", dpi=90, bbox_inches="tight", pad_inches=0.05)
+        self.figure(shown).savefig(buffer, format="png", dpi=90, bbox_inches="tight", pad_inches=0.05)
         return buffer.getvalue()
 
 
@@ -203,13 +213,14 @@ class Explorer:
 
 def heatmap_grid(result: CategoryResult, prep, shown: Sequence[str], moved: Sequence[str] = ()):
     """Top row: the `shown` test images with their ground truth outlined; bottom row: the anomaly map over
-    each, on one colour scale for the whole test set (brighter = more anomalous). An image that the noise
-    moved into the training set gets an empty panel that says so."""
+    each, on one colour scale for the whole test set (brighter = more anomalous): from the median pixel
+    score, so that the typical background is dark, to the 99.9th percentile. An image that the noise
+    moved into the training set (and out of the test set) gets an empty panel that says so."""
     from matplotlib.figure import Figure
 
     test = {image_name(sample): index for index, sample in enumerate(result.category.test)}
     maps = result.scores.maps.numpy()
-    vmin, vmax = float(maps.min()), float(np.quantile(maps, 0.999))
+    vmin, vmax = (float(value) for value in np.quantile(maps, [0.5, 0.999]))
     columns = max(len(shown), 1)
     with _style():
         fig = Figure(figsize=(1.9 * columns + 0.8, 4.1))
@@ -221,6 +232,8 @@ def heatmap_grid(result: CategoryResult, prep, shown: Sequence[str], moved: Sequ
                 ax.set_xticks([])
                 ax.set_yticks([])
             if name not in test:
+                top.set_axis_off()
+                bottom.set_axis_off()
                 top.set_title(name, color="#b00020")
                 bottom.set_title("moved into training" if name in moved else "not in the test set")
                 continue
@@ -229,7 +242,7 @@ def heatmap_grid(result: CategoryResult, prep, shown: Sequence[str], moved: Sequ
             image = _display_image(sample.image, prep)
             top.imshow(image)
             bottom.imshow(image)
-            heat = bottom.imshow(maps[index], cmap="inferno", vmin=vmin, vmax=vmax, alpha=0.55)
+            heat = bottom.imshow(maps[index], cmap="inferno", vmin=vmin, vmax=vmax, alpha=0.6)
             if mask.any():
                 draw_mask_outline(top, mask)
                 draw_mask_outline(bottom, mask)

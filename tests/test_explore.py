@@ -61,7 +61,20 @@ def test_update_gives_what_evaluate_gives_on_the_same_noisy_training_set(explore
         assert exploration.metrics == pytest.approx({k: expected[k] for k in ("image_auroc", "pixel_auroc", "pro")})
     assert len(record.moved) == 2 and len(first.moved) == 2
     assert {name.split("/")[1] for name in first.moved} == {path.stem for path in record.moved}
-    assert "2 of them defective" in first.summary()
+    assert f"2 of them defective: {', '.join(first.moved)}" in first.summary()
+    scores = dict(zip(map(image_name, noisy.test), first.result.scores.image.tolist()))
+    good = [scores[image_name(s)] for s in noisy.test if s.label == 0]
+    left = [scores[image_name(s)] for s in noisy.test if s.label == 1]  # without overlap no moved image is tested
+    assert first.mean_scores() == pytest.approx({"mean score: good": sum(good) / len(good),
+                                                 "mean score: defective, only in test": sum(left) / len(left)})
+
+
+def test_mean_scores_put_the_moved_images_in_their_own_group_with_overlap(explorer):
+    exploration = explorer.update(Choice("brick", method="PatchCore-random", noise_ratio=0.34, noise_overlap=True))
+    scores = dict(zip(map(image_name, exploration.result.category.test), exploration.result.scores.image.tolist()))
+    moved = [scores[name] for name in exploration.moved]
+    assert len(moved) == 2
+    assert exploration.mean_scores()["mean score: defective, moved into training"] == pytest.approx(sum(moved) / 2)
 
 
 def test_heatmap_grid_has_two_panels_per_image_and_marks_moved_ones(explorer):
