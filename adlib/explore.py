@@ -272,10 +272,11 @@ class ExplorerPanel:
         import ipywidgets as w
 
         self.explorer, self.last = explorer, None
-        slider = {"continuous_update": False, "style": {"description_width": "110px"}}
+        wide = {"style": {"description_width": "100px"}, "layout": w.Layout(width="330px")}
+        slider = {"continuous_update": False, **wide}
         self.controls = {
-            "category": w.Dropdown(options=list(categories), value=choice.category, description="category"),
-            "method": w.Dropdown(options=METHODS, value=choice.method, description="method"),
+            "category": w.Dropdown(options=list(categories), value=choice.category, description="category", **wide),
+            "method": w.Dropdown(options=METHODS, value=choice.method, description="method", **wide),
             "coreset_ratio": w.FloatSlider(value=choice.coreset_ratio, min=0.01, max=1.0, step=0.01,
                                            readout_format=".0%", description="coreset share", **slider),
             "tau": w.FloatSlider(value=choice.tau, min=0.0, max=0.5, step=0.01, readout_format=".2f",
@@ -283,15 +284,16 @@ class ExplorerPanel:
             "lof_k": w.IntSlider(value=choice.lof_k, min=2, max=20, description="LOF k", **slider),
             "noise_ratio": w.FloatSlider(value=choice.noise_ratio, min=0.0, max=0.3, step=0.01, readout_format=".2f",
                                          description="noise ratio", **slider),
-            "noise_overlap": w.Checkbox(value=choice.noise_overlap, description="noise overlap"),
-            "seed": w.BoundedIntText(value=choice.seed, min=0, max=10**6, description="seed"),
+            "noise_overlap": w.Checkbox(value=choice.noise_overlap, description="noise overlap", **wide),
+            "seed": w.BoundedIntText(value=choice.seed, min=0, max=10**6, description="seed", **wide),
             "shown": w.SelectMultiple(options=explorer.image_names(choice.category),
                                       value=choice.shown or explorer.default_shown(choice.category), rows=8,
-                                      description="test images"),
+                                      description="test images", **wide),
         }
         self.status = w.HTML()
         self.output = w.Output()
-        self.widget = w.HBox([w.VBox(list(self.controls.values())), w.VBox([self.status, self.output])])
+        self.widget = w.HBox([w.VBox(list(self.controls.values()), layout=w.Layout(flex="0 0 340px")),
+                              w.VBox([self.status, self.output], layout=w.Layout(flex="1 1 auto"))])
         self._syncing = False
         self.controls["category"].observe(self._category_changed, names="value")
         for name, control in self.controls.items():
