@@ -169,8 +169,9 @@ def run_notebook(driver, url: str, token: str, name: str, out: Path, timeout: fl
     if state["kernel"] != KERNEL:
         raise LabTestError(f"{name} runs on kernel {state['kernel']!r}, not {KERNEL!r} (make setup installs it)")
     driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    wait_for(driver, f"(s => s.unrun === 0 && s.busy === 0 && s.status === 'idle')({STATE})", timeout,
-             f"all cells of {name} to run")
+    # Done when every cell ran, or when an error stopped the run (the later cells then never run).
+    wait_for(driver, f"(s => s.busy === 0 && s.status === 'idle' && (s.unrun === 0 || s.errors.length))({STATE})",
+             timeout, f"all cells of {name} to run")
     state = driver.execute_script(f"return {STATE}")
     driver.execute_script(f"{PANEL}.node.querySelector('.jp-OutputArea-output img')?.scrollIntoView()")
     driver.save_screenshot(str(out / f"{name}.png"))
