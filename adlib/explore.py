@@ -2,7 +2,7 @@
 
 `Explorer.update(Choice(...))` fits one detector on one category (optionally with SoftPatch's noisy
 training set) and scores its test images; it keeps the loaded categories and backbones between calls, so
-that with cached features an update costs a fit and a prediction, not a backbone load. `explorer_panel`
+that with cached features an update costs a fit and a prediction, not a backbone load. `ExplorerPanel`
 wires ipywidgets controls to it (ipywidgets is imported there only).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
