@@ -15,7 +15,7 @@ DATA ?= data/synthetic
 export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data test reproduce lab bench lock clean
+.PHONY: setup data test test-lab reproduce lab bench lock clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,11 @@ data/synthetic/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 test: $(STAMP) data
 	$(BIN)/python scripts/prepare_notebooks.py --profile $(PROFILE) --data $(DATA) --out build/nbval
 	$(BIN)/python -m pytest tests build/nbval --nbval-lax --nbval-kernel-name adlib
+
+# JupyterLab in headless Chromium (Debian's chromium + chromium-driver): runs 00_quickstart and 01_explore
+# in quick mode on the adlib kernel, checks the outputs, moves one widget; screenshots in build/test-lab/.
+test-lab: $(STAMP) data
+	$(BIN)/python scripts/test_lab.py --data $(DATA) --out build/test-lab
 
 # JOBS=N runs N notebooks at a time; an interrupted run resumes (only changed notebooks re-run; FORCE=1: all).
 reproduce: $(STAMP) data

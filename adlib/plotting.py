@@ -146,7 +146,7 @@ def benchmark_overview(
         return save_figure(fig, out, dpi=110)
 
 
-def _display_image(path: Path, prep) -> np.ndarray:
+def display_image(path: Path, prep) -> np.ndarray:
     """The image as the model saw it (resized and cropped), in [0, 1] for display."""
     from adlib.data import read_image
 
@@ -180,7 +180,7 @@ def heatmap_overlays(result, prep, out: Path, count: int = 8) -> Path:
         fig, axes = plt.subplots(2, len(chosen), figsize=(1.9 * len(chosen), 4.1), squeeze=False)
         for column, index in enumerate(chosen):
             sample, mask = test[index], result.masks[index].numpy()
-            image = _display_image(sample.image, prep)
+            image = display_image(sample.image, prep)
             top, bottom = axes[0, column], axes[1, column]
             top.imshow(image)
             bottom.imshow(image)
