@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from adlib.baselines import PaDiMSettings
+from adlib.padim import PaDiMSettings
 from adlib.data import add_training_noise, load_category
 from adlib.experiment import evaluate
 from adlib.explore import METHODS, Choice, Explorer, ExplorerPanel, heatmap_grid, image_name, method_settings
