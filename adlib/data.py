@@ -483,7 +483,7 @@ def add_training_noise(
     return noisy, record
 
 
-def test_subset(category: Category, count: int, seed: int) -> Category:
+def subsample_test(category: Category, count: int, seed: int) -> Category:
     """Keep a seeded random subset of `count` test images, stratified: good and defective images keep
     their shares (rounded; each class keeps at least one image when `count` >= 2 and it has one).
 

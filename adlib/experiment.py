@@ -11,6 +11,7 @@ protocol) that run in process or on any `concurrent.futures.Executor` (a Dask cl
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from adlib.data import Category, Sample, add_training_noise, load_category, low_shot, read_mask, test_subset
+from adlib.data import Category, Sample, add_training_noise, load_category, low_shot, read_mask, subsample_test
 from adlib.features import FeatureExtractor, default_device
 from adlib.methods import PatchCore, PatchCoreSettings
 from adlib.metrics import image_auroc, pixel_auroc, pro
@@ -179,6 +180,7 @@ IMAGE_COLUMNS = ("category", "method", "seed", "shots", "noise_ratio", "noise_ov
 # Feature extractors of this worker process, by (feature settings, device, cache dir): a worker loads a
 # backbone once and keeps it for the jobs that follow.
 _WORKER_EXTRACTORS: dict[tuple, FeatureExtractor] = {}
+_EXTRACTOR_LOCK = threading.Lock()
 
 
 def prepare(job: Job) -> tuple[Category, dict[str, object]]:
@@ -195,7 +197,7 @@ def prepare(job: Job) -> tuple[Category, dict[str, object]]:
     if job.shots is not None:
         category = low_shot(category, job.shots, job.seed)
     if job.test_images is not None:
-        category = test_subset(category, job.test_images, job.seed)
+        category = subsample_test(category, job.test_images, job.seed)
     extra = {"noise_ratio": job.noise_ratio, "noise_overlap": job.noise_overlap, "noise_moved": moved,
              "shots": len(category.train)}
     if job.test_images is not None:
@@ -267,8 +269,9 @@ def execute(job: Job, extractors: dict[tuple, FeatureExtractor] | None = None, k
     extractors = _WORKER_EXTRACTORS if extractors is None else extractors
     features = job.settings.features
     slot = (features, job.device, job.cache_dir)
-    if slot not in extractors:
-        extractors[slot] = FeatureExtractor(features, device=job.device, cache_dir=job.cache_dir)
+    with _EXTRACTOR_LOCK:  # a random init draws from torch's global generator: one thread at a time
+        if slot not in extractors:
+            extractors[slot] = FeatureExtractor(features, device=job.device, cache_dir=job.cache_dir)
     result = evaluate(category, job.settings, device=job.device, cache_dir=job.cache_dir, progress=job.progress,
                       extractor=extractors[slot], backend=job.backend)
     stored = stored_form(result, keep_maps=store is not None and store.keep_maps)
@@ -402,7 +405,7 @@ def run(
     unless `noise_overlap`. `shots` keeps a seeded random subset of that many training images
     (`adlib.data.low_shot`, seeded by each seed; applied after the noise, so noisy images may be drawn);
     a sequence of sizes is a training-set-size sweep. `test_images` keeps a seeded, stratified subset of
-    that many test images per category (`adlib.data.test_subset`; the same for every method of a seed;
+    that many test images per category (`adlib.data.subsample_test`; the same for every method of a seed;
     the rows then get a `test_images` column).
 
     `store`: True (default) reads and writes evaluations in the result store at
