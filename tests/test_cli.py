@@ -160,8 +160,9 @@ def test_local_workers_write_the_in_process_table(tiny_benchmark, tmp_path, monk
     pytest.importorskip("distributed")
     monkeypatch.delenv("ADLIB_SCHEDULER", raising=False)
     tables = {}
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))  # shared, as on a cluster (see test_experiment)
     for name, extra in (("here", []), ("workers", ["--workers", "2"])):
-        monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / name / "cache"))
+        monkeypatch.setenv("ADLIB_STORE_DIR", str(tmp_path / name / "store"))
         main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--seeds", "0", "1", "--backbone",
               "resnet18", "--weights", "none", "--coreset", "0.2", "--out", str(tmp_path / name), "--heatmaps", "2",
               "--no-progress", "--device", "cpu", *extra])
@@ -171,4 +172,4 @@ def test_local_workers_write_the_in_process_table(tiny_benchmark, tmp_path, monk
     assert not (tmp_path / "workers" / "heatmaps").exists()
     timings = tables["here"].metric.isin(["fit_seconds", "predict_seconds_per_image"])
     pd.testing.assert_frame_equal(tables["here"][~timings], tables["workers"][~timings])
-    assert list((tmp_path / "workers" / "cache" / "results").rglob("*.result"))  # the workers stored them
+    assert len(list((tmp_path / "workers" / "store").rglob("*.result"))) == 2  # the workers stored them

@@ -173,13 +173,22 @@ def sorted_tables(grid):
     return metrics, images
 
 
+# Both executor tests share the feature cache that the in-process run fills, as workers do, and give each
+# run its own store, so that every evaluation is fitted and scored by the executor's workers. (With cold
+# caches of their own, the workers race to fill theirs: an image whose batch-mates another worker has
+# cached meanwhile goes through the backbone in a smaller batch, and a batch of 1 gives other float32
+# bits than a batch of 8 - a property of the feature cache, not of the executor.)
+
+
 def test_a_thread_pool_gives_the_in_process_tables(tiny_benchmark, two_methods, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    grid = dict(categories=list(TINY_CATEGORIES), methods=two_methods, seeds=[0], progress=False)
-    here = run_grid(tiny_benchmark, **grid, cache_dir=tmp_path / "here")
+    grid = dict(categories=list(TINY_CATEGORIES), methods=two_methods, seeds=[0], progress=False,
+                cache_dir=tmp_path / "cache")
+    here = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "here"))
     with ThreadPoolExecutor(2) as pool:
-        there = run_grid(tiny_benchmark, **grid, cache_dir=tmp_path / "there", executor=pool)
+        there = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"), executor=pool)
+    assert len(entries(tmp_path / "there")) == 4
     for a, b in zip(sorted_tables(here), sorted_tables(there)):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     with pytest.raises(ValueError, match="on_result sees the fitted models"):
@@ -188,20 +197,22 @@ def test_a_thread_pool_gives_the_in_process_tables(tiny_benchmark, two_methods, 
 
 def test_a_dask_cluster_gives_the_in_process_tables_and_shares_the_store(tiny_benchmark, settings, tmp_path,
                                                                          monkeypatch):
-    """2 categories x 2 seeds on a 2-worker LocalCluster (processes, one thread each), with their own empty
-    feature cache and store: every number is computed by the workers and must equal the in-process run."""
+    """2 categories x 2 seeds on a 2-worker LocalCluster (processes, one thread each), with a store of its
+    own: every evaluation is fitted and scored by the workers and must equal the in-process run."""
     pytest.importorskip("distributed")
     from adlib.executors import grid_executor
 
-    grid = dict(categories=list(TINY_CATEGORIES), methods=settings, seeds=[0, 1], noise_ratio=0.34, progress=False)
-    here = run_grid(tiny_benchmark, **grid, cache_dir=tmp_path / "here")
+    grid = dict(categories=list(TINY_CATEGORIES), methods=settings, seeds=[0, 1], noise_ratio=0.34, progress=False,
+                cache_dir=tmp_path / "cache")
+    here = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "here"))
     with grid_executor(workers=2) as executor:
-        there = run_grid(tiny_benchmark, **grid, cache_dir=tmp_path / "there", executor=executor)
+        there = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"), executor=executor)
+    assert len(entries(tmp_path / "there")) == 4
     assert there.metrics.columns.tolist() == here.metrics.columns.tolist() and len(there.metrics) == len(here.metrics)
     for a, b in zip(sorted_tables(here), sorted_tables(there)):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     # the workers' entries serve this process: nothing is fitted again
     calls = count_evaluations(monkeypatch)
-    replay = run_grid(tiny_benchmark, **grid, cache_dir=tmp_path / "there")
+    replay = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"))
     assert calls == []
     pd.testing.assert_frame_equal(replay.metrics, there.metrics)
