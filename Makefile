@@ -72,5 +72,7 @@ lock: $(STAMP)
 	{ echo "# Exact versions of the project virtualenv; made by 'make lock'."; \
 	  $(BIN)/python -m pip freeze --exclude-editable --all | grep -v -E '^(pip|adlib)=='; } > requirements.lock
 
+# Removes the feature cache and the result store (cache/results, or $ADLIB_CACHE_DIR/results and
+# $ADLIB_STORE_DIR where those are set), so that the next run recomputes everything.
 clean:
-	rm -rf cache notebooks/executed .pytest_cache
+	rm -rf cache notebooks/executed .pytest_cache "$(ADLIB_CACHE_DIR)/results" $(if $(ADLIB_STORE_DIR),"$(ADLIB_STORE_DIR)")

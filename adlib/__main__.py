@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("results"), help="folder for results.csv and heatmaps")
     run.add_argument("--heatmaps", type=int, default=8, help="test images per category in the heatmap figure")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--no-store", action="store_true",
+                     help="compute every evaluation and keep none (the result store replays stored timings)")
+    cluster = run.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", default=os.environ.get("ADLIB_SCHEDULER"),
+                         help="run the grid on an existing Dask cluster, e.g. tcp://host:8786 (default: "
+                              "$ADLIB_SCHEDULER); data, ADLIB_CACHE_DIR and ADLIB_STORE_DIR must be shared paths")
+    cluster.add_argument("--workers", type=int,
+                         help="run the grid on a local Dask cluster of this many worker processes")
     add_fetch_parser(commands)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     for command in commands.choices.values():  # `--debug` after the command too
@@ -144,6 +153,7 @@ def run_command(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from adlib.data import require_categories
+    from adlib.executors import grid_executor
     from adlib.experiment import run, summary
     from adlib.files import atomic_write_bytes
     from adlib.plotting import heatmap_overlays
@@ -159,14 +169,22 @@ def run_command(args: argparse.Namespace) -> None:
             path = args.out / "heatmaps" / f"{result.category.name}.png"
             heatmap_overlays(result, seeded.features.preprocessing, path, args.heatmaps)
 
-    results = run(data, categories, {args.method: settings}, seeds=args.seeds, noise_ratio=args.noise,
-                  noise_overlap=args.overlap, shots=args.shots, device=args.device,
-                  progress=not args.no_progress, on_result=draw, backend=args.backend)
+    scheduler = None if args.workers else args.scheduler  # --workers beats $ADLIB_SCHEDULER
+    with grid_executor(scheduler, args.workers) as executor:
+        # the heatmaps need the fitted models, which stay in the workers of a cluster
+        heatmaps = args.heatmaps > 0 and executor is None
+        results = run(data, categories, {args.method: settings}, seeds=args.seeds, noise_ratio=args.noise,
+                      noise_overlap=args.overlap, shots=args.shots, device=args.device,
+                      progress=not args.no_progress, on_result=draw if heatmaps else None, backend=args.backend,
+                      store=not args.no_store, executor=executor)
     atomic_write_bytes(args.out / "results.csv", results.to_csv(index=False).encode())
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200,
                            "display.max_columns", 20):
         print(summary(results))
-    print(f"\nwrote {args.out / 'results.csv'} and heatmaps in {args.out / 'heatmaps'}")
+    note = ""
+    if args.heatmaps > 0:
+        note = f" and heatmaps in {args.out / 'heatmaps'}" if heatmaps else " (heatmaps are drawn in process only)"
+    print(f"\nwrote {args.out / 'results.csv'}{note}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -497,3 +497,29 @@ def add_training_noise(
     noisy = replace(category, train=category.train + tuple(moved), test=test)
     record = NoiseRecord(ratio=float(ratio), overlap=overlap, seed=int(seed), moved=tuple(s.image for s in moved))
     return noisy, record
+
+
+def subsample_test(category: Category, count: int, seed: int) -> Category:
+    """Keep a seeded random subset of `count` test images, stratified: good and defective images keep
+    their shares (rounded; each class keeps at least one image when `count` >= 2 and it has one).
+
+    Drawn with numpy.random.default_rng([seed, 1]) (a stream apart from `low_shot`'s and the noise's),
+    per class from the test set's order, which the subset keeps; the training set is unchanged.
+    """
+    available = len(category.test)
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= available:
+        raise ValueError(
+            f"test_images={count!r} for category {category.name!r}: use an integer from 1 to {available} "
+            f"(the number of test images)"
+        )
+    _check_seed(seed)
+    good = [i for i, sample in enumerate(category.test) if sample.label == 0]
+    defective = [i for i, sample in enumerate(category.test) if sample.label == 1]
+    n_defective = int(round(count * len(defective) / available))
+    if count >= 2 and good and defective:
+        n_defective = min(max(n_defective, 1), count - 1)
+    n_defective = min(max(n_defective, count - len(good)), len(defective))
+    rng = np.random.default_rng([int(seed), 1])
+    chosen = [*rng.choice(defective, size=n_defective, replace=False),
+              *rng.choice(good, size=count - n_defective, replace=False)]
+    return replace(category, test=tuple(category.test[i] for i in sorted(int(i) for i in chosen)))

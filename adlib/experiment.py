@@ -2,27 +2,37 @@
 
 One row per (category, method, seed, shots, metric); the settings that made a row are columns too, so tables
 from several runs concatenate and pivot cleanly. Backbone features come from the on-disk cache, so a
-grid of settings over the same images costs one feature extraction.
+grid of settings over the same images costs one feature extraction, and each evaluation's result is
+kept in the result store (`adlib.store`), so a grid shared by several notebooks, or run again, is
+computed once. A grid is a list of independent jobs (one evaluation each: category, method, seed,
+protocol) that run in process or on any `concurrent.futures.Executor` (a Dask cluster among them).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from concurrent.futures import Executor, as_completed
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
-from adlib.data import Category, add_training_noise, load_category, low_shot, read_mask
+from adlib.data import Category, add_training_noise, load_category, low_shot, read_mask, subsample_test
 from adlib.detector import Detector
-from adlib.features import FeatureExtractor, FeatureSettings
+from adlib.features import FeatureExtractor, default_device
 from adlib.methods import PatchCore
 from adlib.metrics import image_auroc, pixel_auroc, pro
 from adlib.registry import detector_class
 from adlib.scoring import Scores
+from adlib.store import (ResultStore, StoredResult, content_digest, data_fingerprint, default_store_root,
+                         relative_path)
 
 METRICS = ("image_auroc", "pixel_auroc", "pro", "fit_seconds", "predict_seconds_per_image")
 
@@ -115,6 +125,249 @@ def default_name(settings) -> str:
     return type(settings).__name__.removesuffix("Settings").lower()
 
 
+@dataclass(frozen=True)
+class Job:
+    """One evaluation of a grid, as paths and settings only (picklable): a worker loads the data and its
+    own feature extractor. `settings` are already seeded with `seed`."""
+
+    data_root: Path
+    category: str
+    method: str
+    settings: object
+    seed: int
+    noise_ratio: float
+    noise_overlap: bool
+    shots: int | None
+    test_images: int | None
+    device: str | None
+    cache_dir: Path | None
+    backend: str
+    store: ResultStore | None
+    progress: bool
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a job gives back: the stored form of its result, the protocol columns, the store key (None
+    without a store) and, only when asked for in this process, the full `CategoryResult`."""
+
+    stored: StoredResult
+    extra: dict[str, object]
+    key: str | None
+    result: CategoryResult | None = None
+
+
+class GridResults(NamedTuple):
+    """`run_grid`'s two tables: the tidy metrics (what `run` returns) and the per-image scores."""
+
+    metrics: pd.DataFrame
+    images: pd.DataFrame
+
+
+IMAGE_COLUMNS = ("category", "method", "seed", "shots", "noise_ratio", "noise_overlap", "image", "label", "defect",
+                 "score", "result_key")
+
+# Feature extractors of this worker process, by (feature settings, device, cache dir): a worker loads a
+# backbone once and keeps it for the jobs that follow.
+_WORKER_EXTRACTORS: dict[tuple, FeatureExtractor] = {}
+_EXTRACTOR_LOCK = threading.Lock()
+
+
+def prepare(job: Job) -> tuple[Category, dict[str, object]]:
+    """The job's category with its protocol applied, and the protocol columns of its rows.
+
+    The order is the protocol's: noise (seeded), then the low-shot draw (seeded), then the test subset
+    (seeded), so every method of a (category, seed) sees the same images.
+    """
+    clean = load_category(job.data_root, job.category)
+    category, moved = clean, 0
+    if job.noise_ratio > 0:
+        category, record = add_training_noise(clean, job.noise_ratio, job.noise_overlap, job.seed)
+        moved = len(record.moved)
+    if job.shots is not None:
+        category = low_shot(category, job.shots, job.seed)
+    if job.test_images is not None:
+        category = subsample_test(category, job.test_images, job.seed)
+    extra = {"noise_ratio": job.noise_ratio, "noise_overlap": job.noise_overlap, "noise_moved": moved,
+             "shots": len(category.train)}
+    if job.test_images is not None:
+        extra["test_images"] = len(category.test)
+    return category, extra
+
+
+def _weights_files(values: object) -> dict[str, str]:
+    """Content digests of the backbone weights files the settings name (not 'imagenet' or a random init)."""
+    found: dict[str, str] = {}
+    if isinstance(values, dict):
+        for name, value in values.items():
+            if name == "weights" and isinstance(value, str) and value != "imagenet" and Path(value).is_file():
+                found[value] = content_digest(Path(value))
+            else:
+                found.update(_weights_files(value))
+    return found
+
+
+def evaluation_request(job: Job, category: Category) -> dict[str, object]:
+    """Everything that decides the job's numbers, as JSON values: the store keys the result by it."""
+    settings = job.settings.to_dict()
+    device = torch.device(job.device) if job.device is not None else default_device()
+    return {
+        "data": data_fingerprint(category.train, category.test, category.root.parent),
+        "category": job.category,
+        "settings_type": type(job.settings).__qualname__,
+        "settings": settings,
+        "protocol": {"noise_ratio": job.noise_ratio, "noise_overlap": job.noise_overlap, "shots": job.shots,
+                     "test_images": job.test_images},
+        "seed": job.seed,
+        "backend": job.backend,
+        "device": device.type,
+        "weights_files": _weights_files(settings),
+        "versions": {"torch": torch.__version__, "numpy": np.__version__},
+    }
+
+
+def stored_form(result: CategoryResult, keep_maps: bool) -> StoredResult:
+    """A `CategoryResult` as the store keeps it: metrics, per-image scores, float16 maps if asked."""
+    root = result.category.root.parent
+    test = result.category.test
+    return StoredResult(
+        metrics={name: float(value) for name, value in result.metrics.items()},
+        images=tuple(relative_path(sample.image, root) for sample in test),
+        labels=np.array([sample.label for sample in test], dtype=np.int64),
+        defects=tuple(sample.defect for sample in test),
+        scores=result.scores.image.numpy(),
+        maps=result.scores.maps.numpy().astype(np.float16) if keep_maps else None,
+    )
+
+
+def execute(job: Job, extractors: dict[tuple, FeatureExtractor] | None = None, keep_result: bool = False) -> JobResult:
+    """Runs one job: reads its result from the store, or fits and scores (and stores) it.
+
+    `extractors`: loaded feature extractors to share (default: this worker process's own).
+    `keep_result`: compute even on a store hit and return the full `CategoryResult` (fitted model,
+    maps, masks), for callers in this process that look inside the model.
+    """
+    category, extra = prepare(job)
+    store, key, request = job.store, None, None
+    if store is not None:
+        request = evaluation_request(job, category)
+        key = store.key(request)
+        if not keep_result:
+            stored = store.get(key)
+            if stored is not None:
+                return JobResult(stored, extra, key)
+    extractors = _WORKER_EXTRACTORS if extractors is None else extractors
+    features = job.settings.features
+    slot = (features, job.device, job.cache_dir)
+    with _EXTRACTOR_LOCK:  # a random init draws from torch's global generator: one thread at a time
+        if slot not in extractors:
+            extractors[slot] = FeatureExtractor(features, device=job.device, cache_dir=job.cache_dir)
+    result = evaluate(category, job.settings, device=job.device, cache_dir=job.cache_dir, progress=job.progress,
+                      extractor=extractors[slot], backend=job.backend)
+    stored = stored_form(result, keep_maps=store is not None and store.keep_maps)
+    if store is not None:
+        store.put(key, request, stored)
+    return JobResult(stored, extra, key, result if keep_result else None)
+
+
+def grid_jobs(
+    data_root: Path,
+    categories: Sequence[str],
+    methods: Mapping[str, object] | object,
+    seeds: Sequence[int] = (0,),
+    noise_ratio: float = 0.0,
+    noise_overlap: bool = False,
+    shots: int | Sequence[int] | None = None,
+    test_images: int | None = None,
+    device: torch.device | str | None = None,
+    cache_dir: Path | None = None,
+    backend: str = "auto",
+    store: bool | ResultStore = True,
+    progress: bool = True,
+) -> list[Job]:
+    """The grid's jobs in the in-process order: category, seed, training-set size, method."""
+    if noise_overlap and noise_ratio == 0:
+        raise ValueError("noise_overlap=True only acts with noise_ratio > 0: set a noise ratio or drop the overlap")
+    if not isinstance(methods, Mapping):
+        methods = {default_name(methods): methods}
+    if not methods:
+        raise ValueError("methods is empty: name at least one method and its settings")
+    if isinstance(store, bool):
+        store = ResultStore(default_store_root(cache_dir)) if store else None
+    sizes = [shots] if shots is None or isinstance(shots, int) else list(shots)
+    device = str(device) if device is not None else None
+    return [
+        Job(Path(data_root), name, method, dataclasses.replace(settings, seed=seed), seed, noise_ratio, noise_overlap,
+            size, test_images, device, cache_dir, backend, store, progress)
+        for name in categories for seed in seeds for size in sizes for method, settings in methods.items()
+    ]
+
+
+def run_grid(
+    data_root: Path,
+    categories: Sequence[str],
+    methods: Mapping[str, object] | object,
+    seeds: Sequence[int] = (0,),
+    noise_ratio: float = 0.0,
+    noise_overlap: bool = False,
+    shots: int | Sequence[int] | None = None,
+    device: torch.device | str | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    on_result: Callable[[CategoryResult, object], None] | None = None,
+    backend: str = "auto",
+    store: bool | ResultStore = True,
+    executor: Executor | None = None,
+    test_images: int | None = None,
+) -> GridResults:
+    """`run`'s metrics table and the per-image scores of the same evaluations (one job loop).
+
+    The per-image table has one row per (evaluation, test image): category, method, seed, shots,
+    noise_ratio, noise_overlap, image (path relative to the data root), label, defect, score, and
+    result_key (the evaluation's key in the store, None without one; `ResultStore.get(key).maps` has
+    its maps when the store keeps them). See `run` for the arguments.
+    """
+    if on_result is not None and executor is not None:
+        raise ValueError("on_result sees the fitted models, which stay in the executor's workers: use "
+                         "executor=None with on_result, or read per-image scores and maps from run_grid and the store")
+    jobs = grid_jobs(data_root, categories, methods, seeds, noise_ratio, noise_overlap, shots, test_images, device,
+                     cache_dir, backend, store, progress and executor is None)
+    outcomes: list[JobResult] = []
+    bar = tqdm(total=len(jobs), desc="evaluations", unit="eval", disable=not progress)
+    if executor is None:
+        extractors: dict[tuple, FeatureExtractor] = {}
+        for job in jobs:
+            outcome = execute(job, extractors, keep_result=on_result is not None)
+            if on_result is not None:
+                on_result(outcome.result, job.settings)
+                outcome = dataclasses.replace(outcome, result=None)
+            outcomes.append(outcome)
+            bar.update()
+    else:
+        futures = {executor.submit(execute, job): index for index, job in enumerate(jobs)}
+        done: dict[int, JobResult] = {}
+        try:
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                bar.update()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        outcomes = [done[index] for index in range(len(jobs))]
+    bar.close()
+    rows, images = [], []
+    for job, outcome in zip(jobs, outcomes):
+        rows += result_rows(job.category, job.method, job.settings, outcome.stored.metrics, outcome.extra)
+        stored = outcome.stored
+        common = {"category": job.category, "method": job.method, "seed": job.seed, "shots": outcome.extra["shots"],
+                  "noise_ratio": job.noise_ratio, "noise_overlap": job.noise_overlap}
+        images += [{**common, "image": image, "label": int(label), "defect": defect, "score": float(score),
+                    "result_key": outcome.key}
+                   for image, label, defect, score in zip(stored.images, stored.labels, stored.defects, stored.scores)]
+    return GridResults(pd.DataFrame(rows), pd.DataFrame(images, columns=list(IMAGE_COLUMNS)))
+
+
 def run(
     data_root: Path,
     categories: Sequence[str],
@@ -128,6 +381,9 @@ def run(
     progress: bool = True,
     on_result: Callable[[CategoryResult, object], None] | None = None,
     backend: str = "auto",
+    store: bool | ResultStore = True,
+    executor: Executor | None = None,
+    test_images: int | None = None,
 ) -> pd.DataFrame:
     """A tidy DataFrame: one row per (category, method, seed, shots, metric), with the settings as columns.
 
@@ -138,39 +394,24 @@ def run(
     seed: int(ratio * |train|) anomalous test images join the training set, and leave the test set
     unless `noise_overlap`. `shots` keeps a seeded random subset of that many training images
     (`adlib.data.low_shot`, seeded by each seed; applied after the noise, so noisy images may be drawn);
-    a sequence of sizes is a training-set-size sweep. `on_result(result, settings)` sees every
-    evaluation (the CLI draws heatmaps with it).
+    a sequence of sizes is a training-set-size sweep. `test_images` keeps a seeded, stratified subset of
+    that many test images per category (`adlib.data.subsample_test`; the same for every method of a seed;
+    the rows then get a `test_images` column).
+
+    `store`: True (default) reads and writes evaluations in the result store at
+    `adlib.store.default_store_root(cache_dir)`; a `ResultStore` uses that one; False computes everything
+    and writes nothing. A stored result replays the timings measured when it was computed: pass
+    `store=False` to time things.
+    `executor`: None runs the evaluations here, in order; any `concurrent.futures.Executor` (e.g.
+    `adlib.executors.grid_executor`'s Dask executor) runs them as independent jobs, each worker
+    loading its own backbone; the feature cache and the store on disk are the shared state, so on a
+    shared path workers reuse each other's results. The table is the same either way.
+    `on_result(result, settings)` sees every evaluation with its fitted model (the CLI draws heatmaps
+    with it): the store keeps no models, so with `on_result` every evaluation is computed (and stored),
+    and no executor can be used. Per-image scores: `run_grid`.
     """
-    if noise_overlap and noise_ratio == 0:
-        raise ValueError("noise_overlap=True only acts with noise_ratio > 0: set a noise ratio or drop the overlap")
-    if not isinstance(methods, Mapping):
-        methods = {default_name(methods): methods}
-    if not methods:
-        raise ValueError("methods is empty: name at least one method and its settings")
-    sizes = [shots] if shots is None or isinstance(shots, int) else list(shots)
-    extractors: dict[FeatureSettings, FeatureExtractor] = {}
-    rows = []
-    for name in categories:
-        clean = load_category(data_root, name)
-        for seed in seeds:
-            noisy, extra = clean, {"noise_ratio": noise_ratio, "noise_overlap": noise_overlap, "noise_moved": 0}
-            if noise_ratio > 0:
-                noisy, record = add_training_noise(clean, noise_ratio, noise_overlap, seed)
-                extra["noise_moved"] = len(record.moved)
-            for size in sizes:
-                category = noisy if size is None else low_shot(noisy, size, seed)
-                extra["shots"] = len(category.train)
-                for method, settings in methods.items():
-                    seeded = dataclasses.replace(settings, seed=seed)
-                    features = seeded.features
-                    if features not in extractors:
-                        extractors[features] = FeatureExtractor(features, device=device, cache_dir=cache_dir)
-                    result = evaluate(category, seeded, device=device, cache_dir=cache_dir, progress=progress,
-                                      extractor=extractors[features], backend=backend)
-                    rows += result_rows(name, method, seeded, result.metrics, extra)
-                    if on_result is not None:
-                        on_result(result, seeded)
-    return pd.DataFrame(rows)
+    return run_grid(data_root, categories, methods, seeds, noise_ratio, noise_overlap, shots, device, cache_dir,
+                    progress, on_result, backend, store, executor, test_images).metrics
 
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:

@@ -216,3 +216,30 @@ def test_a_bug_is_not_hidden_as_a_bad_input(monkeypatch):
     monkeypatch.setattr(cli, "run_command", broken)
     with pytest.raises(KeyError):
         main(["run"])
+
+
+def test_cluster_options(monkeypatch):
+    monkeypatch.setenv("ADLIB_SCHEDULER", "tcp://scheduler:8786")
+    assert build_parser().parse_args(["run"]).scheduler == "tcp://scheduler:8786"
+    assert build_parser().parse_args(["run", "--workers", "2"]).workers == 2
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--scheduler", "tcp://a:1", "--workers", "2"])
+
+
+def test_local_workers_write_the_in_process_table(tiny_benchmark, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    monkeypatch.delenv("ADLIB_SCHEDULER", raising=False)
+    tables = {}
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))  # shared, as on a cluster (see test_experiment)
+    for name, extra in (("here", []), ("workers", ["--workers", "2"])):
+        monkeypatch.setenv("ADLIB_STORE_DIR", str(tmp_path / name / "store"))
+        main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--seeds", "0", "1", "--backbone",
+              "resnet18", "--weights", "none", "--coreset", "0.2", "--out", str(tmp_path / name), "--heatmaps", "2",
+              "--no-progress", "--device", "cpu", *extra])
+        tables[name] = pd.read_csv(tmp_path / name / "results.csv")
+    assert "heatmaps are drawn in process only" in capsys.readouterr().out
+    assert (tmp_path / "here" / "heatmaps" / "pill.png").is_file()
+    assert not (tmp_path / "workers" / "heatmaps").exists()
+    timings = tables["here"].metric.isin(["fit_seconds", "predict_seconds_per_image"])
+    pd.testing.assert_frame_equal(tables["here"][~timings], tables["workers"][~timings])
+    assert len(list((tmp_path / "workers" / "store").rglob("*.result"))) == 2  # the workers stored them

@@ -27,6 +27,7 @@ from adlib.data import (
     read_batch,
     read_image,
     read_mask,
+    subsample_test,
 )
 
 SIZE = (40, 30)  # (width, height) of the fixture images
@@ -501,6 +502,29 @@ def test_low_shot_rejects_bad_shots(shots: int) -> None:
 def test_low_shot_rejects_bad_seed() -> None:
     with pytest.raises(ValueError, match="seed=-3"):
         low_shot(_synthetic_category(30, 10), 3, seed=-3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Test subsets
+
+
+@pytest.mark.parametrize(("count", "defective"), [(1, 1), (2, 1), (6, 5), (7, 5), (12, 9), (13, 10)])
+def test_test_subset_is_seeded_stratified_and_ordered(count: int, defective: int) -> None:
+    category = _synthetic_category(30, 10)  # 10 defective, 3 good test images
+    subset = subsample_test(category, count, seed=4)
+    assert subset == subsample_test(category, count, seed=4) and subset.train == category.train
+    assert len(subset.test) == count and len(set(subset.test)) == count
+    assert sum(s.label for s in subset.test) == defective  # round(count * 10 / 13), one of each class when >= 2
+    order = {sample: i for i, sample in enumerate(category.test)}
+    assert [order[s] for s in subset.test] == sorted(order[s] for s in subset.test)
+    if count < 13:
+        assert len({subsample_test(category, count, seed=s).test for s in range(6)}) > 1  # seeds differ
+
+
+@pytest.mark.parametrize("count", [0, 14, True])
+def test_test_subset_rejects_bad_counts(count: int) -> None:
+    with pytest.raises(ValueError, match="test_images=.*from 1 to 13"):
+        subsample_test(_synthetic_category(30, 10), count, seed=0)
 
 
 # --------------------------------------------------------------------------------------------------

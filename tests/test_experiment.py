@@ -2,13 +2,16 @@
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_CATEGORIES
 
 from adlib.data import load_category, low_shot
-from adlib.experiment import evaluate, run, summary
+from adlib.experiment import evaluate, run, run_grid, summary
 from adlib.features import FeatureExtractor
 from adlib.methods import PatchCoreSettings
+from adlib.store import ResultStore
 
 
 @pytest.fixture
@@ -65,3 +68,152 @@ def test_run_cache_dir_reaches_every_extractor(tiny_benchmark, settings, small_f
     run(tiny_benchmark, ["pill"], denoised, cache_dir=tmp_path / "mine", progress=False)
     assert not (tmp_path / "default").exists()
     assert list((tmp_path / "mine").rglob("*.layer1.pt"))  # the filter's layer1 maps went to the run's cache
+
+
+# -- the result store, per-image scores, test subsets and executors ----------------------------------
+
+TIMINGS = ["fit_seconds", "predict_seconds_per_image"]
+
+
+def without_timings(table: pd.DataFrame) -> pd.DataFrame:
+    return table[~table.metric.isin(TIMINGS)].reset_index(drop=True)
+
+
+def entries(root) -> list:
+    return sorted(root.rglob("*.result"))
+
+
+@pytest.fixture
+def two_methods(settings):
+    return {"patchcore": settings, "softpatch": dataclasses.replace(settings, denoise="lof", lof_k=3)}
+
+
+def count_evaluations(monkeypatch) -> list:
+    """Counts the fits: every call of experiment.evaluate (a store hit makes none)."""
+    import adlib.experiment as experiment
+
+    calls, real = [], experiment.evaluate
+    monkeypatch.setattr(experiment, "evaluate", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
+    return calls
+
+
+def test_the_store_computes_once_and_replays_the_same_tables(tiny_benchmark, two_methods, tmp_path, monkeypatch):
+    grid = dict(categories=["pill"], methods=two_methods, seeds=[0, 1], noise_ratio=0.34, cache_dir=tmp_path,
+                progress=False)
+    plain = run_grid(tiny_benchmark, **grid, store=False)
+    assert not (tmp_path / "results").exists()  # store=False writes nothing
+    calls = count_evaluations(monkeypatch)
+    first = run_grid(tiny_benchmark, **grid)
+    assert len(calls) == 4 and len(entries(tmp_path / "results")) == 4  # a miss each, stored
+    again = run_grid(tiny_benchmark, **grid)
+    assert len(calls) == 4  # all hits: nothing fitted
+    pd.testing.assert_frame_equal(again.metrics, first.metrics)  # timings too: a hit replays them
+    pd.testing.assert_frame_equal(again.images, first.images)
+    pd.testing.assert_frame_equal(without_timings(first.metrics), without_timings(plain.metrics))
+    pd.testing.assert_frame_equal(first.images.drop(columns="result_key"), plain.images.drop(columns="result_key"))
+    assert plain.images.result_key.isna().all() and first.images.result_key.nunique() == 4
+    run_grid(tiny_benchmark, **grid, store=False)
+    assert len(calls) == 8  # store=False computes even when the entries are there
+
+
+def test_a_broken_entry_or_new_scoring_code_recomputes(tiny_benchmark, settings, tmp_path, monkeypatch):
+    store = ResultStore(tmp_path / "store", scoring_version="v1")
+    first = run(tiny_benchmark, ["pill", "brick"], settings, store=store, cache_dir=tmp_path, progress=False)
+    calls = count_evaluations(monkeypatch)
+    broken = entries(tmp_path / "store")[0]
+    broken.write_bytes(broken.read_bytes()[:-10])
+    with pytest.warns(UserWarning, match="broken"):
+        again = run(tiny_benchmark, ["pill", "brick"], settings, store=store, cache_dir=tmp_path, progress=False)
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(without_timings(again), without_timings(first))
+    run(tiny_benchmark, ["pill", "brick"], settings, store=ResultStore(tmp_path / "store", scoring_version="v2"),
+        cache_dir=tmp_path, progress=False)
+    assert len(calls) == 3  # another scoring version: every entry is a miss
+    assert len(entries(tmp_path / "store")) == 4
+
+
+def test_per_image_scores_are_the_detectors_scores(tiny_benchmark, settings, tmp_path):
+    images = run_grid(tiny_benchmark, ["pill"], settings, seeds=[1], shots=4, cache_dir=tmp_path, progress=False,
+                      store=ResultStore(tmp_path / "store", keep_maps=True)).images
+    assert list(images.columns) == ["category", "method", "seed", "shots", "noise_ratio", "noise_overlap", "image",
+                                    "label", "defect", "score", "result_key"]
+    category = low_shot(load_category(tiny_benchmark, "pill"), 4, 1)
+    alone = evaluate(category, dataclasses.replace(settings, seed=1), cache_dir=tmp_path, progress=False)
+    assert images.image.tolist() == [s.image.relative_to(tiny_benchmark.resolve()).as_posix() for s in category.test]
+    assert images.image.str.startswith("pill/test/").all()
+    assert images.label.tolist() == [s.label for s in category.test]
+    assert images.defect.tolist() == [s.defect for s in category.test]
+    assert images.score.tolist() == alone.scores.image.tolist()
+    assert (images.shots == 4).all() and (images.seed == 1).all()
+    stored = ResultStore(tmp_path / "store", keep_maps=True).get(images.result_key.iloc[0])
+    np.testing.assert_allclose(stored.maps, alone.scores.maps.numpy(), rtol=1e-3)  # float16 maps
+
+
+def test_test_images_is_one_seeded_stratified_subset_for_every_method(tiny_benchmark, two_methods, tmp_path):
+    grid = run_grid(tiny_benchmark, ["pill"], two_methods, seeds=[0, 1], test_images=6, cache_dir=tmp_path,
+                    progress=False)
+    subsets = grid.images.groupby(["seed", "method"]).image.apply(tuple)
+    for seed in (0, 1):
+        assert subsets[seed, "patchcore"] == subsets[seed, "softpatch"]  # every method sees the same images
+        assert len(subsets[seed, "patchcore"]) == 6
+    assert subsets[0, "patchcore"] != subsets[1, "patchcore"]
+    labels = grid.images.query("seed == 0 and method == 'patchcore'").label
+    assert labels.sum() == 4  # 6 of the defective share 6/9, rounded: 4 defective, 2 good
+    assert (grid.metrics.test_images == 6).all()
+    again = run_grid(tiny_benchmark, ["pill"], two_methods, seeds=[0], test_images=6, cache_dir=tmp_path,
+                     progress=False, store=False)
+    assert tuple(again.images.query("method == 'patchcore'").image) == subsets[0, "patchcore"]
+    assert "test_images" not in run(tiny_benchmark, ["pill"], two_methods["patchcore"], cache_dir=tmp_path,
+                                    progress=False).columns  # the default table keeps its shape
+
+
+def sorted_tables(grid):
+    keys = ["category", "method", "seed", "shots", "metric"]
+    metrics = without_timings(grid.metrics).sort_values(keys).reset_index(drop=True)
+    images = grid.images.sort_values(["category", "method", "seed", "image"]).reset_index(drop=True)
+    return metrics, images
+
+
+# Both executor tests share the feature cache that the in-process run fills, as workers do, and give each
+# run its own store, so that every evaluation is fitted and scored by the executor's workers. (With cold
+# caches of their own, the workers race to fill theirs: an image whose batch-mates another worker has
+# cached meanwhile goes through the backbone in a smaller batch, and a batch of 1 gives other float32
+# bits than a batch of 8 - a property of the feature cache, not of the executor.)
+
+
+def test_a_thread_pool_gives_the_in_process_tables(tiny_benchmark, two_methods, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    grid = dict(categories=list(TINY_CATEGORIES), methods=two_methods, seeds=[0], progress=False,
+                cache_dir=tmp_path / "cache")
+    here = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "here"))
+    with ThreadPoolExecutor(2) as pool:
+        there = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"), executor=pool)
+    assert len(entries(tmp_path / "there")) == 4
+    for a, b in zip(sorted_tables(here), sorted_tables(there)):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    with pytest.raises(ValueError, match="on_result sees the fitted models"):
+        run(tiny_benchmark, ["pill"], two_methods, executor=pool, on_result=lambda result, settings: None)
+
+
+def test_a_dask_cluster_gives_the_in_process_tables_and_shares_the_store(tiny_benchmark, settings, tmp_path,
+                                                                         monkeypatch):
+    """2 categories x 2 seeds on a 2-worker LocalCluster (processes, one thread each), with a store of its
+    own: every evaluation is fitted and scored by the workers and must equal the in-process run."""
+    pytest.importorskip("distributed")
+    from adlib.executors import grid_executor
+
+    grid = dict(categories=list(TINY_CATEGORIES), methods=settings, seeds=[0, 1], noise_ratio=0.34, progress=False,
+                cache_dir=tmp_path / "cache")
+    here = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "here"))
+    with grid_executor(workers=2) as executor:
+        there = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"), executor=executor)
+    assert len(entries(tmp_path / "there")) == 4
+    assert there.metrics.columns.tolist() == here.metrics.columns.tolist() and len(there.metrics) == len(here.metrics)
+    for a, b in zip(sorted_tables(here), sorted_tables(there)):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # the workers' entries serve this process: nothing is fitted again
+    calls = count_evaluations(monkeypatch)
+    replay = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"))
+    assert calls == []
+    pd.testing.assert_frame_equal(replay.metrics, there.metrics)
