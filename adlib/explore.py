@@ -21,7 +21,8 @@ import torch
 from adlib.data import Category, NoiseRecord, Sample, add_training_noise, load_category, low_shot
 from adlib.experiment import CategoryResult, evaluate
 from adlib.features import FeatureExtractor, FeatureSettings, PatchEmbedding
-from adlib.methods import PatchCoreSettings, improved_patchcore_settings, softpatch_settings
+from adlib.methods import PatchCoreSettings, improved_patchcore_settings
+from adlib.notebook import softpatch_variants
 from adlib.padim import padim_settings
 from adlib.plotting import STYLE, display_image, draw_mask_outline
 
@@ -65,8 +66,8 @@ def method_settings(method: str, features: FeatureSettings, coreset_ratio: float
         return dataclasses.replace(improved_patchcore_settings(features, coreset_ratio), seed=seed)
     if method.startswith("SoftPatch"):
         denoise = method.removeprefix("SoftPatch ").lower()
-        lof = {"lof_k": lof_k} if denoise == "lof" else {}  # the other discriminators have no k
-        return dataclasses.replace(softpatch_settings(features, denoise, coreset_ratio, tau=tau, **lof), seed=seed)
+        variant = softpatch_variants(features, coreset_ratio, tau, lof_k, denoisers=(denoise,))
+        return dataclasses.replace(variant[f"SoftPatch-{denoise}"], seed=seed)
     sampler = "random" if method == "PatchCore-random" else "approximate_greedy"
     return PatchCoreSettings(features=features, coreset_ratio=coreset_ratio, sampler=sampler, seed=seed)
 
