@@ -195,3 +195,57 @@ def heatmap_overlays(result, prep, out: Path, count: int = 8) -> Path:
         fig.colorbar(heat, ax=axes[1, :].tolist(), shrink=0.8, label="anomaly score")
         fig.suptitle(f"{result.category.name}: test images and anomaly maps", y=1.0)
         return save_figure(fig, out)
+
+
+# --- pca
+
+#: A verdict's colour by status (holds / does not hold / inconclusive).
+STATUS_COLOURS = {"holds": "#2a7f3f", "does not hold": "#b00020", "inconclusive": "#7f7f7f"}
+
+
+def seed_verdict_dots(ax, verdicts) -> None:
+    """One row per `adlib.toy.SeedVerdict` (first on top): the mean per-seed difference a - b as a dot with its
+    t interval, a zero line, coloured by status; the row label is the verdict's statement."""
+    rows = list(verdicts)
+    for y, verdict in enumerate(reversed(rows)):
+        colour = STATUS_COLOURS[verdict.status]
+        if np.isfinite(verdict.low) and np.isfinite(verdict.high):
+            ax.plot([verdict.low, verdict.high], [y, y], color=colour, linewidth=2)
+        ax.plot(verdict.estimate, y, "o", color=colour, markersize=6)
+        ax.annotate(verdict.status, (verdict.estimate, y), xytext=(0, 6), textcoords="offset points", ha="center",
+                    fontsize=7, color=colour)
+    ax.axvline(0.0, color="#999999", linewidth=0.8, linestyle=":")
+    ax.set_yticks(range(len(rows)), [verdict.statement for verdict in reversed(rows)], fontsize=8)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    n = rows[0].sample() if rows else "no verdicts"
+    ax.set_xlabel(f"mean per-seed difference a - b, 95 % t interval over seeds (n = {n})")
+
+
+def coverage_figure(shown, verdicts, names, n_selected: int):
+    """PC Fig. 3 / KC Fig. 4: one row of scatter panels per toy data set (all points, the kept ones in red,
+    that run's coverage in the title), then `seed_verdict_dots` of the verdicts.
+
+    `shown` maps (data set, sampler) -> (points [N, 2], kept [n, 2], coverage dict), in row / column order;
+    `names` maps a sampler to its display name.
+    """
+    plt = pyplot()
+    datasets = list(dict.fromkeys(dataset for dataset, _ in shown))
+    samplers = list(dict.fromkeys(sampler for _, sampler in shown))
+    fig = plt.figure(figsize=(max(2.6 * len(samplers), 9.0), 2.9 * len(datasets) + 0.45 * len(verdicts) + 1.2))
+    grid = fig.add_gridspec(len(datasets) + 1, len(samplers), hspace=0.55,
+                            height_ratios=[1.0] * len(datasets) + [0.16 * len(verdicts) + 0.25])
+    for row, dataset in enumerate(datasets):
+        for column, sampler in enumerate(samplers):
+            points, kept, measured = shown[dataset, sampler]
+            ax = fig.add_subplot(grid[row, column])
+            ax.scatter(points[:, 0], points[:, 1], s=3, color="#6b9bd1", alpha=0.45, linewidths=0)
+            ax.scatter(kept[:, 0], kept[:, 1], s=16, color="#d62728", edgecolors="white", linewidths=0.4)
+            title = f"{names[sampler]}\nmax {measured['max_distance']:.3f}, mean {measured['mean_distance']:.3f}"
+            if "clusters_missed" in measured:
+                title += f"\nclusters missed {measured['clusters_missed']:.0f}, outliers kept {measured['outliers_kept']:.0f}"
+            ax.set_title(title, fontsize=8)
+            ax.set(xlim=(0, 1), ylim=(0, 1), xticks=[], yticks=[], aspect="equal")
+            if column == 0:
+                ax.set_ylabel(f"{dataset}\n({len(points)} points, {n_selected} kept)")
+    seed_verdict_dots(fig.add_subplot(grid[len(datasets), :]), verdicts)
+    return fig
