@@ -249,3 +249,77 @@ def coverage_figure(shown, verdicts, names, n_selected: int):
                 ax.set_ylabel(f"{dataset}\n({len(points)} points, {n_selected} kept)")
     seed_verdict_dots(fig.add_subplot(grid[len(datasets), :]), verdicts)
     return fig
+
+
+def pr_roc_figure(images, points):
+    """PC Fig. S3: precision-recall (left) and ROC curves (right) of the image scores, one line per category.
+
+    `images`: a per-image table of one method and one seed (category, label, score); `points`: its
+    `adlib.thresholds.working_points`, one row per category, whose F1-optimal working point is drawn as a dot
+    on each curve. Dotted: chance (ROC) and the share of defective images (PR: flagging everything).
+    """
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from adlib.metrics import image_auroc
+
+    if points["category"].duplicated().any():
+        raise ValueError("points hold several rows per category: pass one method and one seed "
+                         "(e.g. points[points.seed == 0])")
+    plt = pyplot()
+    fig, (pr_ax, roc_ax) = plt.subplots(1, 2, figsize=(10, 4.4), gridspec_kw={"wspace": 0.25})
+    colours = plt.get_cmap("tab10" if images["category"].nunique() <= 10 else "tab20")
+    by_category = points.set_index("category")
+    for k, (category, unit) in enumerate(images.groupby("category", sort=False)):
+        labels, scores = unit["label"].to_numpy(), unit["score"].to_numpy()
+        point, colour = by_category.loc[category], colours(k % colours.N)
+        precision, recall, _ = precision_recall_curve(labels, scores)
+        fpr, tpr, _ = roc_curve(labels, scores)
+        pr_ax.plot(recall, precision, color=colour, drawstyle="steps-post", label=category)
+        roc_ax.plot(fpr, tpr, color=colour, label=f"{category} (AUROC {image_auroc(labels, scores):.3f})")
+        pr_ax.plot(point.recall, point.precision, "o", color=colour, markersize=5)
+        roc_ax.plot(point.false_positives / (point.test_images - point.defective), point.recall, "o", color=colour,
+                    markersize=5)
+    pr_ax.axhline(images["label"].mean(), color="#999999", linestyle=":", linewidth=1)
+    roc_ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1)
+    pr_ax.set(xlabel="recall (share of defective images flagged)", ylabel="precision (share of flags that are defects)",
+              title="precision-recall", xlim=(0, 1.02), ylim=(0, 1.02))
+    roc_ax.set(xlabel="false-positive rate (share of good images flagged)", ylabel="true-positive rate (recall)",
+               title="ROC", xlim=(-0.02, 1), ylim=(0, 1.02))
+    roc_ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return fig
+
+
+def error_gallery(errors, kept, prep, method: str, columns: int = 8):
+    """Figs. S1/S2: each misclassified test image (top) above its anomaly map (bottom), ground truth outlined,
+    a pair of rows per category with that category's colour scale (its test maps' minimum to their 99.9th
+    percentile) and colour bar.
+
+    `errors`: rows with category, index (position in the test set), outcome ('FP' / 'FN'), defect, score,
+    threshold; `kept`: category -> (test samples, maps [N, H, W], masks [N, H, W]); `prep`: the preprocessing.
+    """
+    plt = pyplot()
+    groups = [(category, rows.head(columns)) for category, rows in errors.groupby("category", sort=False)]
+    width = max([len(rows) for _, rows in groups] + [1])
+    fig, axes = plt.subplots(2 * max(len(groups), 1), width, figsize=(1.9 * width + 1.0, 4.2 * max(len(groups), 1)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    if not groups:
+        axes[0, 0].text(0.0, 0.5, "no misclassified test images\nat the F1-optimal threshold", fontsize=11)
+    for row, (category, rows) in enumerate(groups):
+        test, maps, masks = kept[category]
+        vmin, vmax = float(maps.min()), float(np.quantile(maps, 0.999))
+        for column, error in enumerate(rows.itertuples()):
+            top, bottom = axes[2 * row, column], axes[2 * row + 1, column]
+            image = display_image(test[error.index].image, prep)
+            top.imshow(image)
+            bottom.imshow(image)
+            heat = bottom.imshow(maps[error.index], cmap="inferno", alpha=0.55, vmin=vmin, vmax=vmax)
+            for ax in (top, bottom):
+                if masks[error.index].any():
+                    draw_mask_outline(ax, masks[error.index])
+            top.set_title(f"{error.outcome} · {category}\n{error.defect}",
+                          color="#b00020" if error.outcome == "FN" else "#1f4e79")
+            bottom.set_title(f"score {error.score:.3g}\nt* {error.threshold:.3g}")
+        fig.colorbar(heat, ax=axes[2 * row + 1, :].tolist(), shrink=0.8, label=f"{method} score ({category})")
+    return fig

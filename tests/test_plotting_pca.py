@@ -1,8 +1,10 @@
 """The figure helpers of the PatchCore notebooks (adlib.plotting, '# --- pca'): what they draw, checked on the axes."""
 
 import numpy as np
+import pandas as pd
+import pytest
 
-from adlib.plotting import coverage_figure, pyplot, seed_verdict_dots
+from adlib.plotting import coverage_figure, error_gallery, pr_roc_figure, pyplot, seed_verdict_dots
 from adlib.toy import seed_verdict
 
 
@@ -36,3 +38,64 @@ def test_coverage_figure_has_a_panel_per_data_set_and_sampler_and_the_verdicts()
     assert "clusters missed 1, outliers kept 2" in fig.axes[0].get_title()
     assert "clusters" not in fig.axes[2].get_title() and fig.axes[2].get_ylabel().startswith("square")
     pyplot().close(fig)
+
+
+def curves_table():
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for category in ("brick", "pill"):
+        labels = np.r_[np.zeros(8, int), np.ones(12, int)]
+        scores = rng.normal(size=20) + labels
+        rows += [{"category": category, "method": "M", "seed": 0, "image": f"{category}/{i}.png", "label": int(l),
+                  "score": float(s), "defect": "good" if l == 0 else "crack"} for i, (l, s) in enumerate(zip(labels, scores))]
+    return pd.DataFrame(rows)
+
+
+def test_pr_roc_figure_puts_each_working_point_on_its_roc_curve():
+    from adlib.metrics import image_auroc
+    from adlib.thresholds import working_points
+
+    images = curves_table()
+    points = working_points(images)
+    fig = pr_roc_figure(images, points)
+    roc = fig.axes[1]
+    curves = [line for line in roc.get_lines() if len(line.get_xdata()) > 2]
+    dots = [line for line in roc.get_lines() if len(line.get_xdata()) == 1]
+    assert len(curves) == 2 and len(dots) == 2
+    for curve, dot in zip(curves, dots):
+        vertices = set(zip(np.round(curve.get_xdata(), 9), np.round(curve.get_ydata(), 9)))
+        assert (round(float(dot.get_xdata()[0]), 9), round(float(dot.get_ydata()[0]), 9)) in vertices
+    brick = images[images.category == "brick"]
+    assert f"AUROC {image_auroc(brick.label, brick.score):.3f}" in roc.get_legend().get_texts()[0].get_text()
+    pyplot().close(fig)
+    with pytest.raises(ValueError, match="one method and one seed"):
+        pr_roc_figure(images, pd.concat([points, points]))
+
+
+def test_error_gallery_draws_a_pair_of_rows_per_category(tmp_path):
+    from PIL import Image as PILImage
+
+    from adlib.data import Preprocessing
+    import pandas as pd
+
+    path = tmp_path / "a.png"
+    PILImage.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(path)
+    prep = Preprocessing(resize=16, crop=16)
+
+    class Sample:
+        image = path
+
+    maps, masks = np.random.default_rng(0).uniform(size=(2, 16, 16)), np.zeros((2, 16, 16), bool)
+    masks[1, 4:8, 4:8] = True
+    errors = pd.DataFrame([{"category": "c", "index": 0, "outcome": "FP", "defect": "good", "score": 2.0, "threshold": 1.5},
+                           {"category": "c", "index": 1, "outcome": "FN", "defect": "crack", "score": 1.0, "threshold": 1.5}])
+    fig = error_gallery(errors, {"c": ([Sample(), Sample()], maps, masks)}, prep, "M")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "FP · c\ngood" in titles and "FN · c\ncrack" in titles and "score 1\nt* 1.5" in titles
+    assert any("M score (c)" in ax.get_ylabel() for ax in fig.axes)  # the category's colour bar
+    pyplot().close(fig)
+    empty = error_gallery(errors.iloc[:0], {}, prep, "M")
+    assert "no misclassified" in empty.axes[0].texts[0].get_text()
+    pyplot().close(empty)
