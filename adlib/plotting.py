@@ -380,7 +380,8 @@ def seed_verdict_dots(ax, verdicts) -> None:
 
 def coverage_figure(shown, verdicts, names, n_selected: int):
     """PC Fig. 3 / KC Fig. 4: one row of scatter panels per toy data set (all points, the kept ones in red,
-    that run's coverage in the title), then `seed_verdict_dots` of the verdicts.
+    that run's coverage in the title), then `seed_verdict_dots` of the verdicts on distances and, below,
+    of those on counts (clusters missed, outliers kept), so that each axis has one unit.
 
     `shown` maps (data set, sampler) -> (points [N, 2], kept [n, 2], coverage dict), in row / column order;
     `names` maps a sampler to its display name.
@@ -388,9 +389,11 @@ def coverage_figure(shown, verdicts, names, n_selected: int):
     plt = pyplot()
     datasets = list(dict.fromkeys(dataset for dataset, _ in shown))
     samplers = list(dict.fromkeys(sampler for _, sampler in shown))
-    fig = plt.figure(figsize=(max(2.6 * len(samplers), 9.0), 2.9 * len(datasets) + 0.45 * len(verdicts) + 1.2))
-    grid = fig.add_gridspec(len(datasets) + 1, len(samplers), hspace=0.55,
-                            height_ratios=[1.0] * len(datasets) + [0.16 * len(verdicts) + 0.25])
+    groups = [group for group in ([v for v in verdicts if v.metric.endswith("_distance")],
+                                  [v for v in verdicts if not v.metric.endswith("_distance")]) if group]
+    fig = plt.figure(figsize=(max(2.6 * len(samplers), 9.0), 2.9 * len(datasets) + 0.5 * len(verdicts) + 1.6))
+    grid = fig.add_gridspec(len(datasets) + len(groups), len(samplers), hspace=0.6,
+                            height_ratios=[1.0] * len(datasets) + [0.17 * len(group) + 0.3 for group in groups])
     for row, dataset in enumerate(datasets):
         for column, sampler in enumerate(samplers):
             points, kept, measured = shown[dataset, sampler]
@@ -404,7 +407,11 @@ def coverage_figure(shown, verdicts, names, n_selected: int):
             ax.set(xlim=(0, 1), ylim=(0, 1), xticks=[], yticks=[], aspect="equal")
             if column == 0:
                 ax.set_ylabel(f"{dataset}\n({len(points)} points, {n_selected} kept)")
-    seed_verdict_dots(fig.add_subplot(grid[len(datasets), :]), verdicts)
+    for row, group in enumerate(groups, start=len(datasets)):
+        ax = fig.add_subplot(grid[row, 1:])
+        seed_verdict_dots(ax, group)
+        unit = "distance (unit square)" if group[0].metric.endswith("_distance") else "count (clusters, kept points)"
+        ax.set_xlabel(f"{unit}: mean per-seed difference a - b, 95 % t interval (n = {group[0].sample()})")
     return fig
 
 
@@ -480,3 +487,18 @@ def error_gallery(errors, kept, prep, method: str, columns: int = 8):
             bottom.set_title(f"score {error.score:.3g}\nt* {error.threshold:.3g}")
         fig.colorbar(heat, ax=axes[2 * row + 1, :].tolist(), shrink=0.8, label=f"{method} score ({category})")
     return fig
+
+
+def threshold_titles(scores, labels, threshold: float) -> list[str]:
+    """One title per image for maps at an image-score threshold (e.g. the F1-optimal t*): the score against
+    t*, the predicted label, and whether it is right, e.g. 'score 2.31 >= t* 2.10\\ndefective (right)'."""
+    scores, labels = np.asarray(scores, dtype=float).ravel(), np.asarray(labels).ravel()
+    if scores.size != labels.size:
+        raise ValueError(f"{scores.size} scores and {labels.size} labels: give one label per score")
+    titles = []
+    for score, label in zip(scores, labels):
+        flagged = bool(score >= threshold)
+        right = flagged == bool(label)
+        titles.append(f"score {score:.3g} {'>=' if flagged else '<'} t* {threshold:.3g}\n"
+                      f"{'defective' if flagged else 'good'} ({'right' if right else 'WRONG'})")
+    return titles

@@ -34,9 +34,15 @@ def test_coverage_figure_has_a_panel_per_data_set_and_sampler_and_the_verdicts()
     shown = {("mix", "a"): (points, kept, full), ("mix", "b"): (points, kept, full),
              ("square", "a"): (points, kept, plain), ("square", "b"): (points, kept, plain)}
     fig = coverage_figure(shown, verdicts(), {"a": "sampler a", "b": "sampler b"}, 4)
-    assert len(fig.axes) == 5
+    assert len(fig.axes) == 5  # 4 scatter panels, one verdict panel (both verdicts are on distances)
     assert "clusters missed 1, outliers kept 2" in fig.axes[0].get_title()
     assert "clusters" not in fig.axes[2].get_title() and fig.axes[2].get_ylabel().startswith("square")
+    assert fig.axes[4].get_xlabel().startswith("distance")
+    pyplot().close(fig)
+    counts = seed_verdict("A keeps more", "outliers_kept", "A", "B", [5, 6, 7], [1, 1, 2], "above", 50)
+    fig = coverage_figure(shown, [*verdicts(), counts], {"a": "sampler a", "b": "sampler b"}, 4)
+    assert len(fig.axes) == 6 and fig.axes[5].get_xlabel().startswith("count")  # one unit per axis
+    assert [t.get_text() for t in fig.axes[5].get_yticklabels()] == ["A keeps more"]
     pyplot().close(fig)
 
 
@@ -99,3 +105,13 @@ def test_error_gallery_draws_a_pair_of_rows_per_category(tmp_path):
     empty = error_gallery(errors.iloc[:0], {}, prep, "M")
     assert "no misclassified" in empty.axes[0].texts[0].get_text()
     pyplot().close(empty)
+
+
+def test_threshold_titles_state_the_prediction_and_whether_it_is_right():
+    from adlib.plotting import threshold_titles
+
+    titles = threshold_titles([3.0, 2.0, 1.0, 2.0], [1, 1, 0, 0], 2.0)
+    assert titles == ["score 3 >= t* 2\ndefective (right)", "score 2 >= t* 2\ndefective (right)",
+                      "score 1 < t* 2\ngood (right)", "score 2 >= t* 2\ndefective (WRONG)"]
+    with pytest.raises(ValueError, match="one label per score"):
+        threshold_titles([1.0], [0, 1], 0.5)
