@@ -454,23 +454,24 @@ def pr_roc_figure(images, points):
 
 
 def error_gallery(errors, kept, prep, method: str, columns: int = 8):
-    """Figs. S1/S2: each misclassified test image (top) above its anomaly map (bottom), ground truth outlined,
-    a pair of rows per category with that category's colour scale (its test maps' minimum to their 99.9th
-    percentile) and colour bar.
+    """Figs. S1/S2: each misclassified test image (top) above its anomaly map (bottom), ground truth outlined;
+    each category gets its own pairs of rows (`columns` errors per pair) with that category's colour scale
+    (its test maps' minimum to their 99.9th percentile) and colour bar.
 
     `errors`: rows with category, index (position in the test set), outcome ('FP' / 'FN'), defect, score,
     threshold; `kept`: category -> (test samples, maps [N, H, W], masks [N, H, W]); `prep`: the preprocessing.
     """
     plt = pyplot()
-    groups = [(category, rows.head(columns)) for category, rows in errors.groupby("category", sort=False)]
-    width = max([len(rows) for _, rows in groups] + [1])
-    fig, axes = plt.subplots(2 * max(len(groups), 1), width, figsize=(1.9 * width + 1.0, 4.2 * max(len(groups), 1)),
+    chunks = [(category, rows.iloc[start:start + columns]) for category, rows in errors.groupby("category", sort=False)
+              for start in range(0, len(rows), columns)]
+    width = max([len(rows) for _, rows in chunks] + [1])
+    fig, axes = plt.subplots(2 * max(len(chunks), 1), width, figsize=(1.9 * width + 1.0, 4.2 * max(len(chunks), 1)),
                              squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
-    if not groups:
+    if not chunks:
         axes[0, 0].text(0.0, 0.5, "no misclassified test images\nat the F1-optimal threshold", fontsize=11)
-    for row, (category, rows) in enumerate(groups):
+    for row, (category, rows) in enumerate(chunks):
         test, maps, masks = kept[category]
         vmin, vmax = float(maps.min()), float(np.quantile(maps, 0.999))
         for column, error in enumerate(rows.itertuples()):

@@ -102,6 +102,9 @@ def test_error_gallery_draws_a_pair_of_rows_per_category(tmp_path):
     assert "FP · c\ngood" in titles and "FN · c\ncrack" in titles and "score 1\nt* 1.5" in titles
     assert any("M score (c)" in ax.get_ylabel() for ax in fig.axes)  # the category's colour bar
     pyplot().close(fig)
+    wrapped = error_gallery(errors, {"c": ([Sample(), Sample()], maps, masks)}, prep, "M", columns=1)
+    assert sum(ax.get_title().startswith(("FP", "FN")) for ax in wrapped.axes) == 2  # both shown, one per row pair
+    pyplot().close(wrapped)
     empty = error_gallery(errors.iloc[:0], {}, prep, "M")
     assert "no misclassified" in empty.axes[0].texts[0].get_text()
     pyplot().close(empty)
