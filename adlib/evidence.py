@@ -15,6 +15,8 @@ A pandas DataFrame with one row per (category, seed, method, test image), column
   methods, since the comparison is paired image by image);
 - `label`: 0 = good, 1 = defective;
 - `score`: the image score (higher = more anomalous); needed for image AUROC only;
+- `result_key`: the evaluation the row's score came from (as `run_grid` writes it); needed for pixel
+  AUROC and PRO through `pixel_stats` only;
 - for a trend, the swept value in a column the claim names (`Claim.sweep`, e.g. `noise_ratio`).
 
 Other columns (settings, paths) are allowed and ignored; `image_rows` / `image_rows_from_result` build
@@ -50,9 +52,15 @@ claimed side of 0 and does not hold when it lies entirely on the other side. Eve
 "inconclusive", including an interval that touches 0: two methods that both score 1.0 on every
 resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
 
-Image AUROC is computed for all resamples at once from counts (exact, ties count one half, as
-`adlib.metrics.image_auroc`); pixel AUROC and PRO go through `subset_metric` callables, one full
-metric evaluation per resample (slow: pass fewer resamples where the maps are large).
+How each metric of every resample is computed (`adlib.resampling`): a resample is turned into draw
+counts per image. Image AUROC follows from the counts for all resamples at once, exactly (ties count
+one half, as `adlib.metrics.image_auroc`). Pixel AUROC (all pixels of all images) and PRO (FPR 0.3,
+`anomalous_only=True`, as `adlib.experiment.evaluate`) come, with `pixel_stats=run_grid(...).pixel_stats`,
+from each evaluation's `adlib.pixel_stats.PixelStats` (histograms of its map scores over fixed
+thresholds) for all resamples at once, within the binning error that module states (exact when the
+maps hold at most 2000 distinct scores, else bounded per resample by `PixelStats.binning_error`); the point
+estimate is then the binned metric too. The slow, exact reference route is `subset_metrics`:
+`subset_metric` callables, one full metric evaluation per resample, which need the maps.
 """
 
 from __future__ import annotations
@@ -63,6 +71,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from adlib.pixel_stats import PixelStats
+from adlib.resampling import resampled_image_auroc, resampled_pixel_metric, stratified_indices
 
 METRICS = ("image_auroc", "pixel_auroc", "pro")
 METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO"}
@@ -277,14 +288,16 @@ class _Unit:
     labels: np.ndarray
     scores: dict[str, np.ndarray]
     rows: dict[str, np.ndarray]
+    results: dict[str, str]  # per method its evaluation's result_key (when pixel statistics are used)
 
 
-def _units(claim: Claim, table: pd.DataFrame, need_scores: bool) -> list[_Unit]:
+def _units(claim: Claim, table: pd.DataFrame, need_scores: bool, need_keys: bool = False) -> list[_Unit]:
     """The table split into units, validated: every message names the unit and how to fix the table."""
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame with columns {list(COLUMNS)}; got {type(table).__name__}")
     keys = ["category", "seed"] + ([claim.sweep] if claim.sweep else [])
     needed = ["category", "seed", "method", "image", "label"] + (["score"] if need_scores else []) + keys[2:]
+    needed += ["result_key"] if need_keys else []
     missing = [column for column in needed if column not in table.columns]
     if missing:
         raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(table.columns)}")
@@ -309,7 +322,7 @@ def _units(claim: Claim, table: pd.DataFrame, need_scores: bool) -> list[_Unit]:
         group_key = key
         key = tuple(value.item() if isinstance(value, np.generic) else value for value in key)  # plain reprs
         where = ", ".join(f"{name} {value!r}" for name, value in zip(keys, key))
-        scores, rows, images, labels = {}, {}, None, None
+        scores, rows, results, images, labels = {}, {}, {}, None, None
         for method in claim.methods:
             group = groups[method][group_key].reset_index(drop=True)
             duplicated = group["image"].duplicated(keep=False)
@@ -339,6 +352,12 @@ def _units(claim: Claim, table: pd.DataFrame, need_scores: bool) -> list[_Unit]:
             rows[method] = order
             if need_scores:
                 scores[method] = group["score"].to_numpy(dtype=np.float64)[order]
+            if need_keys:
+                found = group["result_key"].unique()
+                if len(found) != 1 or not isinstance(found[0], str):
+                    raise ValueError(f"{where}, method {method!r}: result_key {list(found)[:3]}; each unit's images must "
+                                     "come from one evaluation, named by run_grid's result_key column")
+                results[method] = found[0]
         n_defective = int(labels.sum())
         if n_defective == 0 or n_defective == labels.size:
             has = "defective" if n_defective else "good"
@@ -347,42 +366,11 @@ def _units(claim: Claim, table: pd.DataFrame, need_scores: bool) -> list[_Unit]:
                 f"{where}: {labels.size} test images, all {has}, no {lacks} one; the bootstrap is stratified "
                 f"good / defective and the metrics need both: drop this unit or add {lacks} test images"
             )
-        units.append(_Unit(key, images, labels, scores, rows))
+        units.append(_Unit(key, images, labels, scores, rows, results))
     return units
 
 
 # --------------------------------------------------------------------------- bootstrap
-
-
-def stratified_indices(labels: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """[n_resamples, n] positions into the images (labels bool [n]): the good ones drawn from the good
-    images (first columns), then the defective from the defective, with replacement."""
-    labels = np.asarray(labels, dtype=bool)
-    good, defective = np.flatnonzero(~labels), np.flatnonzero(labels)
-    drawn_good = good[rng.integers(0, good.size, size=(n_resamples, good.size))]
-    drawn_defective = defective[rng.integers(0, defective.size, size=(n_resamples, defective.size))]
-    return np.concatenate([drawn_good, drawn_defective], axis=1)
-
-
-def resampled_image_auroc(labels: np.ndarray, scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Image AUROC of every resample (row of `indices`, positions into labels/scores) at once, exact.
-
-    A resample counts each image as often as it is drawn, so its AUROC is
-    sum_ij c_i c_j w_ij / (sum_i c_i * sum_j c_j) over defective i and good j, with c the draw counts and
-    w_ij = 1 if score_i > score_j, 1/2 if equal, else 0: one matrix product for all resamples.
-    """
-    labels = np.asarray(labels, dtype=bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    indices = np.atleast_2d(indices)
-    n_resamples, n = indices.shape[0], labels.size
-    offsets = (np.arange(n_resamples) * n)[:, None]
-    counts = np.bincount((indices + offsets).ravel(), minlength=n_resamples * n).reshape(n_resamples, n)
-    counts = counts.astype(np.float64)
-    defective, good = scores[labels], scores[~labels]
-    wins = (defective[:, None] > good[None, :]) + 0.5 * (defective[:, None] == good[None, :])
-    c_defective, c_good = counts[:, labels], counts[:, ~labels]
-    pairs = c_defective.sum(axis=1) * c_good.sum(axis=1)
-    return ((c_defective @ wins) * c_good).sum(axis=1) / pairs
 
 
 def _metric_values(
@@ -391,9 +379,16 @@ def _metric_values(
     method: str,
     indices: np.ndarray,
     subset_metrics: Mapping[tuple, SubsetMetric] | None,
+    pixel_stats: Mapping[str, PixelStats] | None = None,
 ) -> np.ndarray:
     """[1 + R]: the metric on the test set as it is, then on each resample."""
     everything = np.arange(unit.labels.size)[None, :]
+    if claim.metric != "image_auroc" and pixel_stats is not None:
+        key = unit.results[method]
+        if key not in pixel_stats:
+            raise ValueError(f"pixel_stats has no entry for result_key {key[:12]}... ({method!r}, {unit.key}): pass "
+                             "the pixel_stats of the run_grid that made the table (grid.pixel_stats)")
+        return resampled_pixel_metric(claim.metric, pixel_stats[key], unit.images, np.concatenate([everything, indices]))
     if subset_metrics is None:
         return resampled_image_auroc(unit.labels, unit.scores[method], np.concatenate([everything, indices]))
     key = (*unit.key, method) if claim.sweep is None else (*unit.key[:2], method, unit.key[2])
@@ -512,6 +507,7 @@ def assess(
     seed: int = 0,
     level: float = 0.95,
     subset_metrics: Mapping[tuple, SubsetMetric] | None = None,
+    pixel_stats: Mapping[str, PixelStats] | None = None,
 ) -> Verdict:
     """The verdict on `claim` from the per-image `table` (shape and method in the module docstring).
 
@@ -520,17 +516,27 @@ def assess(
     sweep value) for a trend — e.g. `subset_metric("pro", masks, maps)`, taking indices into that
     method's rows of the unit in table order. `seed` seeds the resampling: equal inputs and seed give
     equal verdicts.
+
+    `pixel_stats` (`run_grid(...).pixel_stats`, by result_key) is the fast route for pixel AUROC and PRO:
+    each method's rows of a unit name their evaluation in the table's `result_key` column, and every
+    resample's metric comes from that evaluation's `PixelStats` (within its binning error, see
+    `adlib.pixel_stats`; the point estimate too). It is ignored for image AUROC claims.
     """
     if not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer (default 2000); got {n_resamples!r}")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
-    if subset_metrics is None and claim.metric != "image_auroc":
+    pixel = claim.metric != "image_auroc"
+    if pixel and subset_metrics is not None and pixel_stats is not None:
+        raise ValueError("pass either pixel_stats (fast, binned) or subset_metrics (slow, exact), not both")
+    if pixel and subset_metrics is None and pixel_stats is None:
         raise ValueError(
-            f"metric {claim.metric!r} needs per-image maps: pass subset_metrics={{(category, seed, method): "
-            f"subset_metric({claim.metric!r}, masks, maps), ...}}; only image_auroc is computed from the score column"
+            f"metric {claim.metric!r} needs the pixel statistics: pass pixel_stats=grid.pixel_stats (from run_grid), "
+            f"or subset_metrics={{(category, seed, method): subset_metric({claim.metric!r}, masks, maps), ...}}; "
+            "only image_auroc is computed from the score column"
         )
-    units = _units(claim, table, need_scores=subset_metrics is None)
+    fast_pixels = pixel and pixel_stats is not None
+    units = _units(claim, table, need_scores=subset_metrics is None and not pixel, need_keys=fast_pixels)
     rng = np.random.default_rng(seed)
     drawn: dict[tuple, np.ndarray] = {}
     values: dict[str, list[np.ndarray]] = {method: [] for method in claim.methods}
@@ -539,7 +545,8 @@ def assess(
         if draw_key not in drawn:
             drawn[draw_key] = stratified_indices(unit.labels, n_resamples, rng)
         for method in claim.methods:
-            values[method].append(_metric_values(claim, unit, method, drawn[draw_key], subset_metrics))
+            values[method].append(_metric_values(claim, unit, method, drawn[draw_key], subset_metrics,
+                                                 pixel_stats if fast_pixels else None))
     a = np.stack(values[claim.a])  # [units, 1 + R]
     b = None if claim.b is None else np.stack(values[claim.b])
     if claim.comparison == "trend":

@@ -158,20 +158,6 @@ class PixelStats:
     def n_images(self) -> int:
         return len(self.images)
 
-    def weights_for(self, images: Sequence, positions: np.ndarray) -> np.ndarray:
-        """[R, N] image-count weights in this evaluation's order from resamples `positions` [R, n]
-        (indices into `images`, each of which must be one of this evaluation's images)."""
-        where = {image: i for i, image in enumerate(self.images)}
-        missing = [image for image in images if image not in where]
-        if missing:
-            raise ValueError(f"{len(missing)} images are not in these pixel statistics (e.g. {missing[0]!r}): "
-                             "the per-image table and pixel_stats must come from the same run_grid")
-        mapped = np.array([where[image] for image in images], dtype=np.int64)[np.atleast_2d(positions)]
-        rows = mapped.shape[0]
-        counts = np.bincount((mapped + (np.arange(rows) * self.n_images)[:, None]).ravel(),
-                             minlength=rows * self.n_images)
-        return counts.reshape(rows, self.n_images).astype(np.float64)
-
     # ----------------------------------------------------------------- curves per resample
 
     def _roc(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
