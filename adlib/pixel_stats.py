@@ -82,17 +82,6 @@ def _as_weights(weights: object, n_images: int) -> np.ndarray:
     return array
 
 
-def _area_up_to(x: np.ndarray, y: np.ndarray, x_max: float) -> np.ndarray:
-    """Per row, the trapezoidal area under the polyline (x non-decreasing along axis 1) for x <= x_max,
-    cut by linear interpolation at x_max (as `adlib.metrics._area_up_to`, for all rows at once)."""
-    x0, x1, y0, y1 = x[:, :-1], x[:, 1:], y[:, :-1], y[:, 1:]
-    width = x1 - x0
-    slope = np.divide(y1 - y0, width, out=np.zeros_like(width), where=width > 0)
-    xa, xb = np.minimum(x0, x_max), np.minimum(x1, x_max)
-    ya, yb = y0 + slope * (xa - x0), y0 + slope * (xb - x0)
-    return ((xb - xa) * (ya + yb) / 2).sum(axis=1)
-
-
 @dataclass(frozen=True, eq=False)
 class PixelStats:
     """One evaluation's pixel histograms over fixed thresholds (build with `from_maps`).
@@ -159,34 +148,38 @@ class PixelStats:
         return len(self.images)
 
     # ----------------------------------------------------------------- curves per resample
+    # Curves are read with the threshold falling: column j is "score >= edges[j - 1]" (j = E + 1 ... 0),
+    # kept as arrays over j ascending, so x (a share at or above the threshold) falls along axis 1.
 
-    def _roc(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per resample, (FPR, TPR) at each edge from the top (rows from (0, 0) to (1, 1))."""
-        normal = weights @ self.normal
-        defect = weights[:, self.region_image] @ self.regions
-        return _cumulative_from_top(normal), _cumulative_from_top(defect)
-
-    def _pro_curve(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per resample, (FPR over the normal pixels of defective images, mean region overlap) at each edge."""
+    def _pro_counts(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per resample and bin, the normal pixels of defective images and the region-weighted defect pixels."""
         defective = np.zeros(self.n_images, dtype=bool)
         defective[self.region_image] = True
-        normal = weights[:, defective] @ self.normal[defective]
         sizes = self.regions.sum(axis=1).astype(np.float64)
         region_weights = weights[:, self.region_image] / sizes  # a drawn region counts once per draw
-        overlap = region_weights @ self.regions
-        return _cumulative_from_top(normal), _cumulative_from_top(overlap)
+        return weights[:, defective] @ self.normal[defective], region_weights @ self.regions
 
     def pixel_auroc(self, weights: object) -> np.ndarray:
-        """[R] pixel AUROC of each resample (rows of image-count weights [R, N]); ties in a bin count one half."""
-        fpr, tpr = self._roc(_as_weights(weights, self.n_images))
-        return _area_up_to(fpr, tpr, 1.0)
+        """[R] pixel AUROC of each resample (rows of image-count weights [R, N]); ties in a bin count one half:
+        sum over bins of defect(b) * (normal below b + normal(b) / 2) / (defect total * normal total)."""
+        weights = _as_weights(weights, self.n_images)
+        values = []
+        for rows in _blocks(weights):
+            normal, defect = rows @ self.normal, rows[:, self.region_image] @ self.regions
+            below = np.cumsum(normal, axis=1) - normal / 2
+            totals = _totals(normal) * _totals(defect)
+            values.append((defect * below).sum(axis=1) / totals)
+        return np.concatenate(values)
 
     def pro(self, weights: object, fpr_limit: float = 0.3) -> np.ndarray:
         """[R] PRO up to `fpr_limit` of each resample, as `adlib.metrics.pro(..., anomalous_only=True)`."""
-        if not 0.0 < fpr_limit <= 1.0:
-            raise ValueError(f"fpr_limit={fpr_limit}: choose a false-positive rate in (0, 1], e.g. 0.3")
-        fpr, overlap = self._pro_curve(_as_weights(weights, self.n_images))
-        return _area_up_to(fpr, overlap, fpr_limit) / fpr_limit
+        _check_limit(fpr_limit)
+        weights = _as_weights(weights, self.n_images)
+        values = []
+        for rows in _blocks(weights):
+            fpr, overlap = (_at_or_above(counts) for counts in self._pro_counts(rows))
+            values.append(_area_below(fpr, overlap, fpr_limit) / fpr_limit)
+        return np.concatenate(values)
 
     def metric(self, metric: str, weights: object) -> np.ndarray:
         """`pixel_auroc(weights)` or `pro(weights)` by name."""
@@ -200,14 +193,16 @@ class PixelStats:
         """[R] a bound on |binned - exact| of `metric` for each resample (module docstring)."""
         weights = _as_weights(weights, self.n_images)
         if metric == "pixel_auroc":
-            fpr, tpr = self._roc(weights)
-            return (np.diff(fpr, axis=1) * np.diff(tpr, axis=1)).sum(axis=1) / 2
+            shares = [counts / _totals(counts)[:, None]
+                      for counts in (weights @ self.normal, weights[:, self.region_image] @ self.regions)]
+            return (shares[0] * shares[1]).sum(axis=1) / 2
         if metric != "pro":
             raise ValueError(f"PixelStats computes {list(PIXEL_METRICS)}; got {metric!r}")
-        fpr, overlap = self._pro_curve(weights)
-        rectangles = np.diff(fpr, axis=1) * np.diff(overlap, axis=1)
-        below = fpr[:, 1:] <= fpr_limit
-        cut = (fpr[:, :-1] < fpr_limit) & ~below
+        _check_limit(fpr_limit)
+        fpr, overlap = (_at_or_above(counts) for counts in self._pro_counts(weights))
+        rectangles = (fpr[:, :-1] - fpr[:, 1:]) * (overlap[:, :-1] - overlap[:, 1:])
+        below = fpr[:, :-1] <= fpr_limit  # the bin's whole stretch lies below the limit
+        cut = (fpr[:, 1:] < fpr_limit) & ~below
         return ((rectangles * below).sum(axis=1) / 2 + (rectangles * cut).sum(axis=1)) / fpr_limit
 
     # ----------------------------------------------------------------- storage
@@ -228,6 +223,56 @@ class PixelStats:
         regions[array["region_rows"], array["region_bins"]] = array["region_counts"]
         return cls(array["edges"].astype(np.float64), array["normal"].astype(np.int32), regions,
                    array["region_image"].astype(np.int64), tuple(values["images"]))
+
+
+def _narrow(counts: np.ndarray) -> np.ndarray:
+    """Non-negative counts as uint16 when they fit (a 224 x 224 image has 50 176 pixels), else int32."""
+    return counts.astype(np.uint16 if counts.size == 0 or counts.max() <= np.iinfo(np.uint16).max else np.int32)
+
+
+def _host(values: object) -> object:
+    """A torch tensor as a numpy array; anything else as it is."""
+    return values.numpy() if hasattr(values, "numpy") and not isinstance(values, np.ndarray) else values
+
+
+def _blocks(weights: np.ndarray, rows: int = 256) -> list[np.ndarray]:
+    """The weights in blocks of rows, so that the [rows, bins] temporaries stay small."""
+    return [weights[start:start + rows] for start in range(0, weights.shape[0], rows)]
+
+
+def _totals(counts: np.ndarray) -> np.ndarray:
+    """[R] row sums of per-bin counts, which must be positive."""
+    totals = counts.sum(axis=1)
+    if (totals <= 0).any():
+        raise ValueError("a resample holds no pixels of one kind (normal or defect): every row of weights "
+                         "must draw at least one defective image (and the images must have normal pixels)")
+    return totals
+
+
+def _at_or_above(counts: np.ndarray) -> np.ndarray:
+    """[R, bins] counts -> [R, bins + 1] shares of the counts in bins >= j, for j = 0 ... bins: 1 ... 0."""
+    below = np.cumsum(counts, axis=1) / _totals(counts)[:, None]
+    return np.concatenate([np.ones((counts.shape[0], 1)), 1.0 - below], axis=1)
+
+
+def _area_below(x: np.ndarray, y: np.ndarray, x_max: float) -> np.ndarray:
+    """Per row, the trapezoidal area under the polyline through (x, y) (x falling along axis 1) for
+    x <= x_max, cut by linear interpolation at x_max, as `adlib.metrics._area_up_to` (all rows at once;
+    only the columns where some row is below x_max are computed)."""
+    first = int(np.argmax(x.min(axis=0) < x_max)) if (x.min(axis=0) < x_max).any() else x.shape[1]
+    start = max(first - 1, 0)  # the segment that crosses x_max in some row starts here
+    x, y = x[:, start:], y[:, start:]
+    high_x, low_x, high_y, low_y = x[:, :-1], x[:, 1:], y[:, :-1], y[:, 1:]
+    width = high_x - low_x
+    slope = np.divide(high_y - low_y, width, out=np.zeros_like(width), where=width > 0)
+    cut_x = np.minimum(high_x, x_max)
+    cut_y = low_y + slope * (cut_x - low_x)
+    return (np.maximum(cut_x - low_x, 0.0) * (low_y + cut_y) / 2).sum(axis=1)
+
+
+def _check_limit(fpr_limit: float) -> None:
+    if not 0.0 < fpr_limit <= 1.0:
+        raise ValueError(f"fpr_limit={fpr_limit}: choose a false-positive rate in (0, 1], e.g. 0.3")
 
 
 def _narrow(counts: np.ndarray) -> np.ndarray:
