@@ -19,8 +19,9 @@ A pandas DataFrame with one row per (category, seed, method, test image), column
   AUROC and PRO through `pixel_stats` only;
 - for a trend, the swept value in a column the claim names (`Claim.sweep`, e.g. `noise_ratio`).
 
-Other columns (settings, paths) are allowed and ignored; `image_rows` / `image_rows_from_result` build
-the table from scores. Row order does not matter: each unit's images are put in sorted `image` order.
+Other columns (settings, paths) are allowed and ignored; `run_grid(...).images` is such a table, and
+`adlib.per_image.image_rows` builds one from scores. Row order does not matter: each unit's images are
+put in sorted `image` order.
 
 The bootstrap (what exactly is computed)
 ----------------------------------------
@@ -52,7 +53,7 @@ claimed side of 0 and does not hold when it lies entirely on the other side. Eve
 "inconclusive", including an interval that touches 0: two methods that both score 1.0 on every
 resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
 
-How each metric of every resample is computed (`adlib.resampling`): a resample is turned into draw
+How each metric of every resample is computed (`adlib.bootstrap`): a resample is turned into draw
 counts per image. Image AUROC follows from the counts for all resamples at once, exactly (ties count
 one half, as `adlib.metrics.image_auroc`). Pixel AUROC (all pixels of all images) and PRO (FPR 0.3,
 `anomalous_only=True`, as `adlib.experiment.evaluate`) come, with `pixel_stats=run_grid(...).pixel_stats`,
@@ -66,14 +67,15 @@ estimate is then the binned metric too. The slow, exact reference route is `subs
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from adlib.bootstrap import resampled_image_auroc, resampled_pixel_metric, stratified_indices
+from adlib.per_image import SubsetMetric, Unit, units_of
 from adlib.pixel_stats import PixelStats
-from adlib.resampling import resampled_image_auroc, resampled_pixel_metric, stratified_indices
 
 METRICS = ("image_auroc", "pixel_auroc", "pro")
 METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO"}
@@ -81,11 +83,7 @@ COMPARISONS = ("above", "within", "trend")
 DIRECTIONS = ("increasing", "decreasing")
 TREND_STATISTICS = ("slope", "last_minus_first")
 STATUSES = ("holds", "does not hold", "inconclusive")
-COLUMNS = ("category", "seed", "method", "image", "label", "score")
 
-SubsetMetric = Callable[[np.ndarray], float]
-"""A metric of a subset of one unit's test images: takes an index array (with repeats) into that
-method's rows of the unit, in the order they appear in the table, and returns the metric."""
 
 
 # --------------------------------------------------------------------------- claims
@@ -222,160 +220,12 @@ def reported_difference(
     )
 
 
-# --------------------------------------------------------------------------- per-image table
-
-
-def image_rows(
-    category: str,
-    seed: int,
-    method: str,
-    images: Sequence[object],
-    labels: Sequence[int],
-    scores: Sequence[float],
-) -> pd.DataFrame:
-    """The per-image table's rows for one (category, seed, method): one row per test image."""
-    labels_array = np.asarray(_host(labels)).ravel()
-    scores_array = np.asarray(_host(scores), dtype=np.float64).ravel()
-    if not len(images) == labels_array.size == scores_array.size:
-        raise ValueError(
-            f"{category}, seed {seed}, {method}: {len(images)} images, {labels_array.size} labels and "
-            f"{scores_array.size} scores; pass one label and one score per image"
-        )
-    return pd.DataFrame({"category": category, "seed": int(seed), "method": method, "image": list(images),
-                         "label": labels_array.astype(int), "score": scores_array})
-
-
-def image_rows_from_result(result: object, seed: int, method: str) -> pd.DataFrame:
-    """The rows for one `adlib.experiment.CategoryResult`: images are the test images' paths (as str)."""
-    category, scores = result.category, result.scores  # type: ignore[attr-defined]
-    images = [str(sample.image) for sample in category.test]
-    return image_rows(category.name, seed, method, images, [sample.label for sample in category.test], scores.image)
-
-
-def subset_metric(metric: str, masks: object, maps: object) -> SubsetMetric:
-    """Pixel AUROC or PRO of a subset of one unit's images, as `adlib.experiment.evaluate` computes them.
-
-    `masks` (bool) and `maps` are [N, H, W] in the order of that method's rows in the per-image table.
-    PRO uses `anomalous_only=True` and FPR up to 0.3, pixel AUROC all images, as in `evaluate`.
-    """
-    from adlib.metrics import pixel_auroc, pro
-
-    masks_array, maps_array = np.asarray(_host(masks)), np.asarray(_host(maps))
-    if metric == "pixel_auroc":
-        return lambda indices: pixel_auroc(masks_array[indices], maps_array[indices])
-    if metric == "pro":
-        return lambda indices: pro(masks_array[indices], maps_array[indices], anomalous_only=True)
-    raise ValueError(
-        f"subset_metric covers 'pixel_auroc' and 'pro'; got {metric!r} (image AUROC uses the score column)"
-    )
-
-
-def _host(values: object) -> object:
-    """A torch tensor as a numpy array on the host; anything else as it is."""
-    if hasattr(values, "detach"):
-        values = values.detach().cpu()  # type: ignore[attr-defined]
-        return values.float().numpy() if values.is_floating_point() else values.numpy()  # type: ignore[attr-defined]
-    return values
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """One (category, seed[, sweep value]): its images in sorted order, labels, and per method the
-    scores (in that order) and the positions of those images among the method's own rows."""
-
-    key: tuple
-    images: tuple
-    labels: np.ndarray
-    scores: dict[str, np.ndarray]
-    rows: dict[str, np.ndarray]
-    results: dict[str, str]  # per method its evaluation's result_key (when pixel statistics are used)
-
-
-def _units(claim: Claim, table: pd.DataFrame, need_scores: bool, need_keys: bool = False) -> list[_Unit]:
-    """The table split into units, validated: every message names the unit and how to fix the table."""
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"table must be a pandas DataFrame with columns {list(COLUMNS)}; got {type(table).__name__}")
-    keys = ["category", "seed"] + ([claim.sweep] if claim.sweep else [])
-    needed = ["category", "seed", "method", "image", "label"] + (["score"] if need_scores else []) + keys[2:]
-    needed += ["result_key"] if need_keys else []
-    missing = [column for column in needed if column not in table.columns]
-    if missing:
-        raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(table.columns)}")
-    present = set(table["method"].unique())
-    for method in claim.methods:
-        if method not in present:
-            raise ValueError(f"method {method!r} is not in the table's method column; it has {sorted(present)}")
-    if not table["label"].isin([0, 1]).all():
-        raise ValueError(f"label must be 0 (good) or 1 (defective); got {sorted(table['label'].unique())[:6]}")
-    if need_scores and not np.isfinite(table["score"].to_numpy(dtype=np.float64)).all():
-        raise ValueError("score holds NaN or infinite values: fix or drop those images for every method first")
-    groups = {method: dict(iter(table[table["method"] == method].groupby(keys, sort=True)))
-              for method in claim.methods}
-    first, *others = claim.methods
-    for other in others:
-        if set(groups[other]) != set(groups[first]):
-            only = sorted(set(groups[first]) ^ set(groups[other]))
-            raise ValueError(f"methods {first!r} and {other!r} cover different {keys}: {only[:4]} are in one only; "
-                             "the comparison is paired, so run both on the same units")
-    units = []
-    for key in sorted(groups[first]):
-        group_key = key
-        key = tuple(value.item() if isinstance(value, np.generic) else value for value in key)  # plain reprs
-        where = ", ".join(f"{name} {value!r}" for name, value in zip(keys, key))
-        scores, rows, results, images, labels = {}, {}, {}, None, None
-        for method in claim.methods:
-            group = groups[method][group_key].reset_index(drop=True)
-            duplicated = group["image"].duplicated(keep=False)
-            if duplicated.any():
-                extra = [c for c in group.columns
-                         if c not in (*COLUMNS, *keys) and group.loc[duplicated, c].nunique() > 1]
-                raise ValueError(
-                    f"{where}, method {method!r}: image {group.loc[duplicated, 'image'].iloc[0]!r} appears "
-                    f"{int((group['image'] == group.loc[duplicated, 'image'].iloc[0]).sum())} times; filter the table "
-                    f"to one run per unit (columns that vary: {extra}) or name the swept column as the claim's sweep"
-                )
-            order = group["image"].argsort(kind="stable").to_numpy()
-            method_images = tuple(group["image"].to_numpy()[order].tolist())
-            method_labels = group["label"].to_numpy()[order].astype(bool)
-            if images is None:
-                images, labels = method_images, method_labels
-            elif method_images != images:
-                only_a, only_b = set(images) - set(method_images), set(method_images) - set(images)
-                raise ValueError(
-                    f"{where}: methods {first!r} and {method!r} were scored on different test images "
-                    f"({len(only_a)} only in {first!r}, e.g. {sorted(map(str, only_a))[:2]}; {len(only_b)} only in "
-                    f"{method!r}, e.g. {sorted(map(str, only_b))[:2]}); the bootstrap is paired: "
-                    "give both the same images"
-                )
-            elif not np.array_equal(method_labels, labels):
-                raise ValueError(f"{where}: methods {first!r} and {method!r} give different labels to the same images")
-            rows[method] = order
-            if need_scores:
-                scores[method] = group["score"].to_numpy(dtype=np.float64)[order]
-            if need_keys:
-                found = group["result_key"].unique()
-                if len(found) != 1 or not isinstance(found[0], str):
-                    raise ValueError(f"{where}, method {method!r}: result_key {list(found)[:3]}; each unit's images must "
-                                     "come from one evaluation, named by run_grid's result_key column")
-                results[method] = found[0]
-        n_defective = int(labels.sum())
-        if n_defective == 0 or n_defective == labels.size:
-            has = "defective" if n_defective else "good"
-            lacks = "good" if n_defective else "defective"
-            raise ValueError(
-                f"{where}: {labels.size} test images, all {has}, no {lacks} one; the bootstrap is stratified "
-                f"good / defective and the metrics need both: drop this unit or add {lacks} test images"
-            )
-        units.append(_Unit(key, images, labels, scores, rows, results))
-    return units
-
-
 # --------------------------------------------------------------------------- bootstrap
 
 
 def _metric_values(
     claim: Claim,
-    unit: _Unit,
+    unit: Unit,
     method: str,
     indices: np.ndarray,
     subset_metrics: Mapping[tuple, SubsetMetric] | None,
@@ -459,21 +309,7 @@ class Verdict:
 
     def sample(self) -> str:
         """n in words: '9 categories x 1 seed x 60 test images (20 good / 40 defective)' (ranges where units differ)."""
-        def count(values: list[int]) -> str:
-            return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
-
-        def plural(n: int, word: str) -> str:
-            return f"{n} {word}" if n == 1 else f"{n} {'categories' if word == 'category' else word + 's'}"
-
-        parts = [plural(self.n_categories, "category"), plural(self.n_seeds, "seed")]
-        if self.claim.sweep is not None:
-            parts.append(f"{self.n_sweep_values} {self.claim.sweep} values")
-        cells = self.n_categories * self.n_seeds * self.n_sweep_values
-        shape = " x ".join(parts) if cells == len(self.units) else f"{len(self.units)} units ({', '.join(parts)})"
-        good = [unit.good for unit in self.units]
-        defective = [unit.defective for unit in self.units]
-        images = [g + d for g, d in zip(good, defective)]
-        return f"{shape} x {count(images)} test images ({count(good)} good / {count(defective)} defective)"
+        return sample_text(self.units, self.claim.sweep)
 
     def caption(self) -> str:
         """The bold verdict line a caption starts with, e.g. '**holds** (n = ...): A above B by +0.076 image
@@ -481,6 +317,27 @@ class Verdict:
         line = (f"**{self.status}** (n = {self.sample()}): {self.claim.describe(self.estimate)}, "
                 f"{self.level * 100:g} % CI [{self.low:+.3f}, {self.high:+.3f}]")
         return line if self.paper is None else f"{line}; paper: {self.paper:+.3f}"
+
+
+def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
+    """n in words for these units: categories x seeds [x sweep values] x test images (good / defective)."""
+    def count(values: list[int]) -> str:
+        return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}" if n == 1 else f"{n} {'categories' if word == 'category' else word + 's'}"
+
+    n_categories, n_seeds = len({u.category for u in units}), len({u.seed for u in units})
+    n_sweep = len({u.sweep for u in units})
+    parts = [plural(n_categories, "category"), plural(n_seeds, "seed")]
+    if sweep is not None:
+        parts.append(f"{n_sweep} {sweep} values")
+    cells = n_categories * n_seeds * n_sweep
+    shape = " x ".join(parts) if cells == len(units) else f"{len(units)} units ({', '.join(parts)})"
+    good = [u.good for u in units]
+    defective = [u.defective for u in units]
+    images = [g + d for g, d in zip(good, defective)]
+    return f"{shape} x {count(images)} test images ({count(good)} good / {count(defective)} defective)"
 
 
 def status(claim: Claim, low: float, high: float) -> str:
@@ -536,7 +393,7 @@ def assess(
             "only image_auroc is computed from the score column"
         )
     fast_pixels = pixel and pixel_stats is not None
-    units = _units(claim, table, need_scores=subset_metrics is None and not pixel, need_keys=fast_pixels)
+    units = units_of(claim, table, need_scores=subset_metrics is None and not pixel, need_keys=fast_pixels)
     rng = np.random.default_rng(seed)
     drawn: dict[tuple, np.ndarray] = {}
     values: dict[str, list[np.ndarray]] = {method: [] for method in claim.methods}
@@ -581,3 +438,69 @@ def assess(
     )
     return Verdict(claim, status(claim, low, high), estimate, low, high, level, int(n_resamples), counts,
                    float(a[:, 0].mean()), None if b is None else float(b[:, 0].mean()), resampled)
+
+
+# --------------------------------------------------------------------------- one method's metric
+
+
+def method_intervals(
+    images: pd.DataFrame,
+    metric: str = "image_auroc",
+    by: Sequence[str] = ("method",),
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    pixel_stats: Mapping[str, PixelStats] | None = None,
+) -> pd.DataFrame:
+    """Each group's metric (groups: the `by` columns, which include `method`) with a bootstrap interval.
+
+    Within a group the units are its (category, seed) pairs; the estimate is the mean over units of the
+    metric, the interval the `level` percentile interval of that mean over stratified resamples of each
+    unit's test images (as `assess` draws them; the same draws for every group that has the same unit
+    and images, so methods are resampled alike). Columns: the `by` columns, estimate, low, high, units
+    (how many (category, seed) pairs) and n (`sample_text`). Pixel AUROC and PRO need `pixel_stats`
+    (`run_grid(...).pixel_stats`; each unit's rows name their evaluation in `result_key`), as in `assess`.
+    """
+    by = list(by)
+    if "method" not in by:
+        raise ValueError(f"by={by}: include 'method' (an interval is of one method's metric)")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: choose one of {list(METRICS)}")
+    pixel = metric != "image_auroc"
+    if pixel and pixel_stats is None:
+        raise ValueError(f"metric {metric!r} needs the pixel statistics: pass pixel_stats=grid.pixel_stats (run_grid)")
+    needed = ["category", "seed", "image", "label", "result_key" if pixel else "score", *by]
+    missing = [column for column in dict.fromkeys(needed) if column not in images.columns]
+    if missing:
+        raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(images.columns)}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
+    rng, drawn, rows = np.random.default_rng(seed), {}, []
+    tail = (1.0 - level) / 2 * 100
+    for key, group in images.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        values, counts = [], []
+        for (category, unit_seed), unit in group.groupby(["category", "seed"], sort=True):
+            unit = unit.sort_values("image", kind="stable")
+            labels = unit["label"].to_numpy().astype(bool)
+            if labels.all() or not labels.any():
+                raise ValueError(f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: the test images "
+                                 "need both good and defective ones for an AUROC")
+            draw_key = (category, unit_seed, tuple(unit["image"]))
+            if draw_key not in drawn:
+                drawn[draw_key] = stratified_indices(labels, n_resamples, rng)
+            rows_drawn = np.concatenate([np.arange(labels.size)[None, :], drawn[draw_key]])
+            if pixel:
+                keys = unit["result_key"].unique()
+                if len(keys) != 1 or keys[0] not in pixel_stats:
+                    raise ValueError(f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: result_key "
+                                     f"{list(keys)[:2]} is not one evaluation of pixel_stats: pass the run_grid's own")
+                values.append(resampled_pixel_metric(metric, pixel_stats[keys[0]], tuple(unit["image"]), rows_drawn))
+            else:
+                values.append(resampled_image_auroc(labels, unit["score"].to_numpy(dtype=np.float64), rows_drawn))
+            counts.append(UnitCount(str(category), int(unit_seed), None, int((~labels).sum()), int(labels.sum())))
+        mean = np.mean(values, axis=0)
+        low, high = np.percentile(mean[1:], [tail, 100 - tail])
+        rows.append({**dict(zip(by, key)), "estimate": float(mean[0]), "low": float(low), "high": float(high),
+                     "units": len(values), "n": sample_text(counts)})
+    return pd.DataFrame(rows)

@@ -1,9 +1,9 @@
-"""The paired, stratified bootstrap's core: drawing resamples and computing a metric of every resample at once.
+"""The resampling core of `adlib.evidence`: stratified bootstrap draws and a metric of every resample at once.
 
 A resample is a row of positions into one unit's test images (with repeats); `count_weights` turns rows
 into how often each image is drawn, from which image AUROC (`resampled_image_auroc`, exact) and pixel
 AUROC / PRO (`resampled_pixel_metric`, from an evaluation's `adlib.pixel_stats.PixelStats`, within its
-binning error) of all resamples follow in a few matrix products. `adlib.evidence` draws and combines them.
+binning error) of all resamples follow in a few matrix products.
 """
 
 from __future__ import annotations
