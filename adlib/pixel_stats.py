@@ -11,11 +11,13 @@ needed after `from_maps`.
 Bin edges (`from_maps(bins=B)`): when the maps hold at most B distinct scores, every distinct score
 is an edge, and both metrics equal `adlib.metrics`' exactly (up to float rounding). Otherwise
 B/2 edges are quantiles of the normal pixels' scores and B/2 quantiles of the defect pixels' scores
-(nearest rank: actual scores), merged. Normal quantiles bound each bin's share of normal pixels
-(the FPR step), defect quantiles each bin's share of defect pixels: the binning error (below) is at
-most min of the two, about 2 / B, and in practice far smaller. B = 2000 by default: the error is
-then well under a bootstrap interval's width, and the histograms of 60 images of 224 x 224 take
-about 60 x 2000 x 4 bytes (instead of 12 MB of maps).
+(nearest rank: actual scores), merged, so that a bin holds at most about 2 / B of the normal and of
+the defect pixels (more only where many pixels tie). For the full test set, pixel AUROC's error bound
+(below) is then at most about 1 / B and PRO's about max dFPR / (2 fpr_limit). B = 2000 by default;
+measured on the synthetic benchmark's PatchCore maps (60 images of 224 x 224): bounds 2e-4 to 5e-4,
+actual errors 2e-6 to 2e-5, against bootstrap intervals 0.1 to 0.25 wide. Kept in the result store
+(uint16 normal histograms, region histograms as their non-zero entries) an evaluation's statistics
+take about 0.4 MB, instead of 12 MB of float32 maps.
 
 What is exact and what is not. A bin is treated like a group of tied scores: its pixels cross a
 threshold together, and the ROC / PRO curve runs straight between the points at consecutive edges.
