@@ -369,9 +369,9 @@ def assess(
     """The verdict on `claim` from the per-image `table` (shape and method in the module docstring).
 
     Image AUROC comes from the table's `score` column unless `subset_metrics` is given; pixel AUROC and
-    PRO need `subset_metrics`: a callable per (category, seed, method) — per (category, seed, method,
-    sweep value) for a trend — e.g. `subset_metric("pro", masks, maps)`, taking indices into that
-    method's rows of the unit in table order. `seed` seeds the resampling: equal inputs and seed give
+    PRO need `pixel_stats` (below) or, the slow exact reference, `subset_metrics`: a callable per
+    (category, seed, method) — per (category, seed, method, sweep value) for a trend — e.g.
+    `subset_metric("pro", masks, maps)`, taking indices into that method's rows of the unit in table order. `seed` seeds the resampling: equal inputs and seed give
     equal verdicts.
 
     `pixel_stats` (`run_grid(...).pixel_stats`, by result_key) is the fast route for pixel AUROC and PRO:
