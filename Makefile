@@ -45,7 +45,7 @@ test: $(STAMP) data
 # JupyterLab in headless Chromium (Debian's chromium + chromium-driver): runs 00_quickstart and 01_explore
 # in quick mode on the adlib kernel, checks the outputs, moves one widget; screenshots in build/test-lab/.
 test-lab: $(STAMP) data
-	$(BIN)/python scripts/test_lab.py --data $(DATA) --out build/test-lab
+	$(BIN)/python scripts/test_lab.py --profile $(PROFILE) --data $(DATA) --out build/test-lab
 
 # JOBS=N runs N notebooks at a time (default 2: the 2-core budget; timing notebooks run alone); an interrupted
 # run resumes (only changed notebooks re-run; FORCE=1: all). SCALE=full: every category, 5 seeds (hours).
