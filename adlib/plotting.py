@@ -500,6 +500,6 @@ def threshold_titles(scores, labels, threshold: float) -> list[str]:
     for score, label in zip(scores, labels):
         flagged = bool(score >= threshold)
         right = flagged == bool(label)
-        titles.append(f"score {score:.3g} {'>=' if flagged else '<'} t* {threshold:.3g}\n"
+        titles.append(f"s = {score:.3g} {'>=' if flagged else '<'} t* {threshold:.3g}\n"
                       f"{'defective' if flagged else 'good'} ({'right' if right else 'WRONG'})")
     return titles

@@ -114,7 +114,7 @@ def test_threshold_titles_state_the_prediction_and_whether_it_is_right():
     from adlib.plotting import threshold_titles
 
     titles = threshold_titles([3.0, 2.0, 1.0, 2.0], [1, 1, 0, 0], 2.0)
-    assert titles == ["score 3 >= t* 2\ndefective (right)", "score 2 >= t* 2\ndefective (right)",
-                      "score 1 < t* 2\ngood (right)", "score 2 >= t* 2\ndefective (WRONG)"]
+    assert titles == ["s = 3 >= t* 2\ndefective (right)", "s = 2 >= t* 2\ndefective (right)",
+                      "s = 1 < t* 2\ngood (right)", "s = 2 >= t* 2\ndefective (WRONG)"]
     with pytest.raises(ValueError, match="one label per score"):
         threshold_titles([1.0], [0, 1], 0.5)
