@@ -486,7 +486,8 @@ def error_gallery(errors, kept, prep, method: str, columns: int = 8):
             top.set_title(f"{error.outcome} · {category}\n{error.defect}",
                           color="#b00020" if error.outcome == "FN" else "#1f4e79")
             bottom.set_title(f"score {error.score:.3g}\nt* {error.threshold:.3g}")
-        fig.colorbar(heat, ax=axes[2 * row + 1, :].tolist(), shrink=0.8, label=f"{method} score ({category})")
+        fig.colorbar(heat, ax=axes[2 * row:2 * row + 2, :].ravel().tolist(), shrink=0.6,  # both rows: aligned
+                     label=f"{method} score ({category})")
     return fig
 
 
