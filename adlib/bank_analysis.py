@@ -71,3 +71,11 @@ def profile_of(model, test: Sequence) -> dict[str, float]:
                         [sample.label for sample in test], model.grid, len(model.bank), source)
 
 
+
+
+def spread(profiles, column: str, by: Sequence[str] = ("sampler", "ratio")):
+    """Per group of `by`: the mean of `column` over the (category, seed) units as `estimate`, and its
+    smallest and largest unit as `low` / `high` (a range, not a confidence interval), for
+    `adlib.plotting.curves_with_intervals`."""
+    grouped = profiles.groupby(list(by))[column]
+    return grouped.agg(estimate="mean", low="min", high="max").reset_index()

@@ -377,8 +377,12 @@ def ratio_dots(ax, seconds, reference: str, paper=None, xlabel: str | None = Non
         if paper is not None and method in paper and paper[method] is not None:
             ax.scatter([paper[method]], [row - 0.3], marker="|", s=150, color="#7f7f7f", zorder=3,
                        label="paper" if row == 0 else None)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     ax.axvline(1.0, color="black", lw=0.8, ls=":")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(range(len(methods)), methods)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel or f"time per image relative to {reference} (log scale)")

@@ -73,5 +73,6 @@ def caption_line(row: Mapping[str, object]) -> str:
     """The bold line of one timing verdict, e.g. '**holds** (9 repeats): PatchCore-1% faster than
     PatchCore-100%: 0.04x its time per image (median; 0.03x-0.05x over the repeats); paper 0.28x'."""
     paper = "" if row["paper"] is None or pd.isna(row["paper"]) else f"; paper {row['paper']:.2f}x"
-    return (f"**{row['status']}** ({row['repeats']} repeats): {row['claim']}: {row['median']:.2f}x its time per "
+    repeats = f"{row['repeats']} repeat{'s' if row['repeats'] != 1 else ''}"
+    return (f"**{row['status']}** ({repeats}): {row['claim']}: {row['median']:.2f}x its time per "
             f"image (median; {row['low']:.2f}x-{row['high']:.2f}x over the repeats){paper}")

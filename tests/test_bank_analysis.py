@@ -29,3 +29,15 @@ def test_built_points_have_no_ring_share_and_shapes_are_checked():
     assert np.isnan(profile["bank_on_ring"])
     with pytest.raises(ValueError, match=r"\[N, P\]"):
         bank_profile(np.ones((2, 5)), np.zeros((2, 5), dtype=int), [0, 1], (2, 2), 1, None)
+
+
+def test_spread_is_mean_and_range_per_group():
+    import pandas as pd
+
+    from adlib.bank_analysis import spread
+
+    profiles = pd.DataFrame({"sampler": ["a", "a", "a", "b"], "ratio": [0.1] * 4, "usage": [0.2, 0.4, 0.9, 0.5]})
+    table = spread(profiles, "usage").set_index("sampler")
+    assert table.loc["a", "estimate"] == pytest.approx(0.5)
+    assert (table.loc["a", "low"], table.loc["a", "high"]) == (0.2, 0.9)
+    assert table.loc["b", ["estimate", "low", "high"]].tolist() == [0.5, 0.5, 0.5]
