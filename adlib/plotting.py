@@ -504,3 +504,68 @@ def threshold_titles(scores, labels, threshold: float) -> list[str]:
         titles.append(f"s = {score:.3g} {'>=' if flagged else '<'} t* {threshold:.3g}\n"
                       f"{'defective' if flagged else 'good'} ({'right' if right else 'WRONG'})")
     return titles
+
+# --- pcb
+
+
+def ratio_dots(ax, seconds, reference: str, paper=None, xlabel: str | None = None) -> None:
+    """Timing repeats as dots: one row per method (the columns of `seconds`, one row per repeat, e.g.
+    `adlib.timing.seconds_per_image`), each repeat's time relative to `reference`'s in the same repeat
+    as a small dot, their median as a large one; `paper` {method: ratio} as grey ticks beside ours.
+    A log x axis, so that 0.1x and 10x sit equally far from 1."""
+    methods = list(seconds.columns)
+    ratios = seconds.div(seconds[reference], axis=0)
+    for row, method in enumerate(methods):
+        values = ratios[method].dropna().to_numpy()
+        ax.scatter(values, np.full(values.size, row), s=12, color="#1f4e79", alpha=0.45, linewidths=0,
+                   label="ours: one repeat" if row == 0 else None)
+        ax.scatter([np.median(values)], [row], s=45, color="#1f4e79", zorder=3,
+                   label="ours: median" if row == 0 else None)
+        if paper is not None and method in paper and paper[method] is not None:
+            ax.scatter([paper[method]], [row - 0.3], marker="|", s=150, color="#7f7f7f", zorder=3,
+                       label="paper" if row == 0 else None)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.axvline(1.0, color="black", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks(range(len(methods)), methods)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel or f"time per image relative to {reference} (log scale)")
+    ax.legend(fontsize=7, frameon=False, loc="best")
+
+
+class MapKeeper:
+    """An `on_result` callback for `adlib.experiment.run_grid` that keeps the anomaly maps of the same few
+    test images from every evaluation, for `heatmap_panels`: the first `defective` defective and the first
+    `good` good images of the first result's test set (in test order), under the row name
+    `label(settings)`. Every evaluation must score the same test images (one category and seed)."""
+
+    def __init__(self, label, defective: int = 3, good: int = 1):
+        self.label, self.defective, self.good = label, defective, good
+        self.samples: list = []
+        self.masks: list[np.ndarray] = []
+        self.rows: dict[str, list[np.ndarray]] = {}
+
+    def __call__(self, result, settings) -> None:
+        test = list(result.category.test)
+        if not self.samples:
+            bad = [i for i, sample in enumerate(test) if sample.label == 1][: self.defective]
+            good = [i for i, sample in enumerate(test) if sample.label == 0][: self.good]
+            self.samples = [test[i] for i in bad + good]
+            self.masks = [result.masks[i].numpy() for i in bad + good]
+        where = {sample.image: i for i, sample in enumerate(test)}
+        missing = [str(sample.image) for sample in self.samples if sample.image not in where]
+        if missing:
+            raise ValueError(f"MapKeeper: this evaluation did not score {missing[:2]}: keep maps of one category "
+                             "and seed (the same test images) per MapKeeper")
+        maps = result.scores.maps.numpy()
+        self.rows[self.label(settings)] = [maps[where[sample.image]] for sample in self.samples]
+
+    def images(self, prep) -> list[np.ndarray]:
+        """The kept test images as the model saw them, in [0, 1] (`display_image`)."""
+        return [display_image(sample.image, prep) for sample in self.samples]
+
+    def titles(self) -> list[str]:
+        return [sample.defect for sample in self.samples]
