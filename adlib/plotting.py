@@ -356,6 +356,8 @@ def heatmap_panels(images, rows, masks=None, titles=None, map_titles=None, row_s
                 ax.set_yticks([])
         axes[0, 0].set_ylabel("test image")
     return fig
+
+
 # --- kc
 def image_histograms(ax, greys: np.ndarray, bins: int = 64, shown: int = 12) -> None:
     """Grey-value density of each image in `greys` ([n, H, W], 0-1 scale), one thin line per image (at most
