@@ -165,10 +165,12 @@ def result_patch_parts(result) -> tuple[dict[str, np.ndarray], tuple[np.ndarray,
 
 def verdict_line(table: pd.DataFrame, level: float = 0.95) -> str:
     """The bold line for "the defect signal a direction-only score misses lives in the norm": the mean row's
-    paired difference pure norm part - pure direction part (patch AUROC) with its interval, and n."""
+    paired difference pure norm part - pure direction part (patch AUROC) with its interval, n, and the
+    same difference per category (where the signal lives can differ from category to category)."""
     rows = table.set_index(["category", "quantity"])
     per = table[(table.category != "mean") & (table.quantity == "euclidean")]
     difference = rows.loc[("mean", "norm_minus_direction")]
+    per_difference = table[(table.category != "mean") & (table.quantity == "norm_minus_direction")]
     estimates = rows.xs("mean")["estimate"]
     status = interval_status(difference["low"], difference["high"])
     categories = "1 category" if len(per) == 1 else f"{len(per)} categories"
@@ -177,4 +179,6 @@ def verdict_line(table: pd.DataFrame, level: float = 0.95) -> str:
             f"from normal patches better than the pure direction part 1 − cos(p, m) by {difference['estimate']:+.3f} "
             f"patch AUROC, {level * 100:g} % CI [{difference['low']:+.3f}, {difference['high']:+.3f}]; patch AUROC of "
             f"the Euclidean NN distance {estimates['euclidean']:.3f}, of the cosine NN distance (KC) "
-            f"{estimates['cosine_nn']:.3f}, of the feature norm alone {estimates['norm']:.3f}")
+            f"{estimates['cosine_nn']:.3f}, of the feature norm alone {estimates['norm']:.3f}; the difference per "
+            f"category: " + ", ".join(f"{row.category} {row.estimate:+.3f} [{row.low:+.3f}, {row.high:+.3f}]"
+                                      for row in per_difference.itertuples()))

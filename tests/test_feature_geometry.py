@@ -92,3 +92,5 @@ def test_verdict_line_reads_the_paired_difference():
     table = separation({"c": parts}, {"c": (defect, normal)}, {"c": 4}, n_resamples=100)
     line = verdict_line(table)
     assert line.startswith("**holds** (n = 1 category, 10 test images, 4 defect / 20 normal patches)")
+    assert line.endswith("the difference per category: c " + line.split(" by ")[1].split(" patch AUROC")[0]
+                         + " [" + line.split("CI [")[1].split("]")[0] + "]")
