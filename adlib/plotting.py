@@ -569,3 +569,19 @@ class MapKeeper:
 
     def titles(self) -> list[str]:
         return [sample.defect for sample in self.samples]
+
+# --- kc
+def image_histograms(ax, greys: np.ndarray, bins: int = 64, shown: int = 12) -> None:
+    """Grey-value density of each image in `greys` ([n, H, W], 0-1 scale), one thin line per image (at most
+    `shown`, evenly spread over the n) and the pooled density of all n as a thick black line, so that a
+    reader sees at once whether the images share one distribution."""
+    plt = pyplot()
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    picked = _spread(list(range(len(greys))), shown)
+    for index, colour in zip(picked, plt.cm.viridis(np.linspace(0, 0.9, len(picked)))):
+        density, _ = np.histogram(greys[index], bins=edges, density=True)
+        ax.plot(centres, density, color=colour, lw=0.9, alpha=0.8)
+    pooled, _ = np.histogram(np.asarray(greys).ravel(), bins=edges, density=True)
+    ax.plot(centres, pooled, color="black", lw=1.8, label=f"all {len(greys)} images pooled")
+    ax.set(xlim=(0, 1), xlabel="grey value (0 = black, 1 = white)", ylabel="density")

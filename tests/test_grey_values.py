@@ -1,0 +1,59 @@
+"""adlib.grey_values against scipy and slow loops."""
+
+import numpy as np
+import pytest
+from scipy.stats import wasserstein_distance
+
+from adlib.grey_values import grey_images, pairwise_w1, spread_table, verdict_line, within_spread
+
+
+def test_pairwise_w1_and_spread_match_scipy():
+    rng = np.random.default_rng(0)
+    greys = rng.beta(2, 5, size=(4, 6, 5))
+    distances = pairwise_w1(greys)
+    spread = within_spread(greys)
+    for i in range(4):
+        flat = greys[i].ravel()
+        assert abs(spread[i] - wasserstein_distance(flat, [np.median(flat)])) < 1e-12
+        for j in range(4):
+            assert abs(distances[i, j] - wasserstein_distance(flat, greys[j].ravel())) < 1e-12
+
+
+def test_ratio_estimate_is_mean_between_over_mean_within():
+    rng = np.random.default_rng(1)
+    greys = {"a": rng.random((5, 8, 8)), "b": rng.random((4, 8, 8)) * 0.5 + 0.5 * (np.arange(4) / 4)[:, None, None]}
+    table = spread_table(greys, n_resamples=100, seed=0).set_index("category")
+    for name, images in greys.items():
+        pairs = [wasserstein_distance(images[i].ravel(), images[j].ravel())
+                 for i in range(len(images)) for j in range(len(images)) if i != j]
+        within = np.mean([np.abs(x.ravel() - np.median(x)).mean() for x in images])
+        assert abs(table.loc[name, "ratio"] - np.mean(pairs) / within) < 1e-9
+        assert table.loc[name, "ratio_low"] <= table.loc[name, "ratio"] <= table.loc[name, "ratio_high"]
+    assert abs(table.loc["mean", "ratio"] - table.loc[["a", "b"], "ratio"].mean()) < 1e-12
+    # images that differ only by a shift: the between-image distance is the shift
+    shifted = {"s": np.stack([np.full((4, 4), 0.1), np.full((4, 4), 0.5)]) + np.linspace(0, 0.01, 16).reshape(4, 4)}
+    row = spread_table(shifted, n_resamples=10).iloc[0]
+    assert abs(row["between"] - 0.4) < 1e-12 and row["ratio"] > 10
+
+
+def test_grey_images_refuses_normalised_input():
+    rgb = np.ones((1, 3, 2, 2))
+    assert np.allclose(grey_images(rgb), 1.0)
+    with pytest.raises(ValueError, match="without normalisation"):
+        grey_images(rgb * 2.5)
+
+
+def test_image_histograms_draws_one_line_per_shown_image_and_the_pool():
+    from adlib.plotting import image_histograms, pyplot
+
+    fig, ax = pyplot().subplots()
+    image_histograms(ax, np.random.default_rng(0).random((20, 4, 4)), shown=5)
+    assert len(ax.lines) == 6 and ax.lines[-1].get_label() == "all 20 images pooled"
+    pyplot().close(fig)
+
+
+def test_verdict_line_reads_the_mean_row():
+    table = spread_table({"a": np.random.default_rng(3).random((4, 6, 6))}, n_resamples=50)
+    line = verdict_line(table)
+    assert line.startswith("**does not hold** (n = 1 category x 4 good training images)")
+    assert f"{table.iloc[-1]['ratio']:.2f}" in line
