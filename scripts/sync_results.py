@@ -34,6 +34,7 @@ TAG = "committed-result"
 HEADING = ("**The committed result** (from `make reproduce`; re-running this notebook writes its own copy "
            "under build/)")
 VERDICT = "**Verdict.**"
+OPENINGS = (VERDICT, "**holds**", "**does not hold**", "**inconclusive**")  # how adlib.report.publish opens a caption
 DATASET_FIGURE = "benchmark_overview"  # drawn by scripts/reproduce.py itself, not by a notebook
 PAPERS = [  # (heading of figures/index.md, the notebook names it holds), in reading order
     ("Start here: the quickstart", ("00_", "01_")),
@@ -57,11 +58,12 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        """The caption's `**Verdict.** ...` paragraph (what `adlib.report.publish` writes); a caption
-        without one (the quickstart's) is a single line that ends in its verdict: then its last paragraph."""
+        """The caption's verdict paragraph: its first one, where `adlib.report.publish` puts the bold verdict
+        lines (or `**Verdict.** ...`); a caption without one (the quickstart's) is a single line that ends
+        in its verdict: then its last paragraph."""
         paragraphs = [part.strip() for part in self.caption.split("\n\n") if part.strip()]
-        marked = [part for part in paragraphs if part.startswith(VERDICT)]
-        return (marked or paragraphs or [""])[-1]
+        marked = [part for part in paragraphs if part.startswith(OPENINGS)]
+        return (marked[:1] or paragraphs[-1:] or [""])[0]
 
 
 def figures_of(notebook: nbformat.NotebookNode, stem: str, folder: Path) -> list[Figure]:
