@@ -434,3 +434,14 @@ def ratio_dots(ax, ratios, paper: dict[str, float] | None = None, xlabel: str = 
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.9)
+
+
+def show(fig, dpi: int = 110) -> None:
+    """Shows `fig` in a notebook as a PNG, whatever matplotlib's backend (adlib draws on Agg, which shows
+    nothing by itself), and closes it: for a figure that is not published."""
+    from IPython.display import Image as NotebookImage, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+    pyplot().close(fig)
+    display(NotebookImage(data=buffer.getvalue()))

@@ -55,3 +55,18 @@ def test_ratio_dots_draws_each_category_the_mean_and_the_paper():
     assert {2.0, 0.6, 3.5, 1.0} <= vertical  # means 2.0 / 0.6, the paper's 3.5, the line at 1
     assert [label.get_text() for label in ax.get_yticklabels()] == ["A", "B"]
     pyplot().close(fig)
+
+
+def test_show_displays_the_figure_as_png_and_closes_it(monkeypatch):
+    import IPython.display
+
+    from adlib.plotting import show
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    show(fig)
+    assert len(shown) == 1 and shown[0].data[:8] == b"\x89PNG\r\n\x1a\n" and len(shown[0].data) > 1000
+    assert not plt.fignum_exists(fig.number)
