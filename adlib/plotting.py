@@ -585,3 +585,92 @@ def image_histograms(ax, greys: np.ndarray, bins: int = 64, shown: int = 12) -> 
     pooled, _ = np.histogram(np.asarray(greys).ravel(), bins=edges, density=True)
     ax.plot(centres, pooled, color="black", lw=1.8, label=f"all {len(greys)} images pooled")
     ax.set(xlim=(0, 1), xlabel="grey value (0 = black, 1 = white)", ylabel="density")
+
+# --- spa: figure helpers of the SoftPatch notebooks (sp_table1, sp_table7, sp_table9)
+
+
+def injected_training_panels(train: Sequence, prep, count: int = 8, n_good: int = 2):
+    """The noisy training set at a glance: up to `count - n_good` injected (label 1) training images with
+    their ground truth outlined, then `n_good` good training images for contrast. Returns the figure.
+
+    `train` is a noisy category's training samples (`adlib.data.add_training_noise`), `prep` the
+    preprocessing the models see (the panels show the image as they do)."""
+    injected = [sample for sample in train if sample.label == 1]
+    good = [sample for sample in train if sample.label == 0]
+    if not injected:
+        raise ValueError("no injected (label 1) image in this training set: pass a noisy category's train "
+                         "(adlib.data.add_training_noise with ratio > 0)")
+    panels = injected[: max(count - n_good, 1)] + good[:n_good]
+    plt = pyplot()
+    from adlib.data import read_mask
+
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(1.8 * len(panels), 2.2), squeeze=False)
+        for ax, sample in zip(axes[0], panels):
+            ax.imshow(display_image(sample.image, prep))
+            if sample.label == 1:
+                draw_mask_outline(ax, read_mask(sample, prep).numpy() > 0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"injected: {sample.defect}" if sample.label else "good",
+                         color="#b00020" if sample.label else "black")
+        fig.suptitle(f"{len(injected)} of {len(train)} training images are defective (outlined: the defect; "
+                     f"{len(panels) - len(good[:n_good])} shown)", y=1.02)
+    return fig
+
+
+def filter_ranking(ax, train_scores: np.ndarray, is_injected: np.ndarray, drops: Sequence[float]) -> None:
+    """An image-level filter's view of a training set: every training image's score, highest first,
+    injected images in red, and one vertical cut per `drop` (the int(drop * N) highest leave)."""
+    scores, injected = np.asarray(train_scores, dtype=float), np.asarray(is_injected, dtype=bool)
+    if scores.shape != injected.shape:
+        raise ValueError(f"{scores.shape[0]} scores but {injected.shape[0]} injected flags: one per training image")
+    rank = np.argsort(-scores, kind="stable")
+    positions = np.arange(1, len(rank) + 1)
+    ax.scatter(positions[~injected[rank]], scores[rank][~injected[rank]], s=14, color="#9e9e9e", label="good image")
+    ax.scatter(positions[injected[rank]], scores[rank][injected[rank]], s=24, color="#d62728",
+               label=f"injected defective image ({int(injected.sum())})")
+    for drop, style in zip(sorted(drops), ("-", "--", ":")):
+        ax.axvline(int(drop * len(rank)) + 0.5, color="black", linestyle=style, linewidth=1,
+                   label=f"cut: drop {drop:.0%} ({int(drop * len(rank))} images)")
+    ax.set_xlabel("training image, ranked by the filter's score (highest first)")
+    ax.set_ylabel("filter score (max Mahalanobis distance)")
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, framealpha=0.9)
+
+
+def ratio_dots(ax, ratios, paper: dict[str, float] | None = None, xlabel: str = "time relative to PatchCore") -> None:
+    """Per-category ratios (e.g. a method's time over PatchCore's) as dots, one row per method, their
+    mean as a black bar, the paper's ratio as a grey tick and 1 as a dashed line (no interval: a few
+    categories' spread, not a confidence interval).
+
+    `ratios`: a DataFrame with columns method, category, ratio; rows appear in the order of first
+    appearance of each method."""
+    methods = list(dict.fromkeys(ratios["method"]))
+    for row, method in enumerate(methods):
+        values = ratios.loc[ratios["method"] == method, "ratio"].to_numpy(dtype=float)
+        ax.scatter(values, np.full(len(values), row), s=22, color="#1f77b4", alpha=0.8,
+                   label="ours, one category" if row == 0 else None, zorder=3)
+        ax.plot([values.mean()] * 2, [row - 0.25, row + 0.25], color="black", linewidth=2,
+                label="ours, mean" if row == 0 else None)
+        if paper and method in paper:
+            ax.plot([paper[method]] * 2, [row - 0.3, row + 0.3], color="#9e9e9e", linewidth=4, alpha=0.8,
+                    label="paper" if row == 0 else None)
+    ax.axvline(1.0, color="black", linestyle="--", linewidth=0.8)
+    ax.set_yticks(range(len(methods)), methods)
+    ax.set_ylim(len(methods) - 0.5, -0.5)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
+
+
+def show(fig, dpi: int = 110) -> None:
+    """Shows `fig` in a notebook as a PNG, whatever matplotlib's backend (adlib draws on Agg, which shows
+    nothing by itself), and closes it: for a figure that is not published."""
+    from IPython.display import Image as NotebookImage, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+    pyplot().close(fig)
+    display(NotebookImage(data=buffer.getvalue()))

@@ -1,0 +1,72 @@
+"""The SoftPatch notebooks' figure helpers (adlib.plotting, '# --- spa'): each draws what it says."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adlib.data import Preprocessing, add_training_noise, load_category
+from adlib.plotting import filter_ranking, injected_training_panels, pyplot, ratio_dots
+
+
+def test_injected_training_panels_outlines_only_the_injected_images(tiny_benchmark):
+    noisy, record = add_training_noise(load_category(tiny_benchmark, "brick"), 0.34, True, seed=0)
+    assert len(record.moved) == 2  # int(0.34 * 6)
+    fig = injected_training_panels(noisy.train, Preprocessing(resize=64, crop=64), count=4, n_good=2)
+    axes = fig.axes
+    titles = [ax.get_title() for ax in axes]
+    assert sum(title.startswith("injected") for title in titles) == 2 and titles[-2:] == ["good", "good"]
+    for ax, title in zip(axes, titles):
+        outlined = len(ax.collections) > 0  # contour sets of draw_mask_outline
+        assert outlined == title.startswith("injected"), title
+    pyplot().close(fig)
+
+
+def test_injected_training_panels_refuses_a_clean_training_set(tiny_benchmark):
+    with pytest.raises(ValueError, match="no injected"):
+        injected_training_panels(load_category(tiny_benchmark, "brick").train, Preprocessing(resize=64, crop=64))
+
+
+def test_filter_ranking_puts_points_and_cuts_where_the_scores_say():
+    fig, ax = pyplot().subplots()
+    scores = np.array([0.1, 0.9, 0.5, 0.7, 0.2, 0.3, 0.4, 0.6, 0.8, 0.05])
+    injected = np.zeros(10, bool)
+    injected[[1, 8]] = True  # the two highest scores: ranks 1 and 2
+    filter_ranking(ax, scores, injected, drops=[0.1, 0.3])
+    good, bad = ax.collections
+    np.testing.assert_allclose(bad.get_offsets()[:, 0], [1, 2])
+    np.testing.assert_allclose(bad.get_offsets()[:, 1], [0.9, 0.8])
+    assert list(good.get_offsets()[:, 0]) == list(range(3, 11))
+    cuts = sorted(line.get_xdata()[0] for line in ax.lines)
+    assert cuts == [1.5, 3.5]  # int(0.1 * 10) and int(0.3 * 10) images leave
+    with pytest.raises(ValueError, match="one per training image"):
+        filter_ranking(ax, scores, injected[:5], drops=[0.1])
+    pyplot().close(fig)
+
+
+def test_ratio_dots_draws_each_category_the_mean_and_the_paper():
+    fig, ax = pyplot().subplots()
+    ratios = pd.DataFrame({"method": ["A", "A", "B", "B"], "category": ["x", "y", "x", "y"],
+                           "ratio": [1.0, 3.0, 0.5, 0.7]})
+    ratio_dots(ax, ratios, paper={"A": 3.5})
+    a_dots, b_dots = ax.collections
+    np.testing.assert_allclose(a_dots.get_offsets(), [[1.0, 0], [3.0, 0]])
+    np.testing.assert_allclose(b_dots.get_offsets(), [[0.5, 1], [0.7, 1]])
+    vertical = {round(line.get_xdata()[0], 6) for line in ax.lines if line.get_xdata()[0] == line.get_xdata()[-1]}
+    assert {2.0, 0.6, 3.5, 1.0} <= vertical  # means 2.0 / 0.6, the paper's 3.5, the line at 1
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["A", "B"]
+    pyplot().close(fig)
+
+
+def test_show_displays_the_figure_as_png_and_closes_it(monkeypatch):
+    import IPython.display
+
+    from adlib.plotting import show
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    show(fig)
+    assert len(shown) == 1 and shown[0].data[:8] == b"\x89PNG\r\n\x1a\n" and len(shown[0].data) > 1000
+    assert not plt.fignum_exists(fig.number)
