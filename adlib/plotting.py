@@ -195,3 +195,47 @@ def heatmap_overlays(result, prep, out: Path, count: int = 8) -> Path:
         fig.colorbar(heat, ax=axes[1, :].tolist(), shrink=0.8, label="anomaly score")
         fig.suptitle(f"{result.category.name}: test images and anomaly maps", y=1.0)
         return save_figure(fig, out)
+
+
+# --- spb
+
+
+def sweep_panels(panels, verdicts=None, title: str = "", ylabel: str = "image AUROC"):
+    """A row of sweep panels (`curves_with_intervals`, one per entry) and, if `verdicts` are given, their
+    `verdict_dots` as a last panel. `panels` maps a panel title to (intervals, x, paper, xlabel):
+    `evidence.method_intervals` rows with a `method` and an `x` column, the paper's points (columns x,
+    method, value; or None) and the x-axis label. Returns the figure."""
+    plt = pyplot()
+    extra = 1 if verdicts else 0
+    fig, axes = plt.subplots(1, len(panels) + extra, figsize=(4.6 * len(panels) + 5.5 * extra, 3.9), squeeze=False)
+    for ax, (name, (intervals, x, paper, xlabel)) in zip(axes[0], panels.items()):
+        curves_with_intervals(ax, intervals, x, hue="method", paper=paper)
+        ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
+    if extra:
+        verdict_dots(axes[0, -1], verdicts)
+    fig.suptitle(title, y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def bank_map_panels(coords: np.ndarray, owners: np.ndarray, kinds: np.ndarray, titles, origins, title: str = ""):
+    """SP Fig. 5's map: one panel per bank (`titles` maps the bank name in `owners` to its panel title), all
+    in the same 2-D coordinates; the bank's rows coloured by origin code (`kinds`, names `origins`), the
+    other banks' rows in grey. Returns the figure."""
+    plt = pyplot()
+    colours, sizes = ["#6a3d9a", "#ff9f1c", "#d62728"], [7, 14, 36]
+    fig, axes = plt.subplots(1, len(titles), figsize=(4.7 * len(titles), 4.6), sharex=True, sharey=True, squeeze=False)
+    for ax, (name, panel_title) in zip(axes[0], titles.items()):
+        mine = owners == name
+        ax.scatter(coords[~mine, 0], coords[~mine, 1], s=3, color="#dddddd", label="other banks")
+        for kind, label in enumerate(origins):
+            shown = mine & (kinds == kind)
+            ax.scatter(coords[shown, 0], coords[shown, 1], s=sizes[kind], color=colours[kind], label=label,
+                       zorder=2 + kind, edgecolor="black" if kind == 2 else "none", linewidth=0.5)
+        ax.set(title=panel_title, xticks=[], yticks=[], xlabel="t-SNE 1")
+    axes[0, 0].set_ylabel("t-SNE 2")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(origins) + 1, frameon=False,
+               bbox_to_anchor=(0.5, -0.08), markerscale=2)
+    fig.suptitle(title, y=1.04)
+    fig.tight_layout()
+    return fig

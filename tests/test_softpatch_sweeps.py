@@ -1,0 +1,59 @@
+"""adlib.softpatch_sweeps: the cuts of a per-image table, the paper's points, the LOF grid."""
+
+import pandas as pd
+import pytest
+
+from adlib.methods import softpatch_settings
+from adlib.softpatch_sweeps import lof_grid, lof_rows, paper_gap, paper_lof_points, paper_noise_points, setting_rows
+
+
+def _images(methods, ratios=(0.0, 0.1)):
+    rows = []
+    for ratio in ratios:
+        for overlap in ([False] if ratio == 0 else [False, True]):
+            for method in methods:
+                for image in range(3):
+                    rows.append({"category": "c", "seed": 0, "method": method, "noise_ratio": ratio,
+                                 "noise_overlap": overlap, "image": image, "label": image % 2, "score": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_setting_rows_keep_the_clean_run_and_that_settings_noisy_runs():
+    images = _images(["A"])
+    for overlap in (False, True):
+        rows = setting_rows(images, overlap)
+        assert sorted(rows["noise_ratio"].unique()) == [0.0, 0.1]
+        assert (rows.loc[rows["noise_ratio"] > 0, "noise_overlap"] == overlap).all() and len(rows) == 6
+
+
+def test_paper_points_are_table_1_means_and_their_gaps():
+    from adlib.evidence import reported_value
+
+    points = paper_noise_points(["PatchCore", "PaDiM"]).set_index(["setting", "method", "noise_ratio"])["value"]
+    noisy = reported_value("SP", 1, "PatchCore", "image_auroc", "noise=0.1;overlap=yes")
+    gap = reported_value("SP", 1, "PatchCore", "image_auroc_gap", "noise=0.1;overlap=yes")
+    assert points[("overlap", "PatchCore", 0.1)] == noisy
+    assert points[("overlap", "PatchCore", 0.0)] == pytest.approx(noisy - gap)
+    assert ("overlap", "PaDiM", 0.1) in points.index  # the paper's PaDiM* under overlap
+    lead = paper_gap("SoftPatch-lof", True, "PatchCore")
+    assert lead == pytest.approx(reported_value("SP", 1, "SoftPatch-lof", "image_auroc_gap", "noise=0.1;overlap=yes") - gap)
+    assert paper_gap("SoftPatch-gaussian", True) is None  # Table 1 has no overlap row for it
+
+
+def test_lof_grid_and_rows_cut_one_sweep_at_the_other_knobs_default():
+    grid = lof_grid(softpatch_settings(), [3, 6, 9], [0.0, 0.15, 0.3], lof_k=6, tau=0.15)
+    assert len(grid) == 5 and grid["k=3, tau=0.15"].lof_k == 3 and grid["k=6, tau=0.3"].tau == 0.3
+    images = _images(list(grid), ratios=(0.1,))
+    k_rows = lof_rows(images, grid, overlap=True, vary="lof_k", at=0.15)
+    assert sorted(k_rows["method"].unique()) == ["k=3", "k=6", "k=9"] and (k_rows["tau"] == 0.15).all()
+    tau_rows = lof_rows(images, grid, overlap=False, vary="tau", at=6, method="SoftPatch-lof")
+    assert set(tau_rows["method"]) == {"SoftPatch-lof"} and sorted(tau_rows["tau"].unique()) == [0.0, 0.15, 0.3]
+    assert (tau_rows["setting"] == "no overlap").all()
+    with pytest.raises(ValueError, match="vary"):
+        lof_rows(images, grid, True, "coreset_ratio", 0.1)
+
+
+def test_paper_lof_points_hold_table_5():
+    points = paper_lof_points()
+    assert len(points) == 28 and set(points["lof_k"]) == set(range(3, 10))
+    assert set(points["setting"]) == {"overlap", "no overlap"}
