@@ -44,12 +44,14 @@ test: $(STAMP) data
 test-lab: $(STAMP) data
 	$(BIN)/python scripts/test_lab.py --data $(DATA) --out build/test-lab
 
-# JOBS=N runs N notebooks at a time; an interrupted run resumes (only changed notebooks re-run; FORCE=1: all).
+# JOBS=N runs N notebooks at a time (default 2: the 2-core budget; timing notebooks run alone); an interrupted
+# run resumes (only changed notebooks re-run; FORCE=1: all). SCALE=full: every category, 5 seeds (hours).
+JOBS ?= 2
 reproduce: $(STAMP) data
 	$(if $(FETCH),$(BIN)/python -m adlib fetch mvtec_ad --to $(DATA))
 	$(if $(FETCH),$(BIN)/python -m adlib fetch weights)
 	$(BIN)/python scripts/reproduce.py --profile $(PROFILE) --data $(DATA) $(if $(NB),--notebook $(NB)) \
-		$(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
+		$(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force) $(if $(SCALE),--scale $(SCALE))
 
 lab: $(STAMP) data
 	$(BIN)/jupyter lab --notebook-dir=notebooks

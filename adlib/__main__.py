@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="patch score: euclidean (paper, default), squared (official code), cosine (KC)")
     run.add_argument("--top-k", type=int, default=1, help="with --distance cosine: average over the top k bank features")
     run.add_argument("--reweight", type=int,
-                     help="b of the paper's Eq. 7 image score (default 9; 1 = plain maximum, official code and KC)")
+                     help="b of PatchCore's Eq. 7 image score (patchcore default 9; 1 = plain maximum: the official code, "
+                          "KC, and softpatch's default, as the SoftPatch paper scores images)")
     run.add_argument("--denoise", choices=DENOISERS,
                      help="SoftPatch outlier score per position (softpatch: lof); none for the others")
     run.add_argument("--tau", type=float, default=0.15, help="SoftPatch: share of training patches dropped")

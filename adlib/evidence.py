@@ -17,8 +17,9 @@ A pandas DataFrame with one row per (category, seed, method, test image), column
 - `score`: the image score (higher = more anomalous); needed for image AUROC only;
 - for a trend, the swept value in a column the claim names (`Claim.sweep`, e.g. `noise_ratio`).
 
-Other columns (settings, paths) are allowed and ignored; `image_rows` / `image_rows_from_result` build
-the table from scores. Row order does not matter: each unit's images are put in sorted `image` order.
+Other columns (settings, paths) are allowed and ignored; `run_grid(...).images` is such a table, and
+`adlib.per_image.image_rows` builds one from scores. Row order does not matter: each unit's images are
+put in sorted `image` order.
 
 The bootstrap (what exactly is computed)
 ----------------------------------------
@@ -58,11 +59,14 @@ metric evaluation per resample (slow: pass fewer resamples where the maps are la
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from adlib.bootstrap import resampled_image_auroc, stratified_indices
+from adlib.per_image import SubsetMetric
 
 METRICS = ("image_auroc", "pixel_auroc", "pro")
 METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO"}
@@ -72,9 +76,6 @@ TREND_STATISTICS = ("slope", "last_minus_first")
 STATUSES = ("holds", "does not hold", "inconclusive")
 COLUMNS = ("category", "seed", "method", "image", "label", "score")
 
-SubsetMetric = Callable[[np.ndarray], float]
-"""A metric of a subset of one unit's test images: takes an index array (with repeats) into that
-method's rows of the unit, in the order they appear in the table, and returns the metric."""
 
 
 # --------------------------------------------------------------------------- claims
@@ -211,62 +212,6 @@ def reported_difference(
     )
 
 
-# --------------------------------------------------------------------------- per-image table
-
-
-def image_rows(
-    category: str,
-    seed: int,
-    method: str,
-    images: Sequence[object],
-    labels: Sequence[int],
-    scores: Sequence[float],
-) -> pd.DataFrame:
-    """The per-image table's rows for one (category, seed, method): one row per test image."""
-    labels_array = np.asarray(_host(labels)).ravel()
-    scores_array = np.asarray(_host(scores), dtype=np.float64).ravel()
-    if not len(images) == labels_array.size == scores_array.size:
-        raise ValueError(
-            f"{category}, seed {seed}, {method}: {len(images)} images, {labels_array.size} labels and "
-            f"{scores_array.size} scores; pass one label and one score per image"
-        )
-    return pd.DataFrame({"category": category, "seed": int(seed), "method": method, "image": list(images),
-                         "label": labels_array.astype(int), "score": scores_array})
-
-
-def image_rows_from_result(result: object, seed: int, method: str) -> pd.DataFrame:
-    """The rows for one `adlib.experiment.CategoryResult`: images are the test images' paths (as str)."""
-    category, scores = result.category, result.scores  # type: ignore[attr-defined]
-    images = [str(sample.image) for sample in category.test]
-    return image_rows(category.name, seed, method, images, [sample.label for sample in category.test], scores.image)
-
-
-def subset_metric(metric: str, masks: object, maps: object) -> SubsetMetric:
-    """Pixel AUROC or PRO of a subset of one unit's images, as `adlib.experiment.evaluate` computes them.
-
-    `masks` (bool) and `maps` are [N, H, W] in the order of that method's rows in the per-image table.
-    PRO uses `anomalous_only=True` and FPR up to 0.3, pixel AUROC all images, as in `evaluate`.
-    """
-    from adlib.metrics import pixel_auroc, pro
-
-    masks_array, maps_array = np.asarray(_host(masks)), np.asarray(_host(maps))
-    if metric == "pixel_auroc":
-        return lambda indices: pixel_auroc(masks_array[indices], maps_array[indices])
-    if metric == "pro":
-        return lambda indices: pro(masks_array[indices], maps_array[indices], anomalous_only=True)
-    raise ValueError(
-        f"subset_metric covers 'pixel_auroc' and 'pro'; got {metric!r} (image AUROC uses the score column)"
-    )
-
-
-def _host(values: object) -> object:
-    """A torch tensor as a numpy array on the host; anything else as it is."""
-    if hasattr(values, "detach"):
-        values = values.detach().cpu()  # type: ignore[attr-defined]
-        return values.float().numpy() if values.is_floating_point() else values.numpy()  # type: ignore[attr-defined]
-    return values
-
-
 @dataclass(frozen=True)
 class _Unit:
     """One (category, seed[, sweep value]): its images in sorted order, labels, and per method the
@@ -354,37 +299,6 @@ def _units(claim: Claim, table: pd.DataFrame, need_scores: bool) -> list[_Unit]:
 # --------------------------------------------------------------------------- bootstrap
 
 
-def stratified_indices(labels: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """[n_resamples, n] positions into the images (labels bool [n]): the good ones drawn from the good
-    images (first columns), then the defective from the defective, with replacement."""
-    labels = np.asarray(labels, dtype=bool)
-    good, defective = np.flatnonzero(~labels), np.flatnonzero(labels)
-    drawn_good = good[rng.integers(0, good.size, size=(n_resamples, good.size))]
-    drawn_defective = defective[rng.integers(0, defective.size, size=(n_resamples, defective.size))]
-    return np.concatenate([drawn_good, drawn_defective], axis=1)
-
-
-def resampled_image_auroc(labels: np.ndarray, scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Image AUROC of every resample (row of `indices`, positions into labels/scores) at once, exact.
-
-    A resample counts each image as often as it is drawn, so its AUROC is
-    sum_ij c_i c_j w_ij / (sum_i c_i * sum_j c_j) over defective i and good j, with c the draw counts and
-    w_ij = 1 if score_i > score_j, 1/2 if equal, else 0: one matrix product for all resamples.
-    """
-    labels = np.asarray(labels, dtype=bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    indices = np.atleast_2d(indices)
-    n_resamples, n = indices.shape[0], labels.size
-    offsets = (np.arange(n_resamples) * n)[:, None]
-    counts = np.bincount((indices + offsets).ravel(), minlength=n_resamples * n).reshape(n_resamples, n)
-    counts = counts.astype(np.float64)
-    defective, good = scores[labels], scores[~labels]
-    wins = (defective[:, None] > good[None, :]) + 0.5 * (defective[:, None] == good[None, :])
-    c_defective, c_good = counts[:, labels], counts[:, ~labels]
-    pairs = c_defective.sum(axis=1) * c_good.sum(axis=1)
-    return ((c_defective @ wins) * c_good).sum(axis=1) / pairs
-
-
 def _metric_values(
     claim: Claim,
     unit: _Unit,
@@ -464,21 +378,7 @@ class Verdict:
 
     def sample(self) -> str:
         """n in words: '9 categories x 1 seed x 60 test images (20 good / 40 defective)' (ranges where units differ)."""
-        def count(values: list[int]) -> str:
-            return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
-
-        def plural(n: int, word: str) -> str:
-            return f"{n} {word}" if n == 1 else f"{n} {'categories' if word == 'category' else word + 's'}"
-
-        parts = [plural(self.n_categories, "category"), plural(self.n_seeds, "seed")]
-        if self.claim.sweep is not None:
-            parts.append(f"{self.n_sweep_values} {self.claim.sweep} values")
-        cells = self.n_categories * self.n_seeds * self.n_sweep_values
-        shape = " x ".join(parts) if cells == len(self.units) else f"{len(self.units)} units ({', '.join(parts)})"
-        good = [unit.good for unit in self.units]
-        defective = [unit.defective for unit in self.units]
-        images = [g + d for g, d in zip(good, defective)]
-        return f"{shape} x {count(images)} test images ({count(good)} good / {count(defective)} defective)"
+        return sample_text(self.units, self.claim.sweep)
 
     def caption(self) -> str:
         """The bold verdict line a caption starts with, e.g. '**holds** (n = ...): A above B by +0.076 image
@@ -486,6 +386,27 @@ class Verdict:
         line = (f"**{self.status}** (n = {self.sample()}): {self.claim.describe(self.estimate)}, "
                 f"{self.level * 100:g} % CI [{self.low:+.3f}, {self.high:+.3f}]")
         return line if self.paper is None else f"{line}; paper: {self.paper:+.3f}"
+
+
+def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
+    """n in words for these units: categories x seeds [x sweep values] x test images (good / defective)."""
+    def count(values: list[int]) -> str:
+        return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}" if n == 1 else f"{n} {'categories' if word == 'category' else word + 's'}"
+
+    n_categories, n_seeds = len({u.category for u in units}), len({u.seed for u in units})
+    n_sweep = len({u.sweep for u in units})
+    parts = [plural(n_categories, "category"), plural(n_seeds, "seed")]
+    if sweep is not None:
+        parts.append(f"{n_sweep} {sweep} values")
+    cells = n_categories * n_seeds * n_sweep
+    shape = " x ".join(parts) if cells == len(units) else f"{len(units)} units ({', '.join(parts)})"
+    good = [u.good for u in units]
+    defective = [u.defective for u in units]
+    images = [g + d for g, d in zip(good, defective)]
+    return f"{shape} x {count(images)} test images ({count(good)} good / {count(defective)} defective)"
 
 
 def status(claim: Claim, low: float, high: float) -> str:
@@ -574,3 +495,58 @@ def assess(
     )
     return Verdict(claim, status(claim, low, high), estimate, low, high, level, int(n_resamples), counts,
                    float(a[:, 0].mean()), None if b is None else float(b[:, 0].mean()), resampled)
+
+
+# --------------------------------------------------------------------------- one method's metric
+
+
+def method_intervals(
+    images: pd.DataFrame,
+    metric: str = "image_auroc",
+    by: Sequence[str] = ("method",),
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Each group's metric (groups: the `by` columns, which include `method`) with a bootstrap interval.
+
+    Within a group the units are its (category, seed) pairs; the estimate is the mean over units of the
+    metric, the interval the `level` percentile interval of that mean over stratified resamples of each
+    unit's test images (as `assess` draws them; the same draws for every group that has the same unit
+    and images, so methods are resampled alike). Columns: the `by` columns, estimate, low, high, units
+    (how many (category, seed) pairs) and n (`sample_text`).
+    """
+    by = list(by)
+    if "method" not in by:
+        raise ValueError(f"by={by}: include 'method' (an interval is of one method's metric)")
+    if metric != "image_auroc":
+        raise ValueError(f"method_intervals computes image AUROC from the score column; got metric {metric!r}")
+    needed = ["category", "seed", "image", "label", "score", *by]
+    missing = [column for column in dict.fromkeys(needed) if column not in images.columns]
+    if missing:
+        raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(images.columns)}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
+    rng, drawn, rows = np.random.default_rng(seed), {}, []
+    tail = (1.0 - level) / 2 * 100
+    for key, group in images.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        values, counts = [], []
+        for (category, unit_seed), unit in group.groupby(["category", "seed"], sort=True):
+            unit = unit.sort_values("image", kind="stable")
+            labels = unit["label"].to_numpy().astype(bool)
+            if labels.all() or not labels.any():
+                raise ValueError(f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: the test images "
+                                 "need both good and defective ones for an AUROC")
+            draw_key = (category, unit_seed, tuple(unit["image"]))
+            if draw_key not in drawn:
+                drawn[draw_key] = stratified_indices(labels, n_resamples, rng)
+            everything = np.arange(labels.size)[None, :]
+            scores = unit["score"].to_numpy(dtype=np.float64)
+            values.append(resampled_image_auroc(labels, scores, np.concatenate([everything, drawn[draw_key]])))
+            counts.append(UnitCount(str(category), int(unit_seed), None, int((~labels).sum()), int(labels.sum())))
+        mean = np.mean(values, axis=0)
+        low, high = np.percentile(mean[1:], [tail, 100 - tail])
+        rows.append({**dict(zip(by, key)), "estimate": float(mean[0]), "low": float(low), "high": float(high),
+                     "units": len(values), "n": sample_text(counts)})
+    return pd.DataFrame(rows)

@@ -149,11 +149,17 @@ def improved_patchcore_settings(features: FeatureSettings | None = None, coreset
 
 
 def softpatch_settings(features: FeatureSettings | None = None, denoise: str = "lof", coreset_ratio: float = 0.1,
-                       tau: float = 0.15, lof_k: int = 6, soft_weight: bool = True) -> PatchCoreSettings:
+                       tau: float = 0.15, lof_k: int = 6, soft_weight: bool = True,
+                       reweight_neighbours: int = 1) -> PatchCoreSettings:
     """SP: patch-level denoising (paper: LOF, tau = 0.15, k = 6) with soft weights before a greedy coreset.
-    `lof_k` acts with denoise='lof' only (another value with another discriminator is refused)."""
+
+    The image score is SP's s* = max of the (soft-weighted) patch scores: `reweight_neighbours` = 1.
+    PatchCore's Eq. 7 re-weighting, which the SoftPatch paper does not use, is the explicit option
+    `reweight_neighbours=9`. `lof_k` acts with denoise='lof' only (another value with another
+    discriminator is refused).
+    """
     return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio, denoise=denoise,
-                             tau=tau, lof_k=lof_k, soft_weight=soft_weight)
+                             tau=tau, lof_k=lof_k, soft_weight=soft_weight, reweight_neighbours=reweight_neighbours)
 
 
 class PatchCore(Detector):

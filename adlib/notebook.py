@@ -1,20 +1,40 @@
 """What the companion notebooks share, so that their cells read like the method, not like set-up.
 
 Every notebook starts from the same parameters (`profile`, `data_root`, `backbone`, `categories`, `seeds`,
-`quick`). `setup` turns them into the feature settings and the category list (and applies the plot
-style); `record` is the settings dict a figure's CSV and caption carry (`adlib.report.publish`);
-`softpatch_variants` builds SoftPatch's three discriminators with the notebook's tau and LOF k.
+`scale`, `quick`). `setup` turns them into the feature settings, the categories and the seeds (and
+applies the plot style); `record` is the settings dict a figure's CSV and caption carry
+(`adlib.report.publish`); `judge` weighs the notebook's claims (`adlib.evidence`) and `verdict_table`
+lays the verdicts out for a CSV; `softpatch_variants` builds SoftPatch's three discriminators with the
+notebook's tau and LOF k.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import pandas as pd
 
 from adlib.data import list_categories
 from adlib.features import FeatureSettings, profile_settings
 from adlib.methods import PatchCoreSettings, softpatch_settings
+
+if TYPE_CHECKING:
+    from adlib.evidence import Claim, Verdict
+
+
+SCALES = ("default", "full")
+FULL_SEEDS = (0, 1, 2, 3, 4)
+
+
+class Setup(NamedTuple):
+    """What a notebook runs on: the feature settings, the categories and the seeds."""
+
+    features: FeatureSettings
+    categories: list[str]
+    seeds: list[int]
 
 
 def setup(
@@ -22,20 +42,41 @@ def setup(
     data_root: Path | str,
     backbone: str | None = None,
     categories: Sequence[str] | None = None,
-    synthetic_categories: Sequence[str] = ("pill",),
-) -> tuple[FeatureSettings, list[str]]:
-    """The profile's feature settings (with `backbone` if given) and the categories to run: `categories` if
-    given, else `synthetic_categories` on the synthetic profile and every category under `data_root` on
-    the paper profile. Applies adlib's plot style to matplotlib."""
+    seeds: Sequence[int] | None = None,
+    *,
+    scale: str = "default",
+    quick: bool = False,
+    default_categories: Sequence[str] | None = None,
+    default_seeds: Sequence[int] = (0,),
+) -> Setup:
+    """The profile's feature settings (with `backbone` if given), the categories and the seeds to run.
+
+    Categories: `categories` if given; else every category under `data_root` with the paper profile or
+    `scale="full"`; else `default_categories` (None: every category). Seeds: `seeds` if given; else
+    `FULL_SEEDS` with `scale="full"`; else `default_seeds`. `quick` keeps the first category and the first
+    seed (tests, a first look). Applies adlib's plot style to matplotlib.
+    """
     from adlib.plotting import STYLE, pyplot
 
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r}: choose 'default' (the notebook's own sample, within the make "
+                         f"reproduce budget) or 'full' (every category, seeds {list(FULL_SEEDS)})")
     pyplot().rcParams.update(STYLE)
     features = profile_settings(profile)
     if backbone is not None:
         features = dataclasses.replace(features, backbone=backbone)
     if categories is None:
-        categories = synthetic_categories if profile == "synthetic" else list_categories(data_root)
-    return features, list(categories)
+        every = profile == "paper" or scale == "full" or default_categories is None
+        categories = list_categories(data_root) if every else default_categories
+    if not categories:
+        raise ValueError(f"no categories to run under {data_root}: pass categories=[...] or point data_root at a "
+                         "folder with MVTec-layout categories (python -m adlib fetch mvtec_ad, or make data)")
+    if seeds is None:
+        seeds = FULL_SEEDS if scale == "full" else default_seeds
+    categories, seeds = list(categories), [int(seed) for seed in seeds]
+    if quick:
+        categories, seeds = categories[:1], seeds[:1]
+    return Setup(features, categories, seeds)
 
 
 def record(
@@ -68,3 +109,38 @@ def softpatch_variants(
                                                    **({"lof_k": lof_k} if denoise == "lof" else {}))
         for denoise in denoisers
     }
+
+
+def judge(
+    claims: Sequence[Claim],
+    images: pd.DataFrame,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    pixel_stats: Mapping[str, object] | None = None,
+) -> list[Verdict]:
+    """`adlib.evidence.assess` of every claim on the per-image table (`run_grid(...).images`), in order.
+
+    Pixel AUROC and PRO claims read `pixel_stats` (`run_grid(...).pixel_stats`); image AUROC claims the
+    table's scores. Equal inputs and `seed` give equal verdicts.
+    """
+    from adlib.evidence import assess
+
+    if not claims:
+        raise ValueError("judge needs at least one claim: a figure without a comparison passes a plain-string verdict "
+                         "to adlib.report.publish instead")
+    pixel_claims = [claim.statement for claim in claims if claim.metric != "image_auroc"]
+    if pixel_claims and pixel_stats is None:
+        raise ValueError(f"claims {pixel_claims} are on pixel maps: pass pixel_stats=grid.pixel_stats "
+                         "(grid = adlib.experiment.run_grid(...))")
+    extra = {} if pixel_stats is None else {"pixel_stats": pixel_stats}
+    return [assess(claim, images, n_resamples=n_resamples, seed=seed,
+                   **(extra if claim.metric != "image_auroc" else {})) for claim in claims]
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
+    """One row per verdict: the claim, its metric, status, estimate, interval, the paper's value and n."""
+    return pd.DataFrame([
+        {"claim": v.claim.statement, "metric": v.claim.metric, "status": v.status, "estimate": v.estimate,
+         "low": v.low, "high": v.high, "paper": v.paper, "n": v.sample()}
+        for v in verdicts
+    ])

@@ -7,13 +7,17 @@ caption's settings line and as columns of its CSV, so a number can always be tra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from adlib.files import atomic_write_bytes
 from adlib.plotting import save_figures
+
+if TYPE_CHECKING:
+    from adlib.evidence import Verdict
 
 
 def publish(
@@ -22,19 +26,21 @@ def publish(
     fig,
     table: pd.DataFrame,
     caption: str,
-    verdict: str,
+    verdicts: Sequence[Verdict] | str,
     settings: Mapping[str, object],
 ) -> list[Path]:
     """Writes `<name>.png`, `<name>.pdf`, `<name>.csv` and `<name>.md` into `figures_dir`, atomically.
 
     `table` is the data the figure shows (tidy is best); `settings` (e.g. profile, data_root, backbone,
-    seeds, quick) become its leading columns and the caption's settings line; `verdict` says whether the
-    paper's claim holds on this run, in one or two sentences.
+    seeds, quick) become its leading columns and the caption's settings line. `verdicts`: the
+    `adlib.evidence.Verdict`s of a comparative figure, headline claim first: the caption file opens with
+    one bold line per verdict (`Verdict.caption()`: status, n, estimate, 95 % interval, the paper's
+    value); or, for a figure that compares nothing (an illustration), one or two plain sentences, which
+    open the caption as `**Verdict.** ...`. The caption text and the settings line follow.
     """
     if not name or "/" in name or name != name.strip():
         raise ValueError(f"name={name!r}: use a plain file stem such as 'pc_table1_detection'")
-    if not verdict.strip():
-        raise ValueError(f"{name}: the verdict is empty; say whether the claim holds here and by how much")
+    opening = verdict_lines(name, verdicts)
     folder = Path(figures_dir)
     paths = save_figures(fig, [folder / f"{name}.png", folder / f"{name}.pdf"])
     csv = table.copy()
@@ -44,9 +50,22 @@ def publish(
         csv.insert(position, key, _text(value))
     atomic_write_bytes(folder / f"{name}.csv", csv.to_csv(index=False).encode())
     line = ", ".join(f"{key} = {_text(value)}" for key, value in settings.items())
-    text = f"{caption.strip()}\n\n*Settings:* {line}.\n\n**Verdict.** {verdict.strip()}\n"
+    text = f"{opening}\n\n{caption.strip()}\n\n*Settings:* {line}.\n"
     atomic_write_bytes(folder / f"{name}.md", text.encode())
     return [*paths, folder / f"{name}.csv", folder / f"{name}.md"]
+
+
+def verdict_lines(name: str, verdicts: Sequence[Verdict] | str) -> str:
+    """The caption's opening: one bold verdict line per verdict (a markdown line break between them), or
+    `**Verdict.** <text>` for a plain-string verdict."""
+    if isinstance(verdicts, str):
+        if not verdicts.strip():
+            raise ValueError(f"{name}: the verdict is empty; say what the figure shows or pass its Verdicts")
+        return f"**Verdict.** {verdicts.strip()}"
+    if not verdicts:
+        raise ValueError(f"{name}: no verdicts; pass adlib.notebook.judge(...)'s list, or a plain string for an "
+                         "illustration that compares nothing")
+    return "  \n".join(verdict.caption() for verdict in verdicts)
 
 
 def _text(value: object) -> object:

@@ -49,7 +49,8 @@ MAGIC = b"adlib-result\n"
 # invalidates stored results by default: a needless recomputation costs time, a stale result would
 # cost a wrong number.
 NOT_SCORING = ("__main__.py", "plotting.py", "report.py", "paper.py", "reference.py", "store.py", "executors.py",
-               "evidence.py", "explore.py", "fetch.py", "notebook.py", "bank_origin.py", "softpatch_sweeps.py")  # synth/ is a package: not globbed
+               "evidence.py", "explore.py", "fetch.py", "notebook.py", "bootstrap.py", "per_image.py",
+               "bank_origin.py", "softpatch_sweeps.py")  # synth/ is a package: not globbed
 
 
 def scoring_digest(package: Path | None = None, exclude: Sequence[str] = NOT_SCORING) -> str:

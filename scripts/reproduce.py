@@ -1,11 +1,15 @@
 """Regenerates the figures: the embedded benchmark's contact sheet, then every notebook under papermill.
 
     python scripts/reproduce.py --profile synthetic --data data/synthetic [--notebook NAME] [--jobs N] [--force]
+                                [--scale full]
 
-Each notebook runs with its `profile`, `data_root` and `figures_dir` (= `figures/`) parameters into
-`notebooks/executed/`, in its own kernel; `--jobs N` runs N at a time. `figures/index.md` (every figure
-with the caption file a notebook writes beside it, `<figure>.md`: settings and verdict) and the wall
-times, `figures/reproduce_times.csv`, are written once, at the end.
+Each notebook runs with its `profile`, `data_root`, `figures_dir` (= `figures/`) and `scale` parameters
+(those it declares) into `notebooks/executed/`, in its own kernel. `--jobs N` runs N at a time, the
+longest first (by their last recorded times); a notebook that times things (notebook metadata
+`{"adlib": {"exclusive": true}}`) runs alone, after the others, with every core. `--scale full` runs
+every notebook on every category with 5 seeds (its own default sample otherwise). `figures/index.md`
+(every figure with the caption file a notebook writes beside it, `<figure>.md`: verdict, caption,
+settings) and the wall times, `figures/reproduce_times.csv`, are written once, at the end.
 
 A run resumes: `build/reproduce/stamps.json` records, per notebook that finished, a digest of its
 inputs (the notebook file, its parameters, the `adlib` sources and a fingerprint of the data folder:
@@ -20,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -93,22 +98,66 @@ def run_notebook(notebook: Path, executed: Path, parameters: dict, kernel: str, 
     return time.perf_counter() - start
 
 
+def declared(notebook: Path, parameters: dict) -> dict:
+    """The parameters among `parameters` that the notebook's parameters cell assigns (papermill would
+    inject the others too, with a warning, as new variables that nothing reads)."""
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    source = "\n".join(c.source for c in cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", []))
+    names = set(re.findall(r"^(\w+)\s*=", source, flags=re.MULTILINE))
+    return {name: value for name, value in parameters.items() if name in names}
+
+
+def is_exclusive(notebook: Path) -> bool:
+    """Whether the notebook times things and must run alone (metadata `{"adlib": {"exclusive": true}}`)."""
+    import nbformat
+
+    return bool(nbformat.read(notebook, as_version=4).metadata.get("adlib", {}).get("exclusive", False))
+
+
 def reproduce(notebooks: Sequence[Path], profile: str, data: Path, figures: Path, stamps_path: Path,
-              executed: Path, jobs: int = 1, rerun: Sequence[str] = (), kernel: str = "adlib") -> dict[str, str]:
+              executed: Path, jobs: int = 1, rerun: Sequence[str] = (), kernel: str = "adlib",
+              scale: str = "default") -> dict[str, str]:
     """Runs the notebooks whose inputs changed since they last finished (and those named in `rerun`), `jobs` at a
-    time; records each one that finishes in the stamps at once. Returns {notebook: error} of those that failed."""
-    parameters = {"profile": profile, "data_root": str(data.resolve()), "figures_dir": str(figures.resolve())}
+    time, longest first, the exclusive ones alone at the end; records each one that finishes in the stamps at
+    once. Returns {notebook: error} of those that failed."""
+    common = {"profile": profile, "data_root": str(data.resolve()), "figures_dir": str(figures.resolve()),
+              "scale": scale}
+    parameters = {nb.stem: declared(nb, common) for nb in notebooks}
     sources, fingerprint = sources_digest(), data_fingerprint(data)
     stamps = read_stamps(stamps_path)
-    digests = {nb.stem: inputs_digest(nb, parameters, sources, fingerprint) for nb in notebooks}
+    digests = {nb.stem: inputs_digest(nb, parameters[nb.stem], sources, fingerprint) for nb in notebooks}
     todo = [nb for nb in notebooks if nb.stem in rerun or stamps.get(nb.stem, {}).get("digest") != digests[nb.stem]]
     for nb in notebooks:
         if nb not in todo:
             print(f"{nb.stem}: inputs unchanged since it finished, figures kept", flush=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    last = last_times(stamps, figures / "reproduce_times.csv", profile)
+    todo.sort(key=lambda nb: -last.get(nb.stem, 0.0))  # longest first (stable): the pool ends together
+    shared = [nb for nb in todo if not is_exclusive(nb)]
+    alone = [nb for nb in todo if is_exclusive(nb)]
     failed: dict[str, str] = {}
+    for batch, width in ((shared, jobs), (alone, 1)):
+        _run_batch(batch, width, executed, parameters, digests, profile, kernel, stamps, stamps_path, failed)
+    return failed
+
+
+def last_times(stamps: dict[str, dict], previous: Path, profile: str) -> dict[str, float]:
+    """Each notebook's last wall time: from the stamps, else from the committed times CSV (a fresh clone)."""
+    times = {}
+    if previous.is_file():
+        old = pd.read_csv(previous)
+        times = {row.notebook: float(row.seconds) for row in old[old["profile"] == profile].itertuples()}
+    return {**times, **{name: float(stamp["seconds"]) for name, stamp in stamps.items() if "seconds" in stamp}}
+
+
+def _run_batch(batch: Sequence[Path], jobs: int, executed: Path, parameters: dict, digests: dict, profile: str,
+               kernel: str, stamps: dict, stamps_path: Path, failed: dict[str, str]) -> None:
+    """Runs `batch`, `jobs` at a time (each kernel with cores / jobs threads), recording stamps and failures."""
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as pool:
-        running = {pool.submit(run_notebook, nb, executed / nb.name, parameters, kernel, threads): nb for nb in todo}
+        running = {pool.submit(run_notebook, nb, executed / nb.name, parameters[nb.stem], kernel, threads): nb
+                   for nb in batch}
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
@@ -124,7 +173,6 @@ def reproduce(notebooks: Sequence[Path], profile: str, data: Path, figures: Path
                     stamps[nb.stem] = {"digest": digests[nb.stem], "profile": profile, "seconds": round(seconds, 3)}
                     print(f"{nb.stem}: {seconds:.1f} s", flush=True)
                 write_stamps(stamps_path, stamps)  # after every notebook: an interruption loses only running ones
-    return failed
 
 
 def merged_times(stamps: dict[str, dict], previous: Path, profile: str, names: Sequence[str]) -> pd.DataFrame:
@@ -162,6 +210,8 @@ def main() -> None:
     parser.add_argument("--notebook", help="run only this notebook (name without .ipynb), whatever its stamp says")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time, each in its own kernel")
     parser.add_argument("--force", action="store_true", help="run every notebook, even those whose inputs are unchanged")
+    parser.add_argument("--scale", default="default", choices=["default", "full"],
+                        help="default: each notebook's own sample (the 45-minute budget); full: every category, 5 seeds")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: give 1 or more")
@@ -177,7 +227,7 @@ def main() -> None:
             raise SystemExit(f"no notebook named {args.notebook!r} in {NOTEBOOKS}; there are: {names}")
     rerun = [nb.stem for nb in notebooks] if (args.force or args.notebook) else []
     failed = reproduce(notebooks, args.profile, args.data, FIGURES, STAMPS, NOTEBOOKS / "executed", jobs=args.jobs,
-                       rerun=rerun)
+                       rerun=rerun, scale=args.scale)
     from adlib.files import atomic_write_bytes
 
     times = merged_times(read_stamps(STAMPS), FIGURES / "reproduce_times.csv", args.profile, [nb.stem for nb in every])

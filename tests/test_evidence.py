@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from adlib import evidence
-from adlib.evidence import Claim, assess, image_rows, stratified_indices, subset_metric
+from adlib import evidence, per_image
+from adlib.evidence import Claim, assess, stratified_indices
+from adlib.per_image import image_rows, subset_metric
 from adlib.metrics import image_auroc, pixel_auroc
 
 PAPER_DATA = Path(__file__).resolve().parents[1] / "adlib" / "paper_data"
@@ -341,7 +342,7 @@ def test_image_rows_from_a_result():
             for name, label in (("good_0", 0), ("crack_0", 1), ("crack_1", 1))]
     result = SimpleNamespace(category=SimpleNamespace(name="brick", test=test),
                              scores=SimpleNamespace(image=torch.tensor([0.1, 0.7, 0.4])))
-    rows = evidence.image_rows_from_result(result, seed=2, method="PatchCore")
+    rows = per_image.image_rows_from_result(result, seed=2, method="PatchCore")
     assert list(rows.columns) == ["category", "seed", "method", "image", "label", "score"]
     assert rows["image"].tolist() == ["/data/brick/test/good_0.png", "/data/brick/test/crack_0.png",
                                       "/data/brick/test/crack_1.png"]

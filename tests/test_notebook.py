@@ -6,19 +6,57 @@ import pytest
 
 from adlib.features import profile_settings
 from adlib.methods import softpatch_settings
-from adlib.notebook import record, setup, softpatch_variants
+import numpy as np
+import pandas as pd
+
+from adlib.evidence import Claim, assess
+from adlib.notebook import judge, record, setup, softpatch_variants, verdict_table
+from adlib.per_image import image_rows
 
 
-def test_setup_gives_the_profiles_features_and_default_categories(tmp_path):
+def test_setup_gives_the_profiles_features_categories_and_seeds(tmp_path):
     for name in ("screw", "bottle"):
         (tmp_path / name / "train").mkdir(parents=True)
     (tmp_path / "not_a_category").mkdir()
-    features, categories = setup("synthetic", tmp_path, synthetic_categories=["nut", "pill"])
-    assert features == profile_settings("synthetic") and categories == ["nut", "pill"]
-    features, categories = setup("paper", tmp_path)
-    assert features == profile_settings("paper") and categories == ["bottle", "screw"]
-    features, categories = setup("paper", tmp_path, backbone="resnet18", categories=("screw",))
-    assert features == dataclasses.replace(profile_settings("paper"), backbone="resnet18") and categories == ["screw"]
+    got = setup("synthetic", tmp_path, default_categories=["screw"], default_seeds=(0, 1, 2))
+    assert got.features == profile_settings("synthetic") and got.categories == ["screw"] and got.seeds == [0, 1, 2]
+    assert setup("synthetic", tmp_path).categories == ["bottle", "screw"]  # no default: every category
+    assert setup("synthetic", tmp_path, default_categories=["screw"], scale="full").categories == ["bottle", "screw"]
+    assert setup("synthetic", tmp_path, scale="full").seeds == [0, 1, 2, 3, 4]
+    features, categories, seeds = setup("paper", tmp_path, default_categories=["screw"])
+    assert features == profile_settings("paper") and categories == ["bottle", "screw"] and seeds == [0]
+    features, categories, seeds = setup("paper", tmp_path, backbone="resnet18", categories=("screw",), seeds=[3, 4])
+    assert features == dataclasses.replace(profile_settings("paper"), backbone="resnet18")
+    assert (categories, seeds) == (["screw"], [3, 4])
+    quick = setup("synthetic", tmp_path, default_seeds=(5, 6), quick=True)
+    assert (quick.categories, quick.seeds) == (["bottle"], [5])
+
+
+def test_setup_rejects_an_unknown_scale_and_an_empty_root(tmp_path):
+    with pytest.raises(ValueError, match="scale='huge'"):
+        setup("synthetic", tmp_path, scale="huge")
+    with pytest.raises(ValueError, match="no categories"):
+        setup("synthetic", tmp_path)
+
+
+def test_judge_assesses_every_claim_in_order_and_tabulates_them():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 6 + [1] * 10)
+    images = [f"i{k}" for k in range(labels.size)]
+    table = pd.concat([image_rows("pill", 0, "A", images, labels, labels * 3 + rng.normal(size=16)),
+                       image_rows("pill", 0, "B", images, labels, rng.normal(size=16))])
+    claims = [Claim.above("A beats B", "image_auroc", "A", "B"), Claim.above("B beats A", "image_auroc", "B", "A")]
+    verdicts = judge(claims, table, n_resamples=300)
+    assert [v.claim.statement for v in verdicts] == ["A beats B", "B beats A"]
+    assert [v.status for v in verdicts] == ["holds", "does not hold"]
+    assert verdicts[0].estimate == assess(claims[0], table, n_resamples=300).estimate
+    frame = verdict_table(verdicts)
+    assert list(frame.columns) == ["claim", "metric", "status", "estimate", "low", "high", "paper", "n"]
+    assert frame["n"].iloc[0] == "1 category x 1 seed x 16 test images (6 good / 10 defective)"
+    with pytest.raises(ValueError, match="pixel_stats"):
+        judge([Claim.above("maps", "pro", "A", "B")], table)
+    with pytest.raises(ValueError, match="at least one claim"):
+        judge([], table)
 
 
 def test_setup_rejects_an_unknown_profile(tmp_path):
@@ -43,3 +81,4 @@ def test_softpatch_variants_share_coreset_and_tau_and_only_lof_takes_k():
         expected = dataclasses.replace(softpatch_settings(features, denoise, 0.05), tau=0.2)
         assert variants[f"SoftPatch-{denoise}"] == expected
     assert variants["SoftPatch-lof"] == dataclasses.replace(softpatch_settings(features, "lof", 0.05), tau=0.2, lof_k=4)
+    assert all(v.reweight_neighbours == 1 for v in variants.values())  # SP's image score: the plain maximum

@@ -126,3 +126,21 @@ def test_notebooks_write_to_a_scratch_folder_unless_reproduce_says_figures(repro
         assert lines[0].split("#")[0].strip() == 'figures_dir = "../build/figures"', path.name
     assert reproduce.FIGURES == ROOT / "figures" and reproduce.STAMPS.is_relative_to(ROOT / "build")
     assert "/build/" in (ROOT / ".gitignore").read_text()
+
+
+def test_only_declared_parameters_are_passed_and_exclusive_notebooks_are_marked(reproduce, tmp_path):
+    plain = fake_notebook(tmp_path / "plain.ipynb")
+    assert reproduce.declared(plain, {"profile": "paper", "scale": "full", "figures_dir": "f"}) == {
+        "profile": "paper", "figures_dir": "f"}  # no `scale` in its parameters cell: not injected
+    assert not reproduce.is_exclusive(plain)
+    nb = nbformat.read(plain, as_version=4)
+    nb.metadata["adlib"] = {"exclusive": True}
+    nbformat.write(nb, tmp_path / "timed.ipynb")
+    assert reproduce.is_exclusive(tmp_path / "timed.ipynb")
+
+
+def test_last_times_prefer_the_stamps_over_the_committed_csv(reproduce, tmp_path):
+    previous = tmp_path / "reproduce_times.csv"
+    previous.write_text("notebook,profile,seconds\na,synthetic,10\nb,synthetic,20\nc,paper,99\n")
+    got = reproduce.last_times({"a": {"seconds": 30.0}}, previous, "synthetic")
+    assert got == {"a": 30.0, "b": 20.0}

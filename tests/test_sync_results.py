@@ -150,3 +150,29 @@ def test_index_grouped_by_paper_in_reading_order(project: Path) -> None:
     assert "gone" not in table  # a notebook that no longer exists
     assert "| total" in table and "99.6" in table  # 23.1 + 70.0 + 5.5 + 1.0
     assert sync_results.write_index(project / "notebooks", project / "figures").read_text() == text
+
+
+def test_the_readme_table_of_verdicts_is_made_from_the_captions(tmp_path):
+    notebooks, figures = tmp_path / "notebooks", tmp_path / "figures"
+    notebooks.mkdir()
+    figures.mkdir()
+    nbformat.write(notebook(("markdown", "# PC Table 1: detection"), ("code", 'publish(f, "pc_table1_detection")')),
+                   notebooks / "pc_table1_detection.ipynb")
+    nbformat.write(notebook(("markdown", "# SP Fig. 5"), ("code", "x = 1")), notebooks / "sp_fig5_tsne.ipynb")
+    (figures / "pc_table1_detection.png").write_bytes(b"png")
+    (figures / "pc_table1_detection.md").write_text(
+        "**holds** (n = 9 categories x 1 seed x 60 test images): A above B, 95 % CI [+0.01, +0.05]  \n"
+        "**inconclusive** (n = 9 categories x 1 seed x 60 test images): C | D\n\nThe caption.\n\n*Settings:* x = 1.\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{sync_results.README_START}\nold typed table\n{sync_results.README_END}\nafter\n")
+    assert sync_results.write_readme_verdicts(readme, notebooks, figures)
+    text = readme.read_text()
+    assert "old typed table" not in text and text.startswith("intro\n") and text.endswith("after\n")
+    row = next(line for line in text.splitlines() if "pc_table1_detection" in line)
+    assert "PC Table 1: detection" in row and "**holds** (n = 9 categories" in row
+    assert "<br>**inconclusive**" in row and "C \\| D" in row  # a pipe inside a verdict is escaped
+    assert "no committed figure" in next(line for line in text.splitlines() if "sp_fig5_tsne" in line)
+    assert not sync_results.write_readme_verdicts(readme, notebooks, figures)  # idempotent
+    plain = tmp_path / "OTHER.md"
+    plain.write_text("no markers")
+    assert not sync_results.write_readme_verdicts(plain, notebooks, figures) and plain.read_text() == "no markers"
