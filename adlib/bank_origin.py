@@ -94,13 +94,16 @@ def origin_shares(banks: BankOrigins) -> pd.DataFrame:
 
 
 def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """The mean of `values` (one per unit) and its Student-t `level` interval (n - 1 degrees of freedom)."""
+    """The mean of `values` (one per unit) and its Student-t `level` interval (n - 1 degrees of freedom).
+    One value gives no spread, so its interval is unbounded (-inf, inf): no claim can be decided on it."""
     from scipy.stats import t
 
     values = np.asarray(values, dtype=np.float64)
-    if values.size < 2:
-        raise ValueError(f"an interval over units needs at least two values; got {values.size}: add seeds or categories")
+    if values.size == 0:
+        raise ValueError("an interval over units needs at least one value")
     mean = float(values.mean())
+    if values.size == 1:
+        return mean, -np.inf, np.inf
     half = float(t.ppf(0.5 + level / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
     return mean, mean - half, mean + half
 

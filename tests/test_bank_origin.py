@@ -42,8 +42,9 @@ def test_mean_interval_is_the_student_t_interval():
     mean, low, high = mean_interval(values)
     expected = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
     assert mean == pytest.approx(np.mean(values)) and (low, high) == pytest.approx(expected)
-    with pytest.raises(ValueError, match="at least two"):
-        mean_interval([0.1])
+    assert mean_interval([0.1]) == (0.1, -np.inf, np.inf)  # one unit: no spread, no decision
+    with pytest.raises(ValueError, match="at least one"):
+        mean_interval([])
 
 
 def test_bank_origins_name_real_training_patches_and_the_sample_keeps_every_defect_row(tiny_benchmark, small_features):
