@@ -366,13 +366,18 @@ def sweep_panels(panels, verdicts=None, title: str = "", ylabel: str = "image AU
     plt = pyplot()
     extra = 1 if verdicts else 0
     fig, axes = plt.subplots(1, len(panels) + extra, figsize=(4.6 * len(panels) + 5.5 * extra, 3.9), squeeze=False)
+    legend: dict[str, object] = {}
     for ax, (name, (intervals, x, paper, xlabel)) in zip(axes[0], panels.items()):
         curves_with_intervals(ax, intervals, x, hue="method", paper=paper)
         ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
+        legend.update(zip(*reversed(ax.get_legend_handles_labels())))
+        ax.get_legend().remove()  # one legend for all panels, below them
     if extra:
         verdict_dots(axes[0, -1], verdicts)
     fig.suptitle(title, y=1.02)
     fig.tight_layout()
+    fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False,
+               ncol=min(len(legend), 4), fontsize=8)
     return fig
 
 

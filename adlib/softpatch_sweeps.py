@@ -55,11 +55,13 @@ def noise_sweep(
             pd.concat([grid.images for grid in grids], ignore_index=True))
 
 
-def setting_rows(images: pd.DataFrame, overlap: bool) -> pd.DataFrame:
+def setting_rows(images: pd.DataFrame, overlap: bool, tagged: bool = False) -> pd.DataFrame:
     """The per-image rows of one setting's curve: the clean runs (ratio 0, where both curves start) and the
-    noisy runs with this `overlap`, with a `setting` column ('no overlap' / 'overlap')."""
+    noisy runs with this `overlap`, with a `setting` column ('no overlap' / 'overlap'). `tagged` appends
+    the setting to every method name ('PatchCore, overlap'), so that a verdict's words name its setting."""
     keep = (images["noise_ratio"] == 0) | (images["noise_overlap"].astype(bool) == overlap)
-    return images[keep].assign(setting=SETTINGS[overlap])
+    rows = images[keep].assign(setting=SETTINGS[overlap])
+    return rows.assign(method=rows["method"] + f", {SETTINGS[overlap]}") if tagged else rows
 
 
 def paper_noise_points(methods: Sequence[str], metric: str = "image_auroc") -> pd.DataFrame:
@@ -123,9 +125,9 @@ def lof_rows(images: pd.DataFrame, grid: Mapping[str, object], overlap: bool, va
              method: str | None = None) -> pd.DataFrame:
     """One setting's rows of one sweep: `vary` ('lof_k' or 'tau') moves, the other knob stays at `at`.
 
-    Adds the columns lof_k, tau and setting. `method` None names each row's method by the moving value
-    ('k=3', 'tau=0.3': for paired claims between two values); a name (e.g. 'SoftPatch-lof') gives every
-    row that one method, for a trend claim over the `vary` column.
+    Adds the columns lof_k, tau and setting. `method` None names each row's method by the moving value and
+    the setting ('k=3, overlap', 'tau=0.3, no overlap': for paired claims between two values); a name
+    (e.g. 'SoftPatch-lof') gives every row that one method, for a trend claim over the `vary` column.
     """
     if vary not in ("lof_k", "tau"):
         raise ValueError(f"vary={vary!r}: sweep 'lof_k' or 'tau'")
@@ -135,7 +137,7 @@ def lof_rows(images: pd.DataFrame, grid: Mapping[str, object], overlap: bool, va
     fixed = "tau" if vary == "lof_k" else "lof_k"
     rows = rows[rows[fixed] == at].assign(setting=SETTINGS[overlap])
     label = "k" if vary == "lof_k" else "tau"
-    names = rows[vary].map(lambda value: f"{label}={value:g}") if method is None else method
+    names = rows[vary].map(lambda value: f"{label}={value:g}, {SETTINGS[overlap]}") if method is None else method
     return rows.assign(method=names).reset_index(drop=True)
 
 

@@ -24,6 +24,7 @@ def test_setting_rows_keep_the_clean_run_and_that_settings_noisy_runs():
         rows = setting_rows(images, overlap)
         assert sorted(rows["noise_ratio"].unique()) == [0.0, 0.1]
         assert (rows.loc[rows["noise_ratio"] > 0, "noise_overlap"] == overlap).all() and len(rows) == 6
+        assert set(setting_rows(images, overlap, tagged=True)["method"]) == {f"A, {'overlap' if overlap else 'no overlap'}"}
 
 
 def test_paper_points_are_table_1_means_and_their_gaps():
@@ -45,7 +46,8 @@ def test_lof_grid_and_rows_cut_one_sweep_at_the_other_knobs_default():
     assert len(grid) == 5 and grid["k=3, tau=0.15"].lof_k == 3 and grid["k=6, tau=0.3"].tau == 0.3
     images = _images(list(grid), ratios=(0.1,))
     k_rows = lof_rows(images, grid, overlap=True, vary="lof_k", at=0.15)
-    assert sorted(k_rows["method"].unique()) == ["k=3", "k=6", "k=9"] and (k_rows["tau"] == 0.15).all()
+    assert sorted(k_rows["method"].unique()) == ["k=3, overlap", "k=6, overlap", "k=9, overlap"]
+    assert (k_rows["tau"] == 0.15).all()
     tau_rows = lof_rows(images, grid, overlap=False, vary="tau", at=6, method="SoftPatch-lof")
     assert set(tau_rows["method"]) == {"SoftPatch-lof"} and sorted(tau_rows["tau"].unique()) == [0.0, 0.15, 0.3]
     assert (tau_rows["setting"] == "no overlap").all()
