@@ -31,7 +31,6 @@ def noise_sweep(
     noise_ratios: Sequence[float],
     overlaps: Sequence[bool] = (False, True),
     shots: int | None = None,
-    test_images: int | None = None,
 ):
     """`run_grid` once per (noise ratio, overlap), ratio 0 once (a clean training set has no overlap).
 
@@ -49,7 +48,7 @@ def noise_sweep(
                 raise ValueError(f"{name} gives noise ratios up to {largest:.3f} with overlap={overlap}; "
                                  f"drop the ratios above it or the category")
     grids = [run_grid(data_root, categories, methods, seeds=seeds, noise_ratio=ratio, noise_overlap=overlap,
-                      shots=shots, test_images=test_images, progress=False)
+                      shots=shots, progress=False)
              for ratio in noise_ratios for overlap in ([False] if ratio == 0 else overlaps)]
     return (pd.concat([grid.metrics for grid in grids], ignore_index=True),
             pd.concat([grid.images for grid in grids], ignore_index=True))

@@ -59,3 +59,20 @@ def test_paper_lof_points_hold_table_5():
     points = paper_lof_points()
     assert len(points) == 28 and set(points["lof_k"]) == set(range(3, 10))
     assert set(points["setting"]) == {"overlap", "no overlap"}
+
+
+def test_noise_sweep_runs_the_clean_grid_once_and_refuses_a_ratio_a_category_cannot_give(tiny_benchmark, small_features,
+                                                                                         tmp_path, monkeypatch):
+    from adlib.methods import patchcore_settings
+    from adlib.softpatch_sweeps import noise_sweep
+
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("ADLIB_STORE_DIR", raising=False)
+    methods = {"PatchCore": patchcore_settings(small_features, 0.1)}
+    with pytest.raises(ValueError, match="gives noise ratios up to"):
+        noise_sweep(tiny_benchmark, ["pill"], methods, [0], [0.0, 0.9])
+    metrics, images = noise_sweep(tiny_benchmark, ["pill"], methods, [0], [0.0, 0.34])
+    grids = images.drop_duplicates(["noise_ratio", "noise_overlap"])[["noise_ratio", "noise_overlap"]]
+    assert sorted(map(tuple, grids.to_numpy().tolist())) == [(0.0, False), (0.34, False), (0.34, True)]
+    assert len(images[(images.noise_ratio > 0) & ~images.noise_overlap.astype(bool)]) == 9 - 2  # moved images left the test set
+    assert (metrics.loc[metrics.noise_ratio > 0, "noise_moved"] == 2).all()
