@@ -35,14 +35,17 @@ data/synthetic/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 
 # Unit and end-to-end tests, then every notebook in quick mode under nbval (prepared by papermill);
 # PROFILE=paper DATA=/path/to/mvtec runs the notebooks' quick mode on MVTec AD with WideResNet-50.
+# TEST_WORKERS=N: pytest-xdist workers (default 2, one per core, one thread each; a notebook stays on one worker).
+TEST_WORKERS ?= 2
 test: $(STAMP) data
 	$(BIN)/python scripts/prepare_notebooks.py --profile $(PROFILE) --data $(DATA) --out build/nbval
-	$(BIN)/python -m pytest tests build/nbval --nbval-lax --nbval-kernel-name adlib
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests build/nbval --nbval-lax \
+		--nbval-kernel-name adlib
 
 # JupyterLab in headless Chromium (Debian's chromium + chromium-driver): runs 00_quickstart and 01_explore
 # in quick mode on the adlib kernel, checks the outputs, moves one widget; screenshots in build/test-lab/.
 test-lab: $(STAMP) data
-	$(BIN)/python scripts/test_lab.py --data $(DATA) --out build/test-lab
+	$(BIN)/python scripts/test_lab.py --profile $(PROFILE) --data $(DATA) --out build/test-lab
 
 # JOBS=N runs N notebooks at a time (default 2: the 2-core budget; timing notebooks run alone); an interrupted
 # run resumes (only changed notebooks re-run; FORCE=1: all). SCALE=full: every category, 5 seeds (hours).

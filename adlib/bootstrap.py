@@ -1,8 +1,18 @@
-"""The resampling core of `adlib.evidence`: stratified bootstrap draws and image AUROC of every resample at once."""
+"""The resampling core of `adlib.evidence`: stratified bootstrap draws and a metric of every resample at once.
+
+A resample is a row of positions into one unit's test images (with repeats); `count_weights` turns rows
+into how often each image is drawn, from which image AUROC (`resampled_image_auroc`, exact) and pixel
+AUROC / PRO (`resampled_pixel_metric`, from an evaluation's `adlib.pixel_stats.PixelStats`, within its
+binning error) of all resamples follow in a few matrix products.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+
+from adlib.pixel_stats import PixelStats
 
 
 def stratified_indices(labels: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -24,13 +34,29 @@ def resampled_image_auroc(labels: np.ndarray, scores: np.ndarray, indices: np.nd
     """
     labels = np.asarray(labels, dtype=bool)
     scores = np.asarray(scores, dtype=np.float64)
-    indices = np.atleast_2d(indices)
-    n_resamples, n = indices.shape[0], labels.size
-    offsets = (np.arange(n_resamples) * n)[:, None]
-    counts = np.bincount((indices + offsets).ravel(), minlength=n_resamples * n).reshape(n_resamples, n)
-    counts = counts.astype(np.float64)
+    counts = count_weights(indices, labels.size)
     defective, good = scores[labels], scores[~labels]
     wins = (defective[:, None] > good[None, :]) + 0.5 * (defective[:, None] == good[None, :])
     c_defective, c_good = counts[:, labels], counts[:, ~labels]
     pairs = c_defective.sum(axis=1) * c_good.sum(axis=1)
     return ((c_defective @ wins) * c_good).sum(axis=1) / pairs
+
+
+def count_weights(indices: np.ndarray, n: int) -> np.ndarray:
+    """[R, n] float64: how often each of n images is drawn in each row of `indices` [R, k] (positions)."""
+    indices = np.atleast_2d(indices)
+    rows = indices.shape[0]
+    counts = np.bincount((indices + (np.arange(rows) * n)[:, None]).ravel(), minlength=rows * n)
+    return counts.reshape(rows, n).astype(np.float64)
+
+
+def resampled_pixel_metric(metric: str, stats: PixelStats, images: Sequence, indices: np.ndarray) -> np.ndarray:
+    """Pixel AUROC or PRO (`metric`) of every resample: `indices` [R, k] are positions into `images` (a
+    unit's images in any order, e.g. sorted), which are mapped by name to the evaluation's order in `stats`."""
+    where = {image: i for i, image in enumerate(stats.images)}
+    missing = [image for image in images if image not in where]
+    if missing:
+        raise ValueError(f"{len(missing)} images are not in the evaluation's pixel statistics (e.g. {missing[0]!r}): "
+                         "the per-image table and pixel_stats must come from the same run_grid")
+    in_order = np.array([where[image] for image in images], dtype=np.int64)[np.atleast_2d(indices)]
+    return stats.metric(metric, count_weights(in_order, stats.n_images))

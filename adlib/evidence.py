@@ -15,6 +15,8 @@ A pandas DataFrame with one row per (category, seed, method, test image), column
   methods, since the comparison is paired image by image);
 - `label`: 0 = good, 1 = defective;
 - `score`: the image score (higher = more anomalous); needed for image AUROC only;
+- `result_key`: the evaluation the row's score came from (as `run_grid` writes it); needed for pixel
+  AUROC and PRO through `pixel_stats` only;
 - for a trend, the swept value in a column the claim names (`Claim.sweep`, e.g. `noise_ratio`).
 
 Other columns (settings, paths) are allowed and ignored; `run_grid(...).images` is such a table, and
@@ -51,9 +53,15 @@ claimed side of 0 and does not hold when it lies entirely on the other side. Eve
 "inconclusive", including an interval that touches 0: two methods that both score 1.0 on every
 resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
 
-Image AUROC is computed for all resamples at once from counts (exact, ties count one half, as
-`adlib.metrics.image_auroc`); pixel AUROC and PRO go through `subset_metric` callables, one full
-metric evaluation per resample (slow: pass fewer resamples where the maps are large).
+How each metric of every resample is computed (`adlib.bootstrap`): a resample is turned into draw
+counts per image. Image AUROC follows from the counts for all resamples at once, exactly (ties count
+one half, as `adlib.metrics.image_auroc`). Pixel AUROC (all pixels of all images) and PRO (FPR 0.3,
+`anomalous_only=True`, as `adlib.experiment.evaluate`) come, with `pixel_stats=run_grid(...).pixel_stats`,
+from each evaluation's `adlib.pixel_stats.PixelStats` (histograms of its map scores over fixed
+thresholds) for all resamples at once, within the binning error that module states (exact when the
+maps hold at most 2000 distinct scores, else bounded per resample by `PixelStats.binning_error`); the point
+estimate is then the binned metric too. The slow, exact reference route is `subset_metrics`:
+`subset_metric` callables, one full metric evaluation per resample, which need the maps.
 """
 
 from __future__ import annotations
@@ -65,8 +73,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from adlib.bootstrap import resampled_image_auroc, stratified_indices
-from adlib.per_image import SubsetMetric
+from adlib.bootstrap import resampled_image_auroc, resampled_pixel_metric, stratified_indices
+from adlib.per_image import SubsetMetric, Unit, units_of
+from adlib.pixel_stats import PixelStats
 
 METRICS = ("image_auroc", "pixel_auroc", "pro")
 METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO"}
@@ -74,7 +83,6 @@ COMPARISONS = ("above", "within", "trend")
 DIRECTIONS = ("increasing", "decreasing")
 TREND_STATISTICS = ("slope", "last_minus_first")
 STATUSES = ("holds", "does not hold", "inconclusive")
-COLUMNS = ("category", "seed", "method", "image", "label", "score")
 
 
 
@@ -212,102 +220,25 @@ def reported_difference(
     )
 
 
-@dataclass(frozen=True)
-class _Unit:
-    """One (category, seed[, sweep value]): its images in sorted order, labels, and per method the
-    scores (in that order) and the positions of those images among the method's own rows."""
-
-    key: tuple
-    images: tuple
-    labels: np.ndarray
-    scores: dict[str, np.ndarray]
-    rows: dict[str, np.ndarray]
-
-
-def _units(claim: Claim, table: pd.DataFrame, need_scores: bool) -> list[_Unit]:
-    """The table split into units, validated: every message names the unit and how to fix the table."""
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"table must be a pandas DataFrame with columns {list(COLUMNS)}; got {type(table).__name__}")
-    keys = ["category", "seed"] + ([claim.sweep] if claim.sweep else [])
-    needed = ["category", "seed", "method", "image", "label"] + (["score"] if need_scores else []) + keys[2:]
-    missing = [column for column in needed if column not in table.columns]
-    if missing:
-        raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(table.columns)}")
-    present = set(table["method"].unique())
-    for method in claim.methods:
-        if method not in present:
-            raise ValueError(f"method {method!r} is not in the table's method column; it has {sorted(present)}")
-    if not table["label"].isin([0, 1]).all():
-        raise ValueError(f"label must be 0 (good) or 1 (defective); got {sorted(table['label'].unique())[:6]}")
-    if need_scores and not np.isfinite(table["score"].to_numpy(dtype=np.float64)).all():
-        raise ValueError("score holds NaN or infinite values: fix or drop those images for every method first")
-    groups = {method: dict(iter(table[table["method"] == method].groupby(keys, sort=True)))
-              for method in claim.methods}
-    first, *others = claim.methods
-    for other in others:
-        if set(groups[other]) != set(groups[first]):
-            only = sorted(set(groups[first]) ^ set(groups[other]))
-            raise ValueError(f"methods {first!r} and {other!r} cover different {keys}: {only[:4]} are in one only; "
-                             "the comparison is paired, so run both on the same units")
-    units = []
-    for key in sorted(groups[first]):
-        group_key = key
-        key = tuple(value.item() if isinstance(value, np.generic) else value for value in key)  # plain reprs
-        where = ", ".join(f"{name} {value!r}" for name, value in zip(keys, key))
-        scores, rows, images, labels = {}, {}, None, None
-        for method in claim.methods:
-            group = groups[method][group_key].reset_index(drop=True)
-            duplicated = group["image"].duplicated(keep=False)
-            if duplicated.any():
-                extra = [c for c in group.columns
-                         if c not in (*COLUMNS, *keys) and group.loc[duplicated, c].nunique() > 1]
-                raise ValueError(
-                    f"{where}, method {method!r}: image {group.loc[duplicated, 'image'].iloc[0]!r} appears "
-                    f"{int((group['image'] == group.loc[duplicated, 'image'].iloc[0]).sum())} times; filter the table "
-                    f"to one run per unit (columns that vary: {extra}) or name the swept column as the claim's sweep"
-                )
-            order = group["image"].argsort(kind="stable").to_numpy()
-            method_images = tuple(group["image"].to_numpy()[order].tolist())
-            method_labels = group["label"].to_numpy()[order].astype(bool)
-            if images is None:
-                images, labels = method_images, method_labels
-            elif method_images != images:
-                only_a, only_b = set(images) - set(method_images), set(method_images) - set(images)
-                raise ValueError(
-                    f"{where}: methods {first!r} and {method!r} were scored on different test images "
-                    f"({len(only_a)} only in {first!r}, e.g. {sorted(map(str, only_a))[:2]}; {len(only_b)} only in "
-                    f"{method!r}, e.g. {sorted(map(str, only_b))[:2]}); the bootstrap is paired: "
-                    "give both the same images"
-                )
-            elif not np.array_equal(method_labels, labels):
-                raise ValueError(f"{where}: methods {first!r} and {method!r} give different labels to the same images")
-            rows[method] = order
-            if need_scores:
-                scores[method] = group["score"].to_numpy(dtype=np.float64)[order]
-        n_defective = int(labels.sum())
-        if n_defective == 0 or n_defective == labels.size:
-            has = "defective" if n_defective else "good"
-            lacks = "good" if n_defective else "defective"
-            raise ValueError(
-                f"{where}: {labels.size} test images, all {has}, no {lacks} one; the bootstrap is stratified "
-                f"good / defective and the metrics need both: drop this unit or add {lacks} test images"
-            )
-        units.append(_Unit(key, images, labels, scores, rows))
-    return units
-
-
 # --------------------------------------------------------------------------- bootstrap
 
 
 def _metric_values(
     claim: Claim,
-    unit: _Unit,
+    unit: Unit,
     method: str,
     indices: np.ndarray,
     subset_metrics: Mapping[tuple, SubsetMetric] | None,
+    pixel_stats: Mapping[str, PixelStats] | None = None,
 ) -> np.ndarray:
     """[1 + R]: the metric on the test set as it is, then on each resample."""
     everything = np.arange(unit.labels.size)[None, :]
+    if claim.metric != "image_auroc" and pixel_stats is not None:
+        key = unit.results[method]
+        if key not in pixel_stats:
+            raise ValueError(f"pixel_stats has no entry for result_key {key[:12]}... ({method!r}, {unit.key}): pass "
+                             "the pixel_stats of the run_grid that made the table (grid.pixel_stats)")
+        return resampled_pixel_metric(claim.metric, pixel_stats[key], unit.images, np.concatenate([everything, indices]))
     if subset_metrics is None:
         return resampled_image_auroc(unit.labels, unit.scores[method], np.concatenate([everything, indices]))
     key = (*unit.key, method) if claim.sweep is None else (*unit.key[:2], method, unit.key[2])
@@ -433,25 +364,36 @@ def assess(
     seed: int = 0,
     level: float = 0.95,
     subset_metrics: Mapping[tuple, SubsetMetric] | None = None,
+    pixel_stats: Mapping[str, PixelStats] | None = None,
 ) -> Verdict:
     """The verdict on `claim` from the per-image `table` (shape and method in the module docstring).
 
     Image AUROC comes from the table's `score` column unless `subset_metrics` is given; pixel AUROC and
-    PRO need `subset_metrics`: a callable per (category, seed, method) — per (category, seed, method,
-    sweep value) for a trend — e.g. `subset_metric("pro", masks, maps)`, taking indices into that
-    method's rows of the unit in table order. `seed` seeds the resampling: equal inputs and seed give
+    PRO need `pixel_stats` (below) or, the slow exact reference, `subset_metrics`: a callable per
+    (category, seed, method) — per (category, seed, method, sweep value) for a trend — e.g.
+    `subset_metric("pro", masks, maps)`, taking indices into that method's rows of the unit in table order. `seed` seeds the resampling: equal inputs and seed give
     equal verdicts.
+
+    `pixel_stats` (`run_grid(...).pixel_stats`, by result_key) is the fast route for pixel AUROC and PRO:
+    each method's rows of a unit name their evaluation in the table's `result_key` column, and every
+    resample's metric comes from that evaluation's `PixelStats` (within its binning error, see
+    `adlib.pixel_stats`; the point estimate too). It is ignored for image AUROC claims.
     """
     if not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer (default 2000); got {n_resamples!r}")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
-    if subset_metrics is None and claim.metric != "image_auroc":
+    pixel = claim.metric != "image_auroc"
+    if pixel and subset_metrics is not None and pixel_stats is not None:
+        raise ValueError("pass either pixel_stats (fast, binned) or subset_metrics (slow, exact), not both")
+    if pixel and subset_metrics is None and pixel_stats is None:
         raise ValueError(
-            f"metric {claim.metric!r} needs per-image maps: pass subset_metrics={{(category, seed, method): "
-            f"subset_metric({claim.metric!r}, masks, maps), ...}}; only image_auroc is computed from the score column"
+            f"metric {claim.metric!r} needs the pixel statistics: pass pixel_stats=grid.pixel_stats (from run_grid), "
+            f"or subset_metrics={{(category, seed, method): subset_metric({claim.metric!r}, masks, maps), ...}}; "
+            "only image_auroc is computed from the score column"
         )
-    units = _units(claim, table, need_scores=subset_metrics is None)
+    fast_pixels = pixel and pixel_stats is not None
+    units = units_of(claim, table, need_scores=subset_metrics is None and not pixel, need_keys=fast_pixels)
     rng = np.random.default_rng(seed)
     drawn: dict[tuple, np.ndarray] = {}
     values: dict[str, list[np.ndarray]] = {method: [] for method in claim.methods}
@@ -460,7 +402,8 @@ def assess(
         if draw_key not in drawn:
             drawn[draw_key] = stratified_indices(unit.labels, n_resamples, rng)
         for method in claim.methods:
-            values[method].append(_metric_values(claim, unit, method, drawn[draw_key], subset_metrics))
+            values[method].append(_metric_values(claim, unit, method, drawn[draw_key], subset_metrics,
+                                                 pixel_stats if fast_pixels else None))
     a = np.stack(values[claim.a])  # [units, 1 + R]
     b = None if claim.b is None else np.stack(values[claim.b])
     if claim.comparison == "trend":
@@ -507,6 +450,7 @@ def method_intervals(
     n_resamples: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    pixel_stats: Mapping[str, PixelStats] | None = None,
 ) -> pd.DataFrame:
     """Each group's metric (groups: the `by` columns, which include `method`) with a bootstrap interval.
 
@@ -514,14 +458,18 @@ def method_intervals(
     metric, the interval the `level` percentile interval of that mean over stratified resamples of each
     unit's test images (as `assess` draws them; the same draws for every group that has the same unit
     and images, so methods are resampled alike). Columns: the `by` columns, estimate, low, high, units
-    (how many (category, seed) pairs) and n (`sample_text`).
+    (how many (category, seed) pairs) and n (`sample_text`). Pixel AUROC and PRO need `pixel_stats`
+    (`run_grid(...).pixel_stats`; each unit's rows name their evaluation in `result_key`), as in `assess`.
     """
     by = list(by)
     if "method" not in by:
         raise ValueError(f"by={by}: include 'method' (an interval is of one method's metric)")
-    if metric != "image_auroc":
-        raise ValueError(f"method_intervals computes image AUROC from the score column; got metric {metric!r}")
-    needed = ["category", "seed", "image", "label", "score", *by]
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: choose one of {list(METRICS)}")
+    pixel = metric != "image_auroc"
+    if pixel and pixel_stats is None:
+        raise ValueError(f"metric {metric!r} needs the pixel statistics: pass pixel_stats=grid.pixel_stats (run_grid)")
+    needed = ["category", "seed", "image", "label", "result_key" if pixel else "score", *by]
     missing = [column for column in dict.fromkeys(needed) if column not in images.columns]
     if missing:
         raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(images.columns)}")
@@ -541,9 +489,15 @@ def method_intervals(
             draw_key = (category, unit_seed, tuple(unit["image"]))
             if draw_key not in drawn:
                 drawn[draw_key] = stratified_indices(labels, n_resamples, rng)
-            everything = np.arange(labels.size)[None, :]
-            scores = unit["score"].to_numpy(dtype=np.float64)
-            values.append(resampled_image_auroc(labels, scores, np.concatenate([everything, drawn[draw_key]])))
+            rows_drawn = np.concatenate([np.arange(labels.size)[None, :], drawn[draw_key]])
+            if pixel:
+                keys = unit["result_key"].unique()
+                if len(keys) != 1 or keys[0] not in pixel_stats:
+                    raise ValueError(f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: result_key "
+                                     f"{list(keys)[:2]} is not one evaluation of pixel_stats: pass the run_grid's own")
+                values.append(resampled_pixel_metric(metric, pixel_stats[keys[0]], tuple(unit["image"]), rows_drawn))
+            else:
+                values.append(resampled_image_auroc(labels, unit["score"].to_numpy(dtype=np.float64), rows_drawn))
             counts.append(UnitCount(str(category), int(unit_seed), None, int((~labels).sum()), int(labels.sum())))
         mean = np.mean(values, axis=0)
         low, high = np.percentile(mean[1:], [tail, 100 - tail])

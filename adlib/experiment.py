@@ -4,7 +4,8 @@ One row per (category, method, seed, shots, metric); the settings that made a ro
 from several runs concatenate and pivot cleanly. Backbone features come from the on-disk cache, so a
 grid of settings over the same images costs one feature extraction, and each evaluation's result is
 kept in the result store (`adlib.store`), so a grid shared by several notebooks, or run again, is
-computed once. A grid is a list of independent jobs (one evaluation each: category, method, seed,
+computed once. Every evaluation also keeps its pixel statistics (`adlib.pixel_stats.PixelStats`), from
+which `adlib.evidence` bootstraps pixel AUROC and PRO without the maps. A grid is a list of independent jobs (one evaluation each: category, method, seed,
 protocol) that run in process or on any `concurrent.futures.Executor` (a Dask cluster among them).
 """
 
@@ -28,6 +29,7 @@ from adlib.data import Category, add_training_noise, load_category, low_shot, re
 from adlib.detector import Detector
 from adlib.features import FeatureExtractor, default_device
 from adlib.methods import PatchCore
+from adlib.pixel_stats import PixelStats
 from adlib.metrics import image_auroc, pixel_auroc, pro
 from adlib.registry import detector_class
 from adlib.scoring import Scores
@@ -148,20 +150,23 @@ class Job:
 
 @dataclass(frozen=True)
 class JobResult:
-    """What a job gives back: the stored form of its result, the protocol columns, the store key (None
-    without a store) and, only when asked for in this process, the full `CategoryResult`."""
+    """What a job gives back: the stored form of its result, the protocol columns, the evaluation's key
+    (the store's key; computed the same way without a store) and, only when asked for in this process,
+    the full `CategoryResult`."""
 
     stored: StoredResult
     extra: dict[str, object]
-    key: str | None
+    key: str
     result: CategoryResult | None = None
 
 
 class GridResults(NamedTuple):
-    """`run_grid`'s two tables: the tidy metrics (what `run` returns) and the per-image scores."""
+    """`run_grid`'s two tables, the tidy metrics (what `run` returns) and the per-image scores, and each
+    evaluation's pixel statistics by the images table's `result_key` (for `adlib.evidence`'s pixel metrics)."""
 
     metrics: pd.DataFrame
     images: pd.DataFrame
+    pixel_stats: dict[str, PixelStats]
 
 
 IMAGE_COLUMNS = ("category", "method", "seed", "shots", "noise_ratio", "noise_overlap", "image", "label", "defect",
@@ -227,16 +232,19 @@ def evaluation_request(job: Job, category: Category) -> dict[str, object]:
 
 
 def stored_form(result: CategoryResult, keep_maps: bool) -> StoredResult:
-    """A `CategoryResult` as the store keeps it: metrics, per-image scores, float16 maps if asked."""
+    """A `CategoryResult` as the store keeps it: metrics, per-image scores, pixel statistics, float16 maps
+    if asked."""
     root = result.category.root.parent
     test = result.category.test
+    images = tuple(relative_path(sample.image, root) for sample in test)
     return StoredResult(
         metrics={name: float(value) for name, value in result.metrics.items()},
-        images=tuple(relative_path(sample.image, root) for sample in test),
+        images=images,
         labels=np.array([sample.label for sample in test], dtype=np.int64),
         defects=tuple(sample.defect for sample in test),
         scores=result.scores.image.numpy(),
         maps=result.scores.maps.numpy().astype(np.float16) if keep_maps else None,
+        pixel_stats=PixelStats.from_maps(result.masks.numpy(), result.scores.maps.numpy(), images=images),
     )
 
 
@@ -248,10 +256,9 @@ def execute(job: Job, extractors: dict[tuple, FeatureExtractor] | None = None, k
     maps, masks), for callers in this process that look inside the model.
     """
     category, extra = prepare(job)
-    store, key, request = job.store, None, None
+    store, request = job.store, evaluation_request(job, category)
+    key = (store if store is not None else ResultStore()).key(request)  # without a store: the key it would use
     if store is not None:
-        request = evaluation_request(job, category)
-        key = store.key(request)
         if not keep_result:
             stored = store.get(key)
             if stored is not None:
@@ -324,8 +331,10 @@ def run_grid(
 
     The per-image table has one row per (evaluation, test image): category, method, seed, shots,
     noise_ratio, noise_overlap, image (path relative to the data root), label, defect, score, and
-    result_key (the evaluation's key in the store, None without one; `ResultStore.get(key).maps` has
-    its maps when the store keeps them). See `run` for the arguments.
+    result_key (the evaluation's key in the store, the same digest without one; `ResultStore.get(key).maps`
+    has its maps when the store keeps them). `pixel_stats[result_key]` is that evaluation's
+    `PixelStats` (images in its test order), for `adlib.evidence.assess(..., pixel_stats=...)`.
+    See `run` for the arguments.
     """
     if on_result is not None and executor is not None:
         raise ValueError("on_result sees the fitted models, which stay in the executor's workers: use "
@@ -356,8 +365,9 @@ def run_grid(
             raise
         outcomes = [done[index] for index in range(len(jobs))]
     bar.close()
-    rows, images = [], []
+    rows, images, pixel_stats = [], [], {}
     for job, outcome in zip(jobs, outcomes):
+        pixel_stats[outcome.key] = outcome.stored.pixel_stats
         rows += result_rows(job.category, job.method, job.settings, outcome.stored.metrics, outcome.extra)
         stored = outcome.stored
         common = {"category": job.category, "method": job.method, "seed": job.seed, "shots": outcome.extra["shots"],
@@ -365,7 +375,7 @@ def run_grid(
         images += [{**common, "image": image, "label": int(label), "defect": defect, "score": float(score),
                     "result_key": outcome.key}
                    for image, label, defect, score in zip(stored.images, stored.labels, stored.defects, stored.scores)]
-    return GridResults(pd.DataFrame(rows), pd.DataFrame(images, columns=list(IMAGE_COLUMNS)))
+    return GridResults(pd.DataFrame(rows), pd.DataFrame(images, columns=list(IMAGE_COLUMNS)), pixel_stats)
 
 
 def run(

@@ -41,13 +41,13 @@ class LabTestError(AssertionError):
     """A check in the browser failed."""
 
 
-def prepare(data: Path, out: Path) -> Path:
+def prepare(data: Path, out: Path, profile: str = "synthetic") -> Path:
     """Quick-mode copies of the notebooks in `<out>/notebooks`, parameters injected, not executed."""
     import papermill
 
     folder = out / "notebooks"
     folder.mkdir(parents=True, exist_ok=True)
-    parameters = {"profile": "synthetic", "data_root": str(data.resolve()),
+    parameters = {"profile": profile, "data_root": str(data.resolve()),
                   "figures_dir": str((out / "figures").resolve()), "quick": True}
     for name in NOTEBOOKS:
         papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(folder / f"{name}.ipynb"),
@@ -209,7 +209,9 @@ def move_widget(driver, out: Path, method: str = "PatchCore-random", timeout: fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="the embedded benchmark (make data)")
+    parser.add_argument("--data", type=Path, required=True, help="the embedded benchmark (make data), or MVTec AD")
+    parser.add_argument("--profile", default="synthetic", choices=["synthetic", "paper"],
+                        help="the notebooks' profile (paper: WideResNet-50 on an MVTec AD --data)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "test-lab", help="screenshots and log")
     parser.add_argument("--timeout", type=float, default=150, help="seconds for one notebook's cells to run")
     args = parser.parse_args()
@@ -217,7 +219,7 @@ def main() -> None:
     for stale in args.out.glob("*.png"):
         stale.unlink()
     start = time.monotonic()
-    folder = prepare(args.data, args.out)
+    folder = prepare(args.data, args.out, args.profile)
     with tempfile.TemporaryDirectory(prefix="adlib-test-lab-") as scratch:
         scratch = Path(scratch)
         try:

@@ -12,8 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 from adlib import evidence, per_image
 from adlib.evidence import Claim, assess, stratified_indices
+from adlib.metrics import image_auroc, pixel_auroc, pro
 from adlib.per_image import image_rows, subset_metric
-from adlib.metrics import image_auroc, pixel_auroc
+from adlib.pixel_stats import PixelStats
 
 PAPER_DATA = Path(__file__).resolve().parents[1] / "adlib" / "paper_data"
 
@@ -318,7 +319,7 @@ def test_error_unknown_metric_method_and_settings():
         Claim.above("", "f1", "A", "B")
     with pytest.raises(ValueError, match=r"method 'C' is not in the table.*\['A', 'B'\]"):
         assess(Claim.above("", "image_auroc", "A", "C"), comparison_table())
-    with pytest.raises(ValueError, match="needs per-image maps: pass subset_metrics"):
+    with pytest.raises(ValueError, match="needs the pixel statistics: pass pixel_stats=grid.pixel_stats"):
         assess(Claim.above("", "pro", "A", "B"), comparison_table())
     with pytest.raises(ValueError, match="delta > 0"):
         Claim.within("", "image_auroc", "A", "B", delta=0)
@@ -366,3 +367,96 @@ def test_pro_subset_metric_is_evaluate_s_pro():
     assert function(np.arange(5)) != pytest.approx(pro(masks, maps))  # the good images' pixels are left out
     with pytest.raises(ValueError, match="covers 'pixel_auroc' and 'pro'"):
         subset_metric("image_auroc", masks, maps)
+
+
+# --------------------------------------------------------------------------- pixel statistics route
+
+
+def pixel_case(rounded: bool):
+    """Two methods on one unit of 9 images (3 good), the evaluations' test orders differing from each other
+    and from sorted order; returns the table (with result_key), masks, maps and evaluation orders."""
+    rng = np.random.default_rng(4)
+    labels = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1])
+    masks = np.zeros((9, 12, 12), dtype=bool)
+    for i in np.flatnonzero(labels):
+        masks[i, i % 5 : i % 5 + 4, 2:6] = True
+        masks[i, 9:, 9:] = i % 2 == 0  # a second region in some
+    maps = {"A": masks * 0.8 + rng.normal(scale=0.6, size=masks.shape), "B": rng.normal(size=masks.shape)}
+    if rounded:
+        maps = {m: np.round(v, 1) for m, v in maps.items()}
+    images = [f"brick/test/{name}.png" for name in "qwertyuio"]
+    order = {"A": np.array([3, 1, 4, 8, 0, 2, 6, 5, 7]), "B": np.arange(9)[::-1]}
+    table = pd.concat([image_rows("brick", 0, m, [images[i] for i in order[m]], labels[order[m]], np.zeros(9))
+                       .assign(result_key=f"key-{m}") for m in ("A", "B")])
+    return table, masks, maps, images, order, labels
+
+
+@pytest.mark.parametrize("metric", ["pixel_auroc", "pro"])
+def test_pixel_stats_route_equals_the_slow_route(metric):
+    """Rounded maps (few distinct scores: exact bins): every resample equals subset_metrics' exact metric.
+    Continuous maps with 32 bins: the verdict interval moves by at most the binning errors' sum."""
+    for rounded, bins in ((True, 2000), (False, 32)):
+        table, masks, maps, images, order, labels = pixel_case(rounded)
+        stats = {f"key-{m}": PixelStats.from_maps(masks[order[m]], maps[m][order[m]],
+                                                  images=[images[i] for i in order[m]], bins=bins) for m in "AB"}
+        slow_callables = {("brick", 0, m): subset_metric(metric, masks[order[m]], maps[m][order[m]]) for m in "AB"}
+        claim = Claim.above("A localises better", metric, "A", "B")
+        fast = assess(claim, table, n_resamples=40, seed=5, pixel_stats=stats)
+        slow = assess(claim, table, n_resamples=40, seed=5, subset_metrics=slow_callables)
+        if rounded:
+            np.testing.assert_allclose(fast.resampled, slow.resampled, atol=1e-12)
+            assert fast.estimate == pytest.approx(slow.estimate, abs=1e-12)
+            continue
+        # the bound: each resample's weights over the evaluation order, as assess draws them
+        draws = stratified_indices(labels_sorted(table), 40, np.random.default_rng(5))
+        bound = sum(stats[f"key-{m}"].binning_error(metric, weights_of(images, order[m], draws)) for m in "AB")
+        assert np.abs(fast.resampled - slow.resampled).max() <= bound.max() + 1e-12
+        assert abs(fast.low - slow.low) <= bound.max() + 1e-12 and abs(fast.high - slow.high) <= bound.max() + 1e-12
+        assert (fast.resampled != slow.resampled).any()  # 32 bins do show
+
+
+def labels_sorted(table):
+    """The unit's labels in sorted image order (as assess orders a unit)."""
+    a = table[table["method"] == "A"].sort_values("image")
+    return a["label"].to_numpy().astype(bool)
+
+
+def weights_of(images, order, draws):
+    """Count weights [R, N] in an evaluation's order for draws of positions into the sorted images."""
+    names = sorted(images)
+    evaluation = [images[i] for i in order]
+    mapped = np.array([evaluation.index(name) for name in names])[draws]
+    return np.stack([np.bincount(row, minlength=len(images)) for row in mapped]).astype(float)
+
+
+def test_pixel_stats_resamples_are_the_metric_of_the_repeated_images():
+    """One resample, by hand: np.repeat the drawn images and call adlib.metrics.pro."""
+    table, masks, maps, images, order, labels = pixel_case(rounded=True)
+    stats = {f"key-{m}": PixelStats.from_maps(masks[order[m]], maps[m][order[m]],
+                                              images=[images[i] for i in order[m]]) for m in "AB"}
+    verdict = assess(Claim.above("", "pro", "A", "B"), table, n_resamples=3, seed=1, pixel_stats=stats)
+    draws = stratified_indices(labels_sorted(table), 3, np.random.default_rng(1))
+    by_name = np.argsort(images)  # position in the sorted names -> original image index
+    for row, drawn in enumerate(draws):
+        picked = by_name[drawn]
+        expected = (pro(masks[picked], maps["A"][picked], anomalous_only=True)
+                    - pro(masks[picked], maps["B"][picked], anomalous_only=True))
+        assert verdict.resampled[row] == pytest.approx(expected, abs=1e-12)
+
+
+def test_pixel_stats_errors_name_the_fix():
+    table, masks, maps, images, order, labels = pixel_case(rounded=True)
+    stats = {f"key-{m}": PixelStats.from_maps(masks[order[m]], maps[m][order[m]],
+                                              images=[images[i] for i in order[m]]) for m in "AB"}
+    claim = Claim.above("", "pixel_auroc", "A", "B")
+    with pytest.raises(ValueError, match="lacks the columns.*result_key"):
+        assess(claim, table.drop(columns="result_key"), pixel_stats=stats)
+    with pytest.raises(ValueError, match="pass the pixel_stats of the run_grid"):
+        assess(claim, table, pixel_stats={"key-A": stats["key-A"]})
+    with pytest.raises(ValueError, match="not both"):
+        assess(claim, table, pixel_stats=stats, subset_metrics={})
+    other = table.assign(image=table["image"].str.replace("q.png", "z.png"))
+    with pytest.raises(ValueError, match="same run_grid"):
+        assess(claim, other, pixel_stats=stats)
+    image_claim = Claim.above("", "image_auroc", "A", "B")  # pixel_stats is ignored for image AUROC
+    assert assess(image_claim, table, pixel_stats=stats).estimate == assess(image_claim, table).estimate

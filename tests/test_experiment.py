@@ -111,7 +111,13 @@ def test_the_store_computes_once_and_replays_the_same_tables(tiny_benchmark, two
     pd.testing.assert_frame_equal(again.images, first.images)
     pd.testing.assert_frame_equal(without_timings(first.metrics), without_timings(plain.metrics))
     pd.testing.assert_frame_equal(first.images.drop(columns="result_key"), plain.images.drop(columns="result_key"))
-    assert plain.images.result_key.isna().all() and first.images.result_key.nunique() == 4
+    assert first.images.result_key.nunique() == 4
+    assert plain.images.result_key.tolist() == first.images.result_key.tolist()  # without a store: the same keys
+    assert set(first.pixel_stats) == set(first.images.result_key) == set(plain.pixel_stats)
+    for key, stats in again.pixel_stats.items():  # a hit replays the computed statistics
+        np.testing.assert_array_equal(stats.normal, plain.pixel_stats[key].normal)
+        np.testing.assert_array_equal(stats.regions, plain.pixel_stats[key].regions)
+        assert stats.images == tuple(first.images.query("result_key == @key").image)
     run_grid(tiny_benchmark, **grid, store=False)
     assert len(calls) == 8  # store=False computes even when the entries are there
 
@@ -147,6 +153,10 @@ def test_per_image_scores_are_the_detectors_scores(tiny_benchmark, settings, tmp
     assert (images.shots == 4).all() and (images.seed == 1).all()
     stored = ResultStore(tmp_path / "store", keep_maps=True).get(images.result_key.iloc[0])
     np.testing.assert_allclose(stored.maps, alone.scores.maps.numpy(), rtol=1e-3)  # float16 maps
+    ones = np.ones((1, len(category.test)))  # the stored pixel statistics give the evaluation's pixel metrics
+    for metric in ("pixel_auroc", "pro"):
+        bound = stored.pixel_stats.binning_error(metric, ones)[0]
+        assert stored.pixel_stats.metric(metric, ones)[0] == pytest.approx(alone.metrics[metric], abs=bound + 1e-9)
 
 
 def test_test_images_is_one_seeded_stratified_subset_for_every_method(tiny_benchmark, two_methods, tmp_path):

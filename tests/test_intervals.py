@@ -115,3 +115,54 @@ def test_heatmap_panels_one_row_per_method_and_checks_lengths():
     with pytest.raises(ValueError, match="one map per image"):
         heatmap_panels(images, {"PatchCore": maps[:1]})
     pyplot().close(fig)
+
+
+def pixel_units():
+    """Two units of one method, maps with few distinct scores (so PixelStats is exact), each evaluation's
+    test order unlike sorted order; returns the per-image table (shuffled) and pixel_stats by result_key."""
+    from adlib.pixel_stats import PixelStats
+
+    rng = np.random.default_rng(2)
+    frames, stats, cases = [], {}, {}
+    for category, n in (("brick", 7), ("pill", 8)):
+        labels = np.array([0, 1] * (n // 2) + [1] * (n % 2))
+        masks = np.zeros((n, 10, 10), dtype=bool)
+        for i in np.flatnonzero(labels):
+            masks[i, i % 4 : i % 4 + 3, 1 : 3 + i % 3] = True
+        maps = np.round(masks * 0.7 + rng.normal(scale=0.5, size=masks.shape), 1)
+        images = [f"{category}/test/{k:02d}.png" for k in rng.permutation(n)]  # evaluation order
+        key = f"key-{category}"
+        frames.append(image_rows(category, 0, "A", images, labels, np.zeros(n)).assign(result_key=key))
+        stats[key] = PixelStats.from_maps(masks, maps, images=images)
+        cases[category] = (images, labels, masks, maps)
+    table = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=1)
+    return table, stats, cases
+
+
+@pytest.mark.parametrize("metric", ["pixel_auroc", "pro"])
+def test_pixel_method_intervals_match_a_slow_bootstrap(metric):
+    """The documented draws per unit (sorted images, good then defective), each resample's metric from
+    adlib.metrics on the explicitly repeated images."""
+    from adlib.metrics import pixel_auroc, pro
+
+    exact = {"pixel_auroc": pixel_auroc, "pro": lambda m, s: pro(m, s, anomalous_only=True)}[metric]
+    table, stats, cases = pixel_units()
+    got = method_intervals(table, metric=metric, n_resamples=50, seed=3, pixel_stats=stats).iloc[0]
+    rng = np.random.default_rng(3)
+    point, resampled = [], []
+    for category in ("brick", "pill"):
+        images, labels, masks, maps = cases[category]
+        order = np.argsort(images)  # sorted position -> evaluation index
+        sorted_labels = labels[order]
+        good, defective = np.flatnonzero(sorted_labels == 0), np.flatnonzero(sorted_labels == 1)
+        draws = np.concatenate([good[rng.integers(0, good.size, size=(50, good.size))],
+                                defective[rng.integers(0, defective.size, size=(50, defective.size))]], axis=1)
+        point.append(exact(masks, maps))
+        resampled.append([exact(masks[order[row]], maps[order[row]]) for row in draws])
+    low, high = np.percentile(np.mean(resampled, axis=0), [2.5, 97.5])
+    assert got["estimate"] == pytest.approx(np.mean(point), abs=1e-12)
+    assert (got["low"], got["high"]) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+    with pytest.raises(ValueError, match="pass pixel_stats=grid.pixel_stats"):
+        method_intervals(table, metric=metric)
+    with pytest.raises(ValueError, match="not one evaluation of pixel_stats"):
+        method_intervals(table, metric=metric, pixel_stats={"key-brick": stats["key-brick"]})

@@ -59,6 +59,25 @@ def test_judge_assesses_every_claim_in_order_and_tabulates_them():
         judge([], table)
 
 
+def test_judge_reads_pixel_claims_from_pixel_stats_and_image_claims_from_scores():
+    from adlib.pixel_stats import PixelStats
+
+    rng = np.random.default_rng(1)
+    labels = np.array([0] * 4 + [1] * 6)
+    masks = np.zeros((10, 8, 8), dtype=bool)
+    masks[4:, 2:5, 3:6] = True
+    images = [f"i{k}" for k in range(10)]
+    maps = {"A": masks + rng.normal(scale=0.5, size=masks.shape), "B": rng.normal(size=masks.shape)}
+    table = pd.concat([image_rows("pill", 0, m, images, labels, rng.normal(size=10)).assign(result_key=m)
+                       for m in "AB"])
+    stats = {m: PixelStats.from_maps(masks, maps[m], images=images) for m in "AB"}
+    claims = [Claim.above("A localises", "pro", "A", "B"), Claim.above("A detects", "image_auroc", "A", "B")]
+    pro_verdict, image_verdict = judge(claims, table, n_resamples=200, pixel_stats=stats)
+    assert pro_verdict.status == "holds"
+    assert pro_verdict.estimate == assess(claims[0], table, n_resamples=200, pixel_stats=stats).estimate
+    assert image_verdict.estimate == assess(claims[1], table, n_resamples=200).estimate
+
+
 def test_setup_rejects_an_unknown_profile(tmp_path):
     with pytest.raises(ValueError, match="profile"):
         setup("mvtec", tmp_path)

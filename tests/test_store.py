@@ -13,7 +13,7 @@ import pytest
 from adlib.data import low_shot, load_category
 from adlib.experiment import Job, evaluation_request, prepare
 from adlib.methods import PatchCoreSettings
-from adlib.store import (NOT_SCORING, ResultStore, StoredResult, data_fingerprint, default_store_root,
+from adlib.store import (FORMAT, NOT_SCORING, ResultStore, StoredResult, data_fingerprint, default_store_root,
                          scoring_digest)
 
 ADLIB = Path(__file__).resolve().parent.parent / "adlib"
@@ -56,6 +56,29 @@ def test_put_then_get_round_trips_and_a_missing_key_is_a_miss(tmp_path):
     assert store.get(store.key({"anything": 2})) is None
 
 
+def test_pixel_stats_round_trip_compactly(tmp_path):
+    """An entry keeps the evaluation's PixelStats: the same histograms back, metrics of resamples equal."""
+    from adlib.pixel_stats import PixelStats
+
+    rng = np.random.default_rng(3)
+    result = a_result(n=6)
+    masks = np.zeros((6, 16, 16), dtype=bool)
+    masks[1::2, 3:9, 4:7] = True
+    masks[5, 12:, 12:] = True  # a second region
+    stats = PixelStats.from_maps(masks, masks + rng.normal(size=masks.shape), images=result.images, bins=200)
+    store = ResultStore(tmp_path, scoring_version="v")
+    key = store.key({"x": 1})
+    store.put(key, {"x": 1}, dataclasses.replace(result, pixel_stats=stats))
+    back = store.get(key).pixel_stats
+    for name in ("edges", "normal", "regions", "region_image"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(stats, name))
+    assert back.images == result.images
+    weights = rng.integers(1, 3, size=(4, 6))
+    np.testing.assert_array_equal(back.pro(weights), stats.pro(weights))
+    with pytest.raises(ValueError, match="must name its images"):
+        dataclasses.replace(result, pixel_stats=PixelStats.from_maps(masks, masks * 1.0))
+
+
 def test_maps_are_kept_only_when_asked(tmp_path):
     plain, mapped = ResultStore(tmp_path, scoring_version="v"), ResultStore(tmp_path, keep_maps=True, scoring_version="v")
     key = plain.key({"x": 1})
@@ -72,7 +95,7 @@ def test_the_key_is_the_sha256_of_a_canonical_json_and_ignores_dict_order(tmp_pa
     store = ResultStore(tmp_path, scoring_version="v1")
     a = store.key({"seed": 0, "settings": {"b": 1, "a": [1, 2]}})
     assert a == store.key({"settings": {"a": [1, 2], "b": 1}, "seed": 0})
-    text = '{"format":1,"request":{"seed":0,"settings":{"a":[1,2],"b":1}},"scoring":"v1"}'
+    text = '{"format":%d,"request":{"seed":0,"settings":{"a":[1,2],"b":1}},"scoring":"v1"}' % FORMAT
     assert a == hashlib.sha256(text.encode()).hexdigest()
     assert a != ResultStore(tmp_path, scoring_version="v2").key({"seed": 0, "settings": {"b": 1, "a": [1, 2]}})
 
