@@ -34,7 +34,8 @@ def noise_sweep(
 ):
     """`run_grid` once per (noise ratio, overlap), ratio 0 once (a clean training set has no overlap).
 
-    Returns (metrics, images): the two tables of every grid, concatenated. Raises if a category cannot
+    Returns (metrics, images, pixel_stats): the two tables of every grid, concatenated, and every
+    evaluation's pixel statistics by the images table's `result_key` (for pixel claims). Raises if a category cannot
     give a ratio (too few anomalous test images, `adlib.data.max_noise_ratio`): a trend needs every
     ratio on the same categories.
     """
@@ -51,7 +52,8 @@ def noise_sweep(
                       shots=shots, progress=False)
              for ratio in noise_ratios for overlap in ([False] if ratio == 0 else overlaps)]
     return (pd.concat([grid.metrics for grid in grids], ignore_index=True),
-            pd.concat([grid.images for grid in grids], ignore_index=True))
+            pd.concat([grid.images for grid in grids], ignore_index=True),
+            {key: stats for grid in grids for key, stats in grid.pixel_stats.items()})
 
 
 def setting_rows(images: pd.DataFrame, overlap: bool, tagged: bool = False) -> pd.DataFrame:

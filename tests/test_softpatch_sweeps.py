@@ -71,8 +71,19 @@ def test_noise_sweep_runs_the_clean_grid_once_and_refuses_a_ratio_a_category_can
     methods = {"PatchCore": patchcore_settings(small_features, 0.1)}
     with pytest.raises(ValueError, match="gives noise ratios up to"):
         noise_sweep(tiny_benchmark, ["pill"], methods, [0], [0.0, 0.9])
-    metrics, images = noise_sweep(tiny_benchmark, ["pill"], methods, [0], [0.0, 0.34])
+    metrics, images, pixel_stats = noise_sweep(tiny_benchmark, ["pill"], methods, [0], [0.0, 0.34])
+    assert set(images["result_key"]) == set(pixel_stats) and len(pixel_stats) == 3
     grids = images.drop_duplicates(["noise_ratio", "noise_overlap"])[["noise_ratio", "noise_overlap"]]
     assert sorted(map(tuple, grids.to_numpy().tolist())) == [(0.0, False), (0.34, False), (0.34, True)]
     assert len(images[(images.noise_ratio > 0) & ~images.noise_overlap.astype(bool)]) == 9 - 2  # moved images left the test set
     assert (metrics.loc[metrics.noise_ratio > 0, "noise_moved"] == 2).all()
+    from adlib.evidence import Claim
+    from adlib.notebook import judge
+
+    tagged = setting_rows(images, overlap=True, tagged=True)  # renamed methods keep their result keys
+    claim = Claim.trend("falls", "pixel_auroc", "PatchCore, overlap", "noise_ratio", "decreasing",
+                        statistic="last_minus_first")
+    verdict = judge([claim], tagged, n_resamples=20, pixel_stats=pixel_stats)[0]
+    by_ratio = metrics[(metrics.metric == "pixel_auroc") & (metrics.noise_overlap.astype(bool) | (metrics.noise_ratio == 0))]
+    values = by_ratio.sort_values("noise_ratio")["value"].to_numpy()
+    assert verdict.estimate == pytest.approx(values[-1] - values[0], abs=1e-3)  # binned pixel statistics
