@@ -355,6 +355,52 @@ def heatmap_panels(images, rows, masks=None, titles=None, map_titles=None, row_s
                 ax.set_xticks([])
                 ax.set_yticks([])
         axes[0, 0].set_ylabel("test image")
+# --- spb
+
+
+def sweep_panels(panels, verdicts=None, title: str = "", ylabel: str = "image AUROC"):
+    """A row of sweep panels (`curves_with_intervals`, one per entry) and, if `verdicts` are given, their
+    `verdict_dots` as a last panel. `panels` maps a panel title to (intervals, x, paper, xlabel):
+    `evidence.method_intervals` rows with a `method` and an `x` column, the paper's points (columns x,
+    method, value; or None) and the x-axis label. Returns the figure."""
+    plt = pyplot()
+    extra = 1 if verdicts else 0
+    fig, axes = plt.subplots(1, len(panels) + extra, figsize=(4.6 * len(panels) + 5.5 * extra, 3.9), squeeze=False)
+    legend: dict[str, object] = {}
+    for ax, (name, (intervals, x, paper, xlabel)) in zip(axes[0], panels.items()):
+        curves_with_intervals(ax, intervals, x, hue="method", paper=paper)
+        ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
+        legend.update(zip(*reversed(ax.get_legend_handles_labels())))
+        ax.get_legend().remove()  # one legend for all panels, below them
+    if extra:
+        verdict_dots(axes[0, -1], verdicts)
+    fig.suptitle(title, y=1.02)
+    fig.tight_layout()
+    fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False,
+               ncol=min(len(legend), 4), fontsize=8)
+    return fig
+
+
+def bank_map_panels(coords: np.ndarray, owners: np.ndarray, kinds: np.ndarray, titles, origins, title: str = ""):
+    """SP Fig. 5's map: one panel per bank (`titles` maps the bank name in `owners` to its panel title), all
+    in the same 2-D coordinates; the bank's rows coloured by origin code (`kinds`, names `origins`), the
+    other banks' rows in grey. Returns the figure."""
+    plt = pyplot()
+    colours, sizes = ["#6a3d9a", "#ff9f1c", "#d62728"], [7, 14, 36]
+    fig, axes = plt.subplots(1, len(titles), figsize=(4.7 * len(titles), 4.6), sharex=True, sharey=True, squeeze=False)
+    for ax, (name, panel_title) in zip(axes[0], titles.items()):
+        mine = owners == name
+        ax.scatter(coords[~mine, 0], coords[~mine, 1], s=3, color="#dddddd", label="other banks")
+        for kind, label in enumerate(origins):
+            shown = mine & (kinds == kind)
+            ax.scatter(coords[shown, 0], coords[shown, 1], s=sizes[kind], color=colours[kind], label=label,
+                       zorder=2 + kind, edgecolor="black" if kind == 2 else "none", linewidth=0.5)
+        ax.set(title=panel_title, xticks=[], yticks=[], xlabel="t-SNE 1")
+    axes[0, 0].set_ylabel("t-SNE 2")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(origins) + 1, frameon=False,
+               bbox_to_anchor=(0.5, -0.08), markerscale=2)
+    fig.suptitle(title, y=1.04)
+    fig.tight_layout()
     return fig
 
 

@@ -52,8 +52,8 @@ MAGIC = b"adlib-result\n"
 # cost a wrong number.
 NOT_SCORING = ("__main__.py", "plotting.py", "report.py", "paper.py", "reference.py", "store.py", "executors.py",
                "evidence.py", "explore.py", "fetch.py", "notebook.py", "bootstrap.py", "per_image.py", "toy.py",
-               "thresholds.py", "feature_geometry.py", "grey_values.py", "timing.py",
-               "bank_analysis.py")  # synth/ is a package: not globbed
+               "thresholds.py", "feature_geometry.py", "grey_values.py", "timing.py", "bank_analysis.py",
+               "bank_origin.py", "softpatch_sweeps.py")  # synth/ is a package: not globbed
 
 
 def scoring_digest(package: Path | None = None, exclude: Sequence[str] = NOT_SCORING) -> str:
