@@ -5,7 +5,8 @@
 
 Each notebook runs with its `profile`, `data_root`, `figures_dir` (= `figures/`) and `scale` parameters
 (those it declares) into `notebooks/executed/`, in its own kernel. `--jobs N` runs N at a time, the
-longest first (by their last recorded times); a notebook that times things (notebook metadata
+longest chain first (by their last recorded times), each after the notebooks whose stored evaluations it
+reuses (notebook metadata `{"adlib": {"after": [names]}}`); a notebook that times things (notebook metadata
 `{"adlib": {"exclusive": true}}`) runs alone, after the others, with every core. `--scale full` runs
 every notebook on every category with 5 seeds (its own default sample otherwise). `figures/index.md`
 (every figure with the caption file a notebook writes beside it, `<figure>.md`: verdict, caption,
@@ -120,7 +121,7 @@ def reproduce(notebooks: Sequence[Path], profile: str, data: Path, figures: Path
               executed: Path, jobs: int = 1, rerun: Sequence[str] = (), kernel: str = "adlib",
               scale: str = "default") -> dict[str, str]:
     """Runs the notebooks whose inputs changed since they last finished (and those named in `rerun`), `jobs` at a
-    time, longest first, the exclusive ones alone at the end; records each one that finishes in the stamps at
+    time, longest chain first and after their prerequisites, the exclusive ones alone at the end; records each one that finishes in the stamps at
     once. Returns {notebook: error} of those that failed."""
     common = {"profile": profile, "data_root": str(data.resolve()), "figures_dir": str(figures.resolve()),
               "scale": scale}
@@ -133,12 +134,11 @@ def reproduce(notebooks: Sequence[Path], profile: str, data: Path, figures: Path
         if nb not in todo:
             print(f"{nb.stem}: inputs unchanged since it finished, figures kept", flush=True)
     last = last_times(stamps, figures / "reproduce_times.csv", profile)
-    todo.sort(key=lambda nb: -last.get(nb.stem, 0.0))  # longest first (stable): the pool ends together
     shared = [nb for nb in todo if not is_exclusive(nb)]
     alone = [nb for nb in todo if is_exclusive(nb)]
     failed: dict[str, str] = {}
     for batch, width in ((shared, jobs), (alone, 1)):
-        _run_batch(batch, width, executed, parameters, digests, profile, kernel, stamps, stamps_path, failed)
+        _run_batch(batch, width, executed, parameters, digests, profile, kernel, stamps, stamps_path, failed, last)
     return failed
 
 
@@ -151,22 +151,55 @@ def last_times(stamps: dict[str, dict], previous: Path, profile: str) -> dict[st
     return {**times, **{name: float(stamp["seconds"]) for name, stamp in stamps.items() if "seconds" in stamp}}
 
 
+def prerequisites(notebook: Path) -> list[str]:
+    """The notebooks whose stored evaluations this one reuses (metadata `{"adlib": {"after": [names]}}`):
+    it starts after they finish, so that the result store computes each shared evaluation once."""
+    import nbformat
+
+    return list(nbformat.read(notebook, as_version=4).metadata.get("adlib", {}).get("after", []))
+
+
+def schedule_priority(batch: Sequence[Path], after: dict[str, list[str]], last: dict[str, float]) -> dict[str, float]:
+    """Each notebook's own last time plus the longest chain of notebooks waiting for it (critical path)."""
+    waiting = {nb.stem: [other.stem for other in batch if nb.stem in after[other.stem]] for nb in batch}
+    memo: dict[str, float] = {}
+
+    def chain(name: str, seen: tuple[str, ...] = ()) -> float:
+        if name not in memo:
+            rest = [chain(other, seen + (name,)) for other in waiting[name] if other not in seen]
+            memo[name] = last.get(name, 0.0) + max(rest, default=0.0)
+        return memo[name]
+
+    return {nb.stem: chain(nb.stem) for nb in batch}
+
+
 def _run_batch(batch: Sequence[Path], jobs: int, executed: Path, parameters: dict, digests: dict, profile: str,
-               kernel: str, stamps: dict, stamps_path: Path, failed: dict[str, str]) -> None:
-    """Runs `batch`, `jobs` at a time (each kernel with cores / jobs threads), recording stamps and failures."""
+               kernel: str, stamps: dict, stamps_path: Path, failed: dict[str, str], last: dict[str, float]) -> None:
+    """Runs `batch`, `jobs` at a time (each kernel with cores / jobs threads), the longest chain first and
+    each notebook after its prerequisites in the batch; records stamps and failures as they finish."""
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    after = {nb.stem: prerequisites(nb) for nb in batch}
+    priority = schedule_priority(batch, after, last)
+    pending = sorted(batch, key=lambda nb: -priority[nb.stem])
+    unfinished = {nb.stem for nb in batch}
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as pool:
-        running = {pool.submit(run_notebook, nb, executed / nb.name, parameters[nb.stem], kernel, threads): nb
-                   for nb in batch}
-        while running:
+        running: dict = {}
+        while pending or running:
+            ready = [nb for nb in pending if not unfinished & set(after[nb.stem]) - {nb.stem}]
+            if not ready and not running:  # a cycle: run the next one anyway rather than stall
+                ready = pending[:1]
+            for nb in ready[:max(1, jobs) - len(running)]:
+                pending.remove(nb)
+                running[pool.submit(run_notebook, nb, executed / nb.name, parameters[nb.stem], kernel, threads)] = nb
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 nb = running.pop(future)
+                unfinished.discard(nb.stem)
                 try:
                     seconds = future.result()
                 except Exception as error:  # papermill's error names the cell; the executed copy shows it
-                    last = (str(error).strip().splitlines() or [""])[-1]
-                    failed[nb.stem] = f"{type(error).__name__}: {last}"
+                    last_line = (str(error).strip().splitlines() or [""])[-1]
+                    failed[nb.stem] = f"{type(error).__name__}: {last_line}"
                     stamps.pop(nb.stem, None)
                     print(f"{nb.stem}: FAILED (see {executed / nb.name})", flush=True)
                 else:

@@ -144,3 +144,18 @@ def test_last_times_prefer_the_stamps_over_the_committed_csv(reproduce, tmp_path
     previous.write_text("notebook,profile,seconds\na,synthetic,10\nb,synthetic,20\nc,paper,99\n")
     got = reproduce.last_times({"a": {"seconds": 30.0}}, previous, "synthetic")
     assert got == {"a": 30.0, "b": 20.0}
+
+
+def test_a_notebook_waits_for_the_ones_it_reuses_and_long_chains_start_first(reproduce, tmp_path):
+    paths = {name: tmp_path / f"{name}.ipynb" for name in ("table1", "table4", "table7", "other")}
+    for name, path in paths.items():
+        fake_notebook(path)
+    for name, before in (("table4", ["table1"]), ("table7", ["table4"])):
+        nb = nbformat.read(paths[name], as_version=4)
+        nb.metadata["adlib"] = {"after": before}
+        nbformat.write(nb, paths[name])
+    after = {name: reproduce.prerequisites(path) for name, path in paths.items()}
+    assert after == {"table1": [], "table4": ["table1"], "table7": ["table4"], "other": []}
+    priority = reproduce.schedule_priority(list(paths.values()), after, {"table1": 10, "table4": 5, "table7": 5,
+                                                                          "other": 15})
+    assert priority == {"table1": 20, "table4": 10, "table7": 5, "other": 15}  # the chain beats the longest one
