@@ -43,6 +43,16 @@ def seconds_per_image(results: pd.DataFrame, extra: Mapping[str, float] | None =
     return wide
 
 
+def ratio_table(seconds: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Each repeat's time relative to `reference`'s in the same repeat, long: columns method, repeat, ratio
+    (methods in the column order of `seconds`, e.g. `seconds_per_image`'s table), for `plotting.ratio_dots`."""
+    if reference not in seconds.columns:
+        raise ValueError(f"reference {reference!r} is not among the methods {list(seconds.columns)}")
+    ratios = seconds.div(seconds[reference], axis=0).reset_index(drop=True)
+    return pd.DataFrame([{"method": method, "repeat": repeat, "ratio": float(ratios.at[repeat, method])}
+                         for method in seconds.columns for repeat in ratios.index])
+
+
 def status(ratios: pd.Series) -> str:
     """"holds" if every ratio < 1, "does not hold" if every ratio > 1, else "inconclusive"."""
     if (ratios < 1).all():

@@ -44,7 +44,8 @@ def test_grey_images_refuses_normalised_input():
 
 
 def test_image_histograms_draws_one_line_per_shown_image_and_the_pool():
-    from adlib.plotting import image_histograms, pyplot
+    from adlib.plots_patchcore import image_histograms
+    from adlib.plotting import pyplot
 
     fig, ax = pyplot().subplots()
     image_histograms(ax, np.random.default_rng(0).random((20, 4, 4)), shown=5)

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adlib.plotting import coverage_figure, error_gallery, pr_roc_figure, pyplot, seed_verdict_dots
+from adlib.plots_patchcore import coverage_figure, error_gallery, pr_roc_figure, seed_verdict_dots
+from adlib.plotting import pyplot
 from adlib.toy import seed_verdict
 
 
@@ -111,7 +112,7 @@ def test_error_gallery_draws_a_pair_of_rows_per_category(tmp_path):
 
 
 def test_threshold_titles_state_the_prediction_and_whether_it_is_right():
-    from adlib.plotting import threshold_titles
+    from adlib.plots_patchcore import threshold_titles
 
     titles = threshold_titles([3.0, 2.0, 1.0, 2.0], [1, 1, 0, 0], 2.0)
     assert titles == ["s = 3 >= t* 2\ndefective (right)", "s = 2 >= t* 2\ndefective (right)",

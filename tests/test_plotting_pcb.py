@@ -3,19 +3,24 @@ import numpy as np
 import pandas as pd
 
 from adlib.plotting import pyplot, ratio_dots
+from adlib.timing import ratio_table
 
 
 def test_ratio_dots_places_each_repeat_and_the_median():
     seconds = pd.DataFrame({"ref": [2.0, 4.0, 4.0], "fast": [1.0, 1.0, 3.0]})
+    table = ratio_table(seconds, "ref")
+    assert list(table.columns) == ["method", "repeat", "ratio"] and list(table["method"]) == ["ref"] * 3 + ["fast"] * 3
     plt = pyplot()
     fig, ax = plt.subplots()
-    ratio_dots(ax, seconds, "ref", paper={"fast": 0.5})
+    ratio_dots(ax, table, paper={"fast": 0.5})
     points = [collection.get_offsets() for collection in ax.collections]
     repeats_fast = np.asarray(points[2])  # ref: repeats, median; fast: repeats, median, paper
     assert sorted(repeats_fast[:, 0]) == [0.25, 0.5, 0.75]  # 1/4, 1/2, 3/4 computed by hand
     assert np.asarray(points[3])[0, 0] == 0.5  # the median of the three
     assert np.asarray(points[4])[0, 0] == 0.5  # the paper's tick
     assert [tick.get_text() for tick in ax.get_yticklabels()] == ["ref", "fast"]
+    with pytest.raises(ValueError, match="reference 'slow'"):
+        ratio_table(seconds, "slow")
     plt.close(fig)
 
 
@@ -24,7 +29,7 @@ def test_map_keeper_keeps_the_same_images_for_every_setting():
 
     import torch
 
-    from adlib.plotting import MapKeeper
+    from adlib.plots_patchcore import MapKeeper
 
     samples = [SimpleNamespace(image=f"img{i}.png", label=label, defect="good" if label == 0 else "crack")
                for i, label in enumerate([0, 1, 0, 1, 1])]

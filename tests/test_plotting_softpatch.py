@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from adlib.data import Preprocessing, add_training_noise, load_category
-from adlib.plotting import filter_ranking, injected_training_panels, pyplot, ratio_dots
+from adlib.plots_softpatch import filter_ranking, injected_training_panels
+from adlib.plotting import pyplot, ratio_dots
 
 
 def test_injected_training_panels_outlines_only_the_injected_images(tiny_benchmark):
@@ -43,16 +44,16 @@ def test_filter_ranking_puts_points_and_cuts_where_the_scores_say():
     pyplot().close(fig)
 
 
-def test_ratio_dots_draws_each_category_the_mean_and_the_paper():
+def test_ratio_dots_draws_each_category_the_median_and_the_paper():
     fig, ax = pyplot().subplots()
     ratios = pd.DataFrame({"method": ["A", "A", "B", "B"], "category": ["x", "y", "x", "y"],
                            "ratio": [1.0, 3.0, 0.5, 0.7]})
-    ratio_dots(ax, ratios, paper={"A": 3.5})
-    a_dots, b_dots = ax.collections
+    ratio_dots(ax, ratios, paper={"A": 3.5}, unit="category")
+    a_dots, a_median, a_paper, b_dots, b_median = ax.collections
     np.testing.assert_allclose(a_dots.get_offsets(), [[1.0, 0], [3.0, 0]])
     np.testing.assert_allclose(b_dots.get_offsets(), [[0.5, 1], [0.7, 1]])
-    vertical = {round(line.get_xdata()[0], 6) for line in ax.lines if line.get_xdata()[0] == line.get_xdata()[-1]}
-    assert {2.0, 0.6, 3.5, 1.0} <= vertical  # means 2.0 / 0.6, the paper's 3.5, the line at 1
+    np.testing.assert_allclose([a_median.get_offsets()[0, 0], b_median.get_offsets()[0, 0]], [2.0, 0.6])
+    assert a_paper.get_offsets()[0, 0] == 3.5 and a_dots.get_label() == "ours: one category"
     assert [label.get_text() for label in ax.get_yticklabels()] == ["A", "B"]
     pyplot().close(fig)
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from adlib.plotting import bank_map_panels
+from adlib.plots_softpatch import bank_map_panels
 
 
 def test_bank_map_panels_draw_one_panel_per_bank_with_every_row():
@@ -23,7 +23,7 @@ def test_sweep_panels_draw_a_curve_panel_per_entry_and_the_verdicts_last():
     import pandas as pd
 
     from adlib.evidence import Claim, assess
-    from adlib.plotting import sweep_panels
+    from adlib.plots_softpatch import sweep_panels
 
     rng = np.random.default_rng(1)
     rows = [{"category": "c", "seed": s, "method": m, "noise_ratio": r, "image": i, "label": i % 2,
