@@ -132,9 +132,7 @@ def judge(
     if pixel_claims and pixel_stats is None:
         raise ValueError(f"claims {pixel_claims} are on pixel maps: pass pixel_stats=grid.pixel_stats "
                          "(grid = adlib.experiment.run_grid(...))")
-    extra = {} if pixel_stats is None else {"pixel_stats": pixel_stats}
-    return [assess(claim, images, n_resamples=n_resamples, seed=seed,
-                   **(extra if claim.metric != "image_auroc" else {})) for claim in claims]
+    return [assess(claim, images, n_resamples=n_resamples, seed=seed, pixel_stats=pixel_stats) for claim in claims]
 
 
 def verdict_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
