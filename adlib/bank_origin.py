@@ -4,8 +4,8 @@ Every row of a PatchCore / SoftPatch memory bank copies one training patch (`Pat
 its origin is known: a patch of a normal image, of a noisy (anomalous) image outside its defect, or of a
 noisy image inside its defect (the patch's cell of the feature grid overlaps the ground-truth mask).
 `bank_origins` builds the banks of several methods from one noisy training set and labels their rows;
-`origin_shares` counts them over every row; `mean_interval` is the Student-t interval of a mean over
-(category, seed) units, the spread a claim about bank shares is judged by.
+`origin_shares` counts them over every row. A claim about bank shares is judged over the (category, seed)
+units with `adlib.evidence.interval_verdict` (a Student-t interval of the mean over the units).
 """
 
 from __future__ import annotations
@@ -91,21 +91,6 @@ def origin_shares(banks: BankOrigins) -> pd.DataFrame:
                            **dict(zip(ORIGINS, np.bincount(banks.origin[index], minlength=3) / len(index)))}
                           for name, index in rows.items()])
     return table
-
-
-def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """The mean of `values` (one per unit) and its Student-t `level` interval (n - 1 degrees of freedom).
-    One value gives no spread, so its interval is unbounded (-inf, inf): no claim can be decided on it."""
-    from scipy.stats import t
-
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("an interval over units needs at least one value")
-    mean = float(values.mean())
-    if values.size == 1:
-        return mean, -np.inf, np.inf
-    half = float(t.ppf(0.5 + level / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
-    return mean, mean - half, mean + half
 
 
 def tsne_sample(banks: BankOrigins, points: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

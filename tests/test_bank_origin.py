@@ -1,10 +1,9 @@
 """adlib.bank_origin: patch origins against a cell-by-cell loop, bank shares, the t interval, the map sample."""
 
 import numpy as np
-import pytest
 import torch
 
-from adlib.bank_origin import (BankOrigins, bank_origins, mean_interval, origin_shares, patch_origins, tsne_map,
+from adlib.bank_origin import (BankOrigins, bank_origins, origin_shares, patch_origins, tsne_map,
                                tsne_sample)
 from adlib.data import load_category, read_mask
 from adlib.methods import patchcore_settings, softpatch_settings
@@ -33,18 +32,6 @@ def test_origin_shares_count_every_row():
     shares = origin_shares(banks).set_index("bank")
     assert shares.loc["a", "size"] == 4 and shares.loc["a", "noisy image, defect region"] == 0.75
     assert shares.loc["training set (all patches)", "normal image"] == 3 / 8
-
-
-def test_mean_interval_is_the_student_t_interval():
-    from scipy import stats
-
-    values = [0.1, -0.3, 0.05, 0.2]
-    mean, low, high = mean_interval(values)
-    expected = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
-    assert mean == pytest.approx(np.mean(values)) and (low, high) == pytest.approx(expected)
-    assert mean_interval([0.1]) == (0.1, -np.inf, np.inf)  # one unit: no spread, no decision
-    with pytest.raises(ValueError, match="at least one"):
-        mean_interval([])
 
 
 def test_bank_origins_name_real_training_patches_and_the_sample_keeps_every_defect_row(tiny_benchmark, small_features):
