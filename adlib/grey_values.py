@@ -13,7 +13,8 @@ Gaussians. This module measures that on a 0-1 grey scale, g = 0.299 R + 0.587 G 
 
 The ratio mean W1(i, j) / mean s_i says whether images differ as much as pixels inside one image do
 (>= 1: each image is its own mode, as KC says) or much less (the modes are inside every image).
-`spread_table` gives it per category with a bootstrap interval over images, and the mean over categories.
+`spread_table` gives it per category with a bootstrap interval over images, and the mean over categories;
+`ratio_verdict` judges KC's claim (ratio >= 1) over the categories, `summary_line` says the mean row in words.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+
+from adlib.evidence import IntervalVerdict, interval_verdict
 
 LUMA = np.array([0.299, 0.587, 0.114])
 """ITU-R BT.601 weights: grey value from RGB, both on a 0-1 scale."""
@@ -109,22 +112,23 @@ def spread_table(greys: Mapping[str, np.ndarray], n_resamples: int = 1000, seed:
     return pd.DataFrame(rows)
 
 
-def ratio_status(low: float, high: float, threshold: float = 1.0) -> str:
-    """"holds" when the ratio's interval lies above `threshold`, "does not hold" below it, else "inconclusive"."""
-    return "holds" if low > threshold else "does not hold" if high < threshold else "inconclusive"
-
-
-def verdict_line(table: pd.DataFrame, level: float = 0.95) -> str:
-    """The bold verdict line of `spread_table`'s mean row: KC's claim read as "images differ from each other at
-    least as much as the pixels of one image do" (ratio >= 1), with n, the interval and the floor."""
-    mean = table.set_index("category").loc["mean"]
+def ratio_verdict(table: pd.DataFrame, level: float = 0.95) -> IntervalVerdict:
+    """KC's claim read as "images differ from each other at least as much as the pixels of one image do": the
+    mean of `spread_table`'s per-category ratios lies above 1, judged by `adlib.evidence.interval_verdict` with
+    the categories as the replicates (a Student t interval over them; n = categories x good training images)."""
     per = table[table.category != "mean"]
     images = per["images"].min() if per["images"].min() == per["images"].max() else (
         f"{per['images'].min()}-{per['images'].max()}")
-    status = ratio_status(mean["ratio_low"], mean["ratio_high"])
-    categories = "1 category" if len(per) == 1 else f"{len(per)} categories"
-    return (f"**{status}** (n = {categories} x {images} good training images): between-image W1 / "
-            f"within-image spread = {mean['ratio']:.2f}, {level * 100:g} % CI [{mean['ratio_low']:.2f}, "
-            f"{mean['ratio_high']:.2f}] (KC's claim read as >= 1); mean between-image W1 {mean['between']:.3f} "
-            f"({mean['between'] / mean['floor']:.0f} x the split-half floor {mean['floor']:.4f}), mean within-image "
-            f"spread {mean['within']:.3f} (0-1 grey scale)")
+    return interval_verdict("KC Fig. 2: normal images differ at least as much as the pixels inside one image",
+                            "between-image W1 / within-image spread, mean over categories", per["ratio"].to_numpy(),
+                            "above", 1.0, replicates="categories", detail=f"{images} good training images", level=level)
+
+
+def summary_line(table: pd.DataFrame, level: float = 0.95) -> str:
+    """`spread_table`'s mean row in words: the ratio with its bootstrap interval over images, the between-image
+    W1 against the split-half floor, and the within-image spread (0-1 grey scale)."""
+    mean = table.set_index("category").loc["mean"]
+    return (f"Mean between-image W1 / within-image spread {mean['ratio']:.2f}, {level * 100:g} % bootstrap interval "
+            f"over images [{mean['ratio_low']:.2f}, {mean['ratio_high']:.2f}]; mean between-image W1 "
+            f"{mean['between']:.3f} ({mean['between'] / mean['floor']:.0f} x the split-half floor "
+            f"{mean['floor']:.4f}), mean within-image spread {mean['within']:.3f} (0-1 grey scale).")

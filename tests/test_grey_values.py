@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import wasserstein_distance
 
-from adlib.grey_values import grey_images, pairwise_w1, spread_table, verdict_line, within_spread
+from adlib.grey_values import grey_images, pairwise_w1, ratio_verdict, spread_table, summary_line, within_spread
 
 
 def test_pairwise_w1_and_spread_match_scipy():
@@ -53,8 +53,22 @@ def test_image_histograms_draws_one_line_per_shown_image_and_the_pool():
     pyplot().close(fig)
 
 
-def test_verdict_line_reads_the_mean_row():
+def test_ratio_verdict_judges_the_mean_ratio_over_categories():
+    rng = np.random.default_rng(3)
+    mixed = {name: rng.random((4, 6, 6)) for name in "abc"}  # every image the same uniform mixture: ratio << 1
+    table = spread_table(mixed, n_resamples=50)
+    verdict = ratio_verdict(table)
+    assert verdict.status == "does not hold" and verdict.sample() == "3 categories x 4 good training images"
+    assert verdict.estimate == pytest.approx(table[table.category != "mean"]["ratio"].mean())
+    # each image one grey level (+ a little noise), the levels far apart: images differ far more than pixels
+    levels = {name: np.linspace(0.1, 0.9, 4)[:, None, None] + 0.01 * rng.random((4, 6, 6)) for name in "abc"}
+    assert ratio_verdict(spread_table(levels, n_resamples=50)).status == "holds"
+    assert ratio_verdict(spread_table({"a": mixed["a"]}, n_resamples=50)).status == "inconclusive"  # 1 category
+
+
+def test_summary_line_reads_the_mean_row():
     table = spread_table({"a": np.random.default_rng(3).random((4, 6, 6))}, n_resamples=50)
-    line = verdict_line(table)
-    assert line.startswith("**does not hold** (n = 1 category x 4 good training images)")
-    assert f"{table.iloc[-1]['ratio']:.2f}" in line
+    line = summary_line(table)
+    mean = table.iloc[-1]
+    assert f"{mean['ratio']:.2f}, 95 % bootstrap interval over images [{mean['ratio_low']:.2f}" in line
+    assert "**" not in line  # plain text: the bold verdict line is ratio_verdict's
