@@ -13,8 +13,8 @@ from adlib.plotting import STATUS_COLORS, display_image, draw_mask_outline, pypl
 
 
 def seed_verdict_dots(ax, verdicts) -> None:
-    """One row per `adlib.toy.SeedVerdict` (first on top): the mean per-seed difference a - b as a dot with its
-    t interval, a zero line, coloured by status; the row label is the verdict's statement."""
+    """One row per `adlib.evidence.IntervalVerdict` (first on top): the mean per-seed difference a - b as a dot
+    with its t interval, a zero line, coloured by status; the row label is the verdict's statement."""
     rows = list(verdicts)
     for y, verdict in enumerate(reversed(rows)):
         colour = STATUS_COLORS[verdict.status]
@@ -32,8 +32,9 @@ def seed_verdict_dots(ax, verdicts) -> None:
 
 def coverage_figure(shown, verdicts, names, n_selected: int):
     """PC Fig. 3 / KC Fig. 4: one row of scatter panels per toy data set (all points, the kept ones in red,
-    that run's coverage in the title), then `seed_verdict_dots` of the verdicts on distances and, below,
-    of those on counts (clusters missed, outliers kept), so that each axis has one unit.
+    that run's coverage in the title), then `seed_verdict_dots` of the verdicts on distances (their
+    `quantity` ends with "distance") and, below, of those on counts (clusters missed, outliers kept), so
+    that each axis has one unit.
 
     `shown` maps (data set, sampler) -> (points [N, 2], kept [n, 2], coverage dict), in row / column order;
     `names` maps a sampler to its display name.
@@ -41,8 +42,8 @@ def coverage_figure(shown, verdicts, names, n_selected: int):
     plt = pyplot()
     datasets = list(dict.fromkeys(dataset for dataset, _ in shown))
     samplers = list(dict.fromkeys(sampler for _, sampler in shown))
-    groups = [group for group in ([v for v in verdicts if v.metric.endswith("_distance")],
-                                  [v for v in verdicts if not v.metric.endswith("_distance")]) if group]
+    groups = [group for group in ([v for v in verdicts if v.quantity.endswith("distance")],
+                                  [v for v in verdicts if not v.quantity.endswith("distance")]) if group]
     fig = plt.figure(figsize=(max(2.6 * len(samplers), 9.0), 2.9 * len(datasets) + 0.5 * len(verdicts) + 1.6))
     grid = fig.add_gridspec(len(datasets) + len(groups), len(samplers), hspace=0.6,
                             height_ratios=[1.0] * len(datasets) + [0.17 * len(group) + 0.3 for group in groups])
@@ -62,7 +63,7 @@ def coverage_figure(shown, verdicts, names, n_selected: int):
     for row, group in enumerate(groups, start=len(datasets)):
         ax = fig.add_subplot(grid[row, 1:])
         seed_verdict_dots(ax, group)
-        unit = "distance (unit square)" if group[0].metric.endswith("_distance") else "count (clusters, kept points)"
+        unit = "distance (unit square)" if group[0].quantity.endswith("distance") else "count (clusters, kept points)"
         ax.set_xlabel(f"{unit}: mean per-seed difference a - b, 95 % t interval (n = {group[0].sample()})")
     return fig
 

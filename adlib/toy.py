@@ -3,24 +3,14 @@
 Two data sets in the unit square (`mixture_points`: Gaussian clusters whose weights halve from one to
 the next, plus uniform outliers; `uniform_points`), `coverage` of a kept set (each point's distance to
 its nearest kept point: the worst-covered point and the typical one; on the mixture also the clusters
-left without a kept point and the kept points spent on outliers), and `seed_verdict`, the three-valued
-verdict on "sampler A covers better than B" from the paired per-seed differences with a t interval.
-
-Why a t interval over seeds: each seed draws new data and new sampler choices, so the seeds are the
-independent replicates (there are no test images to resample here); with n seeds, the paired
-differences d_1..d_n give mean(d) +- t_{n-1, 0.975} * sd(d) / sqrt(n).
+left without a kept point and the kept points spent on outliers). Each seed draws new data and new
+sampler choices, so the seeds are the independent replicates: a claim "sampler A covers better than B"
+is judged on the paired per-seed differences by `adlib.evidence.interval_verdict` (a t interval over seeds).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
-
-STATUSES = ("holds", "does not hold", "inconclusive")
-SIDES = ("below", "above")
 
 
 def mixture_points(
@@ -71,75 +61,3 @@ def coverage(points: np.ndarray, labels: np.ndarray, kept: np.ndarray) -> dict[s
     return {"max_distance": float(distances.min(axis=1).max()), "mean_distance": float(distances.min(axis=1).mean()),
             "clusters_missed": float(len(clusters - set(owners.tolist()))),
             "outliers_kept": float((owners == -1).sum())}
-
-
-@dataclass(frozen=True)
-class SeedVerdict:
-    """"a's metric is below (above) b's", judged on paired per-seed differences a - b.
-
-    estimate: the mean difference; [low, high]: its `level` t interval over the seeds; paper: the paper's
-    number for the same difference when it prints one (PC Fig. 3 and KC Fig. 4 print none: None).
-    """
-
-    statement: str
-    metric: str
-    a: str
-    b: str
-    side: str
-    status: str
-    estimate: float
-    low: float
-    high: float
-    n_seeds: int
-    n_points: int
-    level: float = 0.95
-    paper: float | None = None
-
-    def sample(self) -> str:
-        """n in words, e.g. '5 seeds x 2000 points'."""
-        return f"{self.n_seeds} seed{'s' if self.n_seeds != 1 else ''} x {self.n_points} points"
-
-    def caption(self) -> str:
-        """The bold verdict line, e.g. '**holds** (n = 5 seeds x 2000 points): greedy below random in max
-        distance by -0.365, 95 % t interval [-0.410, -0.320]'."""
-        line = (f"**{self.status}** (n = {self.sample()}): {self.statement}: {self.a} - {self.b} "
-                f"{self.metric.replace('_', ' ')} {self.estimate:+.3f}, {self.level * 100:g} % t interval over "
-                f"seeds [{self.low:+.3f}, {self.high:+.3f}]")
-        return line if self.paper is None else f"{line}; paper: {self.paper:+.3f}"
-
-
-def seed_verdict(
-    statement: str,
-    metric: str,
-    a: str,
-    b: str,
-    values_a: Sequence[float],
-    values_b: Sequence[float],
-    side: str,
-    n_points: int,
-    level: float = 0.95,
-) -> SeedVerdict:
-    """The verdict on "a's `metric` is `side` ("below" / "above") b's" from per-seed values (paired by seed).
-
-    holds when the t interval of the mean difference lies entirely on the claimed side of 0, does not hold
-    when entirely on the other side, else inconclusive (also when every seed gives the same difference
-    of 0, and with a single seed, which has no interval).
-    """
-    from scipy import stats
-
-    if side not in SIDES:
-        raise ValueError(f"side={side!r}: choose one of {list(SIDES)}")
-    differences = np.asarray(values_a, float) - np.asarray(values_b, float)
-    if differences.ndim != 1 or differences.size != len(values_b) or differences.size == 0:
-        raise ValueError(f"give one value per seed for both samplers; got {len(values_a)} and {len(values_b)}")
-    n = differences.size
-    estimate = float(differences.mean())
-    if n < 2:
-        low, high = -math.inf, math.inf
-    else:
-        half = float(stats.t.ppf(0.5 + level / 2, n - 1) * differences.std(ddof=1) / math.sqrt(n))
-        low, high = estimate - half, estimate + half
-    sign = 1.0 if side == "above" else -1.0
-    lower, upper = sorted((sign * low, sign * high))
-    status = "holds" if lower > 0 else "does not hold" if upper < 0 else "inconclusive"
-    return SeedVerdict(statement, metric, a, b, side, status, estimate, low, high, n, n_points, level)

@@ -6,12 +6,12 @@ import pytest
 
 from adlib.plots_patchcore import coverage_figure, error_gallery, pr_roc_figure, seed_verdict_dots
 from adlib.plotting import pyplot
-from adlib.toy import seed_verdict
+from adlib.evidence import interval_verdict
 
 
 def verdicts():
-    return [seed_verdict("A nearer", "max_distance", "A", "B", [0.1, 0.12, 0.11], [0.4, 0.42, 0.41], "below", 50),
-            seed_verdict("A noisy", "mean_distance", "A", "B", [0.1, 0.5, 0.3], [0.3, 0.3, 0.3], "below", 50)]
+    return [interval_verdict("A nearer", "A - B max distance", [-0.3, -0.29, -0.31], "below", detail="50 points"),
+            interval_verdict("A noisy", "A - B mean distance", [-0.2, 0.2, 0.0], "below", detail="50 points")]
 
 
 def test_seed_verdict_dots_draw_one_row_per_verdict_with_its_interval_and_status():
@@ -40,7 +40,7 @@ def test_coverage_figure_has_a_panel_per_data_set_and_sampler_and_the_verdicts()
     assert "clusters" not in fig.axes[2].get_title() and fig.axes[2].get_ylabel().startswith("square")
     assert fig.axes[4].get_xlabel().startswith("distance")
     pyplot().close(fig)
-    counts = seed_verdict("A keeps more", "outliers_kept", "A", "B", [5, 6, 7], [1, 1, 2], "above", 50)
+    counts = interval_verdict("A keeps more", "A - B outliers kept", [4, 5, 5], "above", detail="50 points")
     fig = coverage_figure(shown, [*verdicts(), counts], {"a": "sampler a", "b": "sampler b"}, 4)
     assert len(fig.axes) == 6 and fig.axes[5].get_xlabel().startswith("count")  # one unit per axis
     assert [t.get_text() for t in fig.axes[5].get_yticklabels()] == ["A keeps more"]
