@@ -537,7 +537,7 @@ class IntervalVerdict:
 
     def sample(self) -> str:
         """n in words, e.g. '5 seeds x 2000 points' (replicates, then the detail if any)."""
-        word = self.replicates if self.n != 1 else self.replicates.removesuffix("s")
+        word = self.replicates if self.n != 1 else _singular(self.replicates)
         return f"{self.n} {word}" if self.detail is None else f"{self.n} {word} x {self.detail}"
 
     def caption(self) -> str:
@@ -590,3 +590,10 @@ def interval_verdict(
     verdict = "holds" if lower > 0 else "does not hold" if upper < 0 else "inconclusive"
     return IntervalVerdict(statement, quantity, side, float(threshold), verdict, estimate, low, high, level, n,
                            replicates, detail, paper)
+
+
+def _singular(replicates: str) -> str:
+    """'categories' -> 'category', 'units (3 categories x 3 seeds)' -> 'unit (3 categories x 3 seeds)'."""
+    head, space, rest = replicates.partition(" ")
+    head = head[:-3] + "y" if head.endswith("ies") else head.removesuffix("s")
+    return head + space + rest

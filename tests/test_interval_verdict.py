@@ -69,3 +69,9 @@ def test_bad_inputs_name_the_setting():
         interval_verdict("s", "q", [0.1, float("nan")], "above")
     with pytest.raises(ValueError, match="level"):
         interval_verdict("s", "q", [0.1, 0.2], "above", level=95)
+
+
+def test_one_replicate_is_named_in_the_singular():
+    for replicates, expected in (("categories", "1 category"), ("units (3 categories x 3 seeds)", "1 unit (3 categories x 3 seeds)")):
+        verdict = interval_verdict("s", "q", [0.1], side="above", replicates=replicates)
+        assert verdict.sample() == expected
