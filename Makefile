@@ -74,7 +74,7 @@ bench: $(STAMP) data build/anomalib-venv/.installed $(BENCH_LARGE)/README.md
 # The bench-only category of the scaling sweep: pill with 320 training images and a small test set.
 $(BENCH_LARGE)/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 	$(BIN)/python -m adlib.synth --out $(BENCH_LARGE) --categories pill --n-train 320 --n-test-good 4 \
-		--n-test-defect 8 --no-progress
+		--n-test-defect 10 --no-progress
 
 # The separate virtualenv with anomalib for `make bench` only (never the project's dependencies, never CI).
 build/anomalib-venv/.installed: benchmarks/anomalib-requirements.txt

@@ -198,3 +198,23 @@ def test_load_note_flags_a_busy_run():
     assert busy.startswith("**NOT AN IDLE RUN")
     idle = bench.load_note({"cores": "2", "load average at start": "0.3", "load average at end": "0.9"})
     assert "idle at both ends" in idle
+
+
+def test_inertia_against_a_loop():
+    from reference_loops import inertia
+
+    rng = np.random.default_rng(1)
+    points, centroids = rng.normal(size=(50, 3)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
+    expected = sum(min(float(((p - c) ** 2).sum()) for c in centroids.astype(np.float64)) for p in points.astype(np.float64))
+    assert inertia(points, centroids) == pytest.approx(expected, rel=1e-9)
+
+
+def test_kmeans_rows_compare_every_side_on_the_same_points():
+    pytest.importorskip("sklearn")
+    from reference_loops import kmeans_rows
+
+    rows = pd.DataFrame(kmeans_rows(points_count=400, dim=8, k=5, iterations=5, repeats=1))
+    quality = rows[rows["quantity"] == "inertia / scikit-learn's"].set_index("side")["value"]
+    assert quality["scikit-learn KMeans (lloyd, k-means++)"] == pytest.approx(1.0)
+    assert (quality < 1.5).all()  # five well-separated blobs: every side finds them
+    assert (rows[rows["quantity"] == "ratio"]["value"] > 0).all()
