@@ -145,11 +145,15 @@ def worker_command(side: str, args: argparse.Namespace, job: Job, weights: Path)
     ]
 
 
+def environment_prefix(side: str) -> str:
+    """The side's extra environment as a shell prefix ("" for none)."""
+    return "".join(f"{key}={value} " for key, value in ENVIRONMENT[side].items())
+
+
 def run_side(args: argparse.Namespace, side: str, job: Job, weights: Path) -> tuple[Outcome, dict | None]:
     """One side's worker under the memory and time caps; its result record where it ran to the end."""
     command = worker_command(side, args, job, weights)
-    log(f"{side}: {job.category}, {job.shots} training images: $ " + " ".join(f"{k}={v}" for k, v in ENVIRONMENT[side].items())
-        + (" " if ENVIRONMENT[side] else "") + shlex.join(command))
+    log(f"{side}: {job.category}, {job.shots} training images: $ " + environment_prefix(side) + shlex.join(command))
     result_file = Path(f"{job.stem}-{FILES[side]}.json")
     result_file.unlink(missing_ok=True)
     load_before = os.getloadavg()[0]
@@ -268,7 +272,6 @@ def summary(runs: dict[str, dict[str, dict]], metrics: dict[str, dict]) -> pd.Da
     """One line per category and side: the numbers the targets are read against (NaN for a side that
     passed a cap; its status says which, its peak is the parent's largest sample before the kill)."""
     lines = []
-    nan = float("nan")
     for category, by_side in runs.items():
         for side in SIDES:
             r = by_side[side]
@@ -405,6 +408,8 @@ def metric_agreement(metrics: dict[str, dict]) -> pd.DataFrame:
 
 def agreement_text(agreement: pd.DataFrame) -> str:
     """What the differences between the two metric codes are, and why."""
+    if agreement.empty or agreement["difference"].isna().all():
+        return "No side ran to the end on the full set: no maps to compare."
     worst = agreement.dropna(subset=["difference"]).groupby("metric")[["difference", "difference, min-max"]].agg(
         lambda d: d.abs().max())
     raw_auroc = worst.loc[["image AUROC", "pixel AUROC"], "difference"].max()
@@ -526,8 +531,8 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
     out = io.StringIO()
     out.write("# adlib vs anomalib: PatchCore on the embedded benchmark, scaling, and reference loops\n\n")
     out.write(f"Made by `make bench` (`python benchmarks/anomalib_vs_adlib.py`) on {info['date']}; this report's "
-              f"run took {elapsed / 60:.1f} minutes. Fit: median of {args.fit_repeats} fits; predict: median of "
-              f"{args.predict_repeats} passes over the test images; each side in its own process, under a "
+              f"run took {elapsed / 60:.1f} minutes. Fit: median of {args.fit_repeats} fit(s); predict: median of "
+              f"{args.predict_repeats} pass(es) over the test images; each side in its own process, under a "
               f"{args.memory_cap_gib:g} GiB memory cap and a {args.time_cap:g} s time cap.\n\n")
     out.write(load_note(info) + "\n\n")
     out.write("## Targets\n\n")
@@ -593,8 +598,7 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
     for side in SIDES:
         command = worker_command(side, args, job, Path(weights))
         command[0] = ".venv/bin/python" if side == "adlib" else shown(args.anomalib_python)
-        environment = " ".join(f"{k}={v}" for k, v in ENVIRONMENT[side].items())
-        out.write((environment + " " if environment else "") + shlex.join(command) + "\n")
+        out.write(environment_prefix(side) + shlex.join(command) + "\n")
     out.write("```\n")
     return out.getvalue()
 
@@ -678,7 +682,8 @@ def main() -> None:
     if args.sizes:
         log(f"scaling sweep: sizes {args.sizes}")
         sweep = run_sweep(args, weights)
-        plot(sweep, args.plot, args.memory_cap_gib * 1024, args.time_cap)
+        plot(sweep, args.plot, args.memory_cap_gib * 1024, args.time_cap,
+             f"PatchCore ({args.backbone}) scaling on {args.sweep_category}, adlib vs anomalib")
         rows += [row(f"scaling {args.sweep_category} {line['training images']}", line["side"], quantity, line[quantity],
                      unit, 1) for line in sweep.to_dict("records")
                  for quantity, unit in (("status", ""), ("fit s", "s"), ("coreset s", "s"),

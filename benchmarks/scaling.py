@@ -57,13 +57,14 @@ def slopes(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
-def plot(table: pd.DataFrame, path: Path, memory_cap_mb: float, time_cap_s: float) -> None:
+def plot(table: pd.DataFrame, path: Path, memory_cap_mb: float, time_cap_s: float, title: str) -> None:
     """Three log-log panels; a run killed at a cap is drawn as an open marker at the cap it passed (memory
     panel for the memory cap, fit panel for the time cap), labelled, so that no point disappears."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator, ScalarFormatter
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     fitted = slopes(table).set_index("side")
@@ -87,11 +88,14 @@ def plot(table: pd.DataFrame, path: Path, memory_cap_mb: float, time_cap_s: floa
     for axis, title in zip(axes, QUANTITIES.values()):
         axis.set_xscale("log")
         axis.set_yscale("log")
+        axis.set_xticks(sorted(table["training images"].unique()))
+        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_minor_locator(NullLocator())
         axis.set_xlabel("training images")
         axis.set_title(title)
         axis.legend(fontsize=8)
         axis.grid(True, which="both", alpha=0.3)
-    fig.suptitle("PatchCore (WRN-50) scaling, adlib vs anomalib; X: killed at the cap (dotted line)")
+    fig.suptitle(f"{title}; X: killed at the cap (dotted line)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -141,7 +141,7 @@ def test_memory_verdict():
 
 def test_plot_writes_a_png(tmp_path):
     path = tmp_path / "scaling.png"
-    plot(sweep_table(), path, memory_cap_mb=1024, time_cap_s=5)
+    plot(sweep_table(), path, memory_cap_mb=1024, time_cap_s=5, title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
