@@ -71,9 +71,9 @@ bench: $(STAMP) data build/anomalib-venv/.installed $(BENCH_LARGE)/README.md
 	$(BIN)/python benchmarks/anomalib_vs_adlib.py --data $(DATA) --sweep-data $(BENCH_LARGE) --sweep-category pill \
 		--anomalib-python build/anomalib-venv/bin/python --out figures/bench.md $(BENCH_FLAGS)
 
-# The bench-only category of the scaling sweep: pill with 320 training images and a small test set.
+# The bench-only category of the scaling sweep: pill with 240 training images and a small test set.
 $(BENCH_LARGE)/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
-	$(BIN)/python -m adlib.synth --out $(BENCH_LARGE) --categories pill --n-train 320 --n-test-good 4 \
+	$(BIN)/python -m adlib.synth --out $(BENCH_LARGE) --categories pill --n-train 240 --n-test-good 4 \
 		--n-test-defect 10 --no-progress
 
 # The separate virtualenv with anomalib for `make bench` only (never the project's dependencies, never CI).
