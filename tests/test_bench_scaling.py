@@ -218,3 +218,49 @@ def test_kmeans_rows_compare_every_side_on_the_same_points():
     assert quality["scikit-learn KMeans (lloyd, k-means++)"] == pytest.approx(1.0)
     assert (quality < 1.5).all()  # five well-separated blobs: every side finds them
     assert (rows[rows["quantity"] == "ratio"]["value"] > 0).all()
+
+
+def test_sweep_stops_a_side_after_its_first_cap(monkeypatch, tmp_path):
+    """run_sweep with a stand-in for the workers: anomalib passes the memory cap at 20, so 40 is not run
+    for it; the other sides run every size; adlib's sweep runs skip the separate timing of the halves."""
+    import argparse
+
+    import anomalib_vs_adlib as bench
+    from capped import Outcome
+
+    calls = []
+
+    def fake_run_side(args, side, job, weights):
+        calls.append((side, job.shots, job.parts))
+        if side == "anomalib" and job.shots >= 20:
+            return Outcome(MEMORY_CAP, 1.0, 2000.0, -9), None
+        return Outcome(OK, 1.0, 500.0, 0), fake_result(0.1 * job.shots, 1.0, 400.0)
+
+    monkeypatch.setattr(bench, "run_side", fake_run_side)
+    args = argparse.Namespace(sizes=[10, 20, 40], sweep_data=tmp_path, sweep_category="pill", predict_repeats=1,
+                              work=tmp_path, memory_cap_gib=1.0, time_cap=5.0)
+    table = bench.run_sweep(args, tmp_path / "weights.pt")
+    assert ("anomalib", 40, False) not in calls and ("adlib", 40, False) in calls
+    assert all(not parts for _, _, parts in calls)
+    statuses = table.set_index(["side", "training images"])["status"]
+    assert statuses[("anomalib", 20)] == "out of memory (> 1 GiB cap)"
+    assert statuses[("anomalib", 40)] == "not run (capped at 20)"
+    assert statuses[(bench.TRIMMED, 40)] == "ok"
+    assert len(table) == 9
+
+
+def test_worker_command_environment_and_parts(tmp_path):
+    import argparse
+
+    import anomalib_vs_adlib as bench
+
+    args = argparse.Namespace(anomalib_python=Path("/venv/bin/python"), seed=0, backbone="resnet18", ratio=0.1,
+                              neighbours=9, threads=2)
+    job = bench.Job(tmp_path, "pill", 10, 1, 1, tmp_path / "sweep-10", parts=False)
+    adlib = bench.worker_command("adlib", args, job, tmp_path / "w.pt")
+    trimmed = bench.worker_command(bench.TRIMMED, args, job, tmp_path / "w.pt")
+    assert adlib[-1] == "--no-parts" and "--no-parts" not in trimmed
+    assert trimmed[0] == "/venv/bin/python" and trimmed[2] == "run"
+    assert trimmed[trimmed.index("--result") + 1].endswith("sweep-10-anomalib-trim.json")
+    assert bench.environment_prefix(bench.TRIMMED) == "MALLOC_TRIM_THRESHOLD_=0 "
+    assert bench.environment_prefix("anomalib") == ""
