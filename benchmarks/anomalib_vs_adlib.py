@@ -57,6 +57,7 @@ ANOMALIB = SIDES[1:]
 FILES = {"adlib": "adlib", "anomalib": "anomalib", TRIMMED: "anomalib-trim"}  # output file stems
 ENVIRONMENT = {"adlib": {}, "anomalib": {}, TRIMMED: {"MALLOC_TRIM_THRESHOLD_": "0"}}
 FIT_TARGET, PREDICT_TARGET, CORESET_FLOOR_TARGET = 3.0, 1.5, 1.3
+NONE_RAN = "no anomalib variant ran to the end on the full sets"
 BUSY_PER_CORE = 0.5  # a load average above this per core flags the run as not idle
 
 
@@ -350,16 +351,17 @@ def targets(per_category: pd.DataFrame, sweep: pd.DataFrame | None, coreset_floo
     lines.append({"target": f"fit >= {FIT_TARGET:g}x faster than anomalib at {shots} training images, growing "
                             "with N",
                   "measured (strictest anomalib variant that ran)":
-                      f"median {fit.median():.2f}x ({listed(fit, '.2f')}){fit_growth}",
+                      (f"median {fit.median():.2f}x ({listed(fit, '.2f')})" if len(fit) else NONE_RAN) + fit_growth,
                   "verdict": verdict(None if fit.empty else bool(fit.median() >= FIT_TARGET and growth_held))})
     auroc_ok = bool((auroc >= -AUROC_TOLERANCE).all())
     lines.append({"target": f"predict >= {PREDICT_TARGET:g}x faster per image, at equal or better image AUROC "
                             f"(-{AUROC_TOLERANCE})",
                   "measured (strictest anomalib variant that ran)":
                       f"median {predict.median():.2f}x ({listed(predict, '.2f')}); AUROC adlib - anomalib "
-                      f"{listed(auroc, '+.3f')}",
+                      f"{listed(auroc, '+.3f')}" if len(predict) else NONE_RAN,
                   "verdict": verdict(None if predict.empty else bool(predict.median() >= PREDICT_TARGET and auroc_ok))})
-    memory_text = f"full set: {listed(memory, '.2f')}"
+    memory_text = (f"full set: {listed(memory, '.2f')}" if len(memory) else f"full set: {NONE_RAN}") + (
+        " (a run killed at the memory cap counts with the memory it had reached, a lower bound)")
     memory_held = bool((memory >= 1).all()) if not memory.empty else None
     if sweep is not None:
         held, text = memory_verdict(sweep, "adlib", ANOMALIB)
@@ -513,6 +515,12 @@ NOT_MATCHED = """\
 """
 
 
+def markdown(table: pd.DataFrame, floatfmt: str) -> str:
+    """`table` as Markdown with missing values (NaN: not measured, e.g. a run past a cap) left blank."""
+    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=floatfmt,
+                                                                         missingval="")
+
+
 def load_note(info: dict[str, str]) -> str:
     """The load averages of the run and whether the machine was idle (<= BUSY_PER_CORE per core) at both ends."""
     cores = int(info["cores"])
@@ -559,12 +567,12 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
               + "; ".join(f"{layer} {check[layer]['shape']}: largest difference {check[layer]['max abs difference']:.2g} "
                           f"(largest value {check[layer]['max abs value']:.3g})" for layer in layers) + ".\n\n")
     out.write(f"## Full training sets ({args.shots} images per category), side by side\n\n")
-    out.write(table.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n\n")
+    out.write(markdown(table, ".4g") + "\n\n")
     out.write("Metrics from `adlib.metrics` except the `PRO (anomalib code)` column (anomalib's AUPRO, FPR limit "
               "0.3). Memory: `ru_maxrss` of the side's process at its end (for a run killed at a cap: the "
               "largest resident memory the driver sampled); `MiB before fit` is its resident memory after "
               "imports, model and warm-up (anomalib's imports, Lightning included, weigh more).\n\n")
-    out.write(per_category.to_markdown(index=False, floatfmt=".3g", missingval="") + "\n\n")
+    out.write(markdown(per_category, ".3g") + "\n\n")
     out.write(reading(table) + "\n\n")
     if sweep is not None:
         out.write(f"## Scaling with the training set ({args.sweep_category} of `{shown(args.sweep_data)}`)\n\n")
@@ -574,10 +582,10 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
                   f"{args.predict_repeats} passes over the category's test images (a small fixed set). "
                   "Slopes: least squares of log(value) on log(training images) over the sizes that ran "
                   "(time ~ N^slope).\n\n")
-        out.write(slopes(sweep).to_markdown(index=False, floatfmt=".2f") + "\n\n")
-        out.write(sweep.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n\n")
+        out.write(markdown(slopes(sweep), ".2f") + "\n\n")
+        out.write(markdown(sweep, ".4g") + "\n\n")
     out.write("## Metric code: adlib vs anomalib on the same maps\n\n")
-    out.write(agreement.to_markdown(index=False, floatfmt=".6g", missingval="") + "\n\n")
+    out.write(markdown(agreement, ".6g") + "\n\n")
     out.write(agreement_text(agreement) + "\n\n")
     if reference is not None:
         out.write("## Reference loops (same run)\n\n")

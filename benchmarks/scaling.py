@@ -85,14 +85,14 @@ def plot(table: pd.DataFrame, path: Path, memory_cap_mb: float, time_cap_s: floa
                           fontsize=8, color=colour)
     axes[0].axhline(time_cap_s, color="grey", linestyle=":", linewidth=1)
     axes[2].axhline(memory_cap_mb, color="grey", linestyle=":", linewidth=1)
-    for axis, title in zip(axes, QUANTITIES.values()):
+    for axis, heading in zip(axes, QUANTITIES.values()):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xticks(sorted(table["training images"].unique()))
         axis.xaxis.set_major_formatter(ScalarFormatter())
         axis.xaxis.set_minor_locator(NullLocator())
         axis.set_xlabel("training images")
-        axis.set_title(title)
+        axis.set_title(heading)
         axis.legend(fontsize=8)
         axis.grid(True, which="both", alpha=0.3)
     fig.suptitle(f"{title}; X: killed at the cap (dotted line)")

@@ -264,3 +264,17 @@ def test_worker_command_environment_and_parts(tmp_path):
     assert trimmed[trimmed.index("--result") + 1].endswith("sweep-10-anomalib-trim.json")
     assert bench.environment_prefix(bench.TRIMMED) == "MALLOC_TRIM_THRESHOLD_=0 "
     assert bench.environment_prefix("anomalib") == ""
+
+
+def test_targets_and_markdown_when_no_anomalib_run_ended():
+    import anomalib_vs_adlib as bench
+
+    runs, metrics = full_set_runs()
+    runs["pill"][bench.TRIMMED] = {"status": "past the time cap (180 s)", "sampled_peak_mb": 900}
+    del metrics["pill"]["adlib"][bench.TRIMMED], metrics["pill"]["anomalib"][bench.TRIMMED]
+    table = bench.summary(runs, metrics)
+    lines = bench.targets(bench.ratios(table), None, None, shots=80)
+    assert lines["verdict"].tolist()[:2] == ["cannot tell (no anomalib run to compare)"] * 2
+    assert lines["measured (strictest anomalib variant that ran)"].str.contains("nan").sum() == 0
+    text = bench.markdown(table, ".4g")
+    assert "nan" not in text and "past the time cap (180 s)" in text
