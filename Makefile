@@ -60,11 +60,21 @@ lab: $(STAMP) data
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 # Speed reports (medians, ratios against reference loops measured in the same run): figures/bench_*.md,
-# and figures/bench.md (+ .csv): adlib's PatchCore side by side with anomalib's, run from its own virtualenv.
-bench: $(STAMP) data build/anomalib-venv/.installed
+# and figures/bench.md (+ .csv, bench_scaling.png): adlib's PatchCore side by side with anomalib's (run from
+# its own virtualenv) on the full training sets, the scaling sweep on a bench-only category with more
+# training images, and the reference loops. Run it on an idle machine (~25 min on 2 cores); the report
+# flags a load average above 0.5 per core. BENCH_FLAGS=--quick for a smoke test of the plumbing.
+BENCH_LARGE := build/bench/large
+bench: $(STAMP) data build/anomalib-venv/.installed $(BENCH_LARGE)/README.md
 	$(BIN)/python benchmarks/features.py --data $(DATA) --out figures/bench_features.md
 	$(BIN)/python benchmarks/coreset_search.py --out figures/bench_coreset.md
-	$(BIN)/python benchmarks/anomalib_vs_adlib.py --data $(DATA) --anomalib-python build/anomalib-venv/bin/python --out figures/bench.md
+	$(BIN)/python benchmarks/anomalib_vs_adlib.py --data $(DATA) --sweep-data $(BENCH_LARGE) --sweep-category pill \
+		--anomalib-python build/anomalib-venv/bin/python --out figures/bench.md $(BENCH_FLAGS)
+
+# The bench-only category of the scaling sweep: pill with 240 training images and a small test set.
+$(BENCH_LARGE)/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
+	$(BIN)/python -m adlib.synth --out $(BENCH_LARGE) --categories pill --n-train 240 --n-test-good 4 \
+		--n-test-defect 10 --no-progress
 
 # The separate virtualenv with anomalib for `make bench` only (never the project's dependencies, never CI).
 build/anomalib-venv/.installed: benchmarks/anomalib-requirements.txt

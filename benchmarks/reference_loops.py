@@ -7,7 +7,9 @@
   vs `adlib.patches.locally_aware_features`, via `features.aggregation_rows`;
 - SoftPatch LOF: scikit-learn's `LocalOutlierFactor`, one fit per patch position, vs the batched torch
   LOF of `adlib.denoise.outlier_scores(..., "lof")`, on the same (already projected) features; also
-  checks that both drop the same patches at tau = 0.15;
+  checks that both drop the same patches at tau = 0.15 and correlates their scores;
+- K-means bank (KC): adlib's `kmeans` (faiss and torch backends) vs scikit-learn's `KMeans` and faiss's
+  `Kmeans` on the same points, k and Lloyd steps: time ratios and each clustering's inertia;
 - exact kNN search of one test image: `torch.cdist` + `topk` vs adlib's `NearestNeighbours` backends
   (torch matrix product, faiss `IndexFlatL2`), via `coreset_search.search_rows`.
 
@@ -44,12 +46,15 @@ def coreset_loop_rows(images: int, repeats: int) -> list[Row]:
     picks = coreset_size(len(bank), 0.1)
     runs = [coreset_rows(bank, 0.1, reference_picks=picks) for _ in range(repeats)]
     adlib = statistics.median(run[0]["seconds"] for run in runs)
+    floor = statistics.median(run[1]["seconds"] for run in runs)
     official = statistics.median(run[2]["seconds"] for run in runs)
     name = f"reference: greedy coreset {len(bank)} x 1024 -> {picks}"
     return [
         row(name, "adlib", "time", adlib, "s", repeats),
+        row(name, "streaming floor (one bare pass per pick)", "time", floor, "s", repeats),
         row(name, "official-style", "time", official, "s", repeats),
         row(name, "official-style / adlib", "ratio", official / adlib, "x", repeats),
+        row(name, "adlib / streaming floor", "ratio", adlib / floor, "x", repeats),
     ]
 
 
@@ -95,6 +100,7 @@ def lof_rows(images: int, positions: int, dim: int, k: int, repeats: int) -> lis
     batched = outlier_scores(features, "lof", lof_k=k, projection_dim=None)
     reference = sklearn_lof(features, k)
     relative = ((batched - reference).abs() / reference.abs()).max().item()
+    correlation = float(np.corrcoef(batched.flatten().numpy(), reference.flatten().numpy())[0, 1])
     dropped_batched = ~denoise(batched, "lof", 0.15).keep
     dropped_reference = ~denoise(reference, "lof", 0.15).keep
     differ = int((dropped_batched != dropped_reference).sum())
@@ -107,9 +113,70 @@ def lof_rows(images: int, positions: int, dim: int, k: int, repeats: int) -> lis
         row(name, "scikit-learn per position", "time", official, "s", repeats),
         row(name, "scikit-learn / adlib", "ratio", official / adlib, "x", repeats),
         row(name, "agreement (float64)", "max relative score difference", relative, "", 1),
+        row(name, "agreement (float64)", "Pearson correlation of the scores", correlation, "", 1),
         row(name, "agreement (float64)", "patches dropped at tau = 0.15 by one and not the other", differ,
             f"of {int(dropped_reference.sum())} dropped", 1),
     ]
+
+
+def inertia(points: np.ndarray, centroids: np.ndarray) -> float:
+    """Sum of squared distances of each point to its nearest centroid (float64), the K-means objective."""
+    points, centroids = points.astype(np.float64), centroids.astype(np.float64)
+    squared = (points**2).sum(1, keepdims=True) - 2 * points @ centroids.T + (centroids**2).sum(1)
+    return float(np.maximum(squared.min(1), 0).sum())
+
+
+def kmeans_rows(points_count: int, dim: int, k: int, iterations: int, repeats: int) -> list[Row]:
+    """K-means of the same [points_count, dim] float32 points (PCA-projected patch features in KC) into
+    k clusters with `iterations` Lloyd steps and one initialisation: adlib's `kmeans` (faiss and torch
+    backends) vs scikit-learn's `KMeans` (Lloyd, k-means++) and faiss's own `Kmeans`; time ratios and
+    each clustering's inertia against scikit-learn's."""
+    from sklearn.cluster import KMeans
+
+    from adlib.clustering import kmeans
+    from adlib.search import faiss_available
+
+    generator = torch.Generator().manual_seed(3)
+    centres = torch.randn(k, dim, generator=generator) * 3
+    points = (centres[torch.randint(k, (points_count,), generator=generator)]
+              + torch.randn(points_count, dim, generator=generator)).contiguous()
+    array = points.numpy()
+    results: dict[str, tuple[float, float]] = {}
+
+    def sklearn_run() -> np.ndarray:
+        model = KMeans(n_clusters=k, init="k-means++", n_init=1, max_iter=iterations, tol=0.0, algorithm="lloyd",
+                       random_state=0).fit(array)
+        return model.cluster_centers_
+
+    sides: dict[str, object] = {"scikit-learn KMeans (lloyd, k-means++)": sklearn_run}
+    sides["adlib kmeans (torch)"] = lambda: kmeans(points, k, 0, iterations, "torch")[0].numpy()
+    if faiss_available():
+        import faiss
+
+        def faiss_run() -> np.ndarray:
+            model = faiss.Kmeans(dim, k, niter=iterations, seed=0, max_points_per_centroid=points_count)
+            model.train(array)
+            return model.centroids
+
+        sides["adlib kmeans (faiss)"] = lambda: kmeans(points, k, 0, iterations, "faiss")[0].numpy()
+        sides["faiss Kmeans"] = faiss_run
+    for side, run in sides.items():
+        held = []
+        seconds = median_seconds(lambda: held.append(run()), repeats)
+        results[side] = (seconds, inertia(array, held[-1]))
+    name = f"reference: K-means (KC bank), {points_count} x {dim} -> {k}, {iterations} Lloyd steps"
+    reference_seconds, reference_inertia = results["scikit-learn KMeans (lloyd, k-means++)"]
+    rows = []
+    for side, (seconds, value) in results.items():
+        rows.append(row(name, side, "time", seconds, "s", repeats))
+        rows.append(row(name, side, "inertia / scikit-learn's", value / reference_inertia, "", 1))
+    for side in results:
+        if side.startswith("adlib"):
+            rows.append(row(name, f"scikit-learn / {side}", "ratio", reference_seconds / results[side][0], "x", repeats))
+            if "faiss Kmeans" in results:
+                rows.append(row(name, f"faiss Kmeans / {side}", "ratio", results["faiss Kmeans"][0] / results[side][0],
+                                "x", repeats))
+    return rows
 
 
 def search_loop_rows(bank_rows: list[int], repeats: int) -> list[Row]:
@@ -140,6 +207,8 @@ def all_rows(backbone: str, coreset_images: int, search_banks: list[int], repeat
     rows = coreset_loop_rows(coreset_images, repeats)
     rows += aggregation_loop_rows(backbone, repeats)
     rows += lof_rows(images=40, positions=196, dim=128, k=6, repeats=repeats)  # 14 x 14 grid: sklearn is slow
+    rows += kmeans_rows(points_count=coreset_images * PATCHES_PER_IMAGE, dim=128,
+                        k=coreset_size(coreset_images * PATCHES_PER_IMAGE, 0.1), iterations=25, repeats=1)
     rows += search_loop_rows(search_banks, repeats)
     rows.append(row("reference loops", "all", "wall time of this part", time.perf_counter() - start, "s", 1))
     return rows

@@ -1,0 +1,280 @@
+"""The benchmark's pure parts: the capped worker runner, the log-log slope, the sweep tables and the
+verdicts. No anomalib needed (the anomalib workers themselves run only in `make bench`)."""
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from capped import FAILED, MEMORY_CAP, OK, TIME_CAP, descendants, run_capped, tree_rss_mb  # noqa: E402
+from scaling import loglog_slope, memory_verdict, not_run, plot, point, ratio_by_size, slopes  # noqa: E402
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def test_slope_matches_numpy_polyfit():
+    rng = np.random.default_rng(0)
+    sizes = np.array([10, 20, 40, 80, 160])
+    values = 0.3 * sizes**1.7 * np.exp(rng.normal(0, 0.1, len(sizes)))
+    expected = np.polyfit(np.log(sizes), np.log(values), 1)[0]
+    assert loglog_slope(sizes, values) == pytest.approx(expected, rel=1e-12)
+
+
+def test_slope_skips_missing_points_and_needs_two_sizes():
+    assert loglog_slope([10, 20, 40], [1.0, float("nan"), 16.0]) == pytest.approx(2.0)
+    assert np.isnan(loglog_slope([10], [1.0]))
+    assert np.isnan(loglog_slope([10, 20], [float("nan"), 3.0]))
+
+
+def test_run_capped_passes_an_ordinary_run_and_reports_a_failure():
+    ok = run_capped(python("print('hello')"), memory_cap_mb=4096, time_cap_s=60)
+    assert ok.status == OK and ok.returncode == 0
+    failed = run_capped(python("raise SystemExit(3)"), memory_cap_mb=4096, time_cap_s=60)
+    assert failed.status == FAILED and failed.returncode == 3
+    assert failed.label(4096, 60) == "failed (exit status 3)"
+
+
+def test_run_capped_kills_a_run_past_the_time_cap():
+    outcome = run_capped(python("import time; time.sleep(30)"), memory_cap_mb=4096, time_cap_s=0.5, poll_s=0.05)
+    assert outcome.status == TIME_CAP
+    assert outcome.seconds < 10
+    assert outcome.returncode != 0
+    assert outcome.label(4096, 0.5) == "past the time cap (0.5 s)"
+
+
+def test_run_capped_kills_a_run_past_the_memory_cap():
+    grow = """
+        import time
+        held = []
+        for _ in range(40):
+            held.append(bytearray(10 * 2**20))  # 10 MiB, touched (zeroed)
+            time.sleep(0.02)
+        time.sleep(30)
+    """
+    outcome = run_capped(python(grow), memory_cap_mb=150, time_cap_s=60, poll_s=0.05)
+    assert outcome.status == MEMORY_CAP
+    assert outcome.peak_mb > 150
+    assert outcome.seconds < 20
+    assert outcome.label(150, 60).startswith("out of memory (> ")
+
+
+def test_memory_cap_counts_the_childrens_memory():
+    """The parent holds little; a grandchild grows: the tree's sum passes the cap, and the whole group dies."""
+    child = """
+        import subprocess, sys
+        grow = "import time\\nheld = [bytearray(10 * 2**20) for _ in range(30)]\\ntime.sleep(30)"
+        subprocess.run([sys.executable, "-c", grow])
+    """
+    outcome = run_capped(python(child), memory_cap_mb=200, time_cap_s=60, poll_s=0.05)
+    assert outcome.status == MEMORY_CAP
+    assert outcome.seconds < 20
+
+
+def test_tree_rss_of_this_process():
+    import os
+
+    assert os.getpid() in descendants(os.getpid())
+    assert tree_rss_mb(os.getpid()) > 10
+
+
+def fake_result(fit: float, predict_total: float, peak: float, n_test: int = 10) -> dict:
+    return {"fit": {"median_wall": fit}, "fit_coreset": {"median_wall": fit / 2},
+            "predict": {"median_wall": predict_total}, "n_test": n_test, "peak_rss_mb": peak, "bank": [100, 1024]}
+
+
+def sweep_table() -> pd.DataFrame:
+    """adlib ~ N, anomalib ~ N^2 and capped on memory at 40, the trimmed anomalib capped on time at 40."""
+    rows = []
+    for n in (10, 20):
+        rows.append(point("adlib", n, "ok", fake_result(0.1 * n, 1.0, 1000 + n), 0))
+        rows.append(point("anomalib", n, "ok", fake_result(0.01 * n * n, 2.0, 3000 + n), 0))
+        rows.append(point("trimmed", n, "ok", fake_result(0.01 * n * n, 2.0, 2000 + n), 0))
+    rows.append(point("adlib", 40, "ok", fake_result(4.0, 1.0, 1040), 0))
+    rows.append(point("anomalib", 40, "out of memory (> 1 GiB cap)", None, 1100))
+    rows.append(point("trimmed", 40, "past the time cap (5 s)", None, 2100))
+    rows.append(point("adlib", 80, "ok", fake_result(8.0, 1.0, 1080), 0))
+    rows.append(not_run("anomalib", 80, 40))
+    rows.append(not_run("trimmed", 80, 40))
+    return pd.DataFrame(rows)
+
+
+def test_point_reads_a_result_and_keeps_a_capped_run():
+    table = sweep_table()
+    adlib10 = table[(table["side"] == "adlib") & (table["training images"] == 10)].iloc[0]
+    assert adlib10["fit s"] == pytest.approx(1.0)
+    assert adlib10["predict ms/img"] == pytest.approx(100.0)  # 1 s over 10 images
+    capped = table[(table["side"] == "anomalib") & (table["training images"] == 40)].iloc[0]
+    assert np.isnan(capped["fit s"]) and capped["peak MiB"] == 1100
+    assert len(table) == 12  # every side at every size, none dropped
+    assert table[table["training images"] == 80]["status"].tolist()[1:] == ["not run (capped at 40)"] * 2
+
+
+def test_slopes_over_the_points_that_ran():
+    fitted = slopes(sweep_table()).set_index("side")
+    assert fitted.loc["adlib", "slope of fit s"] == pytest.approx(1.0)
+    assert fitted.loc["anomalib", "slope of fit s"] == pytest.approx(2.0)
+    assert fitted.loc["anomalib", "sizes that ran"] == "10, 20"
+    assert fitted.loc["adlib", "slope of predict ms/img"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ratio_by_size_takes_the_strictest_anomalib_variant():
+    by_size = ratio_by_size(sweep_table(), "peak MiB", "adlib", ["anomalib", "trimmed"])
+    assert by_size.index.tolist() == [10, 20]
+    assert by_size[10] == pytest.approx(2010 / 1010)  # the trimmed run, the lower peak
+
+
+def test_memory_verdict():
+    held, text = memory_verdict(sweep_table(), "adlib", ["anomalib", "trimmed"])
+    assert held
+    assert "10: 1.99" in text
+    worse = sweep_table()
+    worse.loc[(worse["side"] == "adlib") & (worse["training images"] == 20), "peak MiB"] = 5000
+    assert not memory_verdict(worse, "adlib", ["anomalib", "trimmed"])[0]
+
+
+def test_plot_writes_a_png(tmp_path):
+    path = tmp_path / "scaling.png"
+    plot(sweep_table(), path, memory_cap_mb=1024, time_cap_s=5, title="test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def full_set_runs():
+    """One category: adlib and the trimmed anomalib ran, anomalib with glibc's defaults passed the memory cap."""
+    import anomalib_vs_adlib as bench
+
+    def record(fit, predict_total, peak):
+        timing = lambda v: {"median_wall": v, "median_cpu": 2 * v, "wall": [v], "cpu": [2 * v]}  # noqa: E731
+        return {"status": "ok", "fit": timing(fit), "fit_features": timing(fit / 2), "fit_coreset": timing(fit / 2),
+                "predict": timing(predict_total), "n_test": 60, "peak_rss_mb": peak, "rss_start_mb": 500,
+                "bank": [6272, 1024]}
+
+    runs = {"pill": {"adlib": record(10.0, 6.0, 1000), "anomalib": {"status": "out of memory (> 16 GiB cap)",
+                                                                   "sampled_peak_mb": 16500},
+                     bench.TRIMMED: record(40.0, 12.0, 3000)}}
+    values = lambda auroc: {"image AUROC": auroc, "pixel AUROC": 0.9, "PRO": 0.5}  # noqa: E731
+    metrics = {"pill": {"adlib": {"adlib": values(0.80), bench.TRIMMED: values(0.805)},
+                        "anomalib": {"adlib": values(0.80), bench.TRIMMED: values(0.805)}}}
+    return runs, metrics
+
+
+def test_full_set_tables_and_verdicts():
+    import anomalib_vs_adlib as bench
+
+    runs, metrics = full_set_runs()
+    table = bench.summary(runs, metrics)
+    assert table["side"].tolist() == list(bench.SIDES)
+    assert table.set_index("side").loc["anomalib", "status"] == "out of memory (> 16 GiB cap)"
+    per_category = bench.ratios(table).set_index("against")
+    assert per_category.loc[bench.TRIMMED, "fit speed-up"] == pytest.approx(4.0)
+    assert per_category.loc[bench.TRIMMED, "predict speed-up"] == pytest.approx(2.0)
+    assert np.isnan(per_category.loc["anomalib", "fit speed-up"])
+    sweep = sweep_table().replace({"trimmed": bench.TRIMMED})
+    verdicts = bench.targets(bench.ratios(table), sweep, coreset_floor=1.1, shots=80).set_index("target")["verdict"]
+    assert verdicts.tolist() == ["holds"] * 4
+    slower = bench.targets(bench.ratios(table), sweep, coreset_floor=1.4, shots=80)["verdict"].tolist()
+    assert slower[-1] == "does NOT hold"
+
+
+def test_predict_verdict_needs_equal_auroc():
+    import anomalib_vs_adlib as bench
+
+    runs, metrics = full_set_runs()
+    metrics["pill"]["adlib"]["adlib"]["image AUROC"] = 0.78  # 0.025 below anomalib's
+    verdicts = bench.targets(bench.ratios(bench.summary(runs, metrics)), None, None, shots=80)["verdict"].tolist()
+    assert verdicts[1] == "does NOT hold"
+
+
+def test_load_note_flags_a_busy_run():
+    import anomalib_vs_adlib as bench
+
+    busy = bench.load_note({"cores": "2", "load average at start": "0.3", "load average at end": "1.4"})
+    assert busy.startswith("**NOT AN IDLE RUN")
+    idle = bench.load_note({"cores": "2", "load average at start": "0.3", "load average at end": "0.9"})
+    assert "idle at both ends" in idle
+
+
+def test_inertia_against_a_loop():
+    from reference_loops import inertia
+
+    rng = np.random.default_rng(1)
+    points, centroids = rng.normal(size=(50, 3)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
+    expected = sum(min(float(((p - c) ** 2).sum()) for c in centroids.astype(np.float64)) for p in points.astype(np.float64))
+    assert inertia(points, centroids) == pytest.approx(expected, rel=1e-9)
+
+
+def test_kmeans_rows_compare_every_side_on_the_same_points():
+    pytest.importorskip("sklearn")
+    from reference_loops import kmeans_rows
+
+    rows = pd.DataFrame(kmeans_rows(points_count=400, dim=8, k=5, iterations=5, repeats=1))
+    quality = rows[rows["quantity"] == "inertia / scikit-learn's"].set_index("side")["value"]
+    assert quality["scikit-learn KMeans (lloyd, k-means++)"] == pytest.approx(1.0)
+    assert (quality < 1.5).all()  # five well-separated blobs: every side finds them
+    assert (rows[rows["quantity"] == "ratio"]["value"] > 0).all()
+
+
+def test_sweep_stops_a_side_after_its_first_cap(monkeypatch, tmp_path):
+    """run_sweep with a stand-in for the workers: anomalib passes the memory cap at 20, so 40 is not run
+    for it; the other sides run every size; adlib's sweep runs skip the separate timing of the halves."""
+    import argparse
+
+    import anomalib_vs_adlib as bench
+    from capped import Outcome
+
+    calls = []
+
+    def fake_run_side(args, side, job, weights):
+        calls.append((side, job.shots, job.parts))
+        if side == "anomalib" and job.shots >= 20:
+            return Outcome(MEMORY_CAP, 1.0, 2000.0, -9), None
+        return Outcome(OK, 1.0, 500.0, 0), fake_result(0.1 * job.shots, 1.0, 400.0)
+
+    monkeypatch.setattr(bench, "run_side", fake_run_side)
+    args = argparse.Namespace(sizes=[10, 20, 40], sweep_data=tmp_path, sweep_category="pill", predict_repeats=1,
+                              work=tmp_path, memory_cap_gib=1.0, time_cap=5.0)
+    table = bench.run_sweep(args, tmp_path / "weights.pt")
+    assert ("anomalib", 40, False) not in calls and ("adlib", 40, False) in calls
+    assert all(not parts for _, _, parts in calls)
+    statuses = table.set_index(["side", "training images"])["status"]
+    assert statuses[("anomalib", 20)] == "out of memory (> 1 GiB cap)"
+    assert statuses[("anomalib", 40)] == "not run (capped at 20)"
+    assert statuses[(bench.TRIMMED, 40)] == "ok"
+    assert len(table) == 9
+
+
+def test_worker_command_environment_and_parts(tmp_path):
+    import argparse
+
+    import anomalib_vs_adlib as bench
+
+    args = argparse.Namespace(anomalib_python=Path("/venv/bin/python"), seed=0, backbone="resnet18", ratio=0.1,
+                              neighbours=9, threads=2)
+    job = bench.Job(tmp_path, "pill", 10, 1, 1, tmp_path / "sweep-10", parts=False)
+    adlib = bench.worker_command("adlib", args, job, tmp_path / "w.pt")
+    trimmed = bench.worker_command(bench.TRIMMED, args, job, tmp_path / "w.pt")
+    assert adlib[-1] == "--no-parts" and "--no-parts" not in trimmed
+    assert trimmed[0] == "/venv/bin/python" and trimmed[2] == "run"
+    assert trimmed[trimmed.index("--result") + 1].endswith("sweep-10-anomalib-trim.json")
+    assert bench.environment_prefix(bench.TRIMMED) == "MALLOC_TRIM_THRESHOLD_=0 "
+    assert bench.environment_prefix("anomalib") == ""
+
+
+def test_targets_and_markdown_when_no_anomalib_run_ended():
+    import anomalib_vs_adlib as bench
+
+    runs, metrics = full_set_runs()
+    runs["pill"][bench.TRIMMED] = {"status": "past the time cap (180 s)", "sampled_peak_mb": 900}
+    del metrics["pill"]["adlib"][bench.TRIMMED], metrics["pill"]["anomalib"][bench.TRIMMED]
+    table = bench.summary(runs, metrics)
+    lines = bench.targets(bench.ratios(table), None, None, shots=80)
+    assert lines["verdict"].tolist()[:2] == ["cannot tell (no anomalib run to compare)"] * 2
+    assert lines["measured (strictest anomalib variant that ran)"].str.contains("nan").sum() == 0
+    text = bench.markdown(table, ".4g")
+    assert "nan" not in text and "past the time cap (180 s)" in text
