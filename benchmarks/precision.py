@@ -60,9 +60,7 @@ def extractor_for(backbone: str, precision: str) -> FeatureExtractor:
     """One loaded backbone per (backbone, precision), without the on-disk cache (every map is computed)."""
     settings = BACKBONE_SETTINGS[backbone]
     if precision == "fp16":
-        extractor = Float16Extractor(settings, device="cpu", use_cache=False)
-        extractor.model = extractor.model.to(memory_format=torch.channels_last)
-        return extractor
+        return Float16Extractor(settings, device="cpu", use_cache=False, channels_last=True)
     return FeatureExtractor(dataclasses.replace(settings, precision=precision), device="cpu", use_cache=False)
 
 
@@ -97,17 +95,21 @@ def differences(rows: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def verdicts(table: pd.DataFrame, tolerance: float) -> list[str]:
+def verdicts(table: pd.DataFrame, tolerance: float, all_categories: int) -> list[str]:
+    """One bold line per (backbone, reduced precision); fewer categories than the benchmark has is no pass."""
     lines = []
     for backbone, part in table.groupby("backbone", sort=False):
         for column in [c for c in part.columns if c.endswith(" - fp32")]:
             worst = part.loc[part[column].abs().idxmax()]
+            tried = int(part[column].notna().sum())
             holds = bool((part[column].abs() <= tolerance).all())
-            lines.append(
-                f"**{backbone}, {column.split(' ')[0]} autocast: "
-                f"{'within' if holds else 'NOT within'} {tolerance} of fp32 image AUROC on all {len(part)} categories** "
-                f"(largest difference {worst[column]:+.4f}, {worst['category']})."
-            )
+            if tried < all_categories:
+                claim = (f"{'within' if holds else 'NOT within'} {tolerance} of fp32 image AUROC on the {tried} "
+                         f"of {all_categories} categories tried (incomplete: no verdict)")
+            else:
+                claim = f"{'within' if holds else 'NOT within'} {tolerance} of fp32 image AUROC on all {tried} categories"
+            lines.append(f"**{backbone}, {column.split(' ')[0]} autocast: {claim}** "
+                         f"(largest difference {worst[column]:+.4f}, {worst['category']}).")
     return lines
 
 
@@ -119,31 +121,42 @@ def main() -> None:
     parser.add_argument("--categories", nargs="+", default=None, help="default: every category under --data")
     parser.add_argument("--precisions", nargs="+", default=["bf16", "fp16"], choices=["bf16", "fp16"],
                         help="reduced precisions to compare with fp32 (fp16 only where CPU autocast runs it)")
+    parser.add_argument("--from-rows", nargs="+", type=Path, default=None,
+                        help="write the report from the .rows.csv files of earlier (e.g. per-backbone) runs instead")
     parser.add_argument("--tolerance", type=float, default=0.005, help="largest allowed image AUROC difference")
     args = parser.parse_args()
 
-    categories = args.categories or list_categories(args.data)
-    precisions = ["fp32"] + [p for p in args.precisions if p != "fp16" or fp16_autocast_works()]
     start = time.perf_counter()
-    rows = pd.DataFrame(trial_rows(args.data, args.backbones, precisions, categories,
-                                   args.out.with_suffix(".rows.csv")))
+    if args.from_rows:
+        rows = pd.concat([pd.read_csv(path) for path in args.from_rows], ignore_index=True)
+        categories, precisions = list(rows["category"].unique()), list(rows["precision"].unique())
+    else:
+        categories = args.categories or list_categories(args.data)
+        precisions = ["fp32"] + [p for p in args.precisions if p != "fp16" or fp16_autocast_works()]
+        rows = pd.DataFrame(trial_rows(args.data, args.backbones, precisions, categories,
+                                       args.out.with_suffix(".rows.csv")))
     table = differences(rows)
     atomic_write_bytes(args.out.with_suffix(".csv"), table.to_csv(index=False).encode())
 
     report = io.StringIO()
     report.write("# Reduced-precision backbones: PatchCore-10 % image AUROC against fp32\n\n")
-    report.write("\n\n".join(verdicts(table, args.tolerance)) + "\n\n")
+    all_categories = len(list_categories(args.data))
+    report.write("\n\n".join(verdicts(table, args.tolerance, all_categories)) + "\n\n")
     report.write(
-        f"Made by `python benchmarks/precision.py`: {len(categories)} categories of {args.data}, each with all its "
+        f"Made by `python benchmarks/precision.py`: {len(categories)} of the {all_categories} categories of {args.data}, each with all its "
         "training and test images; PatchCore-10 % (greedy coreset, Eq. 7 image score), CPU autocast of the "
         "backbone forward (channels_last), aggregation and search in fp32. WideResNet-50 is randomly "
         "initialised (seed 0); EfficientNet-Lite0 has its ImageNet weights. "
         + ("" if "fp16" in precisions else "fp16 is not tried (not asked for, or this torch's CPU autocast does not run it). ")
-        + f"Accuracy only: {time.perf_counter() - start:.0f} s in all, on a possibly shared machine (not a speed "
-        "figure).\n\n"
+        + ("" if args.from_rows else f"Accuracy only: {time.perf_counter() - start:.0f} s in all, on a possibly "
+           "shared machine (not a speed figure).")
+        + "\n\n"
     )
     report.write(pd.Series(machine()).to_frame("machine").to_markdown() + "\n\n")
-    report.write(table.to_markdown(index=False, floatfmt="+.4f") + "\n")
+    shown = table.copy()
+    for column in shown.columns[2:]:
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:+.4f}" if "-" in column else f"{v:.4f}")
+    report.write(shown.to_markdown(index=False) + "\n")
     atomic_write_bytes(args.out, report.getvalue().encode())
     print(report.getvalue())
 
