@@ -70,7 +70,9 @@ def _group_size(pairs: torch.Tensor, rows: torch.Tensor, channels: int) -> int:
     """g when the (output, channel) pairs, sorted by output then channel, are output j <- channels
     j*g .. j*g + g - 1 for all channels and consecutive outputs; 0 otherwise."""
     count = len(rows)
-    if count == 0 or channels % count or len(pairs) != channels or not torch.equal(rows, torch.arange(rows[0], rows[0] + count)):
+    if count == 0 or channels % count or len(pairs) != channels:
+        return 0
+    if not torch.equal(rows, torch.arange(rows[0], rows[0] + count)):
         return 0
     group = channels // count
     expected_outputs = torch.arange(rows[0], rows[0] + count).repeat_interleave(group)
@@ -106,8 +108,10 @@ def locally_aware_features(
 ) -> torch.Tensor:
     """Layer maps (the first one sets the grid) -> patch features [B, H*W, target_dim], rows in raster order.
 
-    The result is built in place in a [B, H, W, target_dim] buffer (the channels-last layout of the
-    [B, target_dim, H, W] output maps), so the final [B, H*W, target_dim] is a view, not a transposed copy.
+    The result is a transposed view of the [B, target_dim, H, W] output maps: every layer's share is then
+    a contiguous block copy (or index_add_) into them, and the one transposition happens where the caller
+    copies anyway (`FeatureExtractor.embed`'s torch.cat). A channels-last [B, H, W, target_dim] buffer
+    would make the view free but every write a strided one (and index_add_ a strided, slow one).
     """
     if not feature_maps:
         raise ValueError("no feature maps: name at least one layer")
@@ -120,8 +124,7 @@ def locally_aware_features(
     device = feature_maps[0].device
     written = sum(len(share.rows) for share in shares if share.group_size and share.exclusive)
     allocate = torch.empty if written == target_dim else torch.zeros  # every output written once: no zeroing
-    buffer = allocate(batch, *grid, target_dim, device=device)
-    features = buffer.permute(0, 3, 1, 2)  # [B, D, H, W] view of the buffer
+    features = allocate(batch, target_dim, *grid, device=device)
     for feature_map, share in zip(feature_maps, shares):
         feature_map = feature_map.float()
         if share.group_size:
@@ -142,4 +145,4 @@ def locally_aware_features(
                 target.add_(summed)
         else:
             features.index_add_(1, share.rows.to(device), summed)
-    return buffer.reshape(batch, grid[0] * grid[1], target_dim)
+    return features.flatten(2).transpose(1, 2)

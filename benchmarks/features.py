@@ -18,6 +18,7 @@ Writes a Markdown report, with the defaults the measurements pick, and the CSV b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import time
 from collections.abc import Callable, Sequence
@@ -106,7 +107,7 @@ def sweep_rows(backbone: str, repeats: int) -> list[dict[str, object]]:
         "fp32 contiguous": FeatureExtractor(settings, device="cpu", use_cache=False),
         "fp32 channels_last": FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=True),
     }
-    bf16 = FeatureExtractor(FeatureSettings(**{**settings.__dict__, "precision": "bf16"}), device="cpu",
+    bf16 = FeatureExtractor(dataclasses.replace(settings, precision="bf16"), device="cpu",
                             use_cache=False)
     generator = torch.Generator().manual_seed(0)
     rows = []
@@ -173,7 +174,8 @@ def choices(sweep: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             f"- **{backbone}**: memory format **{'channels_last' if nhwc < contiguous else 'contiguous'}** "
             f"(channels_last takes {nhwc / contiguous:.2f}x the contiguous fp32 forward at batch 8, 2 threads); "
             f"precision **{'bf16 only if benchmarks/precision.py passes' if bf16 < contiguous else 'fp32'}** "
-            f"(bf16 autocast takes {bf16 / contiguous:.2f}x the fp32 forward{'' if bf16 < contiguous else ': slower'}); "
+            f"(bf16 autocast takes {bf16 / contiguous:.2f}x the fp32 forward"
+            f"{'' if bf16 < contiguous else ': slower'}); "
             f"batch size **{int(two.idxmin())}** (fastest per image at 2 threads; batch "
             f"{', '.join(f'{b}: {ms:.1f}' for b, ms in two.items())} ms per image); fastest overall: "
             f"{best_format}, batch {best_batch}, {best_threads} thread(s). Two threads take "
@@ -198,7 +200,8 @@ def main() -> None:
     best_lite0 = sweep[(sweep.backbone == "efficientnet-lite0") & (sweep.threads == max(THREADS))]
     forward = best_lite0[best_lite0.step.str.startswith("forward fp32")].set_index(["batch", "step"])["ms per image"]
     batch, step = forward.idxmin()
-    category = pd.DataFrame([category_row(args.data, 8, False), category_row(args.data, int(batch), "channels_last" in step)])
+    category = pd.DataFrame([category_row(args.data, 8, False),
+                             category_row(args.data, int(batch), "channels_last" in step)])
     atomic_write_bytes(args.out.with_suffix(".csv"), sweep.to_csv(index=False).encode())
 
     report = io.StringIO()

@@ -3,6 +3,8 @@ fp32, under bf16 autocast (adlib's `FeatureSettings(precision="bf16")`) and, whe
 under fp16 autocast, on every category of the embedded benchmark, for WideResNet-50 (random init, seeded:
 no pretrained weights can be downloaded here) and EfficientNet-Lite0 (ImageNet weights of the default profile).
 
+The control `fp32-channels_last` changes the features by float rounding only (another summation order),
+so its AUROC differences show how sensitive the metric is to any tiny change of the features.
 A reduced precision passes for a backbone when its image AUROC is within `--tolerance` (0.005) of fp32 on
 every category. Writes a Markdown report and the CSV behind it. This is an accuracy trial: the seconds it
 prints are not a speed measurement (see benchmarks/features.py for that).
@@ -59,6 +61,8 @@ def fp16_autocast_works() -> bool:
 def extractor_for(backbone: str, precision: str) -> FeatureExtractor:
     """One loaded backbone per (backbone, precision), without the on-disk cache (every map is computed)."""
     settings = BACKBONE_SETTINGS[backbone]
+    if precision == "fp32-channels_last":  # the control: rounding-level differences only
+        return FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=True)
     if precision == "fp16":
         return Float16Extractor(settings, device="cpu", use_cache=False, channels_last=True)
     return FeatureExtractor(dataclasses.replace(settings, precision=precision), device="cpu", use_cache=False)
@@ -100,18 +104,20 @@ def verdicts(table: pd.DataFrame, tolerance: float, all_categories: int) -> list
     lines = []
     for backbone, part in table.groupby("backbone", sort=False):
         for column in [c for c in part.columns if c.endswith(" - fp32")]:
+            label = "fp32 channels_last (control)" if column.startswith("fp32-") else f"{column.split(' ')[0]} autocast"
             worst = part.loc[part[column].abs().idxmax()]
             tried = int(part[column].notna().sum())
             holds = bool((part[column].abs() <= tolerance).all())
             if not holds:  # one category outside the tolerance decides, however many are left
                 failed = int((part[column].abs() > tolerance).sum())
-                claim = f"NOT within {tolerance} of fp32 image AUROC on all categories: outside on {failed} of {tried} tried"
+                claim = (f"NOT within {tolerance} of fp32 image AUROC on all categories: outside on {failed} "
+                         f"of {tried} tried")
             elif tried < all_categories:
                 claim = (f"within {tolerance} of fp32 image AUROC on the {tried} of {all_categories} categories tried "
                          "(incomplete: no verdict)")
             else:
                 claim = f"within {tolerance} of fp32 image AUROC on all {tried} categories"
-            lines.append(f"**{backbone}, {column.split(' ')[0]} autocast: {claim}** "
+            lines.append(f"**{backbone}, {label}: {claim}** "
                          f"(largest difference {worst[column]:+.4f}, {worst['category']}).")
     return lines
 
@@ -122,8 +128,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("figures/bench_precision.md"), help="Markdown report")
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONE_SETTINGS), choices=list(BACKBONE_SETTINGS))
     parser.add_argument("--categories", nargs="+", default=None, help="default: every category under --data")
-    parser.add_argument("--precisions", nargs="+", default=["bf16", "fp16"], choices=["bf16", "fp16"],
-                        help="reduced precisions to compare with fp32 (fp16 only where CPU autocast runs it)")
+    parser.add_argument("--precisions", nargs="+", default=["bf16", "fp16"],
+                        choices=["bf16", "fp16", "fp32-channels_last"],
+                        help="reduced precisions to compare with fp32 (fp16 only where CPU autocast runs it); "
+                             "fp32-channels_last is the control: how far float rounding alone moves the AUROC")
     parser.add_argument("--from-rows", nargs="+", type=Path, default=None,
                         help="write the report from the .rows.csv files of earlier (e.g. per-backbone) runs instead")
     parser.add_argument("--tolerance", type=float, default=0.005, help="largest allowed image AUROC difference")
@@ -146,11 +154,13 @@ def main() -> None:
     all_categories = len(list_categories(args.data))
     report.write("\n\n".join(verdicts(table, args.tolerance, all_categories)) + "\n\n")
     report.write(
-        f"Made by `python benchmarks/precision.py`: {len(categories)} of the {all_categories} categories of {args.data}, each with all its "
+        f"Made by `python benchmarks/precision.py`: {len(categories)} of the {all_categories} categories of "
+        f"{args.data}, each with all its "
         "training and test images; PatchCore-10 % (greedy coreset, Eq. 7 image score), CPU autocast of the "
         "backbone forward (channels_last), aggregation and search in fp32. WideResNet-50 is randomly "
         "initialised (seed 0); EfficientNet-Lite0 has its ImageNet weights. "
-        + ("" if "fp16" in precisions else "fp16 is not tried (not asked for, or this torch's CPU autocast does not run it). ")
+        + ("" if "fp16" in precisions
+           else "fp16 is not tried (not asked for, or this torch's CPU autocast does not run it). ")
         + ("" if args.from_rows else f"Accuracy only: {time.perf_counter() - start:.0f} s in all, on a possibly "
            "shared machine (not a speed figure).")
         + "\n\n"
@@ -158,7 +168,7 @@ def main() -> None:
     report.write(pd.Series(machine()).to_frame("machine").to_markdown() + "\n\n")
     shown = table.copy()
     for column in shown.columns[2:]:
-        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:+.4f}" if "-" in column else f"{v:.4f}")
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:+.4f}" if column.endswith(" - fp32") else f"{v:.4f}")
     report.write(shown.to_markdown(index=False) + "\n")
     atomic_write_bytes(args.out, report.getvalue().encode())
     print(report.getvalue())

@@ -1,5 +1,7 @@
 """The backbone forward on channels-last tensors gives the same layer maps as on contiguous ones."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -35,7 +37,7 @@ def test_bf16_runs_channels_last_and_stays_close_to_fp32():
     settings = FeatureSettings(backbone="resnet18", weights=None, preprocessing=SMALL)
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     fp32 = FeatureExtractor(settings, device="cpu", use_cache=False)._forward(images)
-    bf16_extractor = FeatureExtractor(FeatureSettings(**{**settings.__dict__, "precision": "bf16"}), device="cpu",
+    bf16_extractor = FeatureExtractor(dataclasses.replace(settings, precision="bf16"), device="cpu",
                                       use_cache=False)
     assert bf16_extractor.channels_last
     bf16 = bf16_extractor._forward(images)
