@@ -7,7 +7,8 @@
   it is faster);
 - the patch aggregation: adlib's (`adlib.patches.locally_aware_features`), the previous adlib form (a
   depthwise convolution over gathered channels for every layer, kept below as `previous_aggregation`)
-  and the official-style step-by-step one (`adlib.reference.official_patch_features`), same grid;
+  and the official-style step-by-step one (`adlib.reference.official_patch_features`), same grid, each
+  up to a contiguous [B, H*W, D] result (what the memory bank and the search read);
 - the time to embed one embedded-benchmark category with EfficientNet-Lite0 (the offline profile).
 
 Writes a Markdown report, with the defaults the measurements pick, and the CSV behind it.
@@ -90,7 +91,7 @@ def aggregation_rows(backbone: str, batch: int, repeats: int) -> list[dict[str, 
     steps: dict[str, Callable[[], object]] = {"backbone forward to layer3": lambda: model(images)}
     for name, aggregate in AGGREGATIONS.items():
         torch.testing.assert_close(aggregate(maps, 3, 1024, 1024), reference, rtol=1e-4, atol=1e-5)
-        steps[name] = lambda aggregate=aggregate: aggregate(maps, 3, 1024, 1024)
+        steps[name] = lambda aggregate=aggregate: aggregate(maps, 3, 1024, 1024).contiguous()
     times = {name: per_image_ms(step, batch, repeats) for name, step in steps.items()}
     forward = times["backbone forward to layer3"]
     return [
@@ -126,7 +127,7 @@ def sweep_rows(backbone: str, repeats: int) -> list[dict[str, object]]:
             if threads == max(THREADS) and batch == 8:
                 steps["forward bf16 autocast (channels_last)"] = lambda: bf16._forward(images)
             for name, aggregate in AGGREGATIONS.items():
-                steps[name] = lambda aggregate=aggregate: aggregate(maps, 3, 1024, 1024)
+                steps[name] = lambda aggregate=aggregate: aggregate(maps, 3, 1024, 1024).contiguous()
             for name, step in steps.items():
                 once = name.startswith("forward bf16") or ("official" in name and batch > 8)
                 ms = per_image_ms(step, batch, 1 if once else repeats)
