@@ -55,10 +55,14 @@ class LayerKernels:
 
     channels: torch.Tensor  # [P] input channel of each pair
     outputs: torch.Tensor  # [P] position of each pair's output in `rows`
-    rows: torch.Tensor  # [R] the outputs (of target_dim) this layer contributes to
+    rows: torch.Tensor  # [R] the outputs (of target_dim) this layer contributes to: always consecutive
     kernels: torch.Tensor  # [P, 1, p, p] float32
     group_size: int  # g of the regular case, 0 otherwise
     exclusive: bool  # no other layer contributes to `rows` (its result can be written, not added)
+
+    @property
+    def first_row(self) -> int:
+        return int(self.rows[0])
 
     @property
     def grouped(self) -> torch.Tensor:
@@ -70,9 +74,7 @@ def _group_size(pairs: torch.Tensor, rows: torch.Tensor, channels: int) -> int:
     """g when the (output, channel) pairs, sorted by output then channel, are output j <- channels
     j*g .. j*g + g - 1 for all channels and consecutive outputs; 0 otherwise."""
     count = len(rows)
-    if count == 0 or channels % count or len(pairs) != channels:
-        return 0
-    if not torch.equal(rows, torch.arange(rows[0], rows[0] + count)):
+    if channels % count or len(pairs) != channels:
         return 0
     group = channels // count
     expected_outputs = torch.arange(rows[0], rows[0] + count).repeat_interleave(group)
@@ -92,6 +94,9 @@ def layer_kernels(channel_counts: tuple[int, ...], patch_size: int, pre_dim: int
         blocks = composed.reshape(target_dim, channels, area)
         pairs = blocks.abs().sum(-1).nonzero()  # [P, 2]: (output, channel) with a non-zero kernel, sorted
         rows, outputs = torch.unique(pairs[:, 0], return_inverse=True)
+        # Each pooling bin is an interval and every pre_dim entry reaches an output, so a layer's rows are
+        # consecutive (its slice of the output can be written as a block).
+        assert torch.equal(rows, torch.arange(rows[0], rows[0] + len(rows))), "non-consecutive output rows"
         kernels = blocks[pairs[:, 0], pairs[:, 1]].reshape(-1, 1, patch_size, patch_size).float()
         parts.append((pairs, rows, outputs, kernels, _group_size(pairs, rows, channels)))
     uses = torch.zeros(target_dim, dtype=torch.int64)
@@ -127,22 +132,22 @@ def locally_aware_features(
     features = allocate(batch, target_dim, *grid, device=device)
     for feature_map, share in zip(feature_maps, shares):
         feature_map = feature_map.float()
+        target = features[:, share.first_row : share.first_row + len(share.rows)]
         if share.group_size:
             summed = F.conv2d(feature_map, share.grouped.to(device), padding=patch_size // 2, groups=len(share.rows))
         else:
             pairs = feature_map[:, share.channels.to(device)]  # [B, P, h, w]
             kernels = share.kernels.to(device)
             convolved = F.conv2d(pairs, kernels, padding=patch_size // 2, groups=len(kernels))
+            if tuple(convolved.shape[-2:]) == grid:  # no resize: sum the pairs straight into the output rows
+                target.index_add_(1, share.outputs.to(device), convolved)
+                continue
             summed = torch.zeros(batch, len(share.rows), *feature_map.shape[-2:], device=device)
             summed.index_add_(1, share.outputs.to(device), convolved)
         if tuple(summed.shape[-2:]) != grid:
             summed = F.interpolate(summed, size=grid, mode="bilinear", align_corners=False)
-        if share.group_size:
-            target = features[:, int(share.rows[0]) : int(share.rows[0]) + len(share.rows)]
-            if share.exclusive:
-                target.copy_(summed)
-            else:
-                target.add_(summed)
+        if share.exclusive:
+            target.copy_(summed)
         else:
-            features.index_add_(1, share.rows.to(device), summed)
+            target.add_(summed)
     return features.flatten(2).transpose(1, 2)
