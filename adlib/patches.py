@@ -21,8 +21,9 @@ output. For WideResNet-50 (layer2 512 and layer3 1024 channels, p = 3, 1024 -> 1
 regular: each output reads one channel of layer2 with the kernel [[1,1,1],[1,2,1],[1,1,1]] / 10 (g = 1),
 or two consecutive channels of layer3 with 1/18 each (g = 2). EfficientNet-Lite0's 40 and 112 channels
 are not (an output reads one or two channels, and neighbouring outputs share some), so they take the
-depthwise path. It equals the step-by-step
-form up to float rounding (tested against a literal port of the official code in tests/test_patches.py).
+depthwise path. A layer's outputs are always consecutive, so each layer's result is written as one
+block of the output. It equals the step-by-step form up to float rounding (tested against a literal port
+of the official code in tests/test_patches.py, on shapes that reach every path).
 """
 
 from __future__ import annotations
