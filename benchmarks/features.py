@@ -180,9 +180,10 @@ def choices(sweep: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             f"batch size **{int(two.idxmin())}** (fastest per image at 2 threads; batch "
             f"{', '.join(f'{b}: {ms:.1f}' for b, ms in two.items())} ms per image); fastest overall: "
             f"{best_format}, batch {best_batch}, {best_threads} thread(s). Two threads take "
-            f"{(two / one).median():.2f}x the one-thread time per image (median over batch sizes): "
+            f"{(two / one).median():.2f}x the one-thread time per image (median over batch sizes; 0.5 would be "
+            f"perfect scaling): for throughput on the 2 cores "
             f"{'one process with 2 threads' if (two / one).median() < 0.5 else 'two 1-thread processes (JOBS=2)'} "
-            "uses the 2 cores better. Aggregation: adlib's takes "
+            "is better, if two processes do not slow each other down (not measured here). Aggregation: adlib's takes "
             f"{new / previous:.2f}x the previous form and {new / official:.2f}x the official-style one.\n"
         )
     return pd.DataFrame(ratios), lines
