@@ -169,7 +169,7 @@ def main() -> None:
     shown = table.copy()
     for column in shown.columns[2:]:
         shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:+.4f}" if column.endswith(" - fp32") else f"{v:.4f}")
-    report.write(shown.to_markdown(index=False) + "\n")
+    report.write(shown.to_markdown(index=False, disable_numparse=True) + "\n")
     atomic_write_bytes(args.out, report.getvalue().encode())
     print(report.getvalue())
 
