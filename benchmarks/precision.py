@@ -105,6 +105,8 @@ def verdicts(table: pd.DataFrame, tolerance: float, all_categories: int) -> list
     for backbone, part in table.groupby("backbone", sort=False):
         for column in [c for c in part.columns if c.endswith(" - fp32")]:
             label = "fp32 channels_last (control)" if column.startswith("fp32-") else f"{column.split(' ')[0]} autocast"
+            if part[column].isna().all():
+                continue  # not tried with this backbone
             worst = part.loc[part[column].abs().idxmax()]
             tried = int(part[column].notna().sum())
             holds = bool((part[column].abs() <= tolerance).all())
