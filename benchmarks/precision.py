@@ -105,20 +105,20 @@ def verdicts(table: pd.DataFrame, tolerance: float, all_categories: int) -> list
     for backbone, part in table.groupby("backbone", sort=False):
         for column in [c for c in part.columns if c.endswith(" - fp32")]:
             label = "fp32 channels_last (control)" if column.startswith("fp32-") else f"{column.split(' ')[0]} autocast"
-            if part[column].isna().all():
+            tried = part.dropna(subset=[column])
+            if tried.empty:
                 continue  # not tried with this backbone
-            worst = part.loc[part[column].abs().idxmax()]
-            tried = int(part[column].notna().sum())
-            holds = bool((part[column].abs() <= tolerance).all())
+            worst = tried.loc[tried[column].abs().idxmax()]
+            holds = bool((tried[column].abs() <= tolerance).all())
             if not holds:  # one category outside the tolerance decides, however many are left
-                failed = int((part[column].abs() > tolerance).sum())
+                failed = int((tried[column].abs() > tolerance).sum())
                 claim = (f"NOT within {tolerance} of fp32 image AUROC on all categories: outside on {failed} "
-                         f"of {tried} tried")
-            elif tried < all_categories:
-                claim = (f"within {tolerance} of fp32 image AUROC on the {tried} of {all_categories} categories tried "
-                         "(incomplete: no verdict)")
+                         f"of {len(tried)} tried")
+            elif len(tried) < all_categories:
+                claim = (f"within {tolerance} of fp32 image AUROC on the {len(tried)} of {all_categories} categories "
+                         "tried (incomplete: no verdict)")
             else:
-                claim = f"within {tolerance} of fp32 image AUROC on all {tried} categories"
+                claim = f"within {tolerance} of fp32 image AUROC on all {len(tried)} categories"
             lines.append(f"**{backbone}, {label}: {claim}** "
                          f"(largest difference {worst[column]:+.4f}, {worst['category']}).")
     return lines
