@@ -101,16 +101,21 @@ class FeatureExtractor:
         cache_dir: Path | None = None,
         use_cache: bool = True,
         batch_size: int = 8,
+        channels_last: bool = False,
     ):
+        """`channels_last` runs the fp32 backbone on channels-last (NHWC) tensors: the same maps up to float
+        rounding (tests/test_features_memory_format.py), so it is not part of the cache key; whether it is
+        faster depends on the machine (`benchmarks/features.py` measures it). bf16 always runs channels-last."""
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be at least 1")
         self.settings = settings
         self.device = torch.device(device) if device is not None else default_device()
         self.batch_size = batch_size
+        self.channels_last = channels_last or settings.precision == "bf16"
         loaded = load_backbone(settings.backbone, settings.layers, settings.weights, settings.init_seed)
         self.weights_tag = loaded.weights_tag
         self.model = loaded.model.to(self.device)
-        if settings.precision == "bf16":
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.cache = None
         if use_cache:
@@ -120,11 +125,15 @@ class FeatureExtractor:
     @torch.inference_mode()
     def _forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         images = images.to(self.device)
+        if not self.channels_last:
+            return self.model(images)
+        images = images.contiguous(memory_format=torch.channels_last)
         if self.settings.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                maps = self.model(images.contiguous(memory_format=torch.channels_last))
-            return {name: value.contiguous() for name, value in maps.items()}
-        return self.model(images)
+                maps = self.model(images)
+        else:
+            maps = self.model(images)
+        return {name: value.contiguous() for name, value in maps.items()}
 
     def layer_maps(self, samples: Sequence[Sample], progress: bool = True) -> dict[str, torch.Tensor]:
         """{layer: [N, C, h, w]} on the CPU, from the cache where possible."""

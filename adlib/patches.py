@@ -14,10 +14,16 @@ Every step is linear. Steps 3 and 4 act on the feature vector and compose into o
 neighbouring entries); with step 1 it is a convolution whose kernel for output j and channel c is that
 matrix's p x p block. Step 2 acts on space alone, so it commutes with the others and is applied to the
 few output maps instead of the C*p*p unfolded ones. `locally_aware_features` runs that convolution as a
-depthwise one over the (output, channel) pairs with a non-zero kernel: for WideResNet-50 (layer2 512 and
-layer3 1024 channels, p = 3, 1024 -> 1024) each output reads one channel of layer2 with the kernel
-[[1,1,1],[1,2,1],[1,1,1]] / 10, or two channels of layer3 with 1/18 each. It equals the step-by-step
-form up to float rounding (tested against a literal port of the official code in tests/test_patches.py).
+depthwise one over the (output, channel) pairs with a non-zero kernel, or, where every output reads the
+same number g of consecutive channels (all of them, in order), as one grouped convolution of the layer map
+itself (weight [R, g, p, p], no channel gather and no index_add), written straight into its slice of the
+output. For WideResNet-50 (layer2 512 and layer3 1024 channels, p = 3, 1024 -> 1024) both layers are
+regular: each output reads one channel of layer2 with the kernel [[1,1,1],[1,2,1],[1,1,1]] / 10 (g = 1),
+or two consecutive channels of layer3 with 1/18 each (g = 2). EfficientNet-Lite0's 40 and 112 channels
+are not (an output reads one or two channels, and neighbouring outputs share some), so they take the
+depthwise path. A layer's outputs are always consecutive, so each layer's result is written as one
+block of the output. It equals the step-by-step form up to float rounding (tested against a literal port
+of the official code in tests/test_patches.py, on shapes that reach every path).
 """
 
 from __future__ import annotations
@@ -42,12 +48,39 @@ def adaptive_pool_matrix(length: int, bins: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class LayerKernels:
-    """One layer's share of the aggregation as a depthwise convolution over (output, channel) pairs."""
+    """One layer's share of the aggregation as a depthwise convolution over (output, channel) pairs.
+
+    `group_size` g > 0 marks the regular case: the outputs are the consecutive rows `rows[0]` ..
+    `rows[0] + R - 1` and output j reads exactly channels j*g .. j*g + g - 1 (all C = R*g of them, in
+    order), so the share is one grouped convolution of the layer map itself with `grouped` [R, g, p, p]."""
 
     channels: torch.Tensor  # [P] input channel of each pair
     outputs: torch.Tensor  # [P] position of each pair's output in `rows`
-    rows: torch.Tensor  # [R] the outputs (of target_dim) this layer contributes to
+    rows: torch.Tensor  # [R] the outputs (of target_dim) this layer contributes to: always consecutive
     kernels: torch.Tensor  # [P, 1, p, p] float32
+    group_size: int  # g of the regular case, 0 otherwise
+    exclusive: bool  # no other layer contributes to `rows` (its result can be written, not added)
+
+    @property
+    def first_row(self) -> int:
+        return int(self.rows[0])
+
+    @property
+    def grouped(self) -> torch.Tensor:
+        """[R, g, p, p]: the kernels as one grouped convolution's weight (regular case only)."""
+        return self.kernels.reshape(len(self.rows), self.group_size, *self.kernels.shape[-2:])
+
+
+def _group_size(pairs: torch.Tensor, rows: torch.Tensor, channels: int) -> int:
+    """g when the (output, channel) pairs, sorted by output then channel, are output j <- channels
+    j*g .. j*g + g - 1 for all channels and consecutive outputs; 0 otherwise."""
+    count = len(rows)
+    if channels % count or len(pairs) != channels:
+        return 0
+    group = channels // count
+    expected_outputs = torch.arange(rows[0], rows[0] + count).repeat_interleave(group)
+    regular = torch.equal(pairs[:, 0], expected_outputs) and torch.equal(pairs[:, 1], torch.arange(channels))
+    return group if regular else 0
 
 
 @lru_cache(maxsize=32)
@@ -55,22 +88,37 @@ def layer_kernels(channel_counts: tuple[int, ...], patch_size: int, pre_dim: int
     """The composed pooling of steps 3 and 4 for each layer, as sparse p x p kernels (computed once per shape)."""
     area = patch_size * patch_size
     stack = adaptive_pool_matrix(len(channel_counts) * pre_dim, target_dim)  # step 4
-    out = []
+    parts = []
     for layer, channels in enumerate(channel_counts):
         per_layer = stack[:, layer * pre_dim : (layer + 1) * pre_dim].to_sparse()
         composed = torch.sparse.mm(per_layer, adaptive_pool_matrix(channels * area, pre_dim))  # steps 3 + 4
         blocks = composed.reshape(target_dim, channels, area)
-        pairs = blocks.abs().sum(-1).nonzero()  # [P, 2]: (output, channel) with a non-zero kernel
+        pairs = blocks.abs().sum(-1).nonzero()  # [P, 2]: (output, channel) with a non-zero kernel, sorted
         rows, outputs = torch.unique(pairs[:, 0], return_inverse=True)
+        # Each pooling bin is an interval and every pre_dim entry reaches an output, so a layer's rows are
+        # consecutive (its slice of the output can be written as a block).
+        assert torch.equal(rows, torch.arange(rows[0], rows[0] + len(rows))), "non-consecutive output rows"
         kernels = blocks[pairs[:, 0], pairs[:, 1]].reshape(-1, 1, patch_size, patch_size).float()
-        out.append(LayerKernels(pairs[:, 1], outputs, rows, kernels))
-    return tuple(out)
+        parts.append((pairs, rows, outputs, kernels, _group_size(pairs, rows, channels)))
+    uses = torch.zeros(target_dim, dtype=torch.int64)
+    for _, rows, *_ in parts:
+        uses[rows] += 1
+    return tuple(
+        LayerKernels(pairs[:, 1], outputs, rows, kernels, group, bool((uses[rows] == 1).all()))
+        for pairs, rows, outputs, kernels, group in parts
+    )
 
 
 def locally_aware_features(
     feature_maps: Sequence[torch.Tensor], patch_size: int = 3, pre_dim: int = 1024, target_dim: int = 1024
 ) -> torch.Tensor:
-    """Layer maps (the first one sets the grid) -> patch features [B, H*W, target_dim], rows in raster order."""
+    """Layer maps (the first one sets the grid) -> patch features [B, H*W, target_dim], rows in raster order.
+
+    The result is a transposed view of the [B, target_dim, H, W] output maps: every layer's share is then
+    a contiguous block copy (or index_add_) into them, and the one transposition happens where the caller
+    copies anyway (`FeatureExtractor.embed`'s torch.cat). A channels-last [B, H, W, target_dim] buffer
+    would make the view free but every write a strided one (and index_add_ a strided, slow one).
+    """
     if not feature_maps:
         raise ValueError("no feature maps: name at least one layer")
     if patch_size < 1 or patch_size % 2 == 0:
@@ -80,14 +128,27 @@ def locally_aware_features(
     batch, grid = feature_maps[0].shape[0], tuple(feature_maps[0].shape[-2:])
     shares = layer_kernels(tuple(m.shape[1] for m in feature_maps), patch_size, pre_dim, target_dim)
     device = feature_maps[0].device
-    features = torch.zeros(batch, target_dim, *grid, device=device)
+    written = sum(len(share.rows) for share in shares if share.group_size and share.exclusive)
+    allocate = torch.empty if written == target_dim else torch.zeros  # every output written once: no zeroing
+    features = allocate(batch, target_dim, *grid, device=device)
     for feature_map, share in zip(feature_maps, shares):
-        kernels = share.kernels.to(device)
-        pairs = feature_map.float()[:, share.channels.to(device)]  # [B, P, h, w]
-        convolved = F.conv2d(pairs, kernels, padding=patch_size // 2, groups=len(kernels))
-        summed = torch.zeros(batch, len(share.rows), *feature_map.shape[-2:], device=device)
-        summed.index_add_(1, share.outputs.to(device), convolved)
+        feature_map = feature_map.float()
+        target = features[:, share.first_row : share.first_row + len(share.rows)]
+        if share.group_size:
+            summed = F.conv2d(feature_map, share.grouped.to(device), padding=patch_size // 2, groups=len(share.rows))
+        else:
+            pairs = feature_map[:, share.channels.to(device)]  # [B, P, h, w]
+            kernels = share.kernels.to(device)
+            convolved = F.conv2d(pairs, kernels, padding=patch_size // 2, groups=len(kernels))
+            if tuple(convolved.shape[-2:]) == grid:  # no resize: sum the pairs straight into the output rows
+                target.index_add_(1, share.outputs.to(device), convolved)
+                continue
+            summed = torch.zeros(batch, len(share.rows), *feature_map.shape[-2:], device=device)
+            summed.index_add_(1, share.outputs.to(device), convolved)
         if tuple(summed.shape[-2:]) != grid:
             summed = F.interpolate(summed, size=grid, mode="bilinear", align_corners=False)
-        features.index_add_(1, share.rows.to(device), summed)
+        if share.exclusive:
+            target.copy_(summed)
+        else:
+            target.add_(summed)
     return features.flatten(2).transpose(1, 2)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adlib.patches import adaptive_pool_matrix, locally_aware_features
+from adlib.patches import adaptive_pool_matrix, layer_kernels, locally_aware_features
 from adlib.reference import official_patch_features
 
 
@@ -32,6 +32,49 @@ def test_matches_official_aggregation(channels, patch_size, pre_dim, target_dim)
     slow = official_patch_features(maps, patch_size, pre_dim, target_dim)
     assert fast.shape == slow.shape == (2, 8 * 6, target_dim)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+# (channels, patch size, pre_dim, target_dim, grid of the first layer, grid of the others, the path of each
+# layer: g > 0 the grouped convolution with g channels per output, 0 the depthwise one, "+" where the
+# grouped layer shares output rows with another one and adds to them)
+PATH_CASES = [
+    ((512, 1024), 3, 1024, 1024, (6, 6), (3, 3), [1, 2]),  # WideResNet-50, every output written once
+    ((512, 1024), 1, 1024, 1024, (5, 7), (3, 4), [1, 2]),
+    ((512, 1024), 5, 1024, 1024, (7, 5), (4, 3), [1, 2]),
+    ((40, 112), 3, 1024, 1024, (6, 6), (3, 3), [0, 0]),  # EfficientNet-Lite0
+    ((40, 112), 1, 1024, 1024, (5, 3), (3, 2), [0, 0]),
+    ((40, 112), 5, 1024, 1024, (7, 7), (4, 4), [0, 0]),
+    ((8, 16), 3, 32, 32, (7, 5), (4, 3), [0, 1]),  # one grouped and one depthwise layer
+    ((3, 5), 3, 4, 1, (5, 5), (3, 3), ["3+", "5+"]),  # both layers pooled into one output: added
+    ((3, 5), 5, 4, 2, (3, 5), (2, 3), [3, 5]),
+    ((12, 20), 1, 24, 24, (1, 1), (1, 1), [1, 0]),  # a 1 x 1 grid
+]
+
+
+@pytest.mark.parametrize("channels, patch_size, pre_dim, target_dim, grid, deeper, paths", PATH_CASES)
+def test_every_path_matches_official_aggregation(channels, patch_size, pre_dim, target_dim, grid, deeper, paths):
+    shares = layer_kernels(channels, patch_size, pre_dim, target_dim)
+    got = [f"{s.group_size}+" if s.group_size and not s.exclusive else s.group_size for s in shares]
+    assert got == paths
+    gen = torch.Generator().manual_seed(4)
+    maps = [torch.randn(2, c, *(grid if i == 0 else deeper), generator=gen) for i, c in enumerate(channels)]
+    fast = locally_aware_features(maps, patch_size, pre_dim, target_dim)
+    slow = official_patch_features(maps, patch_size, pre_dim, target_dim)
+    assert fast.shape == slow.shape == (2, grid[0] * grid[1], target_dim)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_and_half_precision_maps_give_the_same_features():
+    """Maps from a channels_last (or bf16 autocast) backbone: the layout does not change the result and
+    the float32 computation of the bf16 values equals that of the same values stored as float32."""
+    gen = torch.Generator().manual_seed(5)
+    maps = [torch.randn(2, 512, 6, 6, generator=gen), torch.randn(2, 1024, 3, 3, generator=gen)]
+    plain = locally_aware_features(maps, 3, 1024, 1024)
+    channels_last = [m.contiguous(memory_format=torch.channels_last) for m in maps]
+    torch.testing.assert_close(locally_aware_features(channels_last, 3, 1024, 1024), plain, rtol=1e-5, atol=1e-6)
+    bf16 = [m.bfloat16() for m in maps]
+    expected = locally_aware_features([m.float() for m in bf16], 3, 1024, 1024)
+    torch.testing.assert_close(locally_aware_features(bf16, 3, 1024, 1024), expected)
 
 
 def test_single_layer_is_pooled_neighbourhood_in_raster_order():
