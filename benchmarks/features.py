@@ -105,7 +105,7 @@ def sweep_rows(backbone: str, repeats: int) -> list[dict[str, object]]:
     """ms per image of every forward variant and aggregation, per batch size and thread count."""
     settings = settings_of(backbone)
     extractors = {
-        "fp32 contiguous": FeatureExtractor(settings, device="cpu", use_cache=False),
+        "fp32 contiguous": FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=False),
         "fp32 channels_last": FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=True),
     }
     bf16 = FeatureExtractor(dataclasses.replace(settings, precision="bf16"), device="cpu",

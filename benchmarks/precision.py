@@ -65,7 +65,7 @@ def extractor_for(backbone: str, precision: str) -> FeatureExtractor:
         return FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=True)
     if precision == "fp16":
         return Float16Extractor(settings, device="cpu", use_cache=False, channels_last=True)
-    return FeatureExtractor(dataclasses.replace(settings, precision=precision), device="cpu", use_cache=False)
+    return FeatureExtractor(dataclasses.replace(settings, precision=precision), device="cpu", use_cache=False, channels_last=False)
 
 
 def trial_rows(data: Path, backbones: list[str], precisions: list[str], categories: list[str],

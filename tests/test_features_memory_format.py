@@ -22,7 +22,7 @@ SMALL = Preprocessing(resize=64, crop=64)
 )
 def test_channels_last_forward_equals_contiguous_up_to_rounding(settings):
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    plain = FeatureExtractor(settings, device="cpu", use_cache=False)
+    plain = FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=False)
     nhwc = FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=True)
     expected, got = plain._forward(images), nhwc._forward(images)
     assert got.keys() == expected.keys()
@@ -36,7 +36,7 @@ def test_bf16_runs_channels_last_and_stays_close_to_fp32():
     """bf16 autocast rounds, so only closeness: the maps agree to bf16's ~3 significant digits."""
     settings = FeatureSettings(backbone="resnet18", weights=None, preprocessing=SMALL)
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    fp32 = FeatureExtractor(settings, device="cpu", use_cache=False)._forward(images)
+    fp32 = FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=False)._forward(images)
     bf16_extractor = FeatureExtractor(dataclasses.replace(settings, precision="bf16"), device="cpu",
                                       use_cache=False)
     assert bf16_extractor.channels_last
