@@ -18,6 +18,7 @@ patch-level AUROC (defect vs normal) with a bootstrap interval over test images.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -163,8 +164,19 @@ def result_patch_parts(result) -> tuple[dict[str, np.ndarray], tuple[np.ndarray,
     return parts, groups, test.grid[0] * test.grid[1]
 
 
-def verdict_line(table: pd.DataFrame, level: float = 0.95) -> str:
-    """The bold line for "the defect signal a direction-only score misses lives in the norm": the mean row's
+@dataclass(frozen=True)
+class SeparationVerdict:
+    """The diagnostic's verdict for `adlib.report.publish`: a three-valued status and its bold caption line."""
+
+    status: str
+    line: str
+
+    def caption(self) -> str:
+        return self.line
+
+
+def separation_verdict(table: pd.DataFrame, level: float = 0.95) -> SeparationVerdict:
+    """The verdict on "the defect signal a direction-only score misses lives in the norm": the mean row's
     paired difference pure norm part - pure direction part (patch AUROC) with its interval, n, and the
     same difference per category (where the signal lives can differ from category to category)."""
     rows = table.set_index(["category", "quantity"])
@@ -174,11 +186,13 @@ def verdict_line(table: pd.DataFrame, level: float = 0.95) -> str:
     estimates = rows.xs("mean")["estimate"]
     status = interval_status(difference["low"], difference["high"])
     categories = "1 category" if len(per) == 1 else f"{len(per)} categories"
-    return (f"**{status}** (n = {categories}, {int(per['n_images'].sum())} test images, {int(per['n_defect'].sum())} "
+    per_category = ", ".join(f"{row.category} {row.estimate:+.3f} [{row.low:+.3f}, {row.high:+.3f}]"
+                             for row in per_difference.itertuples())
+    line = (f"**{status}** (n = {categories}, {int(per['n_images'].sum())} test images, {int(per['n_defect'].sum())} "
             f"defect / {int(per['n_normal'].sum())} normal patches): the pure norm part (‖p‖ − ‖m‖)² separates defect "
             f"from normal patches better than the pure direction part 1 − cos(p, m) by {difference['estimate']:+.3f} "
             f"patch AUROC, {level * 100:g} % CI [{difference['low']:+.3f}, {difference['high']:+.3f}]; patch AUROC of "
             f"the Euclidean NN distance {estimates['euclidean']:.3f}, of the cosine NN distance (KC) "
             f"{estimates['cosine_nn']:.3f}, of the feature norm alone {estimates['norm']:.3f}; the difference per "
-            f"category: " + ", ".join(f"{row.category} {row.estimate:+.3f} [{row.low:+.3f}, {row.high:+.3f}]"
-                                      for row in per_difference.itertuples()))
+            f"category: {per_category}")
+    return SeparationVerdict(status, line)

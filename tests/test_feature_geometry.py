@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from adlib.feature_geometry import nearest_parts, patch_groups, separation, verdict_line, weighted_auroc
+from adlib.feature_geometry import nearest_parts, patch_groups, separation, separation_verdict, weighted_auroc
 from adlib.metrics import image_auroc
 
 
@@ -81,7 +81,7 @@ def test_separation_estimate_is_plain_auroc_and_interval_brackets_it():
     assert abs(diff.estimate - (by["norm_part"] - by["direction_part"])) < 1e-12
 
 
-def test_verdict_line_reads_the_paired_difference():
+def test_separation_verdict_reads_the_paired_difference():
     rng = np.random.default_rng(3)
     defect = np.zeros(40, bool)
     defect[20:24] = True
@@ -90,7 +90,9 @@ def test_verdict_line_reads_the_paired_difference():
     parts = {name: rng.normal(size=40) for name in ("euclidean", "direction_part", "cross_part", "cosine_nn", "norm")}
     parts["norm_part"] = rng.normal(size=40) + 5 * defect  # the norm carries the signal
     table = separation({"c": parts}, {"c": (defect, normal)}, {"c": 4}, n_resamples=100)
-    line = verdict_line(table)
+    verdict = separation_verdict(table)
+    line = verdict.caption()
+    assert verdict.status == "holds"
     assert line.startswith("**holds** (n = 1 category, 10 test images, 4 defect / 20 normal patches)")
     assert line.endswith("the difference per category: c " + line.split(" by ")[1].split(" patch AUROC")[0]
                          + " [" + line.split("CI [")[1].split("]")[0] + "]")
