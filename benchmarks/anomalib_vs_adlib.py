@@ -60,6 +60,7 @@ FIT_TARGET, PREDICT_TARGET, CORESET_FLOOR_TARGET = 3.0, 1.5, 1.3
 NONE_RAN = "no anomalib variant ran to the end on the full sets"
 BUSY_PER_CORE = 0.5  # a load average above this per core flags the run as not idle
 START = "load average before make bench"  # info keys of the three load readings
+READ_AT = START + ": read at"  # its time and file
 SCRIPT_START = "load average at this script's start"
 END = "load average at end"
 
@@ -578,21 +579,23 @@ def load_note(info: dict[str, str]) -> str:
 
     Idle means: at most BUSY_PER_CORE per core before the benchmark started (nothing of this run was
     running yet), and at the end at most the benchmark's own threads plus BUSY_PER_CORE per core (the
-    end reading follows the reference loops, which keep `torch threads` cores busy, so those count in it).
+    end reading follows the reference loops or the last worker, which keep `torch threads` cores busy, so
+    those count in it).
     The reading at this script's start is shown, not judged: it follows make bench's own features and
     coreset steps."""
     cores, threads = int(info["cores"]), int(info["torch threads"])
     before = START if START in info else SCRIPT_START
     start, end = float(info[before]), float(info[END])
     busy_start, busy_end = start > BUSY_PER_CORE * cores, end > threads + BUSY_PER_CORE * cores
-    where = (f"{start:.2f} before make bench's first step (read at {info[START + ' from']})"
+    where = (f"{start:.2f} before make bench's first step (read at {info[READ_AT]})"
              if before == START else f"{start:.2f} when this script started (no --load-at-start: no earlier reading)")
     text = f"1-minute load average {where}"
     if before == START and SCRIPT_START in info:
         text += (f"; {float(info[SCRIPT_START]):.2f} when this script started, after make bench's features and "
                  "coreset benchmarks (their own load, not judged)")
-    text += (f"; {end:.2f} at the end, right after the reference loops, which keep {threads} thread(s) busy "
-             f"(so up to {threads} of it is this run's own); {cores} cores.")
+    text += (f"; {end:.2f} at the end, right after the last step (the reference loops, or without them the last "
+             f"worker), which keeps {threads} thread(s) busy (so up to {threads} of it is this run's own); "
+             f"{cores} cores.")
     if busy_start or busy_end:
         why = " and ".join(([f"above {BUSY_PER_CORE} per core before the run"] if busy_start else []) + (
             [f"above this run's {threads} thread(s) + {BUSY_PER_CORE} per core at the end"] if busy_end else []))
@@ -758,7 +761,7 @@ def main() -> None:
     info = {"date": datetime.date.today().isoformat(), "cores": str(os.cpu_count())}
     if args.load_at_start is not None:
         when, load = read_load_record(args.load_at_start)
-        info |= {START: f"{load:.2f}", START + " from": f"{when}, {shown(args.load_at_start)}"}
+        info |= {START: f"{load:.2f}", READ_AT: f"{when}, {shown(args.load_at_start)}"}
     info[SCRIPT_START] = f"{os.getloadavg()[0]:.2f}"
     info |= machine()
     log(f"load average {info.get(START, '(not read)')} before the run, {info[SCRIPT_START]} now, "

@@ -196,7 +196,7 @@ def load_info(before: str | None, script: str, end: str) -> dict[str, str]:
 
     info = {"cores": "2", "torch threads": "2", bench.SCRIPT_START: script, bench.END: end}
     if before is not None:
-        info |= {bench.START: before, bench.START + " from": "2026-12-01T14:00:00Z, build/bench/load-at-start.txt"}
+        info |= {bench.START: before, bench.READ_AT: "2026-12-01T14:00:00Z, build/bench/load-at-start.txt"}
     return info
 
 
