@@ -45,7 +45,7 @@ from adlib.files import atomic_write_bytes
 from adlib.metrics import image_auroc, pixel_auroc, pro
 from capped import MEMORY_CAP, OK, TIME_CAP, Outcome, run_capped
 from common import machine
-from scaling import loglog_slope, memory_verdict, not_run, plot, point, ratio_by_size, slopes
+from scaling import left_out, loglog_slope, memory_verdict, not_run, plot, point, ratio_by_size, slopes
 from worker_common import PREPROCESSING, set_threads
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +59,10 @@ ENVIRONMENT = {"adlib": {}, "anomalib": {}, TRIMMED: {"MALLOC_TRIM_THRESHOLD_": 
 FIT_TARGET, PREDICT_TARGET, CORESET_FLOOR_TARGET = 3.0, 1.5, 1.3
 NONE_RAN = "no anomalib variant ran to the end on the full sets"
 BUSY_PER_CORE = 0.5  # a load average above this per core flags the run as not idle
+START = "load average before make bench"  # info keys of the three load readings
+READ_AT = START + ": read at"  # its time and file
+SCRIPT_START = "load average at this script's start"
+END = "load average at end"
 
 
 def log(message: str) -> None:
@@ -95,21 +99,36 @@ def check_extractors(args: argparse.Namespace, weights: Path) -> dict[str, objec
     run_worker([str(args.anomalib_python), str(HERE / "anomalib_worker.py"), "check", "--data", str(args.data),
                 "--category", args.categories[0], "--backbone", args.backbone, "--weights", str(weights),
                 "--threads", str(args.threads), "--out", str(out)])
-    theirs = np.load(out)
+    theirs = read_check(out)
     sample = next(iter(load_category(args.data, args.categories[0]).test))
-    if str(sample.image) != str(theirs["image"]):
+    if str(sample.image) != theirs["image"]:
         raise RuntimeError(f"the extractor check compared different images: {sample.image} vs {theirs['image']}")
     settings = FeatureSettings(backbone=args.backbone, layers=("layer2", "layer3"), weights=str(weights),
                                preprocessing=PREPROCESSING)
     ours = FeatureExtractor(settings, device="cpu", use_cache=False).layer_maps([sample], progress=False)
-    result: dict[str, object] = {"image": sample.image.name, "unused keys": ", ".join(theirs["unused"].tolist())}
+    result: dict[str, object] = {"image": sample.image.name, "unused keys": ", ".join(theirs["unused"]),
+                                 "embedding dim": theirs["embedding dim"], "versions": theirs["versions"]}
     for layer, value in ours.items():
-        other = torch.from_numpy(theirs[layer])
+        other = torch.from_numpy(theirs["maps"][layer])
         if other.shape != value.shape:
             raise RuntimeError(f"{layer}: anomalib's map is {tuple(other.shape)}, adlib's {tuple(value.shape)}")
         result[layer] = {"shape": list(value.shape), "max abs difference": float((other - value).abs().max()),
                          "max abs value": float(value.abs().max())}
     return result
+
+
+def read_check(path: Path) -> dict[str, object]:
+    """The extractor check's record (`anomalib_worker.py check`): image path, unused state-dict keys,
+    layer maps, the dimension of anomalib's patch features and its versions ({"anomalib", "timm", "torch"})."""
+    with np.load(path) as record:
+        names = {"image", "unused", "embedding_dim", "versions"}
+        missing = names - set(record.files)
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(sorted(missing))}: it was written by an older "
+                             "anomalib_worker.py; delete it and rerun")
+        return {"image": str(record["image"]), "unused": record["unused"].tolist(),
+                "embedding dim": int(record["embedding_dim"]), "versions": json.loads(str(record["versions"])),
+                "maps": {name: record[name] for name in record.files if name not in names}}
 
 
 def shown(path: Path | str) -> str:
@@ -169,13 +188,26 @@ def run_side(args: argparse.Namespace, side: str, job: Job, weights: Path) -> tu
     return outcome, record
 
 
+def limited(args: argparse.Namespace, side: str, n_train: int) -> str | None:
+    """Why `side` is not run at `n_train` training images by choice (--default-allocator-up-to), or None."""
+    if side == "anomalib" and args.default_allocator_up_to is not None and n_train > args.default_allocator_up_to:
+        return f"--default-allocator-up-to {args.default_allocator_up_to}"
+    return None
+
+
 def run_category(args: argparse.Namespace, category: str, weights: Path, index: int) -> dict[str, dict]:
     """Every side on one category's full training set; the order rotates over categories against
-    drifting load. A side stopped at a cap gets a record with its status and no numbers."""
+    drifting load. A side stopped at a cap, or left out by --default-allocator-up-to, gets a record with
+    its status and no numbers."""
     results = {}
     order = SIDES[index % len(SIDES):] + SIDES[: index % len(SIDES)]
     job = Job(args.data, category, args.shots, args.fit_repeats, args.predict_repeats, args.work / category)
     for side in order:
+        why = limited(args, side, job.shots)
+        if why is not None:
+            log(f"{side}: {category}: not run ({why})")
+            results[side] = {"status": f"not run ({why})", "sampled_peak_mb": float("nan")}
+            continue
         outcome, record = run_side(args, side, job, weights)
         status = outcome.label(args.memory_cap_gib * 1024, args.time_cap)
         results[side] = (record or {}) | {"status": status, "sampled_peak_mb": outcome.peak_mb}
@@ -184,12 +216,17 @@ def run_category(args: argparse.Namespace, category: str, weights: Path, index: 
 
 def run_sweep(args: argparse.Namespace, weights: Path) -> pd.DataFrame:
     """Every side at every training-set size of the bench-only category, smallest first; once a side
-    passes a cap, its larger sizes are not run (and reported so)."""
+    passes a cap, its larger sizes are not run (and reported so), nor are the sizes --default-allocator-up-to
+    leaves out."""
     points, capped_at = [], {}
     for n in args.sizes:
         for side in SIDES:
             if side in capped_at:
                 points.append(not_run(side, n, capped_at[side]))
+                continue
+            why = limited(args, side, n)
+            if why is not None:
+                points.append(left_out(side, n, why))
                 continue
             job = Job(args.sweep_data, args.sweep_category, n, 1, args.predict_repeats,
                       args.work / f"sweep-{args.sweep_category}-{n}", parts=False)
@@ -447,10 +484,15 @@ def agreement_text(agreement: pd.DataFrame) -> str:
     )
 
 
-def settings_table(args: argparse.Namespace, runs: dict[str, dict[str, dict]]) -> pd.DataFrame:
-    first = next(iter(runs.values()))
-    a = first["adlib"]
-    b = next((first[side] for side in ANOMALIB if first[side]["status"] == OK), {"bank": ["?", "?"]})
+def settings_table(args: argparse.Namespace, runs: dict[str, dict[str, dict]], anomalib_dim: int) -> pd.DataFrame:
+    """The settings side by side; `anomalib_dim` is its patch-feature dimension from the extractor check
+    (known even when no anomalib fit ended within the caps; a fit that ended must agree with it)."""
+    ended = {by_side[side]["bank"][1] for by_side in runs.values() for side in ANOMALIB
+             if by_side[side]["status"] == OK}
+    if ended - {anomalib_dim}:
+        raise RuntimeError(f"anomalib's banks have {sorted(ended)} dims, its extractor check {anomalib_dim}")
+    a = next(iter(runs.values()))["adlib"]
+    adlib_dim = a["bank"][1] if "bank" in a else FeatureSettings().target_dim  # adlib_worker keeps the default
     same = lambda value: {"adlib": value, "anomalib": value, "matched": "yes"}  # noqa: E731
     lines = {
         "backbone": same(f"{args.backbone}, layer2 + layer3"),
@@ -466,7 +508,7 @@ def settings_table(args: argparse.Namespace, runs: dict[str, dict[str, dict]]) -
         "patch feature": {"adlib": "unfold 3 x 3, adaptive average pooling per layer to 1024, layer3 upsampled "
                                    "bilinearly, pooled to 1024 (the official code)",
                           "anomalib": "3 x 3 average pooling per layer, layer3 upsampled bilinearly, channels "
-                                      "concatenated", "matched": f"no: {a.get('bank', ['?', '?'])[1]} vs {b['bank'][1]} dims"},
+                                      "concatenated", "matched": f"no: {adlib_dim} vs {anomalib_dim} dims"},
         "coreset": {"adlib": "approximate greedy: dense projection to 128 dims, 10 random start points",
                     "anomalib": "k-center greedy: sparse random projection to the Johnson-Lindenstrauss "
                                 "dimension for eps = 0.9, one random start point (in the coreset)",
@@ -521,16 +563,46 @@ def markdown(table: pd.DataFrame, floatfmt: str) -> str:
                                                                          missingval="")
 
 
+def read_load_record(path: Path) -> tuple[str, float]:
+    """(UTC time, 1-minute load average) from the file `make bench` writes before its first step: a
+    time stamp line, then a copy of /proc/loadavg ("0.12 0.30 0.41 1/234 5678")."""
+    lines = path.read_text().split("\n")
+    try:
+        return lines[0].strip(), float(lines[1].split()[0])
+    except (IndexError, ValueError):
+        raise ValueError(f"--load-at-start {path}: expected a UTC time line, then a copy of /proc/loadavg; got "
+                         f"{path.read_text()[:80]!r} (make bench writes it: `make bench-load`)") from None
+
+
 def load_note(info: dict[str, str]) -> str:
-    """The load averages of the run and whether the machine was idle (<= BUSY_PER_CORE per core) at both ends."""
-    cores = int(info["cores"])
-    start, end = float(info["load average at start"]), float(info["load average at end"])
-    busy = max(start, end) > BUSY_PER_CORE * cores
-    flag = (f"**NOT AN IDLE RUN: the 1-minute load average passed {BUSY_PER_CORE} per core** "
-            "(other jobs were running; wall times are inflated and noisy, the ratios less so). "
-            if busy else "The machine was idle at both ends (1-minute load average at most "
-                         f"{BUSY_PER_CORE} per core). ")
-    return flag + f"Load average {start:.2f} at the start, {end:.2f} at the end, for {cores} cores."
+    """The run's load averages, what each means, and whether the machine was idle.
+
+    Idle means: at most BUSY_PER_CORE per core before the benchmark started (nothing of this run was
+    running yet), and at the end at most the benchmark's own threads plus BUSY_PER_CORE per core (the
+    end reading follows the reference loops or the last worker, which keep `torch threads` cores busy, so
+    those count in it).
+    The reading at this script's start is shown, not judged: it follows make bench's own features and
+    coreset steps."""
+    cores, threads = int(info["cores"]), int(info["torch threads"])
+    before = START if START in info else SCRIPT_START
+    start, end = float(info[before]), float(info[END])
+    busy_start, busy_end = start > BUSY_PER_CORE * cores, end > threads + BUSY_PER_CORE * cores
+    where = (f"{start:.2f} before make bench's first step (read at {info[READ_AT]})"
+             if before == START else f"{start:.2f} when this script started (no --load-at-start: no earlier reading)")
+    text = f"1-minute load average {where}"
+    if before == START and SCRIPT_START in info:
+        text += (f"; {float(info[SCRIPT_START]):.2f} when this script started, after make bench's features and "
+                 "coreset benchmarks (their own load, not judged)")
+    text += (f"; {end:.2f} at the end, right after the last step (the reference loops, or without them the last "
+             f"worker), which keeps {threads} thread(s) busy (so up to {threads} of it is this run's own); "
+             f"{cores} cores.")
+    if busy_start or busy_end:
+        why = " and ".join(([f"above {BUSY_PER_CORE} per core before the run"] if busy_start else []) + (
+            [f"above this run's {threads} thread(s) + {BUSY_PER_CORE} per core at the end"] if busy_end else []))
+        return (f"**NOT AN IDLE RUN: the load average was {why}** (other jobs were running; wall times are "
+                "inflated and noisy, the ratios less so). " + text)
+    return (f"The machine was idle (at most {BUSY_PER_CORE} per core before the run, and at the end no more than "
+            f"this run's own threads + {BUSY_PER_CORE} per core). " + text)
 
 
 def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, object], runs: dict,
@@ -544,7 +616,11 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
     out.write(f"Made by `make bench` (`python benchmarks/anomalib_vs_adlib.py`) on {info['date']}; this report's "
               f"run took {elapsed / 60:.1f} minutes. Fit: median of {args.fit_repeats} fit(s); predict: median of "
               f"{args.predict_repeats} pass(es) over the test images; each side in its own process, under a "
-              f"{args.memory_cap_gib:g} GiB memory cap and a {args.time_cap:g} s time cap.\n\n")
+              f"{args.memory_cap_gib:g} GiB memory cap and a {args.time_cap:g} s time cap"
+              + ("" if args.default_allocator_up_to is None else
+                 f"; anomalib with glibc's default allocator only up to {args.default_allocator_up_to} training "
+                 "images (`--default-allocator-up-to`, to bound the run's time; the trimmed variant runs at "
+                 "every size)") + ".\n\n")
     out.write(load_note(info) + "\n\n")
     out.write("## Targets\n\n")
     out.write("Ratios are anomalib / adlib (> 1: adlib faster or smaller), each against the anomalib variant "
@@ -552,7 +628,7 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
               f"{AUROC_TOLERANCE} of anomalib's.\n\n")
     out.write(targets(per_category, sweep, floor, args.shots).to_markdown(index=False) + "\n\n")
     out.write("## Machine\n\n" + pd.Series(info).to_frame("value").to_markdown() + "\n\n")
-    out.write("## Settings\n\n" + settings_table(args, runs).to_markdown(index=False) + "\n\n")
+    out.write("## Settings\n\n" + settings_table(args, runs, check["embedding dim"]).to_markdown(index=False) + "\n\n")
     out.write(f"**Why {args.backbone}.** " + (
         "It is the paper's backbone and anomalib's default, so both libraries run as their users would run "
         "them (anomalib's 1536-d patch features against adlib's 1024-d ones). `--backbone resnet18` runs "
@@ -623,7 +699,7 @@ def coreset_floor(reference: pd.DataFrame | None) -> float | None:
     return float(found.iloc[0]) if len(found) else None
 
 
-def main() -> None:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/synthetic"), help="embedded benchmark root")
     parser.add_argument("--categories", nargs="+", default=["pill", "brick", "screw"])
@@ -642,7 +718,15 @@ def main() -> None:
     parser.add_argument("--predict-repeats", type=int, default=2)
     parser.add_argument("--memory-cap-gib", type=float, default=16.0,
                         help="a worker whose process tree passes this resident memory is killed")
-    parser.add_argument("--time-cap", type=float, default=180.0, help="a worker running longer (s) is killed")
+    parser.add_argument("--time-cap", type=float, default=600.0, help="a worker running longer (s) is killed")
+    parser.add_argument("--default-allocator-up-to", type=int, default=None, metavar="N",
+                        help="run anomalib with glibc's default allocator only up to N training images (full "
+                             "sets and sweep; the trimmed variant runs at every size): bounds make bench's time "
+                             "(benchmarks/NOTES.md); default: every size")
+    parser.add_argument("--load-at-start", type=Path, default=None,
+                        help="file with a UTC time line and a copy of /proc/loadavg, written before the benchmark "
+                             "began (make bench writes build/bench/load-at-start.txt before its first step); "
+                             "the idle flag reads it (default: the load when this script starts)")
     parser.add_argument("--reference-repeats", type=int, default=3)
     parser.add_argument("--reference-coreset-images", type=int, default=20,
                         help="bank of the coreset reference loop: images x 784 random 1024-d patches")
@@ -653,7 +737,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("build/bench"), help="weights, maps, worker results")
     parser.add_argument("--out", type=Path, default=Path("figures/bench.md"), help="Markdown report (+ .csv)")
     parser.add_argument("--plot", type=Path, default=None, help="scaling PNG (default: beside --out, *_scaling.png)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = argument_parser().parse_args()
     if args.quick:
         args.shots, args.sizes, args.categories, args.skip_reference = 4, [4, 8], args.categories[:1], True
         args.predict_repeats = 1
@@ -670,9 +758,14 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     set_threads(args.threads)
     start = time.perf_counter()
-    info = {"date": datetime.date.today().isoformat(), "cores": str(os.cpu_count()),
-            "load average at start": f"{os.getloadavg()[0]:.2f}"} | machine()
-    log(f"load average {info['load average at start']} for {info['cores']} cores")
+    info = {"date": datetime.date.today().isoformat(), "cores": str(os.cpu_count())}
+    if args.load_at_start is not None:
+        when, load = read_load_record(args.load_at_start)
+        info |= {START: f"{load:.2f}", READ_AT: f"{when}, {shown(args.load_at_start)}"}
+    info[SCRIPT_START] = f"{os.getloadavg()[0]:.2f}"
+    info |= machine()
+    log(f"load average {info.get(START, '(not read)')} before the run, {info[SCRIPT_START]} now, "
+        f"for {info['cores']} cores")
 
     weights = make_weights(args.backbone, args.seed, args.work / f"{args.backbone}-seed{args.seed}.pt")
     log("extractor check")
@@ -684,12 +777,11 @@ def main() -> None:
         ran = [side for side in SIDES if runs[category][side]["status"] == OK]
         masks, labels, truth = write_truth(args, category)
         theirs = anomalib_metric_values(args, category, truth, ran) if ran else {"raw": {}, "min-max": {}}
-        info["anomalib"] = theirs.pop("version", info.get("anomalib", "?"))
+        info["anomalib"] = theirs.pop("version", check["versions"]["anomalib"])
         ours = {side: adlib_metric_values(masks, labels, args.work / f"{category}-{FILES[side]}.npz") for side in ran}
         metrics[category] = {"adlib": ours, "anomalib": theirs["raw"], "anomalib, min-max input": theirs["min-max"]}
         rows += category_rows(category, runs[category], metrics[category])
-    versions = [runs[c][s]["versions"] for c in args.categories for s in ANOMALIB if runs[c][s]["status"] == OK]
-    info["timm"] = versions[0]["timm"] if versions else "?"
+    info["timm"] = check["versions"]["timm"]  # the extractor check always runs, whatever the caps stop
     sweep = None
     if args.sizes:
         log(f"scaling sweep: sizes {args.sizes}")
@@ -705,7 +797,7 @@ def main() -> None:
         log("reference loops")
         reference = pd.DataFrame(reference_rows(args))
         rows += reference.to_dict("records")
-    info["load average at end"] = f"{os.getloadavg()[0]:.2f}"
+    info[END] = f"{os.getloadavg()[0]:.2f}"
     elapsed = time.perf_counter() - start
     info["wall time of the run"] = f"{elapsed / 60:.1f} min"
 

@@ -70,16 +70,31 @@ def build_model(backbone: str, weights: Path, layers: tuple[str, ...], neighbour
     return model, sorted({key.split(".")[0] for key in unexpected})
 
 
+def check_record(image: Path, unused: list[str], maps: dict[str, np.ndarray], embedding_dim: int,
+                 versions: dict[str, str]) -> dict[str, np.ndarray]:
+    """The arrays of the check's .npz: the image, the unused state-dict keys, each layer's map, the
+    dimension of anomalib's patch features and its library versions (the driver's `read_check` reads them;
+    the check always runs, so the report has them even when no anomalib fit ends within the caps)."""
+    return {"image": np.array(str(image)), "unused": np.array(unused, dtype=str),
+            "embedding_dim": np.array(embedding_dim), "versions": np.array(json.dumps(versions))} | maps
+
+
 def command_check(args: argparse.Namespace) -> None:
-    """Layer maps of one image from anomalib's extractor, for the driver to compare with adlib's."""
+    """Layer maps of one image from anomalib's extractor, for the driver to compare with adlib's, with
+    the dimension of the patch features anomalib's forward makes of them and the versions."""
+    import anomalib
+    import timm
+
     set_threads(args.threads)
     model, unused = build_model(args.backbone, args.weights, tuple(args.layers), 9)
     sample = next(s for s in load_category(args.data, args.category).test)
     with torch.no_grad():
         maps = model.feature_extractor(read_batch([sample], PREPROCESSING))
+        embedding = model.generate_embedding({layer: model.feature_pooler(value) for layer, value in maps.items()})
+    versions = {"anomalib": anomalib.__version__, "timm": timm.__version__, "torch": torch.__version__}
     buffer = io.BytesIO()
-    np.savez(buffer, image=str(sample.image), unused=np.array(unused),
-             **{layer: value.numpy() for layer, value in maps.items()})
+    np.savez(buffer, **check_record(sample.image, unused, {layer: value.numpy() for layer, value in maps.items()},
+                                    int(embedding.shape[1]), versions))
     atomic_write_bytes(args.out, buffer.getvalue())
 
 

@@ -40,7 +40,13 @@ def point(variant: str, n_train: int, status: str, result: dict | None, sampled_
 
 
 def not_run(variant: str, n_train: int, capped_at: int) -> dict:
-    return {"side": variant, "training images": n_train, "status": f"not run (capped at {capped_at})",
+    """The row of a size left out because the side passed a cap at a smaller one."""
+    return left_out(variant, n_train, f"capped at {capped_at}")
+
+
+def left_out(variant: str, n_train: int, why: str) -> dict:
+    """The row of a size that was not run, saying why."""
+    return {"side": variant, "training images": n_train, "status": f"not run ({why})",
             "fit s": float("nan"), "coreset s": float("nan"), "predict ms/img": float("nan"),
             "peak MiB": float("nan"), "bank": ""}
 

@@ -191,13 +191,89 @@ def test_predict_verdict_needs_equal_auroc():
     assert verdicts[1] == "does NOT hold"
 
 
-def test_load_note_flags_a_busy_run():
+def load_info(before: str | None, script: str, end: str) -> dict[str, str]:
     import anomalib_vs_adlib as bench
 
-    busy = bench.load_note({"cores": "2", "load average at start": "0.3", "load average at end": "1.4"})
-    assert busy.startswith("**NOT AN IDLE RUN")
-    idle = bench.load_note({"cores": "2", "load average at start": "0.3", "load average at end": "0.9"})
-    assert "idle at both ends" in idle
+    info = {"cores": "2", "torch threads": "2", bench.SCRIPT_START: script, bench.END: end}
+    if before is not None:
+        info |= {bench.START: before, bench.READ_AT: "2026-12-01T14:00:00Z, build/bench/load-at-start.txt"}
+    return info
+
+
+def test_load_note_judges_the_reading_before_make_bench_not_the_scripts_own_start():
+    import anomalib_vs_adlib as bench
+
+    # idle before make bench; 1.3 when the script started is make bench's own features/coreset steps
+    idle = bench.load_note(load_info("0.3", "1.3", "1.9"))
+    assert idle.startswith("The machine was idle")
+    assert "0.30 before make bench's first step (read at 2026-12-01T14:00:00Z" in idle
+    assert "1.30 when this script started" in idle and "1.90 at the end" in idle
+    busy = bench.load_note(load_info("1.4", "1.3", "1.9"))
+    assert busy.startswith("**NOT AN IDLE RUN") and "before the run" in busy and "at the end" not in busy.split("**")[1]
+    # without the earlier reading, the script's own start is judged, and the note says so
+    alone = bench.load_note(load_info(None, "1.3", "1.9"))
+    assert alone.startswith("**NOT AN IDLE RUN") and "no --load-at-start" in alone
+
+
+def test_load_note_counts_the_runs_own_threads_at_the_end():
+    import anomalib_vs_adlib as bench
+
+    assert bench.load_note(load_info("0.2", "0.2", "3.0")).startswith("The machine was idle")  # 2 threads + 1
+    busy_end = bench.load_note(load_info("0.2", "0.2", "3.2"))
+    assert busy_end.startswith("**NOT AN IDLE RUN") and "at the end" in busy_end.split("**")[1]
+
+
+def test_read_load_record(tmp_path):
+    import anomalib_vs_adlib as bench
+
+    record = tmp_path / "load.txt"
+    record.write_text("2026-12-01T14:00:00Z\n0.42 0.30 0.25 1/234 5678\n")
+    assert bench.read_load_record(record) == ("2026-12-01T14:00:00Z", 0.42)
+    record.write_text("0.42 0.30 0.25 1/234 5678\n")  # a bare /proc/loadavg copy: refused, naming the file
+    with pytest.raises(ValueError, match="load.txt"):
+        bench.read_load_record(record)
+
+
+def test_extractor_check_record_round_trip(tmp_path):
+    """What anomalib_worker.py check writes, the driver reads: versions and anomalib's feature dimension
+    (they printed as "?" when no anomalib fit ended within the caps)."""
+    import anomalib_vs_adlib as bench
+    from anomalib_worker import check_record
+
+    maps = {"layer2": np.ones((1, 512, 28, 28), np.float32), "layer3": np.zeros((1, 1024, 14, 14), np.float32)}
+    versions = {"anomalib": "2.7.0", "timm": "1.0.31", "torch": "2.9.0"}
+    path = tmp_path / "check.npz"
+    np.savez(path, **check_record(Path("data/pill/test/good/000.png"), ["fc", "layer4"], maps, 1536, versions))
+    read = bench.read_check(path)
+    assert read["image"] == "data/pill/test/good/000.png" and read["unused"] == ["fc", "layer4"]
+    assert read["embedding dim"] == 1536 and read["versions"] == versions
+    assert sorted(read["maps"]) == ["layer2", "layer3"] and read["maps"]["layer2"].shape == (1, 512, 28, 28)
+    np.savez(tmp_path / "old.npz", image="x", unused=np.array([]), **maps)  # an older worker's record
+    with pytest.raises(ValueError, match="embedding_dim"):
+        bench.read_check(tmp_path / "old.npz")
+
+
+def test_settings_table_gives_anomalibs_dimension_when_no_fit_ended():
+    import argparse
+
+    import anomalib_vs_adlib as bench
+
+    runs, _ = full_set_runs()
+    runs["pill"][bench.TRIMMED] = {"status": "past the time cap (600 s)", "sampled_peak_mb": 900}
+    args = argparse.Namespace(backbone="wide_resnet50_2", seed=0, shots=80, ratio=0.1, neighbours=9, threads=2)
+    table = bench.settings_table(args, runs, anomalib_dim=1536).set_index("setting")
+    assert table.loc["patch feature", "matched"] == "no: 1024 vs 1536 dims"
+    ran, _ = full_set_runs()  # the trimmed fit ended with a 1024-d bank: disagrees with a check of 1536
+    with pytest.raises(RuntimeError, match="extractor check"):
+        bench.settings_table(args, ran, anomalib_dim=1536)
+
+
+def test_default_time_cap_is_600_s():
+    import anomalib_vs_adlib as bench
+
+    args = bench.argument_parser().parse_args([])
+    assert args.time_cap == 600.0 and args.load_at_start is None
+    assert bench.argument_parser().parse_args(["--time-cap", "180"]).time_cap == 180.0
 
 
 def test_inertia_against_a_loop():
@@ -220,9 +296,11 @@ def test_kmeans_rows_compare_every_side_on_the_same_points():
     assert (rows[rows["quantity"] == "ratio"]["value"] > 0).all()
 
 
-def test_sweep_stops_a_side_after_its_first_cap(monkeypatch, tmp_path):
-    """run_sweep with a stand-in for the workers: anomalib passes the memory cap at 20, so 40 is not run
-    for it; the other sides run every size; adlib's sweep runs skip the separate timing of the halves."""
+@pytest.mark.parametrize("cap, label", [(MEMORY_CAP, "out of memory (> 1 GiB cap)"),
+                                        (TIME_CAP, "past the time cap (5 s)")])
+def test_sweep_stops_a_side_after_its_first_cap(monkeypatch, tmp_path, cap, label):
+    """run_sweep with a stand-in for the workers: anomalib passes a cap (memory or time) at 20, so 40 is
+    not run for it; the other sides run every size; adlib's sweep runs skip the separate timing of the halves."""
     import argparse
 
     import anomalib_vs_adlib as bench
@@ -233,20 +311,47 @@ def test_sweep_stops_a_side_after_its_first_cap(monkeypatch, tmp_path):
     def fake_run_side(args, side, job, weights):
         calls.append((side, job.shots, job.parts))
         if side == "anomalib" and job.shots >= 20:
-            return Outcome(MEMORY_CAP, 1.0, 2000.0, -9), None
+            return Outcome(cap, 1.0, 2000.0, -9), None
         return Outcome(OK, 1.0, 500.0, 0), fake_result(0.1 * job.shots, 1.0, 400.0)
 
     monkeypatch.setattr(bench, "run_side", fake_run_side)
     args = argparse.Namespace(sizes=[10, 20, 40], sweep_data=tmp_path, sweep_category="pill", predict_repeats=1,
-                              work=tmp_path, memory_cap_gib=1.0, time_cap=5.0)
+                              work=tmp_path, memory_cap_gib=1.0, time_cap=5.0, default_allocator_up_to=None)
     table = bench.run_sweep(args, tmp_path / "weights.pt")
     assert ("anomalib", 40, False) not in calls and ("adlib", 40, False) in calls
     assert all(not parts for _, _, parts in calls)
     statuses = table.set_index(["side", "training images"])["status"]
-    assert statuses[("anomalib", 20)] == "out of memory (> 1 GiB cap)"
+    assert statuses[("anomalib", 20)] == label
     assert statuses[("anomalib", 40)] == "not run (capped at 20)"
     assert statuses[(bench.TRIMMED, 40)] == "ok"
     assert len(table) == 9
+
+
+def test_default_allocator_up_to_leaves_out_larger_sizes(monkeypatch, tmp_path):
+    """--default-allocator-up-to 20: glibc-default anomalib runs at 10 and 20 of the sweep and not on the
+    80-image full set; adlib and the trimmed variant run everywhere; every left-out run is reported."""
+    import argparse
+
+    import anomalib_vs_adlib as bench
+    from capped import Outcome
+
+    calls = []
+
+    def fake_run_side(args, side, job, weights):
+        calls.append((side, job.shots))
+        return Outcome(OK, 1.0, 500.0, 0), fake_result(0.1 * job.shots, 1.0, 400.0)
+
+    monkeypatch.setattr(bench, "run_side", fake_run_side)
+    args = argparse.Namespace(sizes=[10, 20, 40], sweep_data=tmp_path, sweep_category="pill", predict_repeats=1,
+                              fit_repeats=1, work=tmp_path, memory_cap_gib=1.0, time_cap=5.0, data=tmp_path,
+                              shots=80, default_allocator_up_to=20)
+    table = bench.run_sweep(args, tmp_path / "weights.pt").set_index(["side", "training images"])["status"]
+    assert table[("anomalib", 20)] == "ok"
+    assert table[("anomalib", 40)] == "not run (--default-allocator-up-to 20)"
+    assert table[(bench.TRIMMED, 40)] == "ok" and ("anomalib", 40) not in calls
+    full = bench.run_category(args, "pill", tmp_path / "weights.pt", 0)
+    assert full["anomalib"]["status"] == "not run (--default-allocator-up-to 20)"
+    assert full["adlib"]["status"] == full[bench.TRIMMED]["status"] == "ok" and ("anomalib", 80) not in calls
 
 
 def test_worker_command_environment_and_parts(tmp_path):
