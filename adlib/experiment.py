@@ -248,9 +248,40 @@ def stored_form(result: CategoryResult, keep_maps: bool) -> StoredResult:
     )
 
 
+def sibling(job: Job) -> Job | None:
+    """The same evaluation under the other overlap setting, when one fit and one prediction give both.
+
+    With training noise the two settings share the training set (the same seeded draw moves the same
+    anomalous images into it, and the low-shot draw acts on that set), and the overlap test set is the
+    no-overlap one plus the moved images. Scores are per image, so predicting the overlap test set once
+    and dropping the moved images gives the no-overlap evaluation. Not with a test subset (it is drawn
+    from each setting's own test set) and not without a store (nothing would keep the second result).
+    """
+    if job.noise_ratio <= 0 or job.test_images is not None or job.store is None:
+        return None
+    return dataclasses.replace(job, noise_overlap=not job.noise_overlap)
+
+
+def restricted(result: CategoryResult, category: Category) -> CategoryResult:
+    """`result` on the test images of `category` only (a subset of its own, same training set): the
+    scores, maps and masks of those images, their metrics recomputed, the timings kept (per image)."""
+    position = {sample: index for index, sample in enumerate(result.category.test)}
+    index = torch.tensor([position[sample] for sample in category.test], dtype=torch.long)
+    scores = Scores(image=result.scores.image[index], maps=result.scores.maps[index])
+    masks = result.masks[index]
+    labels = np.array([sample.label for sample in category.test])
+    metrics = {**result.metrics,
+               "image_auroc": image_auroc(labels, scores.image.numpy()),
+               "pixel_auroc": pixel_auroc(masks.numpy(), scores.maps.numpy()),
+               "pro": pro(masks.numpy(), scores.maps.numpy(), anomalous_only=True)}
+    return CategoryResult(category, result.model, scores, masks, metrics)
+
+
 def execute(job: Job, extractors: dict[tuple, FeatureExtractor] | None = None, keep_result: bool = False) -> JobResult:
     """Runs one job: reads its result from the store, or fits and scores (and stores) it.
 
+    A noisy job that is computed also stores its `sibling` under the other overlap setting (one fit and
+    one prediction of the overlap test set give both), unless the store has it already.
     `extractors`: loaded feature extractors to share (default: this worker process's own).
     `keep_result`: compute even on a store hit and return the full `CategoryResult` (fitted model,
     maps, masks), for callers in this process that look inside the model.
@@ -269,12 +300,39 @@ def execute(job: Job, extractors: dict[tuple, FeatureExtractor] | None = None, k
     with _EXTRACTOR_LOCK:  # a random init draws from torch's global generator: one thread at a time
         if slot not in extractors:
             extractors[slot] = FeatureExtractor(features, device=job.device, cache_dir=job.cache_dir)
-    result = evaluate(category, job.settings, device=job.device, cache_dir=job.cache_dir, progress=job.progress,
+    other = _sibling_to_store(job, category)
+    wide = category if other is None or job.noise_overlap else other[1]
+    result = evaluate(wide, job.settings, device=job.device, cache_dir=job.cache_dir, progress=job.progress,
                       extractor=extractors[slot], backend=job.backend)
-    stored = stored_form(result, keep_maps=store is not None and store.keep_maps)
+    keep_maps = store is not None and store.keep_maps
+    if other is not None:
+        other_job, other_category, other_key, other_request = other
+        other_result = result if other_job.noise_overlap else restricted(result, other_category)
+        store.put(other_key, other_request, stored_form(other_result, keep_maps))
+        result = result if job.noise_overlap else restricted(result, category)
+    stored = stored_form(result, keep_maps=keep_maps)
     if store is not None:
         store.put(key, request, stored)
     return JobResult(stored, extra, key, result if keep_result else None)
+
+
+def _sibling_to_store(job: Job, category: Category) -> tuple[Job, Category, str, dict[str, object]] | None:
+    """The sibling of `job` (whose prepared category is `category`): its job, category, key and request,
+    when it can be derived and the store lacks it."""
+    other = sibling(job)
+    if other is None:
+        return None
+    try:
+        other_category, _ = prepare(other)
+    except ValueError:  # the ratio fits one setting's limit but not the other's
+        return None
+    if other_category.train != category.train:
+        return None
+    other_request = evaluation_request(other, other_category)
+    other_key = job.store.key(other_request)
+    if job.store.path(other_key).is_file():
+        return None
+    return other, other_category, other_key, other_request
 
 
 def grid_jobs(

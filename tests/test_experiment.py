@@ -104,7 +104,7 @@ def test_the_store_computes_once_and_replays_the_same_tables(tiny_benchmark, two
     assert not (tmp_path / "results").exists()  # store=False writes nothing
     calls = count_evaluations(monkeypatch)
     first = run_grid(tiny_benchmark, **grid)
-    assert len(calls) == 4 and len(entries(tmp_path / "results")) == 4  # a miss each, stored
+    assert len(calls) == 4 and len(entries(tmp_path / "results")) == 8  # a miss each, stored with its overlap sibling
     again = run_grid(tiny_benchmark, **grid)
     assert len(calls) == 4  # all hits: nothing fitted
     pd.testing.assert_frame_equal(again.metrics, first.metrics)  # timings too: a hit replays them
@@ -218,7 +218,7 @@ def test_a_dask_cluster_gives_the_in_process_tables_and_shares_the_store(tiny_be
     here = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "here"))
     with grid_executor(workers=2) as executor:
         there = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"), executor=executor)
-    assert len(entries(tmp_path / "there")) == 4
+    assert len(entries(tmp_path / "there")) == 8  # 4 evaluations, each with its overlap sibling
     assert there.metrics.columns.tolist() == here.metrics.columns.tolist() and len(there.metrics) == len(here.metrics)
     for a, b in zip(sorted_tables(here), sorted_tables(there)):
         pd.testing.assert_frame_equal(a, b, check_exact=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from adlib.data import low_shot, load_category
-from adlib.experiment import Job, evaluation_request, prepare
+from adlib.experiment import Job, evaluation_request, execute, prepare, sibling
 from adlib.methods import PatchCoreSettings
 from adlib.store import (FORMAT, NOT_SCORING, ResultStore, StoredResult, data_fingerprint, default_store_root,
                          scoring_digest)
@@ -238,3 +238,33 @@ def test_jobs_are_picklable(tiny_benchmark, settings, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert pickle.loads(pickle.dumps(job)).settings == job.settings
+
+
+# -- a noisy evaluation also stores its sibling under the other overlap setting ------------------------
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_noisy_job_stores_its_other_overlap_setting_as_a_fresh_run_computes_it(tiny_benchmark, settings, tmp_path,
+                                                                                  overlap):
+    store = ResultStore(tmp_path / "store", scoring_version="v")
+    job = make_job(tiny_benchmark, settings, store, noise_ratio=0.34, noise_overlap=overlap)
+    other = sibling(job)
+    assert other is not None and other.noise_overlap is not overlap
+    execute(job)
+    derived = store.get(key_of(other))
+    assert derived is not None, "the sibling was not stored"
+    fresh = execute(dataclasses.replace(other, store=None)).stored  # computed on its own, no store
+    assert derived.images == fresh.images and np.array_equal(derived.labels, fresh.labels)
+    assert len(derived.images) != len(execute(job).stored.images)  # the moved images are tested under overlap only
+    np.testing.assert_allclose(derived.scores, fresh.scores, rtol=1e-5, atol=1e-6)
+    for metric in ("image_auroc", "pixel_auroc", "pro"):
+        assert derived.metrics[metric] == pytest.approx(fresh.metrics[metric], abs=1e-6), metric
+    weights = np.ones((1, len(fresh.images)))
+    assert derived.pixel_stats.pixel_auroc(weights) == pytest.approx(fresh.pixel_stats.pixel_auroc(weights), abs=1e-6)
+
+
+def test_no_sibling_without_noise_a_store_or_with_a_test_subset(tiny_benchmark, settings, tmp_path):
+    store = ResultStore(tmp_path, scoring_version="v")
+    assert sibling(make_job(tiny_benchmark, settings, store)) is None  # clean training set
+    assert sibling(make_job(tiny_benchmark, settings, None, noise_ratio=0.34)) is None  # nothing keeps it
+    assert sibling(make_job(tiny_benchmark, settings, store, noise_ratio=0.34, test_images=5)) is None  # own subsets
