@@ -94,15 +94,17 @@ def evaluate(
     scores = model.predict(category.test, progress)
     predict_seconds = time.perf_counter() - start
     masks = ground_truth(category, settings)
-    labels = torch.tensor([sample.label for sample in category.test])
-    metrics = {
-        "image_auroc": image_auroc(labels.numpy(), scores.image.numpy()),
-        "pixel_auroc": pixel_auroc(masks.numpy(), scores.maps.numpy()),
-        "pro": pro(masks.numpy(), scores.maps.numpy(), anomalous_only=True),
-        "fit_seconds": fit_seconds,
-        "predict_seconds_per_image": predict_seconds / len(category.test),
-    }
+    metrics = {**score_metrics(category, scores, masks), "fit_seconds": fit_seconds,
+               "predict_seconds_per_image": predict_seconds / len(category.test)}
     return CategoryResult(category, model, scores, masks, metrics)
+
+
+def score_metrics(category: Category, scores: Scores, masks: torch.Tensor) -> dict[str, float]:
+    """Image AUROC, pixel AUROC and PRO of `scores` on `category`'s test images (masks [N, crop, crop])."""
+    labels = np.array([sample.label for sample in category.test])
+    return {"image_auroc": image_auroc(labels, scores.image.numpy()),
+            "pixel_auroc": pixel_auroc(masks.numpy(), scores.maps.numpy()),
+            "pro": pro(masks.numpy(), scores.maps.numpy(), anomalous_only=True)}
 
 
 def settings_columns(settings) -> dict[str, object]:
@@ -269,11 +271,7 @@ def restricted(result: CategoryResult, category: Category) -> CategoryResult:
     index = torch.tensor([position[sample] for sample in category.test], dtype=torch.long)
     scores = Scores(image=result.scores.image[index], maps=result.scores.maps[index])
     masks = result.masks[index]
-    labels = np.array([sample.label for sample in category.test])
-    metrics = {**result.metrics,
-               "image_auroc": image_auroc(labels, scores.image.numpy()),
-               "pixel_auroc": pixel_auroc(masks.numpy(), scores.maps.numpy()),
-               "pro": pro(masks.numpy(), scores.maps.numpy(), anomalous_only=True)}
+    metrics = {**result.metrics, **score_metrics(category, scores, masks)}
     return CategoryResult(category, result.model, scores, masks, metrics)
 
 
