@@ -26,14 +26,21 @@ from scipy import ndimage
 # --------------------------------------------------------------------------- input checks
 
 
-def _as_array(values: object, name: str) -> np.ndarray:
-    """A numpy view of `values`; torch tensors are detached and copied to the host."""
+def host_array(values: object) -> np.ndarray:
+    """A numpy view of `values`; torch tensors are detached and copied to the host (half and bfloat16
+    as float32: numpy has no bfloat16, and sorts float16 slowly). The one conversion every metric
+    module uses, so that tensors and arrays score alike everywhere."""
     if type(values).__module__.startswith("torch"):
         tensor = values.detach().cpu()  # type: ignore[attr-defined]
         if str(tensor.dtype) in ("torch.bfloat16", "torch.float16"):
-            tensor = tensor.float()  # numpy has no bfloat16, and sorts float16 slowly
+            tensor = tensor.float()
         values = tensor.numpy()
-    array = np.asarray(values)
+    return np.asarray(values)
+
+
+def _as_array(values: object, name: str) -> np.ndarray:
+    """`host_array(values)`, which must hold real numbers."""
+    array = host_array(values)
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers; got dtype {array.dtype}")
     return array

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from adlib.metrics import host_array, pixel_auroc, pro
+
 COLUMNS = ("category", "seed", "method", "image", "label", "score")
 
 SubsetMetric = Callable[[np.ndarray], float]
@@ -30,8 +32,8 @@ def image_rows(
     scores: Sequence[float],
 ) -> pd.DataFrame:
     """The per-image table's rows for one (category, seed, method): one row per test image."""
-    labels_array = np.asarray(_host(labels)).ravel()
-    scores_array = np.asarray(_host(scores), dtype=np.float64).ravel()
+    labels_array = host_array(labels).ravel()
+    scores_array = host_array(scores).astype(np.float64).ravel()
     if not len(images) == labels_array.size == scores_array.size:
         raise ValueError(
             f"{category}, seed {seed}, {method}: {len(images)} images, {labels_array.size} labels and "
@@ -54,9 +56,7 @@ def subset_metric(metric: str, masks: object, maps: object) -> SubsetMetric:
     `masks` (bool) and `maps` are [N, H, W] in the order of that method's rows in the per-image table.
     PRO uses `anomalous_only=True` and FPR up to 0.3, pixel AUROC all images, as in `evaluate`.
     """
-    from adlib.metrics import pixel_auroc, pro
-
-    masks_array, maps_array = np.asarray(_host(masks)), np.asarray(_host(maps))
+    masks_array, maps_array = host_array(masks), host_array(maps)
     if metric == "pixel_auroc":
         return lambda indices: pixel_auroc(masks_array[indices], maps_array[indices])
     if metric == "pro":
@@ -64,14 +64,6 @@ def subset_metric(metric: str, masks: object, maps: object) -> SubsetMetric:
     raise ValueError(
         f"subset_metric covers 'pixel_auroc' and 'pro'; got {metric!r} (image AUROC uses the score column)"
     )
-
-
-def _host(values: object) -> object:
-    """A torch tensor as a numpy array on the host; anything else as it is."""
-    if hasattr(values, "detach"):
-        values = values.detach().cpu()  # type: ignore[attr-defined]
-        return values.float().numpy() if values.is_floating_point() else values.numpy()  # type: ignore[attr-defined]
-    return values
 
 
 @dataclass(frozen=True)

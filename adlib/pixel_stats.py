@@ -46,6 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from adlib.metrics import _pixel_inputs, host_array  # the metrics' own input checks and messages
+
 DEFAULT_BINS = 2000
 PIXEL_METRICS = ("pixel_auroc", "pro")
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=int)
@@ -116,8 +118,6 @@ class PixelStats:
                   bins: int = DEFAULT_BINS) -> PixelStats:
         """The statistics of masks (bool [N, H, W]) and anomaly maps ([N, H, W]), images in the
         evaluation's test order; `images` names them (default 0..N-1)."""
-        from adlib.metrics import _pixel_inputs  # the same input checks and messages as the metrics
-
         masks_array, maps_array = _pixel_inputs(masks, maps)
         n = masks_array.shape[0]
         if images is None:
@@ -220,7 +220,7 @@ class PixelStats:
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> PixelStats:
         """The statistics `to_dict` gave (arrays may be numpy arrays or torch tensors)."""
-        array = {name: np.asarray(_host(values[name])) for name in values if name != "images"}
+        array = {name: host_array(values[name]) for name in values if name != "images"}
         regions = np.zeros((array["region_image"].size, array["edges"].size + 1), dtype=np.int32)
         regions[array["region_rows"], array["region_bins"]] = array["region_counts"]
         return cls(array["edges"].astype(np.float64), array["normal"].astype(np.int32), regions,
@@ -230,11 +230,6 @@ class PixelStats:
 def _narrow(counts: np.ndarray) -> np.ndarray:
     """Non-negative counts as uint16 when they fit (a 224 x 224 image has 50 176 pixels), else int32."""
     return counts.astype(np.uint16 if counts.size == 0 or counts.max() <= np.iinfo(np.uint16).max else np.int32)
-
-
-def _host(values: object) -> object:
-    """A torch tensor as a numpy array; anything else as it is."""
-    return values.numpy() if hasattr(values, "numpy") and not isinstance(values, np.ndarray) else values
 
 
 def _blocks(weights: np.ndarray, rows: int = 256) -> list[np.ndarray]:
@@ -275,24 +270,3 @@ def _area_below(x: np.ndarray, y: np.ndarray, x_max: float) -> np.ndarray:
 def _check_limit(fpr_limit: float) -> None:
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError(f"fpr_limit={fpr_limit}: choose a false-positive rate in (0, 1], e.g. 0.3")
-
-
-def _narrow(counts: np.ndarray) -> np.ndarray:
-    """Non-negative counts as uint16 when they fit (a 224 x 224 image has 50 176 pixels), else int32."""
-    return counts.astype(np.uint16 if counts.size == 0 or counts.max() <= np.iinfo(np.uint16).max else np.int32)
-
-
-def _host(values: object) -> object:
-    """A torch tensor as a numpy array; anything else as it is."""
-    return values.numpy() if hasattr(values, "numpy") and not isinstance(values, np.ndarray) else values
-
-
-def _cumulative_from_top(counts: np.ndarray) -> np.ndarray:
-    """[R, bins] counts -> [R, bins + 1] shares at or above each edge, from the highest bin down: 0 ... 1."""
-    totals = counts.sum(axis=1, keepdims=True)
-    if (totals <= 0).any():
-        raise ValueError("a resample holds no pixels of one kind (normal or defect): every row of weights "
-                         "must draw at least one defective image (and the images must have normal pixels)")
-    above = np.cumsum(counts[:, ::-1], axis=1) / totals
-    return np.concatenate([np.zeros((counts.shape[0], 1)), above], axis=1)
-
