@@ -581,18 +581,18 @@ def load_note(info: dict[str, str]) -> str:
     running yet), and at the end at most the benchmark's own threads plus BUSY_PER_CORE per core (the
     end reading follows the reference loops or the last worker, which keep `torch threads` cores busy, so
     those count in it).
-    The reading at this script's start is shown, not judged: it follows make bench's own features and
-    coreset steps."""
+    The reading at this script's start is shown, not judged: it follows whatever ran since the
+    --load-at-start reading (under make bench, its own features and coreset steps)."""
     cores, threads = int(info["cores"]), int(info["torch threads"])
     before = START if START in info else SCRIPT_START
     start, end = float(info[before]), float(info[END])
     busy_start, busy_end = start > BUSY_PER_CORE * cores, end > threads + BUSY_PER_CORE * cores
-    where = (f"{start:.2f} before make bench's first step (read at {info[READ_AT]})"
+    where = (f"{start:.2f} before the benchmark began (the --load-at-start reading: {info[READ_AT]})"
              if before == START else f"{start:.2f} when this script started (no --load-at-start: no earlier reading)")
     text = f"1-minute load average {where}"
     if before == START and SCRIPT_START in info:
-        text += (f"; {float(info[SCRIPT_START]):.2f} when this script started, after make bench's features and "
-                 "coreset benchmarks (their own load, not judged)")
+        text += (f"; {float(info[SCRIPT_START]):.2f} when this script started, after what ran since that reading "
+                 "(under make bench: its features and coreset benchmarks; their own load, not judged)")
     text += (f"; {end:.2f} at the end, right after the last step (the reference loops, or without them the last "
              f"worker), which keeps {threads} thread(s) busy (so up to {threads} of it is this run's own); "
              f"{cores} cores.")

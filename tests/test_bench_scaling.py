@@ -206,7 +206,7 @@ def test_load_note_judges_the_reading_before_make_bench_not_the_scripts_own_star
     # idle before make bench; 1.3 when the script started is make bench's own features/coreset steps
     idle = bench.load_note(load_info("0.3", "1.3", "1.9"))
     assert idle.startswith("The machine was idle")
-    assert "0.30 before make bench's first step (read at 2026-12-01T14:00:00Z" in idle
+    assert "0.30 before the benchmark began (the --load-at-start reading: 2026-12-01T14:00:00Z" in idle
     assert "1.30 when this script started" in idle and "1.90 at the end" in idle
     busy = bench.load_note(load_info("1.4", "1.3", "1.9"))
     assert busy.startswith("**NOT AN IDLE RUN") and "before the run" in busy and "at the end" not in busy.split("**")[1]
