@@ -139,38 +139,61 @@ class FeatureExtractor:
         return {name: value.contiguous() for name, value in maps.items()}
 
     def layer_maps(self, samples: Sequence[Sample], progress: bool = True) -> dict[str, torch.Tensor]:
-        """{layer: [N, C, h, w]} on the CPU, from the cache where possible."""
+        """{layer: [N, C, h, w]} on the CPU, from the cache where possible.
+
+        Each image's maps are copied into one preallocated tensor per layer as they arrive (a cache hit,
+        or a row of a forward batch), so the maps of the whole set are held once, not once per image
+        and again stacked."""
         if not samples:
             raise ValueError("no images to extract features from")
         layers = self.settings.layers
+        stacked: dict[str, torch.Tensor] = {}
+
+        def keep(index: int, maps_of_image: dict[str, torch.Tensor]) -> None:
+            for layer in layers:
+                value = maps_of_image[layer]
+                if layer not in stacked:
+                    stacked[layer] = torch.empty((len(samples), *value.shape), dtype=value.dtype)
+                stacked[layer][index] = value
+
         digests = [file_digest(sample.image) for sample in samples] if self.cache else [None] * len(samples)
-        per_image: list[dict[str, torch.Tensor] | None] = []
-        for digest in digests:
+        missing = []
+        for index, digest in enumerate(digests):
             cached = {layer: self.cache.get(digest, layer) for layer in layers} if self.cache else {}
-            per_image.append(cached if cached and all(m is not None for m in cached.values()) else None)
-        missing = [i for i, maps in enumerate(per_image) if maps is None]
+            if cached and all(m is not None for m in cached.values()):
+                keep(index, cached)
+            else:
+                missing.append(index)
         batches = [missing[i : i + self.batch_size] for i in range(0, len(missing), self.batch_size)]
         bar = tqdm(total=len(missing), desc=f"features {self.settings.backbone}", unit="img", disable=not progress)
         for batch in batches:
             images = read_batch([samples[i] for i in batch], self.settings.preprocessing)
-            maps = self._forward(images)
+            maps = {name: value.cpu() for name, value in self._forward(images).items()}
             for row, index in enumerate(batch):
-                per_image[index] = {name: value[row].cpu() for name, value in maps.items()}
+                maps_of_image = {name: value[row] for name, value in maps.items()}
+                keep(index, maps_of_image)
                 if self.cache:
                     for layer in layers:
-                        self.cache.put(digests[index], layer, per_image[index][layer])
+                        self.cache.put(digests[index], layer, maps_of_image[layer])
             bar.update(len(batch))
         bar.close()
-        return {layer: torch.stack([maps[layer] for maps in per_image]) for layer in layers}
+        return stacked
 
     def embed(self, samples: Sequence[Sample], progress: bool = True) -> PatchEmbedding:
-        """PatchCore's locally aware patch features of `samples`, on `self.device`."""
+        """PatchCore's locally aware patch features of `samples`, on `self.device`.
+
+        Each batch's features are copied into one preallocated [N, P, D] tensor (the copy that also lays
+        out the aggregation's transposed view), so the features are never held twice, as a list of
+        batches and their concatenation: on a full training set that was the fit's peak memory."""
         maps = self.layer_maps(samples, progress)
         s = self.settings
-        chunks = []
+        features: torch.Tensor | None = None
         for start in range(0, len(samples), self.batch_size):
             chunk = [maps[layer][start : start + self.batch_size].to(self.device) for layer in s.layers]
             with torch.inference_mode():
-                chunks.append(locally_aware_features(chunk, s.patch_size, s.pre_dim, s.target_dim))
+                part = locally_aware_features(chunk, s.patch_size, s.pre_dim, s.target_dim)
+            if features is None:  # allocated outside inference mode: callers may change it in place
+                features = torch.empty((len(samples), *part.shape[1:]), dtype=part.dtype, device=part.device)
+            features[start : start + len(part)] = part
         grid = tuple(maps[s.layers[0]].shape[-2:])
-        return PatchEmbedding(torch.cat(chunks), grid)
+        return PatchEmbedding(features, grid)

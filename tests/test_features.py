@@ -131,6 +131,21 @@ def test_embedding_is_aggregation_of_backbone_maps(tmp_path):
     torch.testing.assert_close(embedding.features[1:2], expected)
 
 
+def test_embed_fills_one_tensor_equal_to_the_concatenated_batches(tmp_path):
+    # 5 images in batches of 2: the last batch is short; the result is what concatenating the batches gave
+    samples = write_images(tmp_path / "img", 5)
+    extractor = FeatureExtractor(resnet18_settings(), device="cpu", use_cache=False, batch_size=2)
+    embedding = extractor.embed(samples, progress=False)
+    maps = extractor.layer_maps(samples, progress=False)
+    batches = [locally_aware_features([maps["layer2"][i : i + 2], maps["layer3"][i : i + 2]], 3, 64, 48)
+               for i in range(0, 5, 2)]
+    assert torch.equal(embedding.features, torch.cat(batches))
+    one_at_a_time = [extractor.layer_maps([sample], progress=False)["layer3"] for sample in samples]
+    torch.testing.assert_close(maps["layer3"], torch.cat(one_at_a_time))
+    assert not embedding.features.is_inference() and not maps["layer2"].is_inference()
+    embedding.features.mul_(1.0)  # a normal tensor: callers may change it in place
+
+
 def test_cache_hit_miss_and_corruption(tmp_path):
     samples = write_images(tmp_path / "img", 4)
     settings = resnet18_settings()
