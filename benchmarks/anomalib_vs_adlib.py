@@ -692,10 +692,11 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
 
 
 def coreset_floor(reference: pd.DataFrame | None) -> float | None:
-    """adlib's greedy coreset time / the streaming floor's, from the reference rows (None without them)."""
+    """adlib's greedy loop time / the streaming floor's (alternating, per pick), from the reference rows
+    (None without them)."""
     if reference is None:
         return None
-    found = reference[reference["side"] == "adlib / streaming floor"]["value"]
+    found = reference[reference["side"] == "adlib greedy loop / streaming floor"]["value"]
     return float(found.iloc[0]) if len(found) else None
 
 

@@ -383,3 +383,15 @@ def test_targets_and_markdown_when_no_anomalib_run_ended():
     assert lines["measured (strictest anomalib variant that ran)"].str.contains("nan").sum() == 0
     text = bench.markdown(table, ".4g")
     assert "nan" not in text and "past the time cap (180 s)" in text
+
+
+def test_coreset_floor_rows_run_and_feed_the_target():
+    # plumbing on a tiny bank: the reference rows name the ratio the target reads, and it is positive
+    import anomalib_vs_adlib as bench
+    import reference_loops
+
+    rows = pd.DataFrame(reference_loops.coreset_loop_rows(images=2, repeats=1))
+    floor = bench.coreset_floor(rows)
+    assert floor is not None and floor > 0
+    times = rows[rows["quantity"] == "time"].set_index("side")["value"]
+    assert (times > 0).all() and len(times) == 4
