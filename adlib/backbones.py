@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def load_backbone(
             f"init_seed={init_seed} only applies to a random initialisation (weights=None), "
             f"but weights={weights!r}: drop init_seed or set weights=None"
         )
-    with torch.random.fork_rng(devices=[]):
+    # With weights to load, the module is built on the meta device (no random init, no memory) and takes
+    # the loaded tensors as its own: the weights are held once, not three times (init, file, copy).
+    with torch.random.fork_rng(devices=[]), torch.device("meta") if weights is not None else nullcontext():
         torch.manual_seed(init_seed)
         if name == "efficientnet-lite0":
             stages, aliases, net = _efficientnet_lite0()
@@ -97,7 +100,8 @@ def load_backbone(
     else:
         state, tag = _state_dict(name, weights)
         try:
-            net.load_state_dict(state, strict=True)
+            net.load_state_dict(state, strict=True, assign=True)
+            net.float()  # as a copy into the float32 module would give (a no-op for float32 weights)
         except RuntimeError as error:
             raise ValueError(
                 f"the weights {weights!s} do not fit backbone {name!r}: {str(error).splitlines()[0]}; "

@@ -36,13 +36,15 @@ import torch
 import torch.nn.functional as F
 
 
-def adaptive_pool_matrix(length: int, bins: int) -> torch.Tensor:
+def adaptive_pool_matrix(length: int, bins: int, first: int = 0, last: int | None = None) -> torch.Tensor:
     """[bins, length]: row i averages the entries that `adaptive_avg_pool1d(length -> bins)` puts in bin i
-    (from floor(i * length / bins) to ceil((i + 1) * length / bins), exclusive)."""
-    matrix = torch.zeros(bins, length, dtype=torch.float64)
-    for i in range(bins):
+    (from floor(i * length / bins) to ceil((i + 1) * length / bins), exclusive); only rows first .. last - 1
+    when given (so that a large matrix can be built in slices)."""
+    last = bins if last is None else last
+    matrix = torch.zeros(last - first, length, dtype=torch.float64)
+    for i in range(first, last):
         start, end = (i * length) // bins, -((-(i + 1) * length) // bins)
-        matrix[i, start:end] = 1.0 / (end - start)
+        matrix[i - first, start:end] = 1.0 / (end - start)
     return matrix
 
 
@@ -83,6 +85,9 @@ def _group_size(pairs: torch.Tensor, rows: torch.Tensor, channels: int) -> int:
     return group if regular else 0
 
 
+KERNEL_ROWS = 64  # outputs per slice of `layer_kernels`' composed pooling
+
+
 @lru_cache(maxsize=32)
 def layer_kernels(channel_counts: tuple[int, ...], patch_size: int, pre_dim: int, target_dim: int) -> tuple[LayerKernels, ...]:
     """The composed pooling of steps 3 and 4 for each layer, as sparse p x p kernels (computed once per shape)."""
@@ -90,15 +95,29 @@ def layer_kernels(channel_counts: tuple[int, ...], patch_size: int, pre_dim: int
     stack = adaptive_pool_matrix(len(channel_counts) * pre_dim, target_dim)  # step 4
     parts = []
     for layer, channels in enumerate(channel_counts):
-        per_layer = stack[:, layer * pre_dim : (layer + 1) * pre_dim].to_sparse()
-        composed = torch.sparse.mm(per_layer, adaptive_pool_matrix(channels * area, pre_dim))  # steps 3 + 4
-        blocks = composed.reshape(target_dim, channels, area)
-        pairs = blocks.abs().sum(-1).nonzero()  # [P, 2]: (output, channel) with a non-zero kernel, sorted
+        per_layer = stack[:, layer * pre_dim : (layer + 1) * pre_dim]
+        # Steps 3 + 4 composed, KERNEL_ROWS outputs at a time: each slice reads only the step-3 rows its
+        # outputs average, so no dense [target_dim, channels * area] float64 matrix is ever held (a
+        # one-off ~280 MB for WRN-50, which was a small fit's peak memory).
+        pair_parts, kernel_parts = [], []
+        for top in range(0, target_dim, KERNEL_ROWS):
+            outputs_slice = per_layer[top : top + KERNEL_ROWS]
+            used = outputs_slice.abs().sum(0).nonzero().flatten()
+            if not len(used):
+                continue
+            first, last = int(used[0]), int(used[-1]) + 1
+            composed = torch.sparse.mm(outputs_slice[:, first:last].to_sparse(),
+                                       adaptive_pool_matrix(channels * area, pre_dim, first, last))
+            blocks = composed.reshape(len(outputs_slice), channels, area)
+            pairs = blocks.abs().sum(-1).nonzero()  # (output, channel) with a non-zero kernel, sorted
+            kernel_parts.append(blocks[pairs[:, 0], pairs[:, 1]])
+            pair_parts.append(pairs + torch.tensor([top, 0]))
+        pairs = torch.cat(pair_parts)  # [P, 2], sorted by output, then channel
         rows, outputs = torch.unique(pairs[:, 0], return_inverse=True)
         # Each pooling bin is an interval and every pre_dim entry reaches an output, so a layer's rows are
         # consecutive (its slice of the output can be written as a block).
         assert torch.equal(rows, torch.arange(rows[0], rows[0] + len(rows))), "non-consecutive output rows"
-        kernels = blocks[pairs[:, 0], pairs[:, 1]].reshape(-1, 1, patch_size, patch_size).float()
+        kernels = torch.cat(kernel_parts).reshape(-1, 1, patch_size, patch_size).float()
         parts.append((pairs, rows, outputs, kernels, _group_size(pairs, rows, channels)))
     uses = torch.zeros(target_dim, dtype=torch.int64)
     for _, rows, *_ in parts:

@@ -108,3 +108,21 @@ def test_wide_resnet_dimensions_match_the_official_aggregation():
     kernel = torch.tensor([[1.0, 1, 1], [1, 2, 1], [1, 1, 1]]).div(10).view(1, 1, 3, 3)
     first = F.conv2d(maps[0][:, :1], kernel, padding=1).flatten(1)
     torch.testing.assert_close(fast[:, :, 0], first, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels, patch_size, pre_dim, target_dim", [((64, 128), 3, 64, 48), ((7, 5), 3, 13, 11),
+                                                                       ((40, 112), 1, 96, 80)])
+def test_layer_kernels_do_not_depend_on_the_slicing(monkeypatch, channels, patch_size, pre_dim, target_dim):
+    # the composed pooling is built KERNEL_ROWS outputs at a time; one slice of all outputs is the plain form
+    import adlib.patches as patches
+
+    def kernels_with(rows):
+        monkeypatch.setattr(patches, "KERNEL_ROWS", rows)
+        layer_kernels.cache_clear()
+        return layer_kernels(channels, patch_size, pre_dim, target_dim)
+
+    whole, sliced = kernels_with(10_000), kernels_with(3)
+    layer_kernels.cache_clear()
+    for a, b in zip(whole, sliced, strict=True):
+        assert torch.equal(a.channels, b.channels) and torch.equal(a.outputs, b.outputs) and torch.equal(a.rows, b.rows)
+        assert torch.equal(a.kernels, b.kernels) and (a.group_size, a.exclusive) == (b.group_size, b.exclusive)
