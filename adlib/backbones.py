@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,12 +89,13 @@ def load_backbone(
         )
     # With weights to load, the module is built on the meta device (no random init, no memory) and takes
     # the loaded tensors as its own: the weights are held once, not three times (init, file, copy).
-    with torch.random.fork_rng(devices=[]), torch.device("meta") if weights is not None else nullcontext():
+    on_meta = weights is not None
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         if name == "efficientnet-lite0":
-            stages, aliases, net = _efficientnet_lite0()
+            stages, aliases, net = _efficientnet_lite0(on_meta)
         else:
-            stages, aliases, net = _torchvision_resnet(name)
+            stages, aliases, net = _torchvision_resnet(name, on_meta)
     if weights is None:
         tag = f"random-init-seed{init_seed}"
     else:
@@ -111,7 +112,7 @@ def load_backbone(
     return LoadedBackbone(model, f"{name}:{tag}")
 
 
-def _efficientnet_lite0() -> tuple[list[tuple[str, nn.Module]], dict[str, str], nn.Module]:
+def _efficientnet_lite0(on_meta: bool) -> tuple[list[tuple[str, nn.Module]], dict[str, str], nn.Module]:
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
@@ -119,19 +120,26 @@ def _efficientnet_lite0() -> tuple[list[tuple[str, nn.Module]], dict[str, str], 
             "backbone 'efficientnet-lite0' needs the package efficientnet-lite-pytorch: "
             "pip install 'adlib[synthetic]' (or run `make setup`)"
         ) from None
-    net = EfficientNet.from_name("efficientnet-lite0")
+    with _meta_device(on_meta):  # after the import: a package's import-time tensors stay real
+        net = EfficientNet.from_name("efficientnet-lite0")
     stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
     stages = [("stem", stem)] + [(f"blocks.{i}", block) for i, block in enumerate(net._blocks)]
     return stages, _EFFICIENTNET_ALIASES, net
 
 
-def _torchvision_resnet(name: str) -> tuple[list[tuple[str, nn.Module]], dict[str, str], nn.Module]:
+def _torchvision_resnet(name: str, on_meta: bool) -> tuple[list[tuple[str, nn.Module]], dict[str, str], nn.Module]:
     import torchvision
 
-    net = getattr(torchvision.models, name)(weights=None)
+    with _meta_device(on_meta):
+        net = getattr(torchvision.models, name)(weights=None)
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
     stages = [("stem", stem)] + [(f"layer{i}", getattr(net, f"layer{i}")) for i in range(1, 5)]
     return stages, {}, net
+
+
+def _meta_device(on: bool) -> AbstractContextManager:
+    """Modules built inside have their tensors on the meta device (shapes only), when `on`."""
+    return torch.device("meta") if on else nullcontext()
 
 
 def _state_dict(name: str, weights: str | Path) -> tuple[dict[str, torch.Tensor], str]:
