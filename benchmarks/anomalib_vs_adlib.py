@@ -408,7 +408,7 @@ def targets(per_category: pd.DataFrame, sweep: pd.DataFrame | None, coreset_floo
                   "measured (strictest anomalib variant that ran)": memory_text, "verdict": verdict(memory_held)})
     if coreset_floor is not None:
         lines.append({"target": f"coreset within {CORESET_FLOOR_TARGET:g}x of the streaming floor",
-                      "measured (strictest anomalib variant that ran)": f"{coreset_floor:.2f}x (reference loops)",
+                      "measured (strictest anomalib variant that ran)": f"{coreset_floor:.2f}x (greedy loop per pick vs one bare pass, full-set-sized bank, reference loops)",
                       "verdict": verdict(coreset_floor <= CORESET_FLOOR_TARGET)})
     return pd.DataFrame(lines)
 
@@ -670,8 +670,11 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
                   f"The coreset bank is {args.reference_coreset_images} images x 784 random 1024-d patches, a "
                   "moderate size so that the official-style loop runs in full within the time budget "
                   "(figures/bench_coreset.md extrapolates it on 200 images); the streaming floor is one bare "
-                  "matrix-vector pass over the projected bank per pick. K-means: the same PCA-projected "
-                  "features, K and Lloyd iterations on every side; the inertia ratio compares the clusterings. "
+                  "matrix-vector pass over the projected bank per pick, timed against the greedy loop alone in "
+                  "alternating rounds: on that small bank (in cache) the loop's few torch calls per pick show, so "
+                  f"the target reads the same comparison on a bank of the full sets' size ({args.shots} images). "
+                  "K-means: the same PCA-projected features, K and Lloyd iterations on every side; the inertia "
+                  "ratio compares the clusterings. "
                   "LOF runs on a 14 x 14 grid of positions because the per-position scikit-learn loop is slow; "
                   "search banks: this benchmark's 10 % bank and the 10 % bank of 200 images.\n\n")
     out.write("## Repeat one run by hand\n\n")
@@ -819,7 +822,7 @@ def reference_rows(args: argparse.Namespace) -> list[dict[str, object]]:
     from reference_loops import all_rows
 
     search_banks = [int(args.shots * 784 * args.ratio), int(200 * 784 * args.ratio)]
-    return all_rows(args.backbone, args.reference_coreset_images, search_banks, args.reference_repeats)
+    return all_rows(args.backbone, args.reference_coreset_images, args.shots, search_banks, args.reference_repeats)
 
 
 if __name__ == "__main__":

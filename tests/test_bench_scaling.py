@@ -390,8 +390,10 @@ def test_coreset_floor_rows_run_and_feed_the_target():
     import anomalib_vs_adlib as bench
     import reference_loops
 
-    rows = pd.DataFrame(reference_loops.coreset_loop_rows(images=2, repeats=1))
-    floor = bench.coreset_floor(rows)
-    assert floor is not None and floor > 0
-    times = rows[rows["quantity"] == "time"].set_index("side")["value"]
+    small = pd.DataFrame(reference_loops.coreset_loop_rows(images=2, repeats=1))
+    times = small[small["quantity"] == "time"].set_index("side")["value"]
     assert (times > 0).all() and len(times) == 4
+    assert bench.coreset_floor(small) is None  # the in-cache bank's ratio is shown, not judged
+    rows = pd.DataFrame(reference_loops.coreset_floor_rows(images=3, rounds=1))
+    floor = bench.coreset_floor(rows)
+    assert floor is not None and floor > 0 and (rows[rows["quantity"] == "time per pick"]["value"] > 0).all()
