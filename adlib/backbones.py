@@ -33,6 +33,8 @@ from adlib.files import file_digest
 TORCHVISION_BACKBONES = ("wide_resnet50_2", "resnet18", "resnet50")
 BACKBONES = ("efficientnet-lite0", *TORCHVISION_BACKBONES)
 
+BN_FOLDED = "bn-folded"  # in the weights tag of torchvision backbones: their batch norms are folded
+
 _EFFICIENTNET_ALIASES = {"layer1": "blocks.2", "layer2": "blocks.4", "layer3": "blocks.10", "layer4": "blocks.15"}
 
 
@@ -92,10 +94,7 @@ def load_backbone(
     on_meta = weights is not None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
-        if name == "efficientnet-lite0":
-            stages, aliases, net = _efficientnet_lite0(on_meta)
-        else:
-            stages, aliases, net = _torchvision_resnet(name, on_meta)
+        net = _efficientnet_lite0(on_meta) if name == "efficientnet-lite0" else _torchvision_resnet(name, on_meta)
     if weights is None:
         tag = f"random-init-seed{init_seed}"
     else:
@@ -108,11 +107,17 @@ def load_backbone(
                 f"the weights {weights!s} do not fit backbone {name!r}: {str(error).splitlines()[0]}; "
                 f"pass a state dict saved from torchvision.models.{name} / the matching model"
             ) from None
+    net.eval()
+    if name == "efficientnet-lite0":
+        stages, aliases = _efficientnet_stages(net), _EFFICIENTNET_ALIASES
+    else:
+        _fold_resnet_batch_norms(net)
+        stages, aliases, tag = _resnet_stages(net), {}, f"{tag}:{BN_FOLDED}"
     model = Backbone(stages, layers, aliases).eval().requires_grad_(False)
     return LoadedBackbone(model, f"{name}:{tag}")
 
 
-def _efficientnet_lite0(on_meta: bool) -> tuple[list[tuple[str, nn.Module]], dict[str, str], nn.Module]:
+def _efficientnet_lite0(on_meta: bool) -> nn.Module:
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
@@ -121,20 +126,45 @@ def _efficientnet_lite0(on_meta: bool) -> tuple[list[tuple[str, nn.Module]], dic
             "pip install 'adlib[synthetic]' (or run `make setup`)"
         ) from None
     with _meta_device(on_meta):  # after the import: a package's import-time tensors stay real
-        net = EfficientNet.from_name("efficientnet-lite0")
+        return EfficientNet.from_name("efficientnet-lite0")
+
+
+def _efficientnet_stages(net: nn.Module) -> list[tuple[str, nn.Module]]:
     stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
-    stages = [("stem", stem)] + [(f"blocks.{i}", block) for i, block in enumerate(net._blocks)]
-    return stages, _EFFICIENTNET_ALIASES, net
+    return [("stem", stem)] + [(f"blocks.{i}", block) for i, block in enumerate(net._blocks)]
 
 
-def _torchvision_resnet(name: str, on_meta: bool) -> tuple[list[tuple[str, nn.Module]], dict[str, str], nn.Module]:
+def _torchvision_resnet(name: str, on_meta: bool) -> nn.Module:
     import torchvision
 
     with _meta_device(on_meta):
-        net = getattr(torchvision.models, name)(weights=None)
+        return getattr(torchvision.models, name)(weights=None)
+
+
+def _resnet_stages(net: nn.Module) -> list[tuple[str, nn.Module]]:
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-    stages = [("stem", stem)] + [(f"layer{i}", getattr(net, f"layer{i}")) for i in range(1, 5)]
-    return stages, {}, net
+    return [("stem", stem)] + [(f"layer{i}", getattr(net, f"layer{i}")) for i in range(1, 5)]
+
+
+def _fold_resnet_batch_norms(net: nn.Module) -> None:
+    """Folds every batch norm of a torchvision ResNet (eval mode) into the convolution before it, in place.
+
+    In eval mode a batch norm is the affine map y = gamma (x - mean) / sqrt(var + eps) + beta per channel,
+    so conv-then-norm is one convolution with scaled weights and a bias: the same maps up to float
+    rounding (about 1e-6 relative), without the normalisation's pass over every map (~9 % of the forward
+    time of WideResNet-50 on a CPU). Each norm becomes an `nn.Identity`."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in list(net.modules()):
+        for conv_name, norm_name in (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")):
+            norm = getattr(module, norm_name, None)
+            if isinstance(norm, nn.BatchNorm2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(getattr(module, conv_name), norm))
+                setattr(module, norm_name, nn.Identity())
+        downsample = getattr(module, "downsample", None)
+        if isinstance(downsample, nn.Sequential) and isinstance(downsample[-1], nn.BatchNorm2d):
+            downsample[0] = fuse_conv_bn_eval(downsample[0], downsample[1])
+            downsample[1] = nn.Identity()
 
 
 def _meta_device(on: bool) -> AbstractContextManager:

@@ -495,7 +495,9 @@ def settings_table(args: argparse.Namespace, runs: dict[str, dict[str, dict]], a
     adlib_dim = a["bank"][1] if "bank" in a else FeatureSettings().target_dim  # adlib_worker keeps the default
     same = lambda value: {"adlib": value, "anomalib": value, "matched": "yes"}  # noqa: E731
     lines = {
-        "backbone": same(f"{args.backbone}, layer2 + layer3"),
+        "backbone": {"adlib": f"{args.backbone}, layer2 + layer3; batch norms folded into the convolutions",
+                     "anomalib": f"{args.backbone}, layer2 + layer3; batch norms as layers",
+                     "matched": "yes (the same maps up to float rounding, ~2e-6 of their peak)"},
         "weights": same(f"random init, torch.manual_seed({args.seed}), one torchvision state-dict file loaded "
                         "by both (no pretrained weights can be downloaded here)"),
         "input": same("adlib.data.read_batch: shorter side 256, centre crop 224, ImageNet mean/std, float32"),
