@@ -19,15 +19,14 @@ from adlib.features import FeatureSettings
 from adlib.methods import PatchCore, PatchCoreSettings
 from adlib.sampling import coreset_size
 from adlib.search import faiss_available
+from capped import current_rss_mb, peak_rss_mb
 from worker_common import (
     PREPROCESSING,
     RunSettings,
     Timing,
     add_run_arguments,
     batches,
-    current_rss_mb,
     load_data,
-    peak_rss_mb,
     set_threads,
     settings_from,
     timed,

@@ -295,7 +295,7 @@ def category_rows(category: str, runs: dict[str, dict], metrics: dict[str, dict[
             row(name, side, "fit: coreset part", r["fit_coreset"]["median_wall"], "s", len(r["fit_coreset"]["wall"])),
             row(name, side, "predict time per image", r["predict"]["median_wall"] * per_image, "ms", predicts),
             row(name, side, "predict CPU time per image", r["predict"]["median_cpu"] * per_image, "ms", predicts),
-            row(name, side, "peak memory (ru_maxrss)", r["peak_rss_mb"], "MiB", 1),
+            row(name, side, "peak memory (VmHWM)", r["peak_rss_mb"], "MiB", 1),
             row(name, side, "memory before fit (VmRSS)", r["rss_start_mb"], "MiB", 1),
             row(name, side, "memory bank", "x".join(map(str, r["bank"])), "rows x dims", 1),
             row(name, side, "training / test images", f"{r['n_train']} / {r['n_test']}", "", 1),
@@ -647,7 +647,9 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
     out.write(f"## Full training sets ({args.shots} images per category), side by side\n\n")
     out.write(markdown(table, ".4g") + "\n\n")
     out.write("Metrics from `adlib.metrics` except the `PRO (anomalib code)` column (anomalib's AUPRO, FPR limit "
-              "0.3). Memory: `ru_maxrss` of the side's process at its end (for a run killed at a cap: the "
+              "0.3). Memory: the high-water mark (VmHWM) of the side's process at its end, its own only (not "
+              "`ru_maxrss`, which on Linux inherits the driver's peak through fork and exec; for a run killed "
+              "at a cap: the "
               "largest resident memory the driver sampled); `MiB before fit` is its resident memory after "
               "imports, model and warm-up (anomalib's imports, Lightning included, weigh more).\n\n")
     out.write(markdown(per_category, ".3g") + "\n\n")
@@ -721,7 +723,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--neighbours", type=int, default=9, help="b of Eq. 7 (anomalib's num_neighbors)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads of both sides")
     parser.add_argument("--fit-repeats", type=int, default=1)
-    parser.add_argument("--predict-repeats", type=int, default=2)
+    parser.add_argument("--predict-repeats", type=int, default=3)
     parser.add_argument("--memory-cap-gib", type=float, default=16.0,
                         help="a worker whose process tree passes this resident memory is killed")
     parser.add_argument("--time-cap", type=float, default=600.0, help="a worker running longer (s) is killed")

@@ -35,15 +35,14 @@ import torch  # noqa: E402
 
 from adlib.data import load_category, read_batch  # noqa: E402
 from adlib.files import atomic_write_bytes  # noqa: E402
+from capped import current_rss_mb, peak_rss_mb  # noqa: E402
 from worker_common import (  # noqa: E402
     PREPROCESSING,
     RunSettings,
     Timing,
     add_run_arguments,
     batches,
-    current_rss_mb,
     load_data,
-    peak_rss_mb,
     set_threads,
     settings_from,
     timed,

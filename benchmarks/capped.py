@@ -69,15 +69,35 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def rss_mb(pid: int) -> float:
-    """VmRSS of one process, MiB (0 for a process that has ended or holds no memory, e.g. a zombie)."""
+def status_mb(pid: int | str, field: str) -> float:
+    """One memory field of /proc/<pid>/status (VmRSS, VmHWM, ...), MiB; 0 for a process that has ended
+    or holds no memory (e.g. a zombie)."""
     try:
         for line in (PROC / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS of one process, MiB (0 for a process that has ended or holds no memory, e.g. a zombie)."""
+    return status_mb(pid, "VmRSS")
+
+
+def current_rss_mb() -> float:
+    """This process's resident memory now (VmRSS), MiB."""
+    return status_mb("self", "VmRSS")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (VmHWM, its own address space's high-water mark), MiB.
+
+    Not `ru_maxrss`: Linux carries the parent's high-water mark across fork and exec into the child's
+    `ru_maxrss`, so a worker started by a driver that had reached 1.4 GB would report at least 1.4 GB
+    however little it used itself."""
+    return status_mb("self", "VmHWM")
 
 
 def tree_rss_mb(pid: int) -> float:

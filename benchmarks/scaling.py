@@ -27,7 +27,7 @@ def loglog_slope(sizes: Sequence[float], values: Sequence[float]) -> float:
 
 def point(variant: str, n_train: int, status: str, result: dict | None, sampled_peak_mb: float) -> dict:
     """One row of the sweep: the worker's timings where it ran to the end, NaN where it did not; the
-    peak memory is the worker's own ru_maxrss, or the parent's largest sample of a killed run."""
+    peak memory is the worker's own high-water mark (VmHWM), or the parent's largest sample of a killed run."""
     ran = status == "ok" and result is not None
     return {
         "side": variant, "training images": n_train, "status": status,

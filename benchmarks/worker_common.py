@@ -14,7 +14,6 @@ import io
 import json
 import os
 import platform
-import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -132,19 +131,6 @@ def timed(step: Callable[[], object], repeats: int) -> Timing:
         wall.append(time.perf_counter() - start_wall)
         cpu.append(time.process_time() - start_cpu)
     return Timing(wall, cpu)
-
-
-def current_rss_mb() -> float:
-    """The process's resident memory now (VmRSS), MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_rss_mb() -> float:
-    """The process's peak resident memory so far (ru_maxrss, KiB on Linux), MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_outputs(settings: RunSettings, image_scores: np.ndarray, maps: np.ndarray, result: dict[str, object]) -> None:
