@@ -46,6 +46,32 @@ class CountingModel(torch.nn.Module):
         return self.model(x)
 
 
+def test_batch_norm_folding_is_torchs_fusion_done_in_place():
+    # the in-place fold gives exactly the weights and biases of torch's reference fusion, downsample included
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18().eval()
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.normal_(module.weight)
+            torch.nn.init.normal_(module.bias)
+    pairs = [(f"{name}.conv{i}".lstrip("."), fuse_conv_bn_eval(getattr(m, f"conv{i}"), getattr(m, f"bn{i}")))
+             for name, m in net.named_modules() for i in (1, 2, 3) if hasattr(m, f"bn{i}")]
+    pairs += [(f"{name}.0", fuse_conv_bn_eval(m[0], m[1])) for name, m in net.named_modules()
+              if name.endswith("downsample")]
+    weight = net.layer1[0].conv1.weight
+    backbones._fold_resnet_batch_norms(net)
+    folded = dict(net.named_modules())
+    assert len(pairs) == 20 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert net.layer1[0].conv1.weight is weight  # scaled where it lies, not copied
+    for name, reference in pairs:
+        assert torch.equal(folded[name].weight, reference.weight), name
+        assert torch.equal(folded[name].bias, reference.bias), name
+
+
 def test_state_dict_file_gives_torchvision_model(tmp_path):
     torch.manual_seed(3)
     reference = torchvision.models.resnet18(weights=None).eval()
