@@ -107,9 +107,6 @@ def load_backbone(
                 f"the weights {weights!s} do not fit backbone {name!r}: {str(error).splitlines()[0]}; "
                 f"pass a state dict saved from torchvision.models.{name} / the matching model"
             ) from None
-        # The module holds the tensors now: without this reference each tensor the folding below
-        # replaces is freed at once, instead of all of them staying alive beside their folded copies.
-        del state
     net.eval()
     if name == "efficientnet-lite0":
         stages, aliases = _efficientnet_stages(net), _EFFICIENTNET_ALIASES
