@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 PROFILE_DATA = {"synthetic": "data/synthetic"}
-# The methods (`--method`) and their settings presets are `adlib.registry.METHODS`.
+# The methods (`--method`) and their settings presets are `adlib.detectors.registry.METHODS`.
 # Options that only PatchCore-family methods (PatchCore's patches and memory bank) read, and other methods' own.
 PATCHCORE_ONLY = ("patch_size", "coreset", "sampler", "search", "distance", "top_k", "reweight", "denoise", "tau", "lof_k",
                   "no_soft_weight", "backend")
@@ -23,13 +23,13 @@ OWN_OPTIONS = {"channels": ("padim", "image-denoised-patchcore"), "image_k": ("s
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from adlib.backbones import BACKBONES
-    from adlib.features import PROFILES
-    from adlib.fetch import add_parser as add_fetch_parser
-    from adlib.methods import DENOISERS, SAMPLERS, SEARCHES
-    from adlib.registry import METHODS
-    from adlib.scoring import DISTANCES
-    from adlib.search import BACKENDS
+    from adlib.bank.scoring import DISTANCES
+    from adlib.bank.search import BACKENDS
+    from adlib.data.fetch import add_parser as add_fetch_parser
+    from adlib.detectors.patchcore import DENOISERS, SAMPLERS, SEARCHES
+    from adlib.detectors.registry import METHODS
+    from adlib.features.backbones import BACKBONES
+    from adlib.features.extractor import PROFILES
 
     parser = argparse.ArgumentParser(prog="python -m adlib", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -39,34 +39,52 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit a detector on each category's training images, score its test images, report metrics.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    _add_data_options(run, PROFILES, BACKBONES, METHODS)
+    _add_method_options(run, SAMPLERS, SEARCHES, DISTANCES, DENOISERS)
+    _add_run_options(run, BACKENDS)
+    add_fetch_parser(commands)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    for command in commands.choices.values():  # `--debug` after the command too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the traceback of an error")
+    return parser
+
+
+def _add_data_options(run: argparse.ArgumentParser, profiles, backbones, methods) -> None:
+    """What to run on: the data, the method, the features."""
     run.add_argument("--data", type=Path, help="data root in the MVTec AD (or LOCO/BTAD) layout; "
                      "default: data/synthetic for the synthetic profile")
     run.add_argument("--categories", nargs="+", help="categories to run (default: all under --data)")
-    run.add_argument("--method", default="patchcore", choices=list(METHODS),
+    run.add_argument("--method", default="patchcore", choices=list(methods),
                      help="detector: improved-patchcore = K-means bank + cosine scores; softpatch = LOF denoising "
                           "with soft weights (each only changes the options below it sets); image-denoised-patchcore "
                           "= a PaDiM filter drops the worst training images, then PatchCore; padim; spade")
-    run.add_argument("--profile", default="synthetic", choices=PROFILES,
+    run.add_argument("--profile", default="synthetic", choices=profiles,
                      help="feature defaults: synthetic = EfficientNet-Lite0, paper = WideResNet-50, 256->224")
-    run.add_argument("--backbone", choices=BACKBONES, help="override the profile's backbone")
+    run.add_argument("--backbone", choices=backbones, help="override the profile's backbone")
     run.add_argument("--weights", default="imagenet",
                      help="'imagenet', a state-dict file, or 'none' for a random init")
     run.add_argument("--init-seed", type=int, default=0, help="seed of the random init (with --weights none)")
     run.add_argument("--layers", nargs="+", help="backbone layers (default: layer2 layer3)")
+    run.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="backbone precision")
+
+
+def _add_method_options(run: argparse.ArgumentParser, samplers, searches, distances, denoisers) -> None:
+    """The methods' own settings (an option the chosen method does not read is refused)."""
     run.add_argument("--patch-size", type=int, default=3, help="neighbourhood size p of the local aggregation")
     run.add_argument("--coreset", type=float, default=0.1, help="memory bank size as a share of all patches")
-    run.add_argument("--sampler", choices=list(SAMPLERS),
+    run.add_argument("--sampler", choices=list(samplers),
                      help="memory bank: approximate_greedy (PatchCore, default), exact_greedy, random, kmeans (KC), "
                           "learned_proxies (PC Eq. 8)")
-    run.add_argument("--search", default="exact", choices=SEARCHES,
+    run.add_argument("--search", default="exact", choices=searches,
                      help="memory-bank search: exact, or ivfpq (faiss IVF-PQ, approximate; PC Table 5)")
-    run.add_argument("--distance", choices=DISTANCES,
+    run.add_argument("--distance", choices=distances,
                      help="patch score: euclidean (paper, default), squared (official code), cosine (KC)")
     run.add_argument("--top-k", type=int, default=1, help="with --distance cosine: average over the top k bank features")
     run.add_argument("--reweight", type=int,
                      help="b of PatchCore's Eq. 7 image score (patchcore default 9; 1 = plain maximum: the official code, "
                           "KC, and softpatch's default, as the SoftPatch paper scores images)")
-    run.add_argument("--denoise", choices=DENOISERS,
+    run.add_argument("--denoise", choices=denoisers,
                      help="SoftPatch outlier score per position (softpatch: lof); none for the others")
     run.add_argument("--tau", type=float, default=0.15, help="SoftPatch: share of training patches dropped")
     run.add_argument("--lof-k", type=int, default=6, help="SoftPatch: LOF neighbours")
@@ -76,14 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image-k", type=int, default=50, help="SPADE: training images retrieved per test image")
     run.add_argument("--drop", type=float, default=0.15,
                      help="image-denoised-patchcore: share of training images the PaDiM filter removes")
-    run.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="backbone precision")
+
+
+def _add_run_options(run: argparse.ArgumentParser, backends) -> None:
+    """The protocol (noise, shots, seeds) and where and how the grid runs."""
     run.add_argument("--noise", type=float, default=0.0,
                      help="SoftPatch's noise protocol: move int(NOISE * |train|) anomalous test images into train")
     run.add_argument("--overlap", action="store_true", help="with --noise: the moved images also stay in the test set")
     run.add_argument("--shots", type=int, help="keep a seeded random subset of this many training images "
                      "(drawn anew for each seed)")
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (the coreset's projection and starts)")
-    run.add_argument("--backend", default="auto", choices=BACKENDS, help="nearest-neighbour search")
+    run.add_argument("--backend", default="auto", choices=backends, help="nearest-neighbour search")
     run.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     run.add_argument("--out", type=Path, default=Path("results"), help="folder for results.csv and heatmaps")
     run.add_argument("--heatmaps", type=int, default=8, help="test images per category in the heatmap figure")
@@ -96,22 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
                               "$ADLIB_SCHEDULER); data, ADLIB_CACHE_DIR and ADLIB_STORE_DIR must be shared paths")
     cluster.add_argument("--workers", type=int,
                          help="run the grid on a local Dask cluster of this many worker processes")
-    add_fetch_parser(commands)
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    for command in commands.choices.values():  # `--debug` after the command too
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="show the traceback of an error")
-    return parser
 
 
 def settings_from_args(args: argparse.Namespace):
     """The method's settings from the options; an option the chosen method does not read is an error."""
-    from adlib.features import profile_settings
-    from adlib.image_denoise import ImageDenoised
-    from adlib.methods import PatchCore, PatchCoreSettings
-    from adlib.padim import PaDiM
-    from adlib.registry import METHODS
-    from adlib.spade import Spade
+    from adlib.detectors.image_denoise import ImageDenoised
+    from adlib.detectors.padim import PaDiM
+    from adlib.detectors.patchcore import PatchCore, PatchCoreSettings
+    from adlib.detectors.registry import METHODS
+    from adlib.detectors.spade import Spade
+    from adlib.features.extractor import profile_settings
 
     method = METHODS[args.method]
     patchcore_family = method.detector in (PatchCore, ImageDenoised)
@@ -153,11 +168,11 @@ def settings_from_args(args: argparse.Namespace):
 def run_command(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from adlib.data import require_categories
-    from adlib.executors import grid_executor
-    from adlib.experiment import run, summary
+    from adlib.companion.plotting import heatmap_overlays
+    from adlib.data.datasets import require_categories
+    from adlib.evaluation.executors import grid_executor
+    from adlib.evaluation.experiment import run, summary
     from adlib.files import atomic_write_bytes
-    from adlib.plotting import heatmap_overlays
 
     data = args.data or Path(PROFILE_DATA.get(args.profile, ""))
     if args.data is None and args.profile not in PROFILE_DATA:
@@ -190,7 +205,7 @@ def run_command(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs a command; a bad input ends in one line `error: ...` on stderr and exit status 2 (--debug: the traceback)."""
-    from adlib.fetch import FetchError, fetch_command
+    from adlib.data.fetch import FetchError, fetch_command
 
     args = build_parser().parse_args(argv)
     try:

@@ -13,12 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-
-from adlib.data import Sample
-from adlib.features import FeatureSettings
-from adlib.methods import PatchCore, PatchCoreSettings
-from adlib.sampling import coreset_size
-from adlib.search import faiss_available
 from capped import current_rss_mb, peak_rss_mb
 from worker_common import (
     PREPROCESSING,
@@ -32,6 +26,12 @@ from worker_common import (
     timed,
     write_outputs,
 )
+
+from adlib.bank.sampling import coreset_size
+from adlib.bank.search import faiss_available
+from adlib.data.datasets import Sample
+from adlib.detectors.patchcore import PatchCore, PatchCoreSettings
+from adlib.features.extractor import FeatureSettings
 
 
 def build_model(settings: RunSettings) -> PatchCore:

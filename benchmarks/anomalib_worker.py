@@ -8,7 +8,7 @@
     metrics  anomalib's AUROC (image, pixel) and AUPRO on given scores and maps (adlib's and anomalib's)
 
 anomalib's torch model is driven directly, without its Engine (Lightning Trainer) and data module:
-it gets the tensors that adlib.data.read_batch makes, the same ones adlib gets. So the timings leave
+it gets the tensors that adlib.data.datasets.read_batch makes, the same ones adlib gets. So the timings leave
 out Lightning's loop, anomalib's post-processing (score normalisation, thresholds), evaluator and
 visualiser: they are a lower bound of what `Engine.fit` / `Engine.predict` take.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # anomalib's coreset loop draws a progress bar per pick
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded: pre_trained=False throughout
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # adlib.data / adlib.files, not installed here
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # adlib.data.datasets / adlib.files, not installed here
 
 import argparse  # noqa: E402
 import io  # noqa: E402
@@ -32,9 +32,6 @@ from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-from adlib.data import load_category, read_batch  # noqa: E402
-from adlib.files import atomic_write_bytes  # noqa: E402
 from capped import current_rss_mb, peak_rss_mb  # noqa: E402
 from worker_common import (  # noqa: E402
     PREPROCESSING,
@@ -48,6 +45,9 @@ from worker_common import (  # noqa: E402
     timed,
     write_outputs,
 )
+
+from adlib.data.datasets import load_category, read_batch  # noqa: E402
+from adlib.files import atomic_write_bytes  # noqa: E402
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # anomalib's deprecation notices at import
 warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
-from adlib.files import atomic_write_bytes
-from adlib.reference import official_greedy_coreset
-from adlib.sampling import ApproximateGreedyCoreset, coreset_size
-from adlib.search import NearestNeighbours, faiss_available
 from common import machine, median_seconds
+
+from adlib.bank.reference import official_greedy_coreset
+from adlib.bank.sampling import ApproximateGreedyCoreset, coreset_size
+from adlib.bank.search import NearestNeighbours, faiss_available
+from adlib.files import atomic_write_bytes
 
 PATCHES_PER_IMAGE = 784
 

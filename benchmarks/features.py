@@ -5,9 +5,9 @@
   autocast (`FeatureSettings(precision="bf16")`, channels-last), at batch sizes 1 / 4 / 8 / 16 and with
   1 and 2 torch threads (bf16 once, at batch 8, 2 threads: it is an accuracy-for-speed trade only where
   it is faster);
-- the patch aggregation: adlib's (`adlib.patches.locally_aware_features`), the previous adlib form (a
+- the patch aggregation: adlib's (`adlib.features.patches.locally_aware_features`), the previous adlib form (a
   depthwise convolution over gathered channels for every layer, kept below as `previous_aggregation`)
-  and the official-style step-by-step one (`adlib.reference.official_patch_features`), same grid, each
+  and the official-style step-by-step one (`adlib.features.reference.official_patch_features`), same grid, each
   up to a contiguous [B, H*W, D] result (what the memory bank and the search read);
 - the time to embed one embedded-benchmark category with EfficientNet-Lite0 (the offline profile).
 
@@ -28,14 +28,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-
-from adlib.backbones import load_backbone
-from adlib.data import list_categories, load_category
-from adlib.features import FeatureExtractor, FeatureSettings, profile_settings
-from adlib.files import atomic_write_bytes
-from adlib.patches import layer_kernels, locally_aware_features
-from adlib.reference import official_patch_features
 from common import machine, median_seconds
+
+from adlib.data.datasets import list_categories, load_category
+from adlib.features.backbones import load_backbone
+from adlib.features.extractor import FeatureExtractor, FeatureSettings, profile_settings
+from adlib.features.patches import layer_kernels, locally_aware_features
+from adlib.features.reference import official_patch_features
+from adlib.files import atomic_write_bytes
 
 BACKBONES = ("wide_resnet50_2", "efficientnet-lite0")
 BATCHES = (1, 4, 8, 16)

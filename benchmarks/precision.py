@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
-from adlib.data import Preprocessing, list_categories, load_category
-from adlib.experiment import evaluate
-from adlib.features import FeatureExtractor, FeatureSettings
-from adlib.files import atomic_write_bytes
-from adlib.methods import patchcore_settings
 from common import machine
+
+from adlib.data.datasets import Preprocessing, list_categories, load_category
+from adlib.detectors.patchcore import patchcore_settings
+from adlib.evaluation.experiment import evaluate
+from adlib.features.extractor import FeatureExtractor, FeatureSettings
+from adlib.files import atomic_write_bytes
 
 BACKBONE_SETTINGS = {
     "wide_resnet50_2": FeatureSettings(backbone="wide_resnet50_2", weights=None, init_seed=0,

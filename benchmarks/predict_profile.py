@@ -20,12 +20,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from adlib.data import Preprocessing, load_category, low_shot, read_batch
-from adlib.features import FeatureSettings, PatchEmbedding
-from adlib.methods import PatchCore, PatchCoreSettings
-from adlib.patches import locally_aware_features
-from adlib.scoring import gaussian_blur, reweighted_image_scores, to_distance
-from adlib.search import faiss_available
+from adlib.bank.scoring import gaussian_blur, reweighted_image_scores, to_distance
+from adlib.bank.search import faiss_available
+from adlib.data.datasets import Preprocessing, load_category, read_batch
+from adlib.data.protocol import low_shot
+from adlib.detectors.patchcore import PatchCore, PatchCoreSettings
+from adlib.features.extractor import FeatureSettings, PatchEmbedding
+from adlib.features.patches import locally_aware_features
 
 
 class Clock:

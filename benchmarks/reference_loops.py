@@ -1,12 +1,12 @@
 """Reference loops timed against adlib's code in one run, as ratios (a part of `anomalib_vs_adlib.py`):
 
-- greedy coreset: the loop written as the official code is (`adlib.reference.official_greedy_coreset`)
-  vs `adlib.sampling.ApproximateGreedyCoreset`, via `coreset_search.coreset_rows`, run in full (no
+- greedy coreset: the loop written as the official code is (`adlib.bank.reference.official_greedy_coreset`)
+  vs `adlib.bank.sampling.ApproximateGreedyCoreset`, via `coreset_search.coreset_rows`, run in full (no
   extrapolation) on a moderate bank so that it fits the time budget;
-- patch aggregation: the official-style step-by-step aggregation (`adlib.reference.official_patch_features`)
-  vs `adlib.patches.locally_aware_features`, via `features.aggregation_rows`;
+- patch aggregation: the official-style step-by-step aggregation (`adlib.features.reference.official_patch_features`)
+  vs `adlib.features.patches.locally_aware_features`, via `features.aggregation_rows`;
 - SoftPatch LOF: scikit-learn's `LocalOutlierFactor`, one fit per patch position, vs the batched torch
-  LOF of `adlib.denoise.outlier_scores(..., "lof")`, on the same (already projected) features; also
+  LOF of `adlib.bank.denoise.outlier_scores(..., "lof")`, on the same (already projected) features; also
   checks that both drop the same patches at tau = 0.15 and correlates their scores;
 - K-means bank (KC): adlib's `kmeans` (faiss and torch backends) vs scikit-learn's `KMeans` and faiss's
   `Kmeans` on the same points, k and Lloyd steps: time ratios and each clustering's inertia;
@@ -23,13 +23,13 @@ import time
 
 import numpy as np
 import torch
-
-from adlib.denoise import denoise, outlier_scores
-from adlib.sampling import coreset_size
-from adlib.search import NearestNeighbours
 from common import median_seconds
 from coreset_search import PATCHES_PER_IMAGE, coreset_rows, loop_and_floor, search_rows
 from features import aggregation_rows
+
+from adlib.bank.denoise import denoise, outlier_scores
+from adlib.bank.sampling import coreset_size
+from adlib.bank.search import NearestNeighbours
 
 Row = dict[str, object]
 
@@ -148,8 +148,8 @@ def kmeans_rows(points_count: int, dim: int, k: int, iterations: int, repeats: i
     each clustering's inertia against scikit-learn's."""
     from sklearn.cluster import KMeans
 
-    from adlib.clustering import kmeans
-    from adlib.search import faiss_available
+    from adlib.bank.clustering import kmeans
+    from adlib.bank.search import faiss_available
 
     generator = torch.Generator().manual_seed(3)
     centres = torch.randn(k, dim, generator=generator) * 3

@@ -1,7 +1,7 @@
 """What the two PatchCore workers of `anomalib_vs_adlib.py` share: the command line of one run, the
 data, the timing loop, the memory readings and the output files.
 
-It imports only the standard library, numpy, torch and `adlib.data` / `adlib.files` (which need
+It imports only the standard library, numpy, torch and `adlib.data.datasets` / `adlib.files` (which need
 nothing more), so it runs both in the project virtualenv (`adlib_worker.py`) and in the separate
 anomalib one (`anomalib_worker.py`, which has no adlib installed and finds it on sys.path).
 Each worker runs in its own process, so its peak memory is its own.
@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adlib.data import Preprocessing, Sample, load_category, low_shot
+from adlib.data.datasets import Preprocessing, Sample, load_category
+from adlib.data.protocol import low_shot
 from adlib.files import atomic_write_bytes
 
 # Both sides get the same tensors: PatchCore's geometry (shorter side 256, centre crop 224) and ImageNet
-# normalisation, read by adlib.data.read_batch. anomalib's own pre-processor for PatchCore is
+# normalisation, read by adlib.data.datasets.read_batch. anomalib's own pre-processor for PatchCore is
 # Resize(256) + CenterCrop(224) + the same normalisation.
 PREPROCESSING = Preprocessing()
 

@@ -222,10 +222,10 @@ def merged_times(stamps: dict[str, dict], previous: Path, profile: str, names: S
 
 def contact_sheet(data: Path) -> None:
     """figures/benchmark_overview.png and its caption: the embedded benchmark, rows in the generator's order."""
-    from adlib.data import list_categories
+    from adlib.data.datasets import list_categories
     from adlib.files import atomic_write_bytes
-    from adlib.plotting import benchmark_overview
     from adlib.synth import CATEGORIES, GENERATOR_VERSION
+    from adlib.synth.overview import benchmark_overview
 
     present = set(list_categories(data))
     rows = [name for name in CATEGORIES if name in present]

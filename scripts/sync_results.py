@@ -11,7 +11,7 @@
 
 3. `write_readme_verdicts`: README.md's table of verdicts, between the markers `README_START` and
    `README_END`, one row per notebook with the bold verdict lines of its figures' captions (what
-   `adlib.report.publish` writes), so that the README never states a verdict the figures do not.
+   `adlib.companion.report.publish` writes), so that the README never states a verdict the figures do not.
 
 All are generated from figures/ and idempotent: a second run changes nothing. `make reproduce` runs
 `sync_results` after the notebooks, so the cells and the index follow the captions the notebooks wrote.
@@ -41,7 +41,7 @@ TAG = "committed-result"
 HEADING = ("**The committed result** (from `make reproduce`; re-running this notebook writes its own copy "
            "under build/)")
 VERDICT = "**Verdict.**"
-OPENINGS = (VERDICT, "**holds**", "**does not hold**", "**inconclusive**")  # how adlib.report.publish opens a caption
+OPENINGS = (VERDICT, "**holds**", "**does not hold**", "**inconclusive**")  # how adlib.companion.report.publish opens a caption
 DATASET_FIGURE = "benchmark_overview"  # drawn by scripts/reproduce.py itself, not by a notebook
 PAPERS = [  # (heading of figures/index.md, the notebook names it holds), in reading order
     ("Start here: the quickstart", ("00_", "01_")),
@@ -65,7 +65,7 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        """The caption's verdict paragraph: its first one, where `adlib.report.publish` puts the bold verdict
+        """The caption's verdict paragraph: its first one, where `adlib.companion.report.publish` puts the bold verdict
         lines (or `**Verdict.** ...`); a caption without one (the quickstart's) is a single line that ends
         in its verdict: then its last paragraph."""
         paragraphs = [part.strip() for part in self.caption.split("\n\n") if part.strip()]

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from adlib.data import Preprocessing
-from adlib.features import FeatureSettings
+from adlib.data.datasets import Preprocessing
+from adlib.features.extractor import FeatureSettings
 
 TINY_CATEGORIES = ("brick", "pill")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from adlib.bank_analysis import bank_profile, ring
+from adlib.companion.bank_analysis import bank_profile, ring
 
 
 def test_ring_of_a_3x4_grid():
@@ -34,7 +34,7 @@ def test_built_points_have_no_ring_share_and_shapes_are_checked():
 def test_spread_is_mean_and_range_per_group():
     import pandas as pd
 
-    from adlib.bank_analysis import spread
+    from adlib.companion.bank_analysis import spread
 
     profiles = pd.DataFrame({"sampler": ["a", "a", "a", "b"], "ratio": [0.1] * 4, "usage": [0.2, 0.4, 0.9, 0.5]})
     table = spread(profiles, "usage").set_index("sampler")

@@ -1,12 +1,10 @@
-"""adlib.bank_origin: patch origins against a cell-by-cell loop, bank shares, the t interval, the map sample."""
+"""adlib.companion.bank_origin: patch origins against a cell-by-cell loop, bank shares, the t interval, the map sample."""
 
 import numpy as np
-import torch
 
-from adlib.bank_origin import (BankOrigins, bank_origins, origin_shares, patch_origins, tsne_map,
-                               tsne_sample)
-from adlib.data import load_category, read_mask
-from adlib.methods import patchcore_settings, softpatch_settings
+from adlib.companion.bank_origin import BankOrigins, bank_origins, origin_shares, patch_origins, tsne_map, tsne_sample
+from adlib.data.datasets import load_category, read_mask
+from adlib.detectors.patchcore import patchcore_settings, softpatch_settings
 
 
 def test_patch_origins_match_a_cell_by_cell_loop(tiny_benchmark, small_features):

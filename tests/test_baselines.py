@@ -10,14 +10,21 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from adlib.backbones import BACKBONES
-from adlib.data import Preprocessing, load_category, read_mask
-from adlib.features import FeatureExtractor, FeatureSettings, profile_settings
-from adlib.image_denoise import ImageDenoised, ImageDenoisedSettings
-from adlib.methods import PatchCore, PatchCoreSettings
-from adlib.metrics import image_auroc, pixel_auroc
-from adlib.padim import PADIM_CHANNELS, PADIM_LAYERS, PaDiM, PaDiMSettings, padim_settings, padim_star_settings
-from adlib.spade import SPADE_LAYERS, Spade, SpadeSettings
+from adlib.data.datasets import Preprocessing, load_category, read_mask
+from adlib.detectors.image_denoise import ImageDenoised, ImageDenoisedSettings
+from adlib.detectors.padim import (
+    PADIM_CHANNELS,
+    PADIM_LAYERS,
+    PaDiM,
+    PaDiMSettings,
+    padim_settings,
+    padim_star_settings,
+)
+from adlib.detectors.patchcore import PatchCore, PatchCoreSettings
+from adlib.detectors.spade import SPADE_LAYERS, Spade, SpadeSettings
+from adlib.evaluation.metrics import image_auroc, pixel_auroc
+from adlib.features.backbones import BACKBONES
+from adlib.features.extractor import FeatureExtractor, FeatureSettings, profile_settings
 
 SMALL = Preprocessing(resize=64, crop=64)
 PADIM_FEATURES = FeatureSettings(backbone="resnet18", weights=None, layers=PADIM_LAYERS, preprocessing=SMALL)
@@ -151,9 +158,9 @@ def test_spade_gallery_chunks_give_the_same_distances(category, cache, monkeypat
     settings = SpadeSettings(features=SPADE_FEATURES, image_k=4)
     model = Spade(settings, device="cpu", cache_dir=cache).fit(category.train, progress=False)
     whole = model.distances(category.test, progress=False)
-    import adlib.spade
+    import adlib.detectors.spade
 
-    monkeypatch.setattr(adlib.spade, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(adlib.detectors.spade, "_CHUNK_BYTES", 1)
     chunked = model.distances(category.test, progress=False)
     torch.testing.assert_close(chunked.patch, whole.patch)
 

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from adlib.__main__ import build_parser, main, settings_from_args
-from adlib.experiment import run
-from adlib.features import profile_settings
-from adlib.image_denoise import image_denoised_settings
-from adlib.methods import patchcore_settings
-from adlib.padim import padim_settings
-from adlib.spade import spade_settings
+from adlib.detectors.image_denoise import image_denoised_settings
+from adlib.detectors.padim import padim_settings
+from adlib.detectors.patchcore import patchcore_settings
+from adlib.detectors.spade import spade_settings
+from adlib.evaluation.experiment import run
+from adlib.features.extractor import profile_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -7,9 +7,9 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
-import adlib.clustering as clustering
-from adlib.clustering import KMeansBank, kmeans, pca_projection
-from adlib.search import faiss_available
+import adlib.bank.clustering as clustering
+from adlib.bank.clustering import KMeansBank, kmeans, pca_projection
+from adlib.bank.search import faiss_available
 
 BACKENDS = ["torch", pytest.param("faiss", marks=pytest.mark.skipif(not faiss_available(), reason="no faiss"))]
 

@@ -1,4 +1,4 @@
-"""Tests for adlib.data: layouts, preprocessing geometry, errors, low-shot subsets and the noise protocol.
+"""Tests for adlib.data.datasets: layouts, preprocessing geometry, errors, low-shot subsets and the noise protocol.
 
 Every data set here is a tiny folder written into tmp_path with PIL.
 """
@@ -12,23 +12,20 @@ import pytest
 import torch
 from PIL import Image
 
-from adlib.data import (
+from adlib.data.datasets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Category,
     DataError,
     Preprocessing,
     Sample,
-    add_training_noise,
     list_categories,
     load_category,
-    low_shot,
-    max_noise_ratio,
     read_batch,
     read_image,
     read_mask,
-    subsample_test,
 )
+from adlib.data.protocol import add_training_noise, low_shot, max_noise_ratio, subsample_test
 
 SIZE = (40, 30)  # (width, height) of the fixture images
 
@@ -285,7 +282,7 @@ def test_any_mode_loads_as_three_channels(tmp_path: Path, mode: str) -> None:
     path = tmp_path / ("image.tif" if mode == "CMYK" else "image.png")
     rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8))
     if mode == "I;16":
-        Image.fromarray((np.asarray(rgb.convert("L")).astype(np.uint16) * 257)).save(path)
+        Image.fromarray(np.asarray(rgb.convert("L")).astype(np.uint16) * 257).save(path)
     else:
         rgb.convert(mode).save(path)
     tensor = read_image(path, Preprocessing(resize=12, crop=12))

@@ -8,8 +8,8 @@ import pytest
 import torch
 from sklearn.neighbors import LocalOutlierFactor
 
-import adlib.denoise as denoise_module
-from adlib.denoise import METHODS, DenoiseResult, denoise, outlier_scores
+import adlib.bank.denoise as denoise_module
+from adlib.bank.denoise import METHODS, DenoiseResult, denoise, outlier_scores
 
 
 def grouped(n_images=20, positions=5, dims=8, seed=0, dtype=torch.float64):

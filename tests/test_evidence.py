@@ -1,4 +1,4 @@
-"""adlib.evidence against a slow, obvious bootstrap (plain loops, sklearn's roc_auc_score) and on cases
+"""adlib.evidence.verdicts against a slow, obvious bootstrap (plain loops, sklearn's roc_auc_score) and on cases
 whose answers are known: identical methods, a perfect ranking, a clearly worse method, unequal units."""
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from adlib import evidence, per_image
-from adlib.evidence import Claim, assess, stratified_indices
-from adlib.metrics import image_auroc, pixel_auroc, pro
-from adlib.per_image import image_rows, subset_metric
-from adlib.pixel_stats import PixelStats
+from adlib.evaluation.metrics import image_auroc, pixel_auroc, pro
+from adlib.evaluation.pixel_stats import PixelStats
+from adlib.evidence import per_image
+from adlib.evidence.bootstrap import resampled_image_auroc, stratified_indices
+from adlib.evidence.claims import Claim, reported_difference, reported_value
+from adlib.evidence.per_image import image_rows, subset_metric
+from adlib.evidence.verdicts import assess, status
 
-PAPER_DATA = Path(__file__).resolve().parents[1] / "adlib" / "paper_data"
+PAPER_DATA = Path(__file__).resolve().parents[1] / "adlib" / "evidence" / "paper_data"
 
 
 def make_table(units, scorers, seed=0):
@@ -115,7 +117,7 @@ def test_resampled_image_auroc_against_sklearn():
     scores = np.round(rng.normal(size=18), 1)
     indices = rng.integers(0, 18, size=(40, 18))
     indices[:, 0], indices[:, 1] = 0, 17  # every row has a good and a defective image
-    fast = evidence.resampled_image_auroc(labels, scores, indices)
+    fast = resampled_image_auroc(labels, scores, indices)
     slow = [roc_auc_score(labels[row], scores[row]) for row in indices]
     np.testing.assert_allclose(fast, slow, atol=1e-12)
 
@@ -217,7 +219,7 @@ def test_trend_shares_draws_across_sweep_values_with_the_same_images():
 
 
 def test_pixel_metric_through_subset_callables():
-    """Pixel AUROC per resample equals adlib.metrics.pixel_auroc of the resampled images (a slow loop),
+    """Pixel AUROC per resample equals adlib.evaluation.metrics.pixel_auroc of the resampled images (a slow loop),
     also when a method's rows (and so its maps) are in another order than the other's."""
     rng = np.random.default_rng(0)
     labels = np.array([0, 0, 0, 1, 1, 1, 1])
@@ -253,13 +255,13 @@ def test_caption():
 
 def test_status_rules():
     above = Claim.above("", "image_auroc", "A", "B")
-    assert [evidence.status(above, lo, hi) for lo, hi in ((0.01, 0.2), (-0.2, -0.01), (-0.1, 0.1), (-0.1, 0.0))] == [
+    assert [status(above, lo, hi) for lo, hi in ((0.01, 0.2), (-0.2, -0.01), (-0.1, 0.1), (-0.1, 0.0))] == [
         "holds", "does not hold", "inconclusive", "inconclusive"]
     within = Claim.within("", "image_auroc", "A", "B", delta=0.05)
-    assert [evidence.status(within, lo, hi) for lo, hi in ((-0.05, 0.05), (0.06, 0.1), (-0.1, -0.06), (0.0, 0.1))] == [
+    assert [status(within, lo, hi) for lo, hi in ((-0.05, 0.05), (0.06, 0.1), (-0.1, -0.06), (0.0, 0.1))] == [
         "holds", "does not hold", "does not hold", "inconclusive"]
     falls = Claim.trend("", "image_auroc", "A", "x", "decreasing")
-    assert [evidence.status(falls, lo, hi) for lo, hi in ((-0.3, -0.1), (0.1, 0.3), (-0.1, 0.1))] == [
+    assert [status(falls, lo, hi) for lo, hi in ((-0.3, -0.1), (0.1, 0.3), (-0.1, 0.1))] == [
         "holds", "does not hold", "inconclusive"]
 
 
@@ -271,10 +273,10 @@ def test_reported_difference_against_the_csv():
                  & (sp.category == "mean") & (sp.metric == "image_auroc")]  # fmt: skip
         return float(row.value.item())
 
-    got = evidence.reported_difference("SP", "1", "image_auroc", "SoftPatch-lof", "PatchCore", "noise=0.1;overlap=no")
+    got = reported_difference("SP", "1", "image_auroc", "SoftPatch-lof", "PatchCore", "noise=0.1;overlap=no")
     assert got == pytest.approx(cell("SoftPatch-lof") - cell("PatchCore"))
     with pytest.raises(ValueError, match="settings there"):
-        evidence.reported_value("SP", "1", "PatchCore", "image_auroc", setting="noise=0.5")
+        reported_value("SP", "1", "PatchCore", "image_auroc", setting="noise=0.5")
 
 
 # --------------------------------------------------------------------------- errors
@@ -355,7 +357,7 @@ def test_image_rows_from_a_result():
 
 def test_pro_subset_metric_is_evaluate_s_pro():
     """subset_metric('pro', ...) is PRO with anomalous_only=True (as experiment.evaluate), on the rows picked."""
-    from adlib.metrics import pro
+    from adlib.evaluation.metrics import pro
 
     rng = np.random.default_rng(1)
     masks = np.zeros((5, 8, 8), dtype=bool)
@@ -430,7 +432,7 @@ def weights_of(images, order, draws):
 
 
 def test_pixel_stats_resamples_are_the_metric_of_the_repeated_images():
-    """One resample, by hand: np.repeat the drawn images and call adlib.metrics.pro."""
+    """One resample, by hand: np.repeat the drawn images and call adlib.evaluation.metrics.pro."""
     table, masks, maps, images, order, labels = pixel_case(rounded=True)
     stats = {f"key-{m}": PixelStats.from_maps(masks[order[m]], maps[m][order[m]],
                                               images=[images[i] for i in order[m]]) for m in "AB"}

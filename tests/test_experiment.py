@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 from conftest import TINY_CATEGORIES
 
-from adlib.data import load_category, low_shot
-from adlib.experiment import evaluate, run, run_grid, summary
-from adlib.features import FeatureExtractor
-from adlib.methods import PatchCoreSettings
-from adlib.store import ResultStore
+from adlib.data.datasets import load_category
+from adlib.data.protocol import low_shot
+from adlib.detectors.patchcore import PatchCoreSettings
+from adlib.evaluation.experiment import evaluate, run, run_grid, summary
+from adlib.evaluation.store import ResultStore
+from adlib.features.extractor import FeatureExtractor
 
 
 @pytest.fixture
@@ -58,8 +59,8 @@ def test_shared_extractor_must_match(tiny_benchmark, settings, small_features, t
 
 def test_run_cache_dir_reaches_every_extractor(tiny_benchmark, settings, small_features, tmp_path, monkeypatch):
     """The image-denoising filter builds its own extractor: it must use the run's cache too."""
-    from adlib.image_denoise import ImageDenoisedSettings
-    from adlib.padim import PADIM_LAYERS, PaDiMSettings
+    from adlib.detectors.image_denoise import ImageDenoisedSettings
+    from adlib.detectors.padim import PADIM_LAYERS, PaDiMSettings
 
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "default"))
     padim = PaDiMSettings(features=dataclasses.replace(small_features, layers=PADIM_LAYERS, pre_dim=1024,
@@ -90,7 +91,7 @@ def two_methods(settings):
 
 def count_evaluations(monkeypatch) -> list:
     """Counts the fits: every call of experiment.evaluate (a store hit makes none)."""
-    import adlib.experiment as experiment
+    import adlib.evaluation.experiment as experiment
 
     calls, real = [], experiment.evaluate
     monkeypatch.setattr(experiment, "evaluate", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
@@ -211,7 +212,7 @@ def test_a_dask_cluster_gives_the_in_process_tables_and_shares_the_store(tiny_be
     """2 categories x 2 seeds on a 2-worker LocalCluster (processes, one thread each), with a store of its
     own: every evaluation is fitted and scored by the workers and must equal the in-process run."""
     pytest.importorskip("distributed")
-    from adlib.executors import grid_executor
+    from adlib.evaluation.executors import grid_executor
 
     grid = dict(categories=list(TINY_CATEGORIES), methods=settings, seeds=[0, 1], noise_ratio=0.34, progress=False,
                 cache_dir=tmp_path / "cache")

@@ -4,12 +4,13 @@ import dataclasses
 
 import pytest
 
-from adlib.padim import PaDiMSettings
-from adlib.data import add_training_noise, load_category
-from adlib.experiment import evaluate
-from adlib.explore import METHODS, Choice, Explorer, ExplorerPanel, heatmap_grid, image_name, method_settings
-from adlib.features import FeatureSettings
-from adlib.methods import PatchCoreSettings
+from adlib.companion.explore import METHODS, Choice, Explorer, ExplorerPanel, heatmap_grid, image_name, method_settings
+from adlib.data.datasets import load_category
+from adlib.data.protocol import add_training_noise
+from adlib.detectors.padim import PaDiMSettings
+from adlib.detectors.patchcore import PatchCoreSettings
+from adlib.evaluation.experiment import evaluate
+from adlib.features.extractor import FeatureSettings
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""adlib.feature_geometry against slow, obvious loops on small inputs."""
+"""adlib.companion.feature_geometry against slow, obvious loops on small inputs."""
 
 import numpy as np
 import torch
 
-from adlib.feature_geometry import nearest_parts, patch_groups, separation, separation_verdict, weighted_auroc
-from adlib.metrics import image_auroc
+from adlib.companion.feature_geometry import nearest_parts, patch_groups, separation, separation_verdict, weighted_auroc
+from adlib.evaluation.metrics import image_auroc
 
 
 def slow_parts(queries: np.ndarray, bank: np.ndarray) -> dict[str, np.ndarray]:

@@ -8,12 +8,12 @@ import torch
 import torchvision
 from PIL import Image
 
-from adlib import backbones
-from adlib.backbones import load_backbone
-from adlib.data import Preprocessing, Sample
-from adlib.features import FeatureExtractor, FeatureSettings, profile_settings
+from adlib.data.datasets import Preprocessing, Sample
+from adlib.features import backbones
+from adlib.features.backbones import load_backbone
+from adlib.features.extractor import FeatureExtractor, FeatureSettings, profile_settings
+from adlib.features.patches import locally_aware_features
 from adlib.files import file_digest
-from adlib.patches import locally_aware_features
 
 SMALL = Preprocessing(resize=64, crop=64)
 

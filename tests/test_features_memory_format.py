@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from adlib.data import Preprocessing
-from adlib.features import FeatureExtractor, FeatureSettings
+from adlib.data.datasets import Preprocessing
+from adlib.features.extractor import FeatureExtractor, FeatureSettings
 
 SMALL = Preprocessing(resize=64, crop=64)
 

@@ -10,13 +10,12 @@ import tarfile
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from adlib import fetch
 from adlib.__main__ import main
-from adlib.data import list_categories, load_category
+from adlib.data import fetch
+from adlib.data.datasets import list_categories, load_category
 
 FILES = {  # one category in the MVTec layout, inside a top folder as in BTAD's zip
     "bottle/train/good/000.png": b"train image",

@@ -1,10 +1,17 @@
-"""adlib.grey_values against scipy and slow loops."""
+"""adlib.companion.grey_values against scipy and slow loops."""
 
 import numpy as np
 import pytest
 from scipy.stats import wasserstein_distance
 
-from adlib.grey_values import grey_images, pairwise_w1, ratio_verdict, spread_table, summary_line, within_spread
+from adlib.companion.grey_values import (
+    grey_images,
+    pairwise_w1,
+    ratio_verdict,
+    spread_table,
+    summary_line,
+    within_spread,
+)
 
 
 def test_pairwise_w1_and_spread_match_scipy():
@@ -44,8 +51,8 @@ def test_grey_images_refuses_normalised_input():
 
 
 def test_image_histograms_draws_one_line_per_shown_image_and_the_pool():
-    from adlib.plots_patchcore import image_histograms
-    from adlib.plotting import pyplot
+    from adlib.companion.plots_patchcore import image_histograms
+    from adlib.style import pyplot
 
     fig, ax = pyplot().subplots()
     image_histograms(ax, np.random.default_rng(0).random((20, 4, 4)), shown=5)

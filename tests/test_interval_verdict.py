@@ -1,11 +1,11 @@
-"""adlib.evidence.interval_verdict against a hand-computed t interval (printed t quantiles, plain loops)."""
+"""adlib.evidence.intervals.interval_verdict against a hand-computed t interval (printed t quantiles, plain loops)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from adlib.evidence import interval_verdict
+from adlib.evidence.intervals import interval_verdict
 
 T_975 = {1: 12.706, 2: 4.303, 4: 2.776, 9: 2.262}  # Student's t quantiles (0.975) from a printed table
 

@@ -1,13 +1,15 @@
-"""adlib.evidence.method_intervals against a slow, obvious bootstrap; the plots that show intervals."""
+"""adlib.evidence.verdicts.method_intervals against a slow, obvious bootstrap; the plots that show intervals."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from adlib.evidence import Claim, assess, method_intervals
-from adlib.per_image import image_rows
-from adlib.plotting import curves_with_intervals, heatmap_panels, interval_dots, pyplot, verdict_dots
+from adlib.companion.plotting import curves_with_intervals, heatmap_panels, interval_dots, verdict_dots
+from adlib.evidence.claims import Claim
+from adlib.evidence.per_image import image_rows
+from adlib.evidence.verdicts import assess, method_intervals
+from adlib.style import pyplot
 
 
 def table_of(units, methods, seed=0):
@@ -120,7 +122,7 @@ def test_heatmap_panels_one_row_per_method_and_checks_lengths():
 def pixel_units():
     """Two units of one method, maps with few distinct scores (so PixelStats is exact), each evaluation's
     test order unlike sorted order; returns the per-image table (shuffled) and pixel_stats by result_key."""
-    from adlib.pixel_stats import PixelStats
+    from adlib.evaluation.pixel_stats import PixelStats
 
     rng = np.random.default_rng(2)
     frames, stats, cases = [], {}, {}
@@ -142,8 +144,8 @@ def pixel_units():
 @pytest.mark.parametrize("metric", ["pixel_auroc", "pro"])
 def test_pixel_method_intervals_match_a_slow_bootstrap(metric):
     """The documented draws per unit (sorted images, good then defective), each resample's metric from
-    adlib.metrics on the explicitly repeated images."""
-    from adlib.metrics import pixel_auroc, pro
+    adlib.evaluation.metrics on the explicitly repeated images."""
+    from adlib.evaluation.metrics import pixel_auroc, pro
 
     exact = {"pixel_auroc": pixel_auroc, "pro": lambda m, s: pro(m, s, anomalous_only=True)}[metric]
     table, stats, cases = pixel_units()

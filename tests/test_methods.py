@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from adlib.clustering import KMeansBank
-from adlib.data import load_category
-from adlib.denoise import denoise, outlier_scores
-from adlib.methods import PatchCore, PatchCoreSettings, improved_patchcore_settings, softpatch_settings
-from adlib.sampling import ApproximateGreedyCoreset, LearnedProxies, RandomSubset
+from adlib.bank.clustering import KMeansBank
+from adlib.bank.denoise import denoise, outlier_scores
+from adlib.bank.sampling import ApproximateGreedyCoreset, LearnedProxies, RandomSubset
+from adlib.data.datasets import load_category
+from adlib.detectors.patchcore import PatchCore, PatchCoreSettings, improved_patchcore_settings, softpatch_settings
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adlib.data import load_category
-from adlib.methods import PatchCore, PatchCoreSettings
-from adlib.sampling import LearnedProxies
-from adlib.search import NearestNeighbours
+from adlib.bank.sampling import LearnedProxies
+from adlib.bank.search import NearestNeighbours
+from adlib.data.datasets import load_category
+from adlib.detectors.patchcore import PatchCore, PatchCoreSettings
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from scipy import ndimage
 from skimage.measure import label as skimage_label
 from sklearn.metrics import roc_auc_score
 
-from adlib.metrics import ThresholdResult, f1_optimal_threshold, image_auroc, pixel_auroc, pro
-
+from adlib.evaluation.metrics import ThresholdResult, f1_optimal_threshold, image_auroc, pixel_auroc, pro
 
 # --------------------------------------------------------------------------- helpers
 

@@ -1,17 +1,17 @@
-"""adlib.notebook: the set-up the companion notebooks share."""
+"""adlib.companion.notebook: the set-up the companion notebooks share."""
 
 import dataclasses
 
-import pytest
-
-from adlib.features import profile_settings
-from adlib.methods import softpatch_settings
 import numpy as np
 import pandas as pd
+import pytest
 
-from adlib.evidence import Claim, assess
-from adlib.notebook import judge, record, setup, softpatch_variants, verdict_table
-from adlib.per_image import image_rows
+from adlib.companion.notebook import judge, record, setup, softpatch_variants, verdict_table
+from adlib.detectors.patchcore import softpatch_settings
+from adlib.evidence.claims import Claim
+from adlib.evidence.per_image import image_rows
+from adlib.evidence.verdicts import assess
+from adlib.features.extractor import profile_settings
 
 
 def test_setup_gives_the_profiles_features_categories_and_seeds(tmp_path):
@@ -60,7 +60,7 @@ def test_judge_assesses_every_claim_in_order_and_tabulates_them():
 
 
 def test_judge_reads_pixel_claims_from_pixel_stats_and_image_claims_from_scores():
-    from adlib.pixel_stats import PixelStats
+    from adlib.evaluation.pixel_stats import PixelStats
 
     rng = np.random.default_rng(1)
     labels = np.array([0] * 4 + [1] * 6)

@@ -2,7 +2,7 @@
 spot checks against the paper text, and `beside`.
 
 The consistency checks read the CSV files themselves (strings as printed), independently of the
-loader, and run over every `adlib/paper_data/*.csv` that exists (PC here; KC and SP when present).
+loader, and run over every `adlib/evidence/paper_data/*.csv` that exists (PC here; KC and SP when present).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import defaultdict
 import pandas as pd
 import pytest
 
-from adlib.paper import PaperDataError, beside, read_paper_folder, reported
+from adlib.evidence.paper import PaperDataError, beside, read_paper_folder, reported
 
 HEADER = "paper,table,method,setting,category,metric,value,unit"
 MVTEC = {
@@ -30,7 +30,7 @@ MVTEC = {
 
 def raw_rows() -> list[dict[str, str]]:
     """Every row of every packaged CSV as printed (strings), with the file name."""
-    folder = importlib.resources.files("adlib") / "paper_data"
+    folder = importlib.resources.files("adlib.evidence") / "paper_data"
     rows = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".csv"):

@@ -6,7 +6,7 @@
    (SP Table 2 = Table 6's last rows, Tables 7/8 reuse Table 1/6 columns, ...).
 3. Spot checks: cells read a second time by hand from the paper texts in shared/papers/.
 
-The CSVs are read with pandas only (independent of `adlib.paper`), with every cell as a string so that
+The CSVs are read with pandas only (independent of `adlib.evidence.paper`), with every cell as a string so that
 the printed number of decimals survives. Both papers print AUROCs as fractions (0.984), so their unit
 is empty; there is no `%` in these files.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-DATA = Path(__file__).resolve().parents[1] / "adlib" / "paper_data"
+DATA = Path(__file__).resolve().parents[1] / "adlib" / "evidence" / "paper_data"
 COLUMNS = ["paper", "table", "method", "setting", "category", "metric", "value", "unit"]
 KEY = ["paper", "table", "method", "setting", "category", "metric"]
 

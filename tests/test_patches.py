@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adlib.patches import adaptive_pool_matrix, layer_kernels, locally_aware_features
-from adlib.reference import official_patch_features
+from adlib.features.patches import adaptive_pool_matrix, layer_kernels, locally_aware_features
+from adlib.features.reference import official_patch_features
 
 
 def neighbourhood_by_loops(fmap, patch_size):
@@ -114,7 +114,7 @@ def test_wide_resnet_dimensions_match_the_official_aggregation():
                                                                        ((40, 112), 1, 96, 80)])
 def test_layer_kernels_do_not_depend_on_the_slicing(monkeypatch, channels, patch_size, pre_dim, target_dim):
     # the composed pooling is built KERNEL_ROWS outputs at a time; one slice of all outputs is the plain form
-    import adlib.patches as patches
+    import adlib.features.patches as patches
 
     def kernels_with(rows):
         monkeypatch.setattr(patches, "KERNEL_ROWS", rows)

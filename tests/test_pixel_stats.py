@@ -1,4 +1,4 @@
-"""adlib.pixel_stats against adlib.metrics' exact pixel AUROC and PRO: on the full test set, on resamples
+"""adlib.evaluation.pixel_stats against adlib.evaluation.metrics' exact pixel AUROC and PRO: on the full test set, on resamples
 (the exact metric of the explicitly repeated images), exactly when every distinct score has its own bin,
 and within the bound `binning_error` states (checked to be small) when scores share bins."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adlib.metrics import pixel_auroc, pro
-from adlib.pixel_stats import PixelStats, bin_edges
+from adlib.evaluation.metrics import pixel_auroc, pro
+from adlib.evaluation.pixel_stats import PixelStats, bin_edges
 
 
 def random_case(seed: int, n: int = 8, size: int = 24, noise: float = 0.8):

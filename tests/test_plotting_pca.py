@@ -1,12 +1,12 @@
-"""The figure helpers of the PatchCore notebooks (adlib.plotting, '# --- pca'): what they draw, checked on the axes."""
+"""The figure helpers of the PatchCore notebooks (adlib.companion.plotting, '# --- pca'): what they draw, checked on the axes."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from adlib.plots_patchcore import coverage_figure, error_gallery, pr_roc_figure, seed_verdict_dots
-from adlib.plotting import pyplot
-from adlib.evidence import interval_verdict
+from adlib.companion.plots_patchcore import coverage_figure, error_gallery, pr_roc_figure, seed_verdict_dots
+from adlib.evidence.intervals import interval_verdict
+from adlib.style import pyplot
 
 
 def verdicts():
@@ -55,14 +55,15 @@ def curves_table():
     for category in ("brick", "pill"):
         labels = np.r_[np.zeros(8, int), np.ones(12, int)]
         scores = rng.normal(size=20) + labels
-        rows += [{"category": category, "method": "M", "seed": 0, "image": f"{category}/{i}.png", "label": int(l),
-                  "score": float(s), "defect": "good" if l == 0 else "crack"} for i, (l, s) in enumerate(zip(labels, scores))]
+        rows += [{"category": category, "method": "M", "seed": 0, "image": f"{category}/{i}.png", "label": int(label),
+                  "score": float(s), "defect": "good" if label == 0 else "crack"}
+                 for i, (label, s) in enumerate(zip(labels, scores))]
     return pd.DataFrame(rows)
 
 
 def test_pr_roc_figure_puts_each_working_point_on_its_roc_curve():
-    from adlib.metrics import image_auroc
-    from adlib.thresholds import working_points
+    from adlib.evaluation.metrics import image_auroc
+    from adlib.evidence.thresholds import working_points
 
     images = curves_table()
     points = working_points(images)
@@ -82,10 +83,10 @@ def test_pr_roc_figure_puts_each_working_point_on_its_roc_curve():
 
 
 def test_error_gallery_draws_a_pair_of_rows_per_category(tmp_path):
+    import pandas as pd
     from PIL import Image as PILImage
 
-    from adlib.data import Preprocessing
-    import pandas as pd
+    from adlib.data.datasets import Preprocessing
 
     path = tmp_path / "a.png"
     PILImage.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(path)
@@ -112,7 +113,7 @@ def test_error_gallery_draws_a_pair_of_rows_per_category(tmp_path):
 
 
 def test_threshold_titles_state_the_prediction_and_whether_it_is_right():
-    from adlib.plots_patchcore import threshold_titles
+    from adlib.companion.plots_patchcore import threshold_titles
 
     titles = threshold_titles([3.0, 2.0, 1.0, 2.0], [1, 1, 0, 0], 2.0)
     assert titles == ["s = 3 >= t* 2\ndefective (right)", "s = 2 >= t* 2\ndefective (right)",

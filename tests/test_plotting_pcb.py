@@ -1,9 +1,10 @@
-import pytest
 import numpy as np
 import pandas as pd
+import pytest
 
-from adlib.plotting import pyplot, ratio_dots
-from adlib.timing import ratio_table
+from adlib.companion.plotting import ratio_dots
+from adlib.evidence.timing import ratio_table
+from adlib.style import pyplot
 
 
 def test_ratio_dots_places_each_repeat_and_the_median():
@@ -29,7 +30,7 @@ def test_map_keeper_keeps_the_same_images_for_every_setting():
 
     import torch
 
-    from adlib.plots_patchcore import MapKeeper
+    from adlib.companion.plots_patchcore import MapKeeper
 
     samples = [SimpleNamespace(image=f"img{i}.png", label=label, defect="good" if label == 0 else "crack")
                for i, label in enumerate([0, 1, 0, 1, 1])]

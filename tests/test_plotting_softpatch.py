@@ -1,12 +1,14 @@
-"""The SoftPatch notebooks' figure helpers (adlib.plotting, '# --- spa'): each draws what it says."""
+"""The SoftPatch notebooks' figure helpers (adlib.companion.plotting, '# --- spa'): each draws what it says."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from adlib.data import Preprocessing, add_training_noise, load_category
-from adlib.plots_softpatch import filter_ranking, injected_training_panels
-from adlib.plotting import pyplot, ratio_dots
+from adlib.companion.plots_softpatch import filter_ranking, injected_training_panels
+from adlib.companion.plotting import ratio_dots
+from adlib.data.datasets import Preprocessing, load_category
+from adlib.data.protocol import add_training_noise
+from adlib.style import pyplot
 
 
 def test_injected_training_panels_outlines_only_the_injected_images(tiny_benchmark):
@@ -61,7 +63,7 @@ def test_ratio_dots_draws_each_category_the_median_and_the_paper():
 def test_show_displays_the_figure_as_png_and_closes_it(monkeypatch):
     import IPython.display
 
-    from adlib.plotting import show
+    from adlib.companion.plotting import show
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", shown.append)

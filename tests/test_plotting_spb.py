@@ -1,8 +1,8 @@
-"""The figure helpers of the SoftPatch sweep and bank notebooks (adlib.plotting, section spb)."""
+"""The figure helpers of the SoftPatch sweep and bank notebooks (adlib.companion.plotting, section spb)."""
 
 import numpy as np
 
-from adlib.plots_softpatch import bank_map_panels
+from adlib.companion.plots_softpatch import bank_map_panels
 
 
 def test_bank_map_panels_draw_one_panel_per_bank_with_every_row():
@@ -22,15 +22,16 @@ def test_bank_map_panels_draw_one_panel_per_bank_with_every_row():
 def test_sweep_panels_draw_a_curve_panel_per_entry_and_the_verdicts_last():
     import pandas as pd
 
-    from adlib.evidence import Claim, assess
-    from adlib.plots_softpatch import sweep_panels
+    from adlib.companion.plots_softpatch import sweep_panels
+    from adlib.evidence.claims import Claim
+    from adlib.evidence.verdicts import assess
 
     rng = np.random.default_rng(1)
     rows = [{"category": "c", "seed": s, "method": m, "noise_ratio": r, "image": i, "label": i % 2,
              "score": rng.normal() + (i % 2) * (2.0 - 10 * r if m == "A" else 2.0)}
             for s in (0, 1) for m in ("A", "B") for r in (0.0, 0.1) for i in range(12)]
     images = pd.DataFrame(rows)
-    from adlib.evidence import method_intervals
+    from adlib.evidence.verdicts import method_intervals
 
     curve = method_intervals(images, by=("method", "noise_ratio"), n_resamples=50)
     paper = pd.DataFrame({"noise_ratio": [0.0, 0.1], "method": ["A", "A"], "value": [0.99, 0.7]})

@@ -1,4 +1,4 @@
-"""adlib.report.publish: every file a notebook promises, the settings in the CSV and the caption."""
+"""adlib.companion.report.publish: every file a notebook promises, the settings in the CSV and the caption."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adlib.evidence import Claim, assess
-from adlib.per_image import image_rows
-from adlib.plotting import pyplot
-from adlib.report import publish
+from adlib.companion.report import publish
+from adlib.evidence.claims import Claim
+from adlib.evidence.per_image import image_rows
+from adlib.evidence.verdicts import assess
+from adlib.style import pyplot
 
 
 def _figure():

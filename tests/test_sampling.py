@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from adlib.reference import official_greedy_coreset
-from adlib.sampling import (
+from adlib.bank.reference import official_greedy_coreset
+from adlib.bank.sampling import (
     ApproximateGreedyCoreset,
     ExactGreedyCoreset,
     LearnedProxies,

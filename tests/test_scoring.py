@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from adlib.scoring import anomaly_maps, gaussian_blur, reweighted_image_scores, to_distance
-from adlib.search import NearestNeighbours
+from adlib.bank.scoring import anomaly_maps, gaussian_blur, reweighted_image_scores, to_distance
+from adlib.bank.search import NearestNeighbours
 
 
 def random(*shape, seed=0):

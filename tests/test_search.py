@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from adlib import search
-from adlib.search import NearestNeighbours, ivfpq_layout
+from adlib.bank import search
+from adlib.bank.search import NearestNeighbours, ivfpq_layout
 
 
 def random(*shape, seed=0):

@@ -1,10 +1,17 @@
-"""adlib.softpatch_sweeps: the cuts of a per-image table, the paper's points, the LOF grid."""
+"""adlib.companion.softpatch_sweeps: the cuts of a per-image table, the paper's points, the LOF grid."""
 
 import pandas as pd
 import pytest
 
-from adlib.methods import softpatch_settings
-from adlib.softpatch_sweeps import lof_grid, lof_rows, paper_gap, paper_lof_points, paper_noise_points, setting_rows
+from adlib.companion.softpatch_sweeps import (
+    lof_grid,
+    lof_rows,
+    paper_gap,
+    paper_lof_points,
+    paper_noise_points,
+    setting_rows,
+)
+from adlib.detectors.patchcore import softpatch_settings
 
 
 def _images(methods, ratios=(0.0, 0.1)):
@@ -28,7 +35,7 @@ def test_setting_rows_keep_the_clean_run_and_that_settings_noisy_runs():
 
 
 def test_paper_points_are_table_1_means_and_their_gaps():
-    from adlib.evidence import reported_value
+    from adlib.evidence.claims import reported_value
 
     points = paper_noise_points(["PatchCore", "PaDiM"]).set_index(["setting", "method", "noise_ratio"])["value"]
     noisy = reported_value("SP", 1, "PatchCore", "image_auroc", "noise=0.1;overlap=yes")
@@ -63,8 +70,8 @@ def test_paper_lof_points_hold_table_5():
 
 def test_noise_sweep_runs_the_clean_grid_once_and_refuses_a_ratio_a_category_cannot_give(tiny_benchmark, small_features,
                                                                                          tmp_path, monkeypatch):
-    from adlib.methods import patchcore_settings
-    from adlib.softpatch_sweeps import noise_sweep
+    from adlib.companion.softpatch_sweeps import noise_sweep
+    from adlib.detectors.patchcore import patchcore_settings
 
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("ADLIB_STORE_DIR", raising=False)
@@ -77,8 +84,8 @@ def test_noise_sweep_runs_the_clean_grid_once_and_refuses_a_ratio_a_category_can
     assert sorted(map(tuple, grids.to_numpy().tolist())) == [(0.0, False), (0.34, False), (0.34, True)]
     assert len(images[(images.noise_ratio > 0) & ~images.noise_overlap.astype(bool)]) == 9 - 2  # moved images left the test set
     assert (metrics.loc[metrics.noise_ratio > 0, "noise_moved"] == 2).all()
-    from adlib.evidence import Claim
-    from adlib.notebook import judge
+    from adlib.companion.notebook import judge
+    from adlib.evidence.claims import Claim
 
     tagged = setting_rows(images, overlap=True, tagged=True)  # renamed methods keep their result keys
     claim = Claim.trend("falls", "pixel_auroc", "PatchCore, overlap", "noise_ratio", "decreasing",

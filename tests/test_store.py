@@ -10,11 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adlib.data import low_shot, load_category
-from adlib.experiment import Job, evaluation_request, execute, prepare, sibling
-from adlib.methods import PatchCoreSettings
-from adlib.store import (FORMAT, NOT_SCORING, ResultStore, StoredResult, data_fingerprint, default_store_root,
-                         scoring_digest)
+from adlib.data.datasets import load_category
+from adlib.data.protocol import low_shot
+from adlib.detectors.patchcore import PatchCoreSettings
+from adlib.evaluation.experiment import Job, evaluation_request, execute, prepare, sibling
+from adlib.evaluation.store import (
+    FORMAT,
+    SCORING_FOLDERS,
+    ResultStore,
+    StoredResult,
+    data_fingerprint,
+    default_store_root,
+    scoring_digest,
+    scoring_files,
+)
 
 ADLIB = Path(__file__).resolve().parent.parent / "adlib"
 
@@ -58,7 +67,7 @@ def test_put_then_get_round_trips_and_a_missing_key_is_a_miss(tmp_path):
 
 def test_pixel_stats_round_trip_compactly(tmp_path):
     """An entry keeps the evaluation's PixelStats: the same histograms back, metrics of resamples equal."""
-    from adlib.pixel_stats import PixelStats
+    from adlib.evaluation.pixel_stats import PixelStats
 
     rng = np.random.default_rng(3)
     result = a_result(n=6)
@@ -95,7 +104,7 @@ def test_the_key_is_the_sha256_of_a_canonical_json_and_ignores_dict_order(tmp_pa
     store = ResultStore(tmp_path, scoring_version="v1")
     a = store.key({"seed": 0, "settings": {"b": 1, "a": [1, 2]}})
     assert a == store.key({"settings": {"a": [1, 2], "b": 1}, "seed": 0})
-    text = '{"format":%d,"request":{"seed":0,"settings":{"a":[1,2],"b":1}},"scoring":"v1"}' % FORMAT
+    text = f'{{"format":{FORMAT},"request":{{"seed":0,"settings":{{"a":[1,2],"b":1}}}},"scoring":"v1"}}'
     assert a == hashlib.sha256(text.encode()).hexdigest()
     assert a != ResultStore(tmp_path, scoring_version="v2").key({"seed": 0, "settings": {"b": 1, "a": [1, 2]}})
 
@@ -135,19 +144,36 @@ def test_default_root_follows_the_environment(tmp_path, monkeypatch):
     assert ResultStore().root == tmp_path / "store"
 
 
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text() + text)
+
+
 def test_scoring_digest_changes_with_scoring_code_only(tmp_path):
     package = tmp_path / "adlib"
     shutil.copytree(ADLIB, package, ignore=shutil.ignore_patterns("__pycache__", "paper_data"))
     before = scoring_digest(package)
     assert before == scoring_digest(ADLIB)  # a digest of the files, wherever they are
-    (package / "plotting.py").write_text((package / "plotting.py").read_text() + "\n# a figure tweak\n")
-    assert scoring_digest(package) == before  # excluded: it draws, it does not score
-    (package / "scoring.py").write_text((package / "scoring.py").read_text() + "\n# a scoring change\n")
-    changed = scoring_digest(package)
-    assert changed != before
-    (package / "new_scorer.py").write_text("SCORE = 1\n")  # a module that did not exist is in by default
+    for edited in ["companion/plotting.py", "companion/plots_patchcore.py", "companion/plots_softpatch.py",
+                   "evidence/verdicts.py", "evidence/paper.py", "evaluation/store.py", "evaluation/executors.py",
+                   "synth/writer.py", "style.py", "__main__.py"]:
+        _append(package / edited, "\n# a change that decides no score\n")
+        assert scoring_digest(package) == before, edited
+    changed = before
+    for edited in ["bank/scoring.py", "data/protocol.py", "features/patches.py", "detectors/patchcore.py",
+                   "evaluation/metrics.py", "evaluation/experiment.py"]:
+        _append(package / edited, "\n# a scoring change\n")
+        assert scoring_digest(package) != changed, edited
+        changed = scoring_digest(package)
+    (package / "bank" / "new_scorer.py").write_text("SCORE = 1\n")  # a module that did not exist is in by default
     assert scoring_digest(package) != changed
-    assert "scoring.py" not in NOT_SCORING and "methods.py" not in NOT_SCORING
+
+
+def test_every_scoring_folder_exists_and_is_digested():
+    files = {path.relative_to(ADLIB).as_posix() for path in scoring_files(ADLIB)}
+    for folder in SCORING_FOLDERS:
+        assert any(name.startswith(folder + "/") for name in files), folder
+    assert "bank/scoring.py" in files and "detectors/patchcore.py" in files
+    assert "evaluation/store.py" not in files and not any(name.startswith("companion/") for name in files)
 
 
 def test_the_store_pickles_without_this_process_digest(tmp_path):

@@ -1,10 +1,10 @@
-"""adlib.thresholds: each unit's F1-optimal working point and outcomes, against a brute-force loop."""
+"""adlib.evidence.thresholds: each unit's F1-optimal working point and outcomes, against a brute-force loop."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from adlib.thresholds import predicted, working_points
+from adlib.evidence.thresholds import predicted, working_points
 
 
 def table(rng):
@@ -14,8 +14,8 @@ def table(rng):
             labels = rng.integers(0, 2, size=15)
             labels[:2] = [0, 1]
             scores = rng.integers(0, 6, size=15) + labels  # ties on purpose
-            rows += [{"category": category, "method": method, "seed": 0, "image": i, "label": int(l), "score": float(s)}
-                     for i, (l, s) in enumerate(zip(labels, scores))]
+            rows += [{"category": category, "method": method, "seed": 0, "image": i, "label": int(label),
+                      "score": float(s)} for i, (label, s) in enumerate(zip(labels, scores))]
     return pd.DataFrame(rows)
 
 

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from adlib.timing import TimingClaim, caption_line, seconds_per_image, timing_verdicts
+from adlib.evidence.timing import TimingClaim, caption_line, seconds_per_image, timing_verdicts
 
 
 def results(times: dict[tuple[str, int, str], float]) -> pd.DataFrame:

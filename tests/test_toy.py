@@ -1,11 +1,11 @@
-"""adlib.toy: the toy point sets and their coverage against slow loops."""
+"""adlib.companion.toy: the toy point sets and their coverage against slow loops."""
 
 import math
 
 import numpy as np
 import pytest
 
-from adlib.toy import coverage, mixture_points, uniform_points
+from adlib.companion.toy import coverage, mixture_points, uniform_points
 
 
 def test_mixture_has_halving_clusters_outliers_and_is_seeded():

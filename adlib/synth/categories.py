@@ -11,12 +11,36 @@ from types import MappingProxyType
 import numpy as np
 
 from adlib.synth.defects import (
-    Defect, chip, crack, damaged_tip, faulty_imprint, fibre, foreign, hole, on_head, recolor, scratch, smudge, spots,
-    stain, stripped_thread,
+    Defect,
+    chip,
+    crack,
+    damaged_tip,
+    faulty_imprint,
+    fibre,
+    foreign,
+    hole,
+    on_head,
+    recolor,
+    scratch,
+    smudge,
+    spots,
+    stain,
+    stripped_thread,
 )
 from adlib.synth.objects import render_nut, render_pill, render_screw
 from adlib.synth.scenes import (
-    BRICK, GRASS_TEXTURE, GRAVEL, GRAVEL_TEXTURE, PAVING, ROAD, ROCKS, ROOF, WALL, Scene, TextureSource, render_texture,
+    BRICK,
+    GRASS_TEXTURE,
+    GRAVEL,
+    GRAVEL_TEXTURE,
+    PAVING,
+    ROAD,
+    ROCKS,
+    ROOF,
+    WALL,
+    Scene,
+    TextureSource,
+    render_texture,
 )
 
 

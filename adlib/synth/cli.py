@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"wrote {out}")
     if args.overview is not None:
-        from adlib.plotting import benchmark_overview
+        from adlib.synth.overview import benchmark_overview
 
         names = args.categories or list(CATEGORIES)
         print(f"wrote {benchmark_overview(out, args.overview, categories=names)}")

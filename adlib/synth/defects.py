@@ -15,7 +15,16 @@ import numpy as np
 from scipy import ndimage
 
 from adlib.synth.drawing import (
-    F, LIGHT, blob, color_vector, grid, log_uniform, pick_point, smooth_noise, stroke, wander,
+    LIGHT,
+    F,
+    blob,
+    color_vector,
+    grid,
+    log_uniform,
+    pick_point,
+    smooth_noise,
+    stroke,
+    wander,
 )
 from adlib.synth.objects import SCREW_PITCH, imprint, object_coords, screw_head
 from adlib.synth.scenes import Scene, TextureSource, crop

@@ -1,0 +1,356 @@
+"""The interactive explorer behind `notebooks/01_explore.ipynb`: control values in, metrics and heatmaps out.
+
+`Explorer.update(Choice(...))` fits one detector on one category (optionally with SoftPatch's noisy
+training set) and scores its test images; it keeps the loaded categories and backbones between calls, so
+that with cached features an update costs a fit and a prediction, not a backbone load. `ExplorerPanel`
+wires ipywidgets controls to it (ipywidgets is imported there only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adlib.companion.notebook import softpatch_variants
+from adlib.companion.plotting import display_image
+from adlib.data.datasets import Category, Sample, load_category
+from adlib.data.protocol import NoiseRecord, add_training_noise, low_shot
+from adlib.detectors.padim import padim_settings
+from adlib.detectors.patchcore import PatchCoreSettings, improved_patchcore_settings
+from adlib.evaluation.experiment import CategoryResult, evaluate
+from adlib.features.extractor import FeatureExtractor, FeatureSettings, PatchEmbedding
+from adlib.style import STYLE, draw_mask_outline
+
+#: The methods the explorer offers, and the controls that act on each (the others are greyed out).
+METHOD_CONTROLS: dict[str, tuple[str, ...]] = {
+    "PatchCore": ("coreset_ratio",),
+    "PatchCore-random": ("coreset_ratio",),
+    "improved PatchCore": ("coreset_ratio",),
+    "SoftPatch nearest": ("coreset_ratio", "tau"),
+    "SoftPatch gaussian": ("coreset_ratio", "tau"),
+    "SoftPatch LOF": ("coreset_ratio", "tau", "lof_k"),
+    "PaDiM": (),
+}
+METHODS = tuple(METHOD_CONTROLS)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the explorer's controls say. `shown`: test images for the heatmap grid, as `Explorer.image_names`
+    names them; `tau`, `lof_k` and `coreset_ratio` are used only by the methods `METHOD_CONTROLS` lists."""
+
+    category: str
+    method: str = "PatchCore"
+    coreset_ratio: float = 0.1
+    tau: float = 0.15
+    lof_k: int = 6
+    noise_ratio: float = 0.0
+    noise_overlap: bool = False
+    seed: int = 0
+    shown: tuple[str, ...] = ()
+
+
+def method_settings(method: str, features: FeatureSettings, coreset_ratio: float = 0.1, tau: float = 0.15,
+                    lof_k: int = 6, seed: int = 0):
+    """The settings of one of `METHODS` on `features`; controls the method does not use are left out."""
+    if method not in METHOD_CONTROLS:
+        raise ValueError(f"method={method!r}: choose one of {', '.join(METHODS)}")
+    if method == "PaDiM":
+        return padim_settings(features, seed=seed)
+    if method == "improved PatchCore":
+        return dataclasses.replace(improved_patchcore_settings(features, coreset_ratio), seed=seed)
+    if method.startswith("SoftPatch"):
+        denoise = method.removeprefix("SoftPatch ").lower()
+        variant = softpatch_variants(features, coreset_ratio, tau, lof_k, denoisers=(denoise,))
+        return dataclasses.replace(variant[f"SoftPatch-{denoise}"], seed=seed)
+    sampler = "random" if method == "PatchCore-random" else "approximate_greedy"
+    return PatchCoreSettings(features=features, coreset_ratio=coreset_ratio, sampler=sampler, seed=seed)
+
+
+def image_name(sample: Sample) -> str:
+    """How the explorer names a test image: its defect type and file stem, e.g. 'crack/003'."""
+    return f"{sample.defect}/{sample.image.stem}"
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """One update: the choice, the settings it made, the fitted result, the noise moved into training (and
+    the names of those test images), and the seconds the update took (fit, prediction and metrics; the
+    figure is drawn on demand)."""
+
+    choice: Choice
+    settings: object
+    result: CategoryResult
+    noise: NoiseRecord | None
+    moved: tuple[str, ...]
+    seconds: float
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {name: self.result.metrics[name] for name in ("image_auroc", "pixel_auroc", "pro")}
+
+    def summary(self) -> str:
+        """One line: method, category, training set (and the defective images moved into it), the three metrics."""
+        m, c = self.metrics, self.result.category
+        moved = f" ({len(self.moved)} of them defective: {', '.join(self.moved)})" if self.moved else ""
+        return (f"{self.choice.method} on {c.name}: {len(c.train)} training images{moved}, {len(c.test)} test images"
+                f" | image AUROC {m['image_auroc']:.3f}, pixel AUROC {m['pixel_auroc']:.3f}, PRO {m['pro']:.3f}")
+
+    def mean_scores(self) -> dict[str, float]:
+        """Mean image score of the good test images, the defective ones the noise moved into training (with
+        overlap they are in the test set too) and the other defective ones: does a method memorise its noise?"""
+        groups = {"good": [], "defective, moved into training": [], "defective, only in test": []}
+        for sample, score in zip(self.result.category.test, self.result.scores.image.tolist()):
+            group = "good" if sample.label == 0 else "defective, only in test"
+            groups["defective, moved into training" if image_name(sample) in self.moved else group].append(score)
+        return {f"mean score: {group}": float(np.mean(scores)) for group, scores in groups.items() if scores}
+
+    def figure(self, shown: Sequence[str] | None = None):
+        """The heatmap grid of `shown` (default: `choice.shown`), a matplotlib Figure not registered with pyplot."""
+        shown = self.choice.shown if shown is None else shown
+        return heatmap_grid(self.result, self.settings.features.preprocessing, shown, self.moved)
+
+    def png(self, shown: Sequence[str] | None = None) -> bytes:
+        """The heatmap grid as PNG bytes (what the notebook displays)."""
+        buffer = io.BytesIO()
+        self.figure(shown).savefig(buffer, format="png", dpi=90, bbox_inches="tight", pad_inches=0.05)
+        return buffer.getvalue()
+
+
+class RememberingExtractor(FeatureExtractor):
+    """A FeatureExtractor that keeps every image's patch features in memory until `forget`: the explorer
+    refits on the same images again and again, and the locally aware pooling of cached maps is a
+    large part of an update. (Each image's features depend on that image alone, so this changes no number.)"""
+
+    def __init__(self, settings: FeatureSettings, device: torch.device | str | None = None,
+                 cache_dir: Path | None = None):
+        super().__init__(settings, device=device, cache_dir=cache_dir)
+        self._features: dict[Path, torch.Tensor] = {}
+        self._grid: tuple[int, int] | None = None
+
+    def embed(self, samples: Sequence[Sample], progress: bool = True) -> PatchEmbedding:
+        missing = list({sample.image: sample for sample in samples if sample.image not in self._features}.values())
+        if missing:
+            embedding = super().embed(missing, progress)
+            self._features.update(zip((sample.image for sample in missing), embedding.features))
+            self._grid = embedding.grid
+        return PatchEmbedding(torch.stack([self._features[sample.image] for sample in samples]), self._grid)
+
+    def forget(self) -> None:
+        self._features.clear()
+
+
+class Explorer:
+    """Fits and scores one choice at a time on `data_root`, keeping categories and backbones loaded.
+
+    `shots`: keep the first `shots` training images of each category (a quick look); the noise of a
+    choice is added to that training set.
+    """
+
+    def __init__(self, data_root: Path | str, features: FeatureSettings, shots: int | None = None,
+                 device: torch.device | str | None = None, cache_dir: Path | None = None):
+        self.data_root, self.features, self.shots = Path(data_root), features, shots
+        self.device, self.cache_dir = device, cache_dir
+        self._categories: dict[str, Category] = {}
+        self._extractors: dict[FeatureSettings, RememberingExtractor] = {}
+        self._remembered: str | None = None  # the category whose patch features the extractors hold
+
+    def category(self, name: str) -> Category:
+        """The clean category (first `shots` training images), loaded once."""
+        if name not in self._categories:
+            category = load_category(self.data_root, name)
+            self._categories[name] = category if self.shots is None else low_shot(category, self.shots)
+        return self._categories[name]
+
+    def image_names(self, category: str) -> list[str]:
+        """The names of the category's test images, in test-set order."""
+        return [image_name(sample) for sample in self.category(category).test]
+
+    def default_shown(self, category: str, count: int = 6) -> tuple[str, ...]:
+        """`count` test images for a first look: defective ones cycling over the defect types, one good one."""
+        test = self.category(category).test
+        by_defect: dict[str, list[Sample]] = {}
+        for sample in test:
+            if sample.label == 1:
+                by_defect.setdefault(sample.defect, []).append(sample)
+        picked: list[Sample] = []
+        rank = 0
+        while len(picked) < count - 1 and any(len(group) > rank for group in by_defect.values()):
+            picked += [group[rank] for _, group in sorted(by_defect.items()) if len(group) > rank]
+            rank += 1
+        good = [sample for sample in test if sample.label == 0][:1]
+        return tuple(image_name(sample) for sample in picked[: count - len(good)] + good)
+
+    def _extractor(self, features: FeatureSettings, category: str) -> RememberingExtractor:
+        """The loaded backbone for `features`, holding the patch features of one category at a time."""
+        if category != self._remembered:
+            for extractor in self._extractors.values():
+                extractor.forget()
+            self._remembered = category
+        if features not in self._extractors:
+            self._extractors[features] = RememberingExtractor(features, device=self.device, cache_dir=self.cache_dir)
+        return self._extractors[features]
+
+    def update(self, choice: Choice) -> Exploration:
+        """Fits the chosen method on the (noisy) training set and scores the test set."""
+        start = time.perf_counter()
+        settings = method_settings(choice.method, self.features, choice.coreset_ratio, choice.tau, choice.lof_k,
+                                   choice.seed)
+        clean = self.category(choice.category)
+        category, noise, moved = clean, None, ()
+        if choice.noise_ratio > 0:
+            category, noise = add_training_noise(clean, choice.noise_ratio, choice.noise_overlap, choice.seed)
+            moved = tuple(image_name(sample) for sample in clean.test if sample.image in set(noise.moved))
+        result = evaluate(category, settings, device=self.device, cache_dir=self.cache_dir, progress=False,
+                          extractor=self._extractor(settings.features, choice.category))
+        return Exploration(choice, settings, result, noise, moved, time.perf_counter() - start)
+
+
+def heatmap_grid(result: CategoryResult, prep, shown: Sequence[str], moved: Sequence[str] = ()):
+    """Top row: the `shown` test images with their ground truth outlined; bottom row: the anomaly map over
+    each, on one colour scale for the whole test set (brighter = more anomalous): from the median pixel
+    score, so that the typical background is dark, to the 99.9th percentile. An image that the noise
+    moved into the training set (and out of the test set) gets an empty panel that says so."""
+    from matplotlib.figure import Figure
+
+    test = {image_name(sample): index for index, sample in enumerate(result.category.test)}
+    maps = result.scores.maps.numpy()
+    vmin, vmax = (float(value) for value in np.quantile(maps, [0.5, 0.999]))
+    columns = max(len(shown), 1)
+    with _style():
+        fig = Figure(figsize=(1.9 * columns + 0.8, 4.1))
+        axes = fig.subplots(2, columns, squeeze=False)
+        heat = None
+        for column, name in enumerate(shown):
+            top, bottom = axes[0, column], axes[1, column]
+            for ax in (top, bottom):
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if name not in test:
+                top.set_axis_off()
+                bottom.set_axis_off()
+                top.set_title(name, color="#b00020")
+                bottom.set_title("moved into training" if name in moved else "not in the test set")
+                continue
+            index = test[name]
+            sample, mask = result.category.test[index], result.masks[index].numpy()
+            image = display_image(sample.image, prep)
+            top.imshow(image)
+            bottom.imshow(image)
+            heat = bottom.imshow(maps[index], cmap="inferno", vmin=vmin, vmax=vmax, alpha=0.6)
+            if mask.any():
+                draw_mask_outline(top, mask)
+                draw_mask_outline(bottom, mask)
+            top.set_title(name, color="#b00020" if sample.label else "black")
+            bottom.set_title(f"score {float(result.scores.image[index]):.3g}")
+        if heat is not None:
+            fig.colorbar(heat, ax=axes[1, :].tolist(), shrink=0.8, label="anomaly score")
+        return fig
+
+
+def _style():
+    import matplotlib
+
+    return matplotlib.rc_context(STYLE)
+
+
+class ExplorerPanel:
+    """ipywidgets controls for every field of a `Choice`, and an output with each update's metrics and heatmaps.
+
+    Every change of a control runs `Explorer.update` (sliders act when released); a change of `shown`
+    alone redraws the last result without refitting. Controls the chosen method does not use are
+    disabled. An invalid choice (e.g. more noise than the category has defective images) prints its
+    one-line reason in the output instead of raising. `last` is the latest `Exploration`.
+    """
+
+    def __init__(self, explorer: Explorer, choice: Choice, categories: Sequence[str]):
+        import ipywidgets as w
+
+        self.explorer, self.last = explorer, None
+        wide = {"style": {"description_width": "100px"}, "layout": w.Layout(width="330px")}
+        slider = {"continuous_update": False, **wide}
+        self.controls = {
+            "category": w.Dropdown(options=list(categories), value=choice.category, description="category", **wide),
+            "method": w.Dropdown(options=METHODS, value=choice.method, description="method", **wide),
+            "coreset_ratio": w.FloatSlider(value=choice.coreset_ratio, min=0.01, max=1.0, step=0.01,
+                                           readout_format=".0%", description="coreset share", **slider),
+            "tau": w.FloatSlider(value=choice.tau, min=0.0, max=0.5, step=0.01, readout_format=".2f",
+                                 description="τ (drop share)", **slider),
+            "lof_k": w.IntSlider(value=choice.lof_k, min=2, max=20, description="LOF k", **slider),
+            "noise_ratio": w.FloatSlider(value=choice.noise_ratio, min=0.0, max=0.3, step=0.01, readout_format=".2f",
+                                         description="noise ratio", **slider),
+            "noise_overlap": w.Checkbox(value=choice.noise_overlap, description="noise overlap", **wide),
+            "seed": w.BoundedIntText(value=choice.seed, min=0, max=10**6, description="seed", **wide),
+            "shown": w.SelectMultiple(options=explorer.image_names(choice.category),
+                                      value=choice.shown or explorer.default_shown(choice.category), rows=8,
+                                      description="test images", **wide),
+        }
+        self.status = w.HTML()
+        self.output = w.Output()
+        self.widget = w.HBox([w.VBox(list(self.controls.values()), layout=w.Layout(flex="0 0 340px")),
+                              w.VBox([self.status, self.output], layout=w.Layout(flex="1 1 auto"))])
+        self._syncing = False
+        self.controls["category"].observe(self._category_changed, names="value")
+        for name, control in self.controls.items():
+            if name != "category":
+                control.observe(self._changed, names="value")
+        self._enable_controls()
+
+    def choice(self) -> Choice:
+        """The controls' current values."""
+        values = {name: control.value for name, control in self.controls.items()}
+        return Choice(**{**values, "shown": tuple(values["shown"])})
+
+    def _enable_controls(self) -> None:
+        used = METHOD_CONTROLS[self.controls["method"].value]
+        for name in ("coreset_ratio", "tau", "lof_k"):
+            self.controls[name].disabled = name not in used
+
+    def _category_changed(self, change) -> None:
+        self._syncing = True  # new options and default images for the new category, then one update
+        try:
+            shown = self.controls["shown"]
+            shown.value = ()
+            shown.options = self.explorer.image_names(change["new"])
+            shown.value = self.explorer.default_shown(change["new"])
+        finally:
+            self._syncing = False
+        self.refresh()
+
+    def _changed(self, change) -> None:
+        if self._syncing:
+            return
+        if change["owner"] is self.controls["method"]:
+            self._enable_controls()
+        self.refresh()
+
+    def refresh(self) -> Exploration | None:
+        """Runs the update for the controls' values (or redraws, if only `shown` changed) and shows it."""
+        choice = self.choice()
+        self.status.value = "<i>fitting and scoring …</i>"
+        try:
+            if self.last is not None and dataclasses.replace(self.last.choice, shown=choice.shown) == choice:
+                self.last = dataclasses.replace(self.last, choice=choice)
+            else:
+                self.last = self.explorer.update(choice)
+        except ValueError as error:
+            self.status.value = ""
+            self.output.outputs = ({"output_type": "stream", "name": "stdout", "text": f"error: {error}\n"},)
+            return None
+        self.status.value = f"updated in {self.last.seconds:.1f} s"
+        self._show(self.last)
+        return self.last
+
+    def _show(self, exploration: Exploration) -> None:
+        from IPython.display import Image
+
+        self.output.outputs = ()
+        self.output.append_stdout(exploration.summary() + "\n")
+        self.output.append_display_data(Image(data=exploration.png()))

@@ -1,0 +1,145 @@
+"""What the companion notebooks share, so that their cells read like the method, not like set-up.
+
+Every notebook starts from the same parameters (`profile`, `data_root`, `backbone`, `categories`, `seeds`,
+`scale`, `quick`). `setup` turns them into the feature settings, the categories and the seeds (and
+applies the plot style); `record` is the settings dict a figure's CSV and caption carry
+(`adlib.companion.report.publish`); `judge` weighs the notebook's claims (`adlib.evidence.verdicts`) and `verdict_table`
+lays the verdicts out for a CSV; `softpatch_variants` builds SoftPatch's three discriminators with the
+notebook's tau and LOF k.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import pandas as pd
+
+from adlib.data.datasets import list_categories
+from adlib.detectors.patchcore import PatchCoreSettings, softpatch_settings
+from adlib.features.extractor import FeatureSettings, profile_settings
+
+if TYPE_CHECKING:
+    from adlib.evidence.claims import Claim
+    from adlib.evidence.verdicts import Verdict
+
+
+SCALES = ("default", "full")
+FULL_SEEDS = (0, 1, 2, 3, 4)
+
+
+class Setup(NamedTuple):
+    """What a notebook runs on: the feature settings, the categories and the seeds."""
+
+    features: FeatureSettings
+    categories: list[str]
+    seeds: list[int]
+
+
+def setup(
+    profile: str,
+    data_root: Path | str,
+    backbone: str | None = None,
+    categories: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    *,
+    scale: str = "default",
+    quick: bool = False,
+    default_categories: Sequence[str] | None = None,
+    default_seeds: Sequence[int] = (0,),
+) -> Setup:
+    """The profile's feature settings (with `backbone` if given), the categories and the seeds to run.
+
+    Categories: `categories` if given; else every category under `data_root` with the paper profile or
+    `scale="full"`; else `default_categories` (None: every category). Seeds: `seeds` if given; else
+    `FULL_SEEDS` with `scale="full"`; else `default_seeds`. `quick` keeps the first category and the first
+    seed (tests, a first look). Applies adlib's plot style to matplotlib.
+    """
+    from adlib.style import STYLE, pyplot
+
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r}: choose 'default' (the notebook's own sample, within the make "
+                         f"reproduce budget) or 'full' (every category, seeds {list(FULL_SEEDS)})")
+    pyplot().rcParams.update(STYLE)
+    features = profile_settings(profile)
+    if backbone is not None:
+        features = dataclasses.replace(features, backbone=backbone)
+    if categories is None:
+        every = profile == "paper" or scale == "full" or default_categories is None
+        categories = list_categories(data_root) if every else default_categories
+    if not categories:
+        raise ValueError(f"no categories to run under {data_root}: pass categories=[...] or point data_root at a "
+                         "folder with MVTec-layout categories (python -m adlib fetch mvtec_ad, or make data)")
+    if seeds is None:
+        seeds = FULL_SEEDS if scale == "full" else default_seeds
+    categories, seeds = list(categories), [int(seed) for seed in seeds]
+    if quick:
+        categories, seeds = categories[:1], seeds[:1]
+    return Setup(features, categories, seeds)
+
+
+def record(
+    profile: str,
+    data_root: Path | str,
+    features: FeatureSettings,
+    categories: Sequence[str],
+    seeds: Sequence[int],
+    quick: bool,
+    **settings: object,
+) -> dict[str, object]:
+    """What a figure records of its run: profile, data set (folder name), backbone, categories, seeds and
+    `quick`, then the notebook's own `settings` (a name given twice, e.g. `backbone`, takes the later value)."""
+    common = {"profile": profile, "data_root": Path(data_root).name, "backbone": features.backbone,
+              "categories": list(categories), "seeds": list(seeds), "quick": quick}
+    return {**common, **settings}
+
+
+def softpatch_variants(
+    features: FeatureSettings,
+    coreset_ratio: float,
+    tau: float,
+    lof_k: int,
+    denoisers: Sequence[str] = ("nearest", "gaussian", "lof"),
+) -> dict[str, PatchCoreSettings]:
+    """{"SoftPatch-<denoiser>": settings}: each discriminator with the same coreset and tau; LOF with `lof_k`
+    (the others have no k)."""
+    return {
+        f"SoftPatch-{denoise}": softpatch_settings(features, denoise, coreset_ratio, tau=tau,
+                                                   **({"lof_k": lof_k} if denoise == "lof" else {}))
+        for denoise in denoisers
+    }
+
+
+def judge(
+    claims: Sequence[Claim],
+    images: pd.DataFrame,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    pixel_stats: Mapping[str, object] | None = None,
+) -> list[Verdict]:
+    """`adlib.evidence.verdicts.assess` of every claim on the per-image table (`run_grid(...).images`), in order.
+
+    Pixel AUROC and PRO claims read `pixel_stats` (`run_grid(...).pixel_stats`); image AUROC claims the
+    table's scores. Equal inputs and `seed` give equal verdicts.
+    """
+    from adlib.evidence.verdicts import assess
+
+    if not claims:
+        raise ValueError("judge needs at least one claim: a figure without a comparison passes a plain-string verdict "
+                         "to adlib.companion.report.publish instead")
+    pixel_claims = [claim.statement for claim in claims if claim.metric != "image_auroc"]
+    if pixel_claims and pixel_stats is None:
+        raise ValueError(f"claims {pixel_claims} are on pixel maps: pass pixel_stats=grid.pixel_stats "
+                         "(grid = adlib.evaluation.experiment.run_grid(...))")
+    return [assess(claim, images, n_resamples=n_resamples, seed=seed, pixel_stats=pixel_stats) for claim in claims]
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
+    """One row per verdict: the claim, its metric, status, estimate, interval, the paper's value and n."""
+    return pd.DataFrame([
+        {"claim": v.claim.statement, "metric": v.claim.metric, "status": v.status, "estimate": v.estimate,
+         "low": v.low, "high": v.high, "paper": v.paper, "n": v.sample()}
+        for v in verdicts
+    ])

@@ -1,0 +1,75 @@
+"""What a notebook leaves in `figures/`: the figure (PNG for screens, PDF for print), the CSV behind it,
+and a caption file that `make reproduce` puts in `figures/index.md` with the settings and the verdict.
+
+Every figure records how it was made (profile, data set, backbone, seeds, quick or full), as the
+caption's settings line and as columns of its CSV, so a number can always be traced to its run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from adlib.files import atomic_write_bytes
+from adlib.style import save_figures
+
+if TYPE_CHECKING:
+    from adlib.evidence.verdicts import Verdict
+
+
+def publish(
+    figures_dir: Path | str,
+    name: str,
+    fig,
+    table: pd.DataFrame,
+    caption: str,
+    verdicts: Sequence[Verdict] | str,
+    settings: Mapping[str, object],
+) -> list[Path]:
+    """Writes `<name>.png`, `<name>.pdf`, `<name>.csv` and `<name>.md` into `figures_dir`, atomically.
+
+    `table` is the data the figure shows (tidy is best); `settings` (e.g. profile, data_root, backbone,
+    seeds, quick) become its leading columns and the caption's settings line. `verdicts`: the
+    `adlib.evidence.verdicts.Verdict`s of a comparative figure, headline claim first: the caption file opens with
+    one bold line per verdict (`Verdict.caption()`: status, n, estimate, 95 % interval, the paper's
+    value); or, for a figure that compares nothing (an illustration), one or two plain sentences, which
+    open the caption as `**Verdict.** ...`. The caption text and the settings line follow.
+    """
+    if not name or "/" in name or name != name.strip():
+        raise ValueError(f"name={name!r}: use a plain file stem such as 'pc_table1_detection'")
+    opening = verdict_lines(name, verdicts)
+    folder = Path(figures_dir)
+    paths = save_figures(fig, [folder / f"{name}.png", folder / f"{name}.pdf"])
+    csv = table.copy()
+    for position, (key, value) in enumerate(settings.items()):
+        if key in csv.columns:
+            raise ValueError(f"{name}: setting {key!r} is also a column of the table; rename one of them")
+        csv.insert(position, key, _text(value))
+    atomic_write_bytes(folder / f"{name}.csv", csv.to_csv(index=False).encode())
+    line = ", ".join(f"{key} = {_text(value)}" for key, value in settings.items())
+    text = f"{opening}\n\n{caption.strip()}\n\n*Settings:* {line}.\n"
+    atomic_write_bytes(folder / f"{name}.md", text.encode())
+    return [*paths, folder / f"{name}.csv", folder / f"{name}.md"]
+
+
+def verdict_lines(name: str, verdicts: Sequence[Verdict] | str) -> str:
+    """The caption's opening: one bold verdict line per verdict (a markdown line break between them), or
+    `**Verdict.** <text>` for a plain-string verdict."""
+    if isinstance(verdicts, str):
+        if not verdicts.strip():
+            raise ValueError(f"{name}: the verdict is empty; say what the figure shows or pass its Verdicts")
+        return f"**Verdict.** {verdicts.strip()}"
+    if not verdicts:
+        raise ValueError(f"{name}: no verdicts; pass adlib.companion.notebook.judge(...)'s list, or a plain string for an "
+                         "illustration that compares nothing")
+    return "  \n".join(verdict.caption() for verdict in verdicts)
+
+
+def _text(value: object) -> object:
+    """Lists and tuples as 'a, b, c' so they fit one CSV cell and one caption line."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return value

@@ -1,0 +1,130 @@
+"""The experimental protocols on a loaded category: low-shot draws, SoftPatch's noisy training sets, and
+seeded test subsets. Each is a pure function of (category, setting, seed): the same seed always gives
+the same images, and what was moved or kept is recorded."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from adlib.data.datasets import Category, Sample
+
+
+@dataclass(frozen=True)
+class NoiseRecord:
+    """Which anomalous test images `add_training_noise` moved into the training set, and how."""
+
+    ratio: float
+    overlap: bool
+    seed: int
+    moved: tuple[Path, ...]
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r}: use a non-negative integer")
+
+
+def low_shot(category: Category, shots: int, seed: int | None = None) -> Category:
+    """Keep `shots` training images: the first ones (sorted) if seed is None, else a seeded random subset.
+
+    The subset keeps the training set's order; the test set is unchanged.
+    """
+    available = len(category.train)
+    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or not 1 <= shots <= available:
+        raise ValueError(
+            f"shots={shots!r} for category {category.name!r}: use an integer from 1 to {available} "
+            f"(the number of training images)"
+        )
+    if seed is None:
+        return replace(category, train=category.train[:shots])
+    _check_seed(seed)
+    chosen = np.sort(np.random.default_rng(seed).choice(available, size=int(shots), replace=False))
+    return replace(category, train=tuple(category.train[i] for i in chosen))
+
+
+def _anomalous_test(category: Category) -> list[Sample]:
+    """The anomalous test samples in sorted path order, the pool the noise is drawn from."""
+    return sorted((s for s in category.test if s.label == 1), key=lambda s: str(s.image))
+
+
+def _noise_limit(category: Category, overlap: bool) -> int:
+    """How many anomalous test images may move: all of them with overlap, all but one without."""
+    pool = len(_anomalous_test(category))
+    return pool if overlap else max(pool - 1, 0)
+
+
+def max_noise_ratio(category: Category, overlap: bool) -> float:
+    """The largest noise ratio this category can give: limit / len(train), where limit is the number of
+    anomalous test images (minus one without overlap, so that one stays in the test set).
+
+    add_training_noise accepts every ratio up to this one (and below 1). Experiments use it to skip the
+    ratios a category cannot give instead of crashing.
+    """
+    return _noise_limit(category, overlap) / len(category.train)
+
+
+def add_training_noise(
+    category: Category, ratio: float, overlap: bool, seed: int
+) -> tuple[Category, NoiseRecord]:
+    """SoftPatch's noisy training set: move int(ratio * len(train)) anomalous test images into train.
+
+    They are drawn with numpy.random.default_rng(seed) from the anomalous test images in sorted path
+    order, so the same settings always move the same images. Moved samples keep label 1 and their masks
+    and are appended to train (sorted by path). overlap=False removes them from the test set;
+    overlap=True leaves them there as well. The category must not already hold noise.
+    """
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"ratio={ratio!r}: the noise ratio must be in [0, 1) (SoftPatch uses 0 to 0.15)")
+    _check_seed(seed)
+    if any(s.label == 1 for s in category.train):
+        raise ValueError(
+            f"category {category.name!r} already has anomalous training images: add noise to the clean category"
+        )
+    pool = _anomalous_test(category)
+    count = int(ratio * len(category.train))
+    limit = _noise_limit(category, overlap)
+    if count > limit:
+        keep = " and one must stay in the test set (overlap=False)" if not overlap else ""
+        largest = math.floor(max_noise_ratio(category, overlap) * 1e4 + 1e-9) / 1e4
+        raise ValueError(
+            f"ratio={ratio} needs int({ratio} * {len(category.train)} training images) = {count} anomalous "
+            f"images for category {category.name!r}, but its test set has {len(pool)}{keep}; the largest ratio "
+            f"that works is {largest} ({limit} images)"
+        )
+    drawn = np.random.default_rng(seed).choice(len(pool), size=count, replace=False)
+    moved = sorted((pool[i] for i in drawn), key=lambda s: str(s.image))
+    moved_set = set(moved)
+    test = category.test if overlap else tuple(s for s in category.test if s not in moved_set)
+    noisy = replace(category, train=category.train + tuple(moved), test=test)
+    record = NoiseRecord(ratio=float(ratio), overlap=overlap, seed=int(seed), moved=tuple(s.image for s in moved))
+    return noisy, record
+
+
+def subsample_test(category: Category, count: int, seed: int) -> Category:
+    """Keep a seeded random subset of `count` test images, stratified: good and defective images keep
+    their shares (rounded; each class keeps at least one image when `count` >= 2 and it has one).
+
+    Drawn with numpy.random.default_rng([seed, 1]) (a stream apart from `low_shot`'s and the noise's),
+    per class from the test set's order, which the subset keeps; the training set is unchanged.
+    """
+    available = len(category.test)
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= available:
+        raise ValueError(
+            f"test_images={count!r} for category {category.name!r}: use an integer from 1 to {available} "
+            f"(the number of test images)"
+        )
+    _check_seed(seed)
+    good = [i for i, sample in enumerate(category.test) if sample.label == 0]
+    defective = [i for i, sample in enumerate(category.test) if sample.label == 1]
+    n_defective = int(round(count * len(defective) / available))
+    if count >= 2 and good and defective:
+        n_defective = min(max(n_defective, 1), count - 1)
+    n_defective = min(max(n_defective, count - len(good)), len(defective))
+    rng = np.random.default_rng([int(seed), 1])
+    chosen = [*rng.choice(defective, size=n_defective, replace=False),
+              *rng.choice(good, size=count - n_defective, replace=False)]
+    return replace(category, test=tuple(category.test[i] for i in sorted(int(i) for i in chosen)))

@@ -1,0 +1,5 @@
+"""Detectors: the base (settings -> fit -> predict -> scores, one model file), PatchCore with its improved
+PatchCore and SoftPatch presets, PaDiM, SPADE, the image-level denoiser, and the registry of methods.
+
+Imports the layers below: `adlib.data`, `adlib.features`, `adlib.bank`.
+"""

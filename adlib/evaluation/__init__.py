@@ -1,0 +1,5 @@
+"""Evaluation: the metrics (image and pixel AUROC, PRO), pixel statistics, experiment grids over
+categories, seeds and protocols, the result store and the executors that run grids.
+
+Imports the layers below (data, features, bank, detectors); never evidence or the companion.
+"""

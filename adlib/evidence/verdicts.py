@@ -1,0 +1,363 @@
+"""Paired-bootstrap evidence over test images, and three-valued verdicts with n and a 95 % interval.
+
+A `Claim` is what a paper states (one metric; "A above B", "A within delta of B", or a trend over a
+sweep) with the paper's own number for display. `assess(claim, table)` weighs it against our per-image
+results and returns a `Verdict` ("holds" / "does not hold" / "inconclusive"), whose `caption()` is the
+bold line a notebook's caption starts with.
+
+The per-image table (the input)
+-------------------------------
+A pandas DataFrame with one row per (category, seed, method, test image), columns:
+
+- `category` (str), `seed` (int): one evaluation unit (a trained model per method and its test set);
+- `method` (str): the name the claim uses (`Claim.a`, `Claim.b`);
+- `image`: the test image's identity (an index or a path; the same value for the same image across
+  methods, since the comparison is paired image by image);
+- `label`: 0 = good, 1 = defective;
+- `score`: the image score (higher = more anomalous); needed for image AUROC only;
+- `result_key`: the evaluation the row's score came from (as `run_grid` writes it); needed for pixel
+  AUROC and PRO through `pixel_stats` only;
+- for a trend, the swept value in a column the claim names (`Claim.sweep`, e.g. `noise_ratio`).
+
+Other columns (settings, paths) are allowed and ignored; `run_grid(...).images` is such a table, and
+`adlib.evidence.per_image.image_rows` builds one from scores. Row order does not matter: each unit's images are
+put in sorted `image` order.
+
+The bootstrap (what exactly is computed)
+----------------------------------------
+- Units: the (category, seed) pairs (with the sweep value too for a trend). The metric is computed per
+  unit and per method; categories and seeds are fixed, not resampled, so the interval measures the
+  uncertainty from the finite test sets given these trained models, not seed-to-seed retraining
+  variation (which only enters through the average over seeds).
+- Resamples: for each unit, `n_resamples` draws of its test images with replacement, stratified: the
+  good images are drawn from the good ones and the defective from the defective ones, so every
+  resample keeps the unit's good / defective counts. Both methods (and, in a trend, every sweep value
+  whose unit has exactly the same images) are scored on the same draws: the comparison is paired.
+- Draw order (so that results are reproducible and a test can redraw them): one
+  `numpy.random.default_rng(seed)`; units in sorted (category, seed[, sweep value]) order; for each
+  unit whose (category, seed, images) did not occur before, `rng.integers(0, n_good, (R, n_good))`
+  then `rng.integers(0, n_defective, (R, n_defective))`, positions into the unit's good and defective
+  images (each in sorted `image` order), good columns first.
+- Statistic: for "above" / "within", the mean over units of metric(A) - metric(B) (every unit weighs
+  the same). For a trend, first the curve c(x) = mean over the units at sweep value x of metric(A)
+  (or of metric(A) - metric(B) when the trend is of a difference), then its least-squares slope
+  against x (`statistic="slope"`) or c(last x) - c(first x) (`"last_minus_first"`).
+- Point estimate: the statistic on the test sets as they are (no resampling). Interval: the
+  2.5th and 97.5th percentiles (numpy's linear interpolation) of the statistic over the resamples
+  (a percentile interval; `level` sets another coverage).
+
+Verdicts, with [low, high] the interval: "above" holds when low > 0 and does not hold when high < 0;
+"within delta" holds when [low, high] lies inside [-delta, delta] and does not hold when it lies
+entirely outside (low > delta or high < -delta); a trend holds when its interval lies entirely on the
+claimed side of 0 and does not hold when it lies entirely on the other side. Everything else is
+"inconclusive", including an interval that touches 0: two methods that both score 1.0 on every
+resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
+
+How each metric of every resample is computed (`adlib.evidence.bootstrap`): a resample is turned into draw
+counts per image. Image AUROC follows from the counts for all resamples at once, exactly (ties count
+one half, as `adlib.evaluation.metrics.image_auroc`). Pixel AUROC (all pixels of all images) and PRO (FPR 0.3,
+`anomalous_only=True`, as `adlib.evaluation.experiment.evaluate`) come, with `pixel_stats=run_grid(...).pixel_stats`,
+from each evaluation's `adlib.evaluation.pixel_stats.PixelStats` (histograms of its map scores over fixed
+thresholds) for all resamples at once, within the binning error that module states (exact when the
+maps hold at most 2000 distinct scores, else bounded per resample by `PixelStats.binning_error`); the point
+estimate is then the binned metric too. The slow, exact reference route is `subset_metrics`:
+`subset_metric` callables, one full metric evaluation per resample, which need the maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from adlib.evaluation.pixel_stats import PixelStats
+from adlib.evidence.bootstrap import resampled_image_auroc, resampled_pixel_metric, stratified_indices
+from adlib.evidence.claims import METRICS, Claim
+from adlib.evidence.per_image import SubsetMetric, Unit, units_of
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def _metric_values(
+    claim: Claim,
+    unit: Unit,
+    method: str,
+    indices: np.ndarray,
+    subset_metrics: Mapping[tuple, SubsetMetric] | None,
+    pixel_stats: Mapping[str, PixelStats] | None = None,
+) -> np.ndarray:
+    """[1 + R]: the metric on the test set as it is, then on each resample."""
+    everything = np.arange(unit.labels.size)[None, :]
+    if claim.metric != "image_auroc" and pixel_stats is not None:
+        key = unit.results[method]
+        if key not in pixel_stats:
+            raise ValueError(f"pixel_stats has no entry for result_key {key[:12]}... ({method!r}, {unit.key}): pass "
+                             "the pixel_stats of the run_grid that made the table (grid.pixel_stats)")
+        return resampled_pixel_metric(claim.metric, pixel_stats[key], unit.images, np.concatenate([everything, indices]))
+    if subset_metrics is None:
+        return resampled_image_auroc(unit.labels, unit.scores[method], np.concatenate([everything, indices]))
+    key = (*unit.key, method) if claim.sweep is None else (*unit.key[:2], method, unit.key[2])
+    if key not in subset_metrics:
+        raise ValueError(f"subset_metrics has no entry {key!r}: give one callable per (category, seed, method"
+                         f"{', sweep value' if claim.sweep else ''})")
+    function = subset_metrics[key]
+    positions = unit.rows[method]
+    return np.array([float(function(positions[row])) for row in np.concatenate([everything, indices])])
+
+
+def _trend(claim: Claim, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The trend statistic of curves [k, 1 + R] over sweep values x [k] (ascending)."""
+    if claim.statistic == "last_minus_first":
+        return values[-1] - values[0]
+    centred = x - x.mean()
+    return (centred[:, None] * (values - values.mean(axis=0))).sum(axis=0) / (centred**2).sum()
+
+
+@dataclass(frozen=True)
+class UnitCount:
+    """The size of one unit: category, seed, sweep value (None without a sweep), good / defective images."""
+
+    category: str
+    seed: int
+    sweep: object
+    good: int
+    defective: int
+
+
+@dataclass(frozen=True, eq=False)
+class Verdict:
+    """The claim's verdict: status, point estimate, `level` percentile interval [low, high], the sample.
+
+    `resampled` holds the statistic of every resample (for plots or a second look). `estimate_a` and
+    `estimate_b` are the mean metric of a and b over the units (b None for a one-method trend; for a
+    trend, the mean over every unit and sweep value).
+    """
+
+    claim: Claim
+    status: str
+    estimate: float
+    low: float
+    high: float
+    level: float
+    n_resamples: int
+    units: tuple[UnitCount, ...]
+    estimate_a: float
+    estimate_b: float | None
+    resampled: np.ndarray = field(repr=False)
+
+    @property
+    def paper(self) -> float | None:
+        """The paper's value of the same quantity, if the claim carries one."""
+        return self.claim.paper
+
+    @property
+    def n_categories(self) -> int:
+        return len({unit.category for unit in self.units})
+
+    @property
+    def n_seeds(self) -> int:
+        return len({unit.seed for unit in self.units})
+
+    @property
+    def n_sweep_values(self) -> int:
+        return len({unit.sweep for unit in self.units})
+
+    def sample(self) -> str:
+        """n in words: '9 categories x 1 seed x 60 test images (20 good / 40 defective)' (ranges where units differ)."""
+        return sample_text(self.units, self.claim.sweep)
+
+    def caption(self) -> str:
+        """The bold verdict line a caption starts with, e.g. '**holds** (n = ...): A above B by +0.076 image
+        AUROC, 95 % CI [+0.041, +0.112]; paper: +0.299'."""
+        line = (f"**{self.status}** (n = {self.sample()}): {self.claim.describe(self.estimate)}, "
+                f"{self.level * 100:g} % CI [{self.low:+.3f}, {self.high:+.3f}]")
+        return line if self.paper is None else f"{line}; paper: {self.paper:+.3f}"
+
+
+def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
+    """n in words for these units: categories x seeds [x sweep values] x test images (good / defective)."""
+    def count(values: list[int]) -> str:
+        return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}" if n == 1 else f"{n} {'categories' if word == 'category' else word + 's'}"
+
+    n_categories, n_seeds = len({u.category for u in units}), len({u.seed for u in units})
+    n_sweep = len({u.sweep for u in units})
+    parts = [plural(n_categories, "category"), plural(n_seeds, "seed")]
+    if sweep is not None:
+        parts.append(f"{n_sweep} {sweep} values")
+    cells = n_categories * n_seeds * n_sweep
+    shape = " x ".join(parts) if cells == len(units) else f"{len(units)} units ({', '.join(parts)})"
+    good = [u.good for u in units]
+    defective = [u.defective for u in units]
+    images = [g + d for g, d in zip(good, defective)]
+    return f"{shape} x {count(images)} test images ({count(good)} good / {count(defective)} defective)"
+
+
+def status(claim: Claim, low: float, high: float) -> str:
+    """"holds", "does not hold" or "inconclusive" for the interval [low, high] (rules in the module docstring)."""
+    if claim.comparison == "within":
+        if -claim.delta <= low and high <= claim.delta:
+            return "holds"
+        if low > claim.delta or high < -claim.delta:
+            return "does not hold"
+        return "inconclusive"
+    sign = -1.0 if claim.direction == "decreasing" else 1.0
+    low, high = sorted((sign * low, sign * high))
+    if low > 0:
+        return "holds"
+    if high < 0:
+        return "does not hold"
+    return "inconclusive"
+
+
+def assess(
+    claim: Claim,
+    table: pd.DataFrame,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    subset_metrics: Mapping[tuple, SubsetMetric] | None = None,
+    pixel_stats: Mapping[str, PixelStats] | None = None,
+) -> Verdict:
+    """The verdict on `claim` from the per-image `table` (shape and method in the module docstring).
+
+    Image AUROC comes from the table's `score` column unless `subset_metrics` is given; pixel AUROC and
+    PRO need `pixel_stats` (below) or, the slow exact reference, `subset_metrics`: a callable per
+    (category, seed, method) — per (category, seed, method, sweep value) for a trend — e.g.
+    `subset_metric("pro", masks, maps)`, taking indices into that method's rows of the unit in table order. `seed` seeds the resampling: equal inputs and seed give
+    equal verdicts.
+
+    `pixel_stats` (`run_grid(...).pixel_stats`, by result_key) is the fast route for pixel AUROC and PRO:
+    each method's rows of a unit name their evaluation in the table's `result_key` column, and every
+    resample's metric comes from that evaluation's `PixelStats` (within its binning error, see
+    `adlib.evaluation.pixel_stats`; the point estimate too). It is ignored for image AUROC claims.
+    """
+    if not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer (default 2000); got {n_resamples!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
+    pixel = claim.metric != "image_auroc"
+    if pixel and subset_metrics is not None and pixel_stats is not None:
+        raise ValueError("pass either pixel_stats (fast, binned) or subset_metrics (slow, exact), not both")
+    if pixel and subset_metrics is None and pixel_stats is None:
+        raise ValueError(
+            f"metric {claim.metric!r} needs the pixel statistics: pass pixel_stats=grid.pixel_stats (from run_grid), "
+            f"or subset_metrics={{(category, seed, method): subset_metric({claim.metric!r}, masks, maps), ...}}; "
+            "only image_auroc is computed from the score column"
+        )
+    fast_pixels = pixel and pixel_stats is not None
+    units = units_of(claim, table, need_scores=subset_metrics is None and not pixel, need_keys=fast_pixels)
+    rng = np.random.default_rng(seed)
+    drawn: dict[tuple, np.ndarray] = {}
+    values: dict[str, list[np.ndarray]] = {method: [] for method in claim.methods}
+    for unit in units:
+        draw_key = (*unit.key[:2], unit.images)
+        if draw_key not in drawn:
+            drawn[draw_key] = stratified_indices(unit.labels, n_resamples, rng)
+        for method in claim.methods:
+            values[method].append(_metric_values(claim, unit, method, drawn[draw_key], subset_metrics,
+                                                 pixel_stats if fast_pixels else None))
+    a = np.stack(values[claim.a])  # [units, 1 + R]
+    b = None if claim.b is None else np.stack(values[claim.b])
+    if claim.comparison == "trend":
+        x_values = sorted({unit.key[2] for unit in units})
+        if len(x_values) < 2:
+            raise ValueError(f"a trend needs at least two values of {claim.sweep!r}; the table has {x_values}")
+        per_x = {x: {unit.key[:2] for unit in units if unit.key[2] == x} for x in x_values}
+        if any(cells != per_x[x_values[0]] for cells in per_x.values()):
+            raise ValueError(f"every value of {claim.sweep!r} must cover the same (category, seed) units; "
+                             f"got {[len(cells) for cells in per_x.values()]} units per value: complete the sweep")
+        if claim.statistic == "slope":
+            try:
+                x = np.asarray(x_values, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"a slope needs numeric {claim.sweep!r} values; got {x_values}: "
+                                 "use statistic='last_minus_first'") from None
+        else:
+            x = np.arange(len(x_values), dtype=np.float64)
+        measured = a if b is None else a - b
+        sweep_of = np.array([x_values.index(unit.key[2]) for unit in units])
+        curves = np.stack([measured[sweep_of == i].mean(axis=0) for i in range(len(x_values))])
+        statistic = _trend(claim, curves, x)
+    else:
+        statistic = (a - b).mean(axis=0)
+    estimate, resampled = float(statistic[0]), statistic[1:]
+    tail = (1.0 - level) / 2 * 100
+    low, high = (float(v) for v in np.percentile(resampled, [tail, 100 - tail]))
+    counts = tuple(
+        UnitCount(str(unit.key[0]), int(unit.key[1]), unit.key[2] if claim.sweep else None,
+                  int((~unit.labels).sum()), int(unit.labels.sum()))
+        for unit in units
+    )
+    return Verdict(claim, status(claim, low, high), estimate, low, high, level, int(n_resamples), counts,
+                   float(a[:, 0].mean()), None if b is None else float(b[:, 0].mean()), resampled)
+
+
+# --------------------------------------------------------------------------- one method's metric
+
+
+def method_intervals(
+    images: pd.DataFrame,
+    metric: str = "image_auroc",
+    by: Sequence[str] = ("method",),
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    pixel_stats: Mapping[str, PixelStats] | None = None,
+) -> pd.DataFrame:
+    """Each group's metric (groups: the `by` columns, which include `method`) with a bootstrap interval.
+
+    Within a group the units are its (category, seed) pairs; the estimate is the mean over units of the
+    metric, the interval the `level` percentile interval of that mean over stratified resamples of each
+    unit's test images (as `assess` draws them; the same draws for every group that has the same unit
+    and images, so methods are resampled alike). Columns: the `by` columns, estimate, low, high, units
+    (how many (category, seed) pairs) and n (`sample_text`). Pixel AUROC and PRO need `pixel_stats`
+    (`run_grid(...).pixel_stats`; each unit's rows name their evaluation in `result_key`), as in `assess`.
+    """
+    by = list(by)
+    if "method" not in by:
+        raise ValueError(f"by={by}: include 'method' (an interval is of one method's metric)")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: choose one of {list(METRICS)}")
+    pixel = metric != "image_auroc"
+    if pixel and pixel_stats is None:
+        raise ValueError(f"metric {metric!r} needs the pixel statistics: pass pixel_stats=grid.pixel_stats (run_grid)")
+    needed = ["category", "seed", "image", "label", "result_key" if pixel else "score", *by]
+    missing = [column for column in dict.fromkeys(needed) if column not in images.columns]
+    if missing:
+        raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(images.columns)}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
+    rng, drawn, rows = np.random.default_rng(seed), {}, []
+    tail = (1.0 - level) / 2 * 100
+    for key, group in images.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        values, counts = [], []
+        for (category, unit_seed), unit in group.groupby(["category", "seed"], sort=True):
+            unit = unit.sort_values("image", kind="stable")
+            labels = unit["label"].to_numpy().astype(bool)
+            if labels.all() or not labels.any():
+                raise ValueError(f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: the test images "
+                                 "need both good and defective ones for an AUROC")
+            draw_key = (category, unit_seed, tuple(unit["image"]))
+            if draw_key not in drawn:
+                drawn[draw_key] = stratified_indices(labels, n_resamples, rng)
+            rows_drawn = np.concatenate([np.arange(labels.size)[None, :], drawn[draw_key]])
+            if pixel:
+                keys = unit["result_key"].unique()
+                if len(keys) != 1 or keys[0] not in pixel_stats:
+                    raise ValueError(f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: result_key "
+                                     f"{list(keys)[:2]} is not one evaluation of pixel_stats: pass the run_grid's own")
+                values.append(resampled_pixel_metric(metric, pixel_stats[keys[0]], tuple(unit["image"]), rows_drawn))
+            else:
+                values.append(resampled_image_auroc(labels, unit["score"].to_numpy(dtype=np.float64), rows_drawn))
+            counts.append(UnitCount(str(category), int(unit_seed), None, int((~labels).sum()), int(labels.sum())))
+        mean = np.mean(values, axis=0)
+        low, high = np.percentile(mean[1:], [tail, 100 - tail])
+        rows.append({**dict(zip(by, key)), "estimate": float(mean[0]), "low": float(low), "high": float(high),
+                     "units": len(values), "n": sample_text(counts)})
+    return pd.DataFrame(rows)
