@@ -15,7 +15,7 @@ DATA ?= data/synthetic
 export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data test test-lab reproduce lab bench bench-load lock clean
+.PHONY: setup data lint test test-lab reproduce lab bench bench-load lock clean
 
 setup: $(STAMP)
 
@@ -37,10 +37,15 @@ data/synthetic/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 # PROFILE=paper DATA=/path/to/mvtec runs the notebooks' quick mode on MVTec AD with WideResNet-50.
 # TEST_WORKERS=N: pytest-xdist workers (default 2, one per core, one thread each; a notebook stays on one worker).
 TEST_WORKERS ?= 2
-test: $(STAMP) data
+test: lint $(STAMP) data
 	$(BIN)/python scripts/prepare_notebooks.py --profile $(PROFILE) --data $(DATA) --out build/nbval
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests build/nbval --nbval-lax \
 		--nbval-kernel-name adlib
+
+# ruff (pinned in requirements.lock, configured in pyproject.toml): lint, import order and format, whole tree.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # JupyterLab in headless Chromium (Debian's chromium + chromium-driver): runs 00_quickstart and 01_explore
 # in quick mode on the adlib kernel, checks the outputs, moves one widget; screenshots in build/test-lab/.

@@ -16,10 +16,25 @@ from pathlib import Path
 PROFILE_DATA = {"synthetic": "data/synthetic"}
 # The methods (`--method`) and their settings presets are `adlib.detectors.registry.METHODS`.
 # Options that only PatchCore-family methods (PatchCore's patches and memory bank) read, and other methods' own.
-PATCHCORE_ONLY = ("patch_size", "coreset", "sampler", "search", "distance", "top_k", "reweight", "denoise", "tau", "lof_k",
-                  "no_soft_weight", "backend")
-OWN_OPTIONS = {"channels": ("padim", "image-denoised-patchcore"), "image_k": ("spade",),
-               "drop": ("image-denoised-patchcore",)}
+PATCHCORE_ONLY = (
+    "patch_size",
+    "coreset",
+    "sampler",
+    "search",
+    "distance",
+    "top_k",
+    "reweight",
+    "denoise",
+    "tau",
+    "lof_k",
+    "no_soft_weight",
+    "backend",
+)
+OWN_OPTIONS = {
+    "channels": ("padim", "image-denoised-patchcore"),
+    "image_k": ("spade",),
+    "drop": ("image-denoised-patchcore",),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,25 +60,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_fetch_parser(commands)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     for command in commands.choices.values():  # `--debug` after the command too
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="show the traceback of an error")
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
+        )
     return parser
 
 
 def _add_data_options(run: argparse.ArgumentParser, profiles, backbones, methods) -> None:
     """What to run on: the data, the method, the features."""
-    run.add_argument("--data", type=Path, help="data root in the MVTec AD (or LOCO/BTAD) layout; "
-                     "default: data/synthetic for the synthetic profile")
+    run.add_argument(
+        "--data",
+        type=Path,
+        help="data root in the MVTec AD (or LOCO/BTAD) layout; default: data/synthetic for the synthetic profile",
+    )
     run.add_argument("--categories", nargs="+", help="categories to run (default: all under --data)")
-    run.add_argument("--method", default="patchcore", choices=list(methods),
-                     help="detector: improved-patchcore = K-means bank + cosine scores; softpatch = LOF denoising "
-                          "with soft weights (each only changes the options below it sets); image-denoised-patchcore "
-                          "= a PaDiM filter drops the worst training images, then PatchCore; padim; spade")
-    run.add_argument("--profile", default="synthetic", choices=profiles,
-                     help="feature defaults: synthetic = EfficientNet-Lite0, paper = WideResNet-50, 256->224")
+    run.add_argument(
+        "--method",
+        default="patchcore",
+        choices=list(methods),
+        help="detector: improved-patchcore = K-means bank + cosine scores; softpatch = LOF denoising "
+        "with soft weights (each only changes the options below it sets); image-denoised-patchcore "
+        "= a PaDiM filter drops the worst training images, then PatchCore; padim; spade",
+    )
+    run.add_argument(
+        "--profile",
+        default="synthetic",
+        choices=profiles,
+        help="feature defaults: synthetic = EfficientNet-Lite0, paper = WideResNet-50, 256->224",
+    )
     run.add_argument("--backbone", choices=backbones, help="override the profile's backbone")
-    run.add_argument("--weights", default="imagenet",
-                     help="'imagenet', a state-dict file, or 'none' for a random init")
+    run.add_argument("--weights", default="imagenet", help="'imagenet', a state-dict file, or 'none' for a random init")
     run.add_argument("--init-seed", type=int, default=0, help="seed of the random init (with --weights none)")
     run.add_argument("--layers", nargs="+", help="backbone layers (default: layer2 layer3)")
     run.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="backbone precision")
@@ -73,50 +99,87 @@ def _add_method_options(run: argparse.ArgumentParser, samplers, searches, distan
     """The methods' own settings (an option the chosen method does not read is refused)."""
     run.add_argument("--patch-size", type=int, default=3, help="neighbourhood size p of the local aggregation")
     run.add_argument("--coreset", type=float, default=0.1, help="memory bank size as a share of all patches")
-    run.add_argument("--sampler", choices=list(samplers),
-                     help="memory bank: approximate_greedy (PatchCore, default), exact_greedy, random, kmeans (KC), "
-                          "learned_proxies (PC Eq. 8)")
-    run.add_argument("--search", default="exact", choices=searches,
-                     help="memory-bank search: exact, or ivfpq (faiss IVF-PQ, approximate; PC Table 5)")
-    run.add_argument("--distance", choices=distances,
-                     help="patch score: euclidean (paper, default), squared (official code), cosine (KC)")
-    run.add_argument("--top-k", type=int, default=1, help="with --distance cosine: average over the top k bank features")
-    run.add_argument("--reweight", type=int,
-                     help="b of PatchCore's Eq. 7 image score (patchcore default 9; 1 = plain maximum: the official code, "
-                          "KC, and softpatch's default, as the SoftPatch paper scores images)")
-    run.add_argument("--denoise", choices=denoisers,
-                     help="SoftPatch outlier score per position (softpatch: lof); none for the others")
+    run.add_argument(
+        "--sampler",
+        choices=list(samplers),
+        help="memory bank: approximate_greedy (PatchCore, default), exact_greedy, random, kmeans (KC), "
+        "learned_proxies (PC Eq. 8)",
+    )
+    run.add_argument(
+        "--search",
+        default="exact",
+        choices=searches,
+        help="memory-bank search: exact, or ivfpq (faiss IVF-PQ, approximate; PC Table 5)",
+    )
+    run.add_argument(
+        "--distance",
+        choices=distances,
+        help="patch score: euclidean (paper, default), squared (official code), cosine (KC)",
+    )
+    run.add_argument(
+        "--top-k", type=int, default=1, help="with --distance cosine: average over the top k bank features"
+    )
+    run.add_argument(
+        "--reweight",
+        type=int,
+        help="b of PatchCore's Eq. 7 image score (patchcore default 9; 1 = plain maximum: the official code, "
+        "KC, and softpatch's default, as the SoftPatch paper scores images)",
+    )
+    run.add_argument(
+        "--denoise",
+        choices=denoisers,
+        help="SoftPatch outlier score per position (softpatch: lof); none for the others",
+    )
     run.add_argument("--tau", type=float, default=0.15, help="SoftPatch: share of training patches dropped")
     run.add_argument("--lof-k", type=int, default=6, help="SoftPatch: LOF neighbours")
     run.add_argument("--no-soft-weight", action="store_true", help="SoftPatch: drop patches but keep no soft weights")
-    run.add_argument("--channels", type=int,
-                     help="PaDiM (and the image-denoising filter): random channel subset (default per backbone)")
+    run.add_argument(
+        "--channels",
+        type=int,
+        help="PaDiM (and the image-denoising filter): random channel subset (default per backbone)",
+    )
     run.add_argument("--image-k", type=int, default=50, help="SPADE: training images retrieved per test image")
-    run.add_argument("--drop", type=float, default=0.15,
-                     help="image-denoised-patchcore: share of training images the PaDiM filter removes")
+    run.add_argument(
+        "--drop",
+        type=float,
+        default=0.15,
+        help="image-denoised-patchcore: share of training images the PaDiM filter removes",
+    )
 
 
 def _add_run_options(run: argparse.ArgumentParser, backends) -> None:
     """The protocol (noise, shots, seeds) and where and how the grid runs."""
-    run.add_argument("--noise", type=float, default=0.0,
-                     help="SoftPatch's noise protocol: move int(NOISE * |train|) anomalous test images into train")
+    run.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="SoftPatch's noise protocol: move int(NOISE * |train|) anomalous test images into train",
+    )
     run.add_argument("--overlap", action="store_true", help="with --noise: the moved images also stay in the test set")
-    run.add_argument("--shots", type=int, help="keep a seeded random subset of this many training images "
-                     "(drawn anew for each seed)")
+    run.add_argument(
+        "--shots", type=int, help="keep a seeded random subset of this many training images (drawn anew for each seed)"
+    )
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (the coreset's projection and starts)")
     run.add_argument("--backend", default="auto", choices=backends, help="nearest-neighbour search")
     run.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     run.add_argument("--out", type=Path, default=Path("results"), help="folder for results.csv and heatmaps")
     run.add_argument("--heatmaps", type=int, default=8, help="test images per category in the heatmap figure")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("--no-store", action="store_true",
-                     help="compute every evaluation and keep none (the result store replays stored timings)")
+    run.add_argument(
+        "--no-store",
+        action="store_true",
+        help="compute every evaluation and keep none (the result store replays stored timings)",
+    )
     cluster = run.add_mutually_exclusive_group()
-    cluster.add_argument("--scheduler", default=os.environ.get("ADLIB_SCHEDULER"),
-                         help="run the grid on an existing Dask cluster, e.g. tcp://host:8786 (default: "
-                              "$ADLIB_SCHEDULER); data, ADLIB_CACHE_DIR and ADLIB_STORE_DIR must be shared paths")
-    cluster.add_argument("--workers", type=int,
-                         help="run the grid on a local Dask cluster of this many worker processes")
+    cluster.add_argument(
+        "--scheduler",
+        default=os.environ.get("ADLIB_SCHEDULER"),
+        help="run the grid on an existing Dask cluster, e.g. tcp://host:8786 (default: "
+        "$ADLIB_SCHEDULER); data, ADLIB_CACHE_DIR and ADLIB_STORE_DIR must be shared paths",
+    )
+    cluster.add_argument(
+        "--workers", type=int, help="run the grid on a local Dask cluster of this many worker processes"
+    )
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -132,8 +195,12 @@ def settings_from_args(args: argparse.Namespace):
     patchcore_family = method.detector in (PatchCore, ImageDenoised)
     defaults = vars(build_parser().parse_args(["run"]))
     changed = [name for name in (*PATCHCORE_ONLY, *OWN_OPTIONS) if getattr(args, name) != defaults[name]]
-    unread = [name for name in changed if (name in PATCHCORE_ONLY and not patchcore_family)
-              or (name in OWN_OPTIONS and args.method not in OWN_OPTIONS[name])]
+    unread = [
+        name
+        for name in changed
+        if (name in PATCHCORE_ONLY and not patchcore_family)
+        or (name in OWN_OPTIONS and args.method not in OWN_OPTIONS[name])
+    ]
     if unread:
         options = ", ".join("--" + name.replace("_", "-") for name in unread)
         raise ValueError(f"{options} do(es) nothing with --method {args.method}: drop it or choose another method")
@@ -154,11 +221,21 @@ def settings_from_args(args: argparse.Namespace):
         return method.preset(features, image_k=args.image_k)
     if not patchcore_family:
         return method.preset(features)
-    explicit = {"sampler": args.sampler, "distance": args.distance, "reweight_neighbours": args.reweight,
-                "denoise": args.denoise}
-    patchcore = {"coreset_ratio": args.coreset, "search": args.search, "top_k": args.top_k, "tau": args.tau,
-                 "lof_k": args.lof_k, "soft_weight": not args.no_soft_weight,
-                 **{name: value for name, value in explicit.items() if value is not None}}
+    explicit = {
+        "sampler": args.sampler,
+        "distance": args.distance,
+        "reweight_neighbours": args.reweight,
+        "denoise": args.denoise,
+    }
+    patchcore = {
+        "coreset_ratio": args.coreset,
+        "search": args.search,
+        "top_k": args.top_k,
+        "tau": args.tau,
+        "lof_k": args.lof_k,
+        "soft_weight": not args.no_soft_weight,
+        **{name: value for name, value in explicit.items() if value is not None},
+    }
     if method.detector is ImageDenoised:  # a PaDiM filter drops the worst training images, then PatchCore
         detector = dataclasses.replace(PatchCoreSettings(features=features), **patchcore)
         return method.preset(features, detector=detector, drop=args.drop, channels=args.channels)
@@ -189,13 +266,23 @@ def run_command(args: argparse.Namespace) -> None:
     with grid_executor(scheduler, args.workers) as executor:
         # the heatmaps need the fitted models, which stay in the workers of a cluster
         heatmaps = args.heatmaps > 0 and executor is None
-        results = run(data, categories, {args.method: settings}, seeds=args.seeds, noise_ratio=args.noise,
-                      noise_overlap=args.overlap, shots=args.shots, device=args.device,
-                      progress=not args.no_progress, on_result=draw if heatmaps else None, backend=args.backend,
-                      store=not args.no_store, executor=executor)
+        results = run(
+            data,
+            categories,
+            {args.method: settings},
+            seeds=args.seeds,
+            noise_ratio=args.noise,
+            noise_overlap=args.overlap,
+            shots=args.shots,
+            device=args.device,
+            progress=not args.no_progress,
+            on_result=draw if heatmaps else None,
+            backend=args.backend,
+            store=not args.no_store,
+            executor=executor,
+        )
     atomic_write_bytes(args.out / "results.csv", results.to_csv(index=False).encode())
-    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200,
-                           "display.max_columns", 20):
+    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200, "display.max_columns", 20):
         print(summary(results))
     note = ""
     if args.heatmaps > 0:

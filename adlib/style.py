@@ -33,6 +33,7 @@ STYLE: dict[str, object] = {
 MASK_COLOR = "#00e5ff"
 MASK_HALO = "#101010"
 
+
 def pyplot():
     """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
@@ -55,8 +56,14 @@ def save_figures(fig, outs: Sequence[Path], dpi: int = 110) -> list[Path]:
     try:
         for out in outs:
             buffer = io.BytesIO()
-            fig.savefig(buffer, format=out.suffix.lstrip(".").lower(), dpi=dpi, bbox_inches="tight",
-                        pad_inches=0.05, metadata=_no_metadata(out.suffix))
+            fig.savefig(
+                buffer,
+                format=out.suffix.lstrip(".").lower(),
+                dpi=dpi,
+                bbox_inches="tight",
+                pad_inches=0.05,
+                metadata=_no_metadata(out.suffix),
+            )
             atomic_write_bytes(out, buffer.getvalue())
     finally:
         pyplot().close(fig)

@@ -70,8 +70,11 @@ def predict(model: PatchCore, test: Sequence[Sample], batch: int) -> tuple[np.nd
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser)
-    parser.add_argument("--no-parts", action="store_true",
-                        help="skip the separate timing of the fit's two halves (a second fit's worth of time)")
+    parser.add_argument(
+        "--no-parts",
+        action="store_true",
+        help="skip the separate timing of the fit's two halves (a second fit's worth of time)",
+    )
     args = parser.parse_args()
     settings = settings_from(args)
     set_threads(settings.threads)

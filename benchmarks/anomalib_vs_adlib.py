@@ -96,24 +96,48 @@ def run_worker(command: list[str]) -> float:
 def check_extractors(args: argparse.Namespace, weights: Path) -> dict[str, object]:
     """Both extractors' layer maps of the first test image: the largest difference per layer."""
     out = args.work / "extractor-check.npz"
-    run_worker([str(args.anomalib_python), str(HERE / "anomalib_worker.py"), "check", "--data", str(args.data),
-                "--category", args.categories[0], "--backbone", args.backbone, "--weights", str(weights),
-                "--threads", str(args.threads), "--out", str(out)])
+    run_worker(
+        [
+            str(args.anomalib_python),
+            str(HERE / "anomalib_worker.py"),
+            "check",
+            "--data",
+            str(args.data),
+            "--category",
+            args.categories[0],
+            "--backbone",
+            args.backbone,
+            "--weights",
+            str(weights),
+            "--threads",
+            str(args.threads),
+            "--out",
+            str(out),
+        ]
+    )
     theirs = read_check(out)
     sample = next(iter(load_category(args.data, args.categories[0]).test))
     if str(sample.image) != theirs["image"]:
         raise RuntimeError(f"the extractor check compared different images: {sample.image} vs {theirs['image']}")
-    settings = FeatureSettings(backbone=args.backbone, layers=("layer2", "layer3"), weights=str(weights),
-                               preprocessing=PREPROCESSING)
+    settings = FeatureSettings(
+        backbone=args.backbone, layers=("layer2", "layer3"), weights=str(weights), preprocessing=PREPROCESSING
+    )
     ours = FeatureExtractor(settings, device="cpu", use_cache=False).layer_maps([sample], progress=False)
-    result: dict[str, object] = {"image": sample.image.name, "unused keys": ", ".join(theirs["unused"]),
-                                 "embedding dim": theirs["embedding dim"], "versions": theirs["versions"]}
+    result: dict[str, object] = {
+        "image": sample.image.name,
+        "unused keys": ", ".join(theirs["unused"]),
+        "embedding dim": theirs["embedding dim"],
+        "versions": theirs["versions"],
+    }
     for layer, value in ours.items():
         other = torch.from_numpy(theirs["maps"][layer])
         if other.shape != value.shape:
             raise RuntimeError(f"{layer}: anomalib's map is {tuple(other.shape)}, adlib's {tuple(value.shape)}")
-        result[layer] = {"shape": list(value.shape), "max abs difference": float((other - value).abs().max()),
-                         "max abs value": float(value.abs().max())}
+        result[layer] = {
+            "shape": list(value.shape),
+            "max abs difference": float((other - value).abs().max()),
+            "max abs value": float(value.abs().max()),
+        }
     return result
 
 
@@ -124,11 +148,17 @@ def read_check(path: Path) -> dict[str, object]:
         names = {"image", "unused", "embedding_dim", "versions"}
         missing = names - set(record.files)
         if missing:
-            raise ValueError(f"{path} lacks {', '.join(sorted(missing))}: it was written by an older "
-                             "anomalib_worker.py; delete it and rerun")
-        return {"image": str(record["image"]), "unused": record["unused"].tolist(),
-                "embedding dim": int(record["embedding_dim"]), "versions": json.loads(str(record["versions"])),
-                "maps": {name: record[name] for name in record.files if name not in names}}
+            raise ValueError(
+                f"{path} lacks {', '.join(sorted(missing))}: it was written by an older "
+                "anomalib_worker.py; delete it and rerun"
+            )
+        return {
+            "image": str(record["image"]),
+            "unused": record["unused"].tolist(),
+            "embedding dim": int(record["embedding_dim"]),
+            "versions": json.loads(str(record["versions"])),
+            "maps": {name: record[name] for name in record.files if name not in names},
+        }
 
 
 def shown(path: Path | str) -> str:
@@ -154,16 +184,45 @@ class Job:
 def worker_command(side: str, args: argparse.Namespace, job: Job, weights: Path) -> list[str]:
     """The command line of one side's run; it writes `{job.stem}-{FILES[side]}.npz` and `.json`."""
     python, script = (
-        (sys.executable, HERE / "adlib_worker.py") if side == "adlib"
+        (sys.executable, HERE / "adlib_worker.py")
+        if side == "adlib"
         else (str(args.anomalib_python), HERE / "anomalib_worker.py")
     )
-    return [python, shown(script)] + (["run"] if side != "adlib" else []) + [
-        "--data", str(job.data), "--category", job.category, "--shots", str(job.shots), "--seed", str(args.seed),
-        "--backbone", args.backbone, "--weights", str(weights), "--ratio", str(args.ratio),
-        "--neighbours", str(args.neighbours), "--batch", "8", "--threads", str(args.threads),
-        "--fit-repeats", str(job.fit_repeats), "--predict-repeats", str(job.predict_repeats),
-        "--maps", f"{job.stem}-{FILES[side]}.npz", "--result", f"{job.stem}-{FILES[side]}.json",
-    ] + (["--no-parts"] if side == "adlib" and not job.parts else [])
+    return (
+        [python, shown(script)]
+        + (["run"] if side != "adlib" else [])
+        + [
+            "--data",
+            str(job.data),
+            "--category",
+            job.category,
+            "--shots",
+            str(job.shots),
+            "--seed",
+            str(args.seed),
+            "--backbone",
+            args.backbone,
+            "--weights",
+            str(weights),
+            "--ratio",
+            str(args.ratio),
+            "--neighbours",
+            str(args.neighbours),
+            "--batch",
+            "8",
+            "--threads",
+            str(args.threads),
+            "--fit-repeats",
+            str(job.fit_repeats),
+            "--predict-repeats",
+            str(job.predict_repeats),
+            "--maps",
+            f"{job.stem}-{FILES[side]}.npz",
+            "--result",
+            f"{job.stem}-{FILES[side]}.json",
+        ]
+        + (["--no-parts"] if side == "adlib" and not job.parts else [])
+    )
 
 
 def environment_prefix(side: str) -> str:
@@ -179,8 +238,10 @@ def run_side(args: argparse.Namespace, side: str, job: Job, weights: Path) -> tu
     result_file.unlink(missing_ok=True)
     load_before = os.getloadavg()[0]
     outcome = run_capped(command, args.memory_cap_gib * 1024, args.time_cap, env=os.environ | ENVIRONMENT[side])
-    log(f"{side}: {outcome.label(args.memory_cap_gib * 1024, args.time_cap)} after {outcome.seconds:.0f} s, "
-        f"largest sampled memory {outcome.peak_mb:.0f} MiB")
+    log(
+        f"{side}: {outcome.label(args.memory_cap_gib * 1024, args.time_cap)} after {outcome.seconds:.0f} s, "
+        f"largest sampled memory {outcome.peak_mb:.0f} MiB"
+    )
     if outcome.status != OK:
         return outcome, None
     record = json.loads(result_file.read_text())
@@ -200,7 +261,7 @@ def run_category(args: argparse.Namespace, category: str, weights: Path, index: 
     drifting load. A side stopped at a cap, or left out by --default-allocator-up-to, gets a record with
     its status and no numbers."""
     results = {}
-    order = SIDES[index % len(SIDES):] + SIDES[: index % len(SIDES)]
+    order = SIDES[index % len(SIDES) :] + SIDES[: index % len(SIDES)]
     job = Job(args.data, category, args.shots, args.fit_repeats, args.predict_repeats, args.work / category)
     for side in order:
         why = limited(args, side, job.shots)
@@ -228,13 +289,21 @@ def run_sweep(args: argparse.Namespace, weights: Path) -> pd.DataFrame:
             if why is not None:
                 points.append(left_out(side, n, why))
                 continue
-            job = Job(args.sweep_data, args.sweep_category, n, 1, args.predict_repeats,
-                      args.work / f"sweep-{args.sweep_category}-{n}", parts=False)
+            job = Job(
+                args.sweep_data,
+                args.sweep_category,
+                n,
+                1,
+                args.predict_repeats,
+                args.work / f"sweep-{args.sweep_category}-{n}",
+                parts=False,
+            )
             outcome, record = run_side(args, side, job, weights)
             if outcome.status in (MEMORY_CAP, TIME_CAP):
                 capped_at[side] = n
-            points.append(point(side, n, outcome.label(args.memory_cap_gib * 1024, args.time_cap), record,
-                                outcome.peak_mb))
+            points.append(
+                point(side, n, outcome.label(args.memory_cap_gib * 1024, args.time_cap), record, outcome.peak_mb)
+            )
     return pd.DataFrame(points)
 
 
@@ -260,21 +329,44 @@ def adlib_metric_values(masks: np.ndarray, labels: np.ndarray, maps_file: Path) 
     }
 
 
-def anomalib_metric_values(args: argparse.Namespace, category: str, truth: Path,
-                           sides: list[str]) -> dict[str, dict[str, float]]:
+def anomalib_metric_values(
+    args: argparse.Namespace, category: str, truth: Path, sides: list[str]
+) -> dict[str, dict[str, float]]:
     files = [args.work / f"{category}-{FILES[side]}.npz" for side in sides]
     out = args.work / f"{category}-anomalib-metrics.json"
-    run_worker([str(args.anomalib_python), str(HERE / "anomalib_worker.py"), "metrics", "--masks", str(truth),
-                "--maps", *map(str, files), "--fpr-limit", str(FPR_LIMIT), "--threads", str(args.threads),
-                "--result", str(out)])
+    run_worker(
+        [
+            str(args.anomalib_python),
+            str(HERE / "anomalib_worker.py"),
+            "metrics",
+            "--masks",
+            str(truth),
+            "--maps",
+            *map(str, files),
+            "--fpr-limit",
+            str(FPR_LIMIT),
+            "--threads",
+            str(args.threads),
+            "--result",
+            str(out),
+        ]
+    )
     values = json.loads(out.read_text())
-    return {variant: {side: values[str(path)][variant] for side, path in zip(sides, files)}
-            for variant in ("raw", "min-max")} | {"version": values["anomalib"]}
+    return {
+        variant: {side: values[str(path)][variant] for side, path in zip(sides, files)}
+        for variant in ("raw", "min-max")
+    } | {"version": values["anomalib"]}
 
 
 def row(benchmark: str, side: str, quantity: str, value: object, unit: str, repeats: int) -> dict[str, object]:
-    return {"benchmark": benchmark, "side": side, "quantity": quantity, "value": value, "unit": unit,
-            "repeats": repeats}
+    return {
+        "benchmark": benchmark,
+        "side": side,
+        "quantity": quantity,
+        "value": value,
+        "unit": unit,
+        "repeats": repeats,
+    }
 
 
 def category_rows(category: str, runs: dict[str, dict], metrics: dict[str, dict[str, dict]]) -> list[dict]:
@@ -291,7 +383,9 @@ def category_rows(category: str, runs: dict[str, dict], metrics: dict[str, dict[
         rows += [
             row(name, side, "fit time", r["fit"]["median_wall"], "s", fits),
             row(name, side, "fit CPU time", r["fit"]["median_cpu"], "s", fits),
-            row(name, side, "fit: features part", r["fit_features"]["median_wall"], "s", len(r["fit_features"]["wall"])),
+            row(
+                name, side, "fit: features part", r["fit_features"]["median_wall"], "s", len(r["fit_features"]["wall"])
+            ),
             row(name, side, "fit: coreset part", r["fit_coreset"]["median_wall"], "s", len(r["fit_coreset"]["wall"])),
             row(name, side, "predict time per image", r["predict"]["median_wall"] * per_image, "ms", predicts),
             row(name, side, "predict CPU time per image", r["predict"]["median_cpu"] * per_image, "ms", predicts),
@@ -315,23 +409,49 @@ def summary(runs: dict[str, dict[str, dict]], metrics: dict[str, dict]) -> pd.Da
         for side in SIDES:
             r = by_side[side]
             if r["status"] != OK:
-                lines.append({"category": category, "side": side, "status": r["status"], "peak MiB": r["sampled_peak_mb"]})
+                lines.append(
+                    {"category": category, "side": side, "status": r["status"], "peak MiB": r["sampled_peak_mb"]}
+                )
                 continue
             ours, theirs = metrics[category]["adlib"][side], metrics[category]["anomalib"][side]
-            lines.append({
-                "category": category, "side": side, "status": OK,
-                "fit s": r["fit"]["median_wall"], "features s": r["fit_features"]["median_wall"],
-                "coreset s": r["fit_coreset"]["median_wall"],
-                "predict ms/img": r["predict"]["median_wall"] * 1e3 / r["n_test"],
-                "fit CPU s": r["fit"]["median_cpu"], "predict CPU ms/img": r["predict"]["median_cpu"] * 1e3 / r["n_test"],
-                "peak MiB": r["peak_rss_mb"], "MiB before fit": r["rss_start_mb"],
-                "image AUROC": ours["image AUROC"], "pixel AUROC": ours["pixel AUROC"],
-                "PRO (adlib code)": ours["PRO"], "PRO (anomalib code)": theirs["PRO"],
-                "bank": "x".join(map(str, r["bank"])),
-            })
-    columns = ["category", "side", "status", "fit s", "features s", "coreset s", "predict ms/img", "fit CPU s",
-               "predict CPU ms/img", "peak MiB", "MiB before fit", "image AUROC", "pixel AUROC",
-               "PRO (adlib code)", "PRO (anomalib code)", "bank"]
+            lines.append(
+                {
+                    "category": category,
+                    "side": side,
+                    "status": OK,
+                    "fit s": r["fit"]["median_wall"],
+                    "features s": r["fit_features"]["median_wall"],
+                    "coreset s": r["fit_coreset"]["median_wall"],
+                    "predict ms/img": r["predict"]["median_wall"] * 1e3 / r["n_test"],
+                    "fit CPU s": r["fit"]["median_cpu"],
+                    "predict CPU ms/img": r["predict"]["median_cpu"] * 1e3 / r["n_test"],
+                    "peak MiB": r["peak_rss_mb"],
+                    "MiB before fit": r["rss_start_mb"],
+                    "image AUROC": ours["image AUROC"],
+                    "pixel AUROC": ours["pixel AUROC"],
+                    "PRO (adlib code)": ours["PRO"],
+                    "PRO (anomalib code)": theirs["PRO"],
+                    "bank": "x".join(map(str, r["bank"])),
+                }
+            )
+    columns = [
+        "category",
+        "side",
+        "status",
+        "fit s",
+        "features s",
+        "coreset s",
+        "predict ms/img",
+        "fit CPU s",
+        "predict CPU ms/img",
+        "peak MiB",
+        "MiB before fit",
+        "image AUROC",
+        "pixel AUROC",
+        "PRO (adlib code)",
+        "PRO (anomalib code)",
+        "bank",
+    ]
     return pd.DataFrame(lines).reindex(columns=columns).fillna({"bank": ""})
 
 
@@ -344,19 +464,24 @@ def ratios(table: pd.DataFrame) -> pd.DataFrame:
         a = wide.loc[(category, "adlib")]
         for side in ANOMALIB:
             b = wide.loc[(category, side)]
-            out.append({
-                "category": category, "against": side, "status": b["status"],
-                "predict speed-up": b["predict ms/img"] / a["predict ms/img"],
-                "fit speed-up": b["fit s"] / a["fit s"],
-                "predict speed-up, CPU time": b["predict CPU ms/img"] / a["predict CPU ms/img"],
-                "fit speed-up, CPU time": b["fit CPU s"] / a["fit CPU s"],
-                "coreset speed-up": b["coreset s"] / a["coreset s"],
-                "features speed-up": b["features s"] / a["features s"],
-                # a run killed at the memory cap peaked above it (a valid lower bound); at the time cap, unknown
-                "peak memory anomalib / adlib": b["peak MiB"] / a["peak MiB"]
-                if b["status"] == OK or str(b["status"]).startswith("out of memory") else float("nan"),
-                "image AUROC adlib - anomalib": a["image AUROC"] - b["image AUROC"],
-            })
+            out.append(
+                {
+                    "category": category,
+                    "against": side,
+                    "status": b["status"],
+                    "predict speed-up": b["predict ms/img"] / a["predict ms/img"],
+                    "fit speed-up": b["fit s"] / a["fit s"],
+                    "predict speed-up, CPU time": b["predict CPU ms/img"] / a["predict CPU ms/img"],
+                    "fit speed-up, CPU time": b["fit CPU s"] / a["fit CPU s"],
+                    "coreset speed-up": b["coreset s"] / a["coreset s"],
+                    "features speed-up": b["features s"] / a["features s"],
+                    # a run killed at the memory cap peaked above it (a valid lower bound); at the time cap, unknown
+                    "peak memory anomalib / adlib": b["peak MiB"] / a["peak MiB"]
+                    if b["status"] == OK or str(b["status"]).startswith("out of memory")
+                    else float("nan"),
+                    "image AUROC adlib - anomalib": a["image AUROC"] - b["image AUROC"],
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -369,8 +494,9 @@ def verdict(held: bool | None) -> str:
     return "holds" if held else ("cannot tell (no anomalib run to compare)" if held is None else "does NOT hold")
 
 
-def targets(per_category: pd.DataFrame, sweep: pd.DataFrame | None, coreset_floor: float | None,
-            shots: int) -> pd.DataFrame:
+def targets(
+    per_category: pd.DataFrame, sweep: pd.DataFrame | None, coreset_floor: float | None, shots: int
+) -> pd.DataFrame:
     """The issue's targets, each with the measured ratios of this run and a verdict."""
     listed = lambda series, fmt: ", ".join(f"{k} {format(v, fmt)}" for k, v in series.items())  # noqa: E731
     fit, predict = strictest(per_category, "fit speed-up"), strictest(per_category, "predict speed-up")
@@ -383,33 +509,55 @@ def targets(per_category: pd.DataFrame, sweep: pd.DataFrame | None, coreset_floo
         by_size = ratio_by_size(sweep, "fit s", "adlib", ANOMALIB)
         growth = loglog_slope(by_size.index, by_size.to_numpy())
         growth_held = bool(len(by_size) >= 2 and growth > 0)
-        fit_growth = (f"; sweep ratio by size {listed(by_size, '.2f')} (log-log slope {growth:+.2f}"
-                      f"{', growing' if growth_held else ', not growing'})")
-    lines.append({"target": f"fit >= {FIT_TARGET:g}x faster than anomalib at {shots} training images, growing "
-                            "with N",
-                  "measured (strictest anomalib variant that ran)":
-                      (f"median {fit.median():.2f}x ({listed(fit, '.2f')})" if len(fit) else NONE_RAN) + fit_growth,
-                  "verdict": verdict(None if fit.empty else bool(fit.median() >= FIT_TARGET and growth_held))})
+        fit_growth = (
+            f"; sweep ratio by size {listed(by_size, '.2f')} (log-log slope {growth:+.2f}"
+            f"{', growing' if growth_held else ', not growing'})"
+        )
+    lines.append(
+        {
+            "target": f"fit >= {FIT_TARGET:g}x faster than anomalib at {shots} training images, growing with N",
+            "measured (strictest anomalib variant that ran)": (
+                f"median {fit.median():.2f}x ({listed(fit, '.2f')})" if len(fit) else NONE_RAN
+            )
+            + fit_growth,
+            "verdict": verdict(None if fit.empty else bool(fit.median() >= FIT_TARGET and growth_held)),
+        }
+    )
     auroc_ok = bool((auroc >= -AUROC_TOLERANCE).all())
-    lines.append({"target": f"predict >= {PREDICT_TARGET:g}x faster per image, at equal or better image AUROC "
-                            f"(-{AUROC_TOLERANCE})",
-                  "measured (strictest anomalib variant that ran)":
-                      f"median {predict.median():.2f}x ({listed(predict, '.2f')}); AUROC adlib - anomalib "
-                      f"{listed(auroc, '+.3f')}" if len(predict) else NONE_RAN,
-                  "verdict": verdict(None if predict.empty else bool(predict.median() >= PREDICT_TARGET and auroc_ok))})
+    lines.append(
+        {
+            "target": f"predict >= {PREDICT_TARGET:g}x faster per image, at equal or better image AUROC "
+            f"(-{AUROC_TOLERANCE})",
+            "measured (strictest anomalib variant that ran)": f"median {predict.median():.2f}x ({listed(predict, '.2f')}); AUROC adlib - anomalib "
+            f"{listed(auroc, '+.3f')}"
+            if len(predict)
+            else NONE_RAN,
+            "verdict": verdict(None if predict.empty else bool(predict.median() >= PREDICT_TARGET and auroc_ok)),
+        }
+    )
     memory_text = (f"full set: {listed(memory, '.2f')}" if len(memory) else f"full set: {NONE_RAN}") + (
-        " (a run killed at the memory cap counts with the memory it had reached, a lower bound)")
+        " (a run killed at the memory cap counts with the memory it had reached, a lower bound)"
+    )
     memory_held = bool((memory >= 1).all()) if not memory.empty else None
     if sweep is not None:
         held, text = memory_verdict(sweep, "adlib", ANOMALIB)
         memory_text += f"; sweep: {text}"
         memory_held = held if memory_held is None else memory_held and held
-    lines.append({"target": "peak memory <= anomalib's at every size",
-                  "measured (strictest anomalib variant that ran)": memory_text, "verdict": verdict(memory_held)})
+    lines.append(
+        {
+            "target": "peak memory <= anomalib's at every size",
+            "measured (strictest anomalib variant that ran)": memory_text,
+            "verdict": verdict(memory_held),
+        }
+    )
     if coreset_floor is not None:
-        lines.append({"target": f"coreset within {CORESET_FLOOR_TARGET:g}x of the streaming floor",
-                      "measured (strictest anomalib variant that ran)": f"{coreset_floor:.2f}x (greedy loop per pick vs one bare pass, full-set-sized bank, reference loops)",
-                      "verdict": verdict(coreset_floor <= CORESET_FLOOR_TARGET)})
+        lines.append(
+            {
+                "target": f"coreset within {CORESET_FLOOR_TARGET:g}x of the streaming floor",
+                "measured (strictest anomalib variant that ran)": f"{coreset_floor:.2f}x (greedy loop per pick vs one bare pass, full-set-sized bank, reference loops)",
+                "verdict": verdict(coreset_floor <= CORESET_FLOOR_TARGET),
+            }
+        )
     return pd.DataFrame(lines)
 
 
@@ -440,11 +588,26 @@ def metric_agreement(metrics: dict[str, dict]) -> pd.DataFrame:
             for metric in ("image AUROC", "pixel AUROC", "PRO"):
                 ours, theirs = by_code["adlib"][side][metric], by_code["anomalib"][side][metric]
                 scaled = by_code["anomalib, min-max input"][side][metric]
-                lines.append({"category": category, "maps of": side, "metric": metric, "adlib code": ours,
-                              "anomalib code": theirs, "difference": ours - theirs,
-                              "anomalib code, min-max input": scaled, "difference, min-max": ours - scaled})
-            lines.append({"category": category, "maps of": side, "metric": "PRO, anomalous images only",
-                          "adlib code": by_code["adlib"][side]["PRO (anomalous images only)"]})
+                lines.append(
+                    {
+                        "category": category,
+                        "maps of": side,
+                        "metric": metric,
+                        "adlib code": ours,
+                        "anomalib code": theirs,
+                        "difference": ours - theirs,
+                        "anomalib code, min-max input": scaled,
+                        "difference, min-max": ours - scaled,
+                    }
+                )
+            lines.append(
+                {
+                    "category": category,
+                    "maps of": side,
+                    "metric": "PRO, anomalous images only",
+                    "adlib code": by_code["adlib"][side]["PRO (anomalous images only)"],
+                }
+            )
     return pd.DataFrame(lines)
 
 
@@ -452,8 +615,11 @@ def agreement_text(agreement: pd.DataFrame) -> str:
     """What the differences between the two metric codes are, and why."""
     if agreement.empty or agreement["difference"].isna().all():
         return "No side ran to the end on the full set: no maps to compare."
-    worst = agreement.dropna(subset=["difference"]).groupby("metric")[["difference", "difference, min-max"]].agg(
-        lambda d: d.abs().max())
+    worst = (
+        agreement.dropna(subset=["difference"])
+        .groupby("metric")[["difference", "difference, min-max"]]
+        .agg(lambda d: d.abs().max())
+    )
     raw_auroc = worst.loc[["image AUROC", "pixel AUROC"], "difference"].max()
     scaled_auroc = worst.loc[["image AUROC", "pixel AUROC"], "difference, min-max"].max()
     pro_gap = worst.loc["PRO", "difference"]
@@ -469,10 +635,12 @@ def agreement_text(agreement: pd.DataFrame) -> str:
         "count one half. anomalib's own pipeline never meets this, because its post-processor scales scores "
         "and maps to [0, 1] before its evaluator. Min-max scaled in float64 (a strictly increasing map, which "
         "leaves the exact AUROC as it is), "
-        + ("the two codes agree to rounding.\n" if scaled_auroc <= 1e-4 else
-           f"they still differ by up to {scaled_auroc:.2g}: look for ties the scaling created or removed.\n")
-        +
-        "- **PRO.** The same definition on both sides: the 8-connected regions of every test mask (OpenCV's "
+        + (
+            "the two codes agree to rounding.\n"
+            if scaled_auroc <= 1e-4
+            else f"they still differ by up to {scaled_auroc:.2g}: look for ties the scaling created or removed.\n"
+        )
+        + "- **PRO.** The same definition on both sides: the 8-connected regions of every test mask (OpenCV's "
         "default in anomalib, scipy's 3 x 3 structure in adlib), the normal pixels of all test images, good "
         "images included, for the FPR, tied scores crossing the threshold together, the curve cut by linear "
         "interpolation at FPR = 0.3 and its area divided by 0.3. AUPRO applies no sigmoid; what is left is "
@@ -487,19 +655,24 @@ def agreement_text(agreement: pd.DataFrame) -> str:
 def settings_table(args: argparse.Namespace, runs: dict[str, dict[str, dict]], anomalib_dim: int) -> pd.DataFrame:
     """The settings side by side; `anomalib_dim` is its patch-feature dimension from the extractor check
     (known even when no anomalib fit ended within the caps; a fit that ended must agree with it)."""
-    ended = {by_side[side]["bank"][1] for by_side in runs.values() for side in ANOMALIB
-             if by_side[side]["status"] == OK}
+    ended = {
+        by_side[side]["bank"][1] for by_side in runs.values() for side in ANOMALIB if by_side[side]["status"] == OK
+    }
     if ended - {anomalib_dim}:
         raise RuntimeError(f"anomalib's banks have {sorted(ended)} dims, its extractor check {anomalib_dim}")
     a = next(iter(runs.values()))["adlib"]
     adlib_dim = a["bank"][1] if "bank" in a else FeatureSettings().target_dim  # adlib_worker keeps the default
     same = lambda value: {"adlib": value, "anomalib": value, "matched": "yes"}  # noqa: E731
     lines = {
-        "backbone": {"adlib": f"{args.backbone}, layer2 + layer3; batch norms folded into the convolutions",
-                     "anomalib": f"{args.backbone}, layer2 + layer3; batch norms as layers",
-                     "matched": "yes (the same maps up to float rounding, ~2e-6 of their peak)"},
-        "weights": same(f"random init, torch.manual_seed({args.seed}), one torchvision state-dict file loaded "
-                        "by both (no pretrained weights can be downloaded here)"),
+        "backbone": {
+            "adlib": f"{args.backbone}, layer2 + layer3; batch norms folded into the convolutions",
+            "anomalib": f"{args.backbone}, layer2 + layer3; batch norms as layers",
+            "matched": "yes (the same maps up to float rounding, ~2e-6 of their peak)",
+        },
+        "weights": same(
+            f"random init, torch.manual_seed({args.seed}), one torchvision state-dict file loaded "
+            "by both (no pretrained weights can be downloaded here)"
+        ),
         "input": same("adlib.data.datasets.read_batch: shorter side 256, centre crop 224, ImageNet mean/std, float32"),
         "training images": same(f"{args.shots} per category (seeded subset, seed {args.seed})"),
         "test images": same("all per category"),
@@ -507,22 +680,33 @@ def settings_table(args: argparse.Namespace, runs: dict[str, dict[str, dict]], a
         "Eq. 7 neighbours b": same(str(args.neighbours)),
         "threads": same(f"{args.threads} (torch and faiss)"),
         "batch": same("8 images per backbone forward and per predict call"),
-        "patch feature": {"adlib": "unfold 3 x 3, adaptive average pooling per layer to 1024, layer3 upsampled "
-                                   "bilinearly, pooled to 1024 (the official code)",
-                          "anomalib": "3 x 3 average pooling per layer, layer3 upsampled bilinearly, channels "
-                                      "concatenated", "matched": f"no: {adlib_dim} vs {anomalib_dim} dims"},
-        "coreset": {"adlib": "approximate greedy: dense projection to 128 dims, 10 random start points",
-                    "anomalib": "k-center greedy: sparse random projection to the Johnson-Lindenstrauss "
-                                "dimension for eps = 0.9, one random start point (in the coreset)",
-                    "matched": "no (both greedy k-center on a random projection)"},
-        "search": {"adlib": "faiss IndexFlatL2 (exact)", "anomalib": "torch matrix product (exact)",
-                   "matched": "no (same result)"},
-        "anomaly map": {"adlib": "bilinear upsampling, Gaussian blur sigma 4 (scipy's reflect)",
-                        "anomalib": "nearest upsampling, Gaussian blur sigma 4 (its GaussianBlur2d)",
-                        "matched": "sigma only"},
-        "driver": {"adlib": "PatchCore.fit / .predict (no feature cache)",
-                   "anomalib": "PatchcoreModel forward (train mode + subsample_embedding; eval mode), no Engine",
-                   "matched": "no (see below)"},
+        "patch feature": {
+            "adlib": "unfold 3 x 3, adaptive average pooling per layer to 1024, layer3 upsampled "
+            "bilinearly, pooled to 1024 (the official code)",
+            "anomalib": "3 x 3 average pooling per layer, layer3 upsampled bilinearly, channels concatenated",
+            "matched": f"no: {adlib_dim} vs {anomalib_dim} dims",
+        },
+        "coreset": {
+            "adlib": "approximate greedy: dense projection to 128 dims, 10 random start points",
+            "anomalib": "k-center greedy: sparse random projection to the Johnson-Lindenstrauss "
+            "dimension for eps = 0.9, one random start point (in the coreset)",
+            "matched": "no (both greedy k-center on a random projection)",
+        },
+        "search": {
+            "adlib": "faiss IndexFlatL2 (exact)",
+            "anomalib": "torch matrix product (exact)",
+            "matched": "no (same result)",
+        },
+        "anomaly map": {
+            "adlib": "bilinear upsampling, Gaussian blur sigma 4 (scipy's reflect)",
+            "anomalib": "nearest upsampling, Gaussian blur sigma 4 (its GaussianBlur2d)",
+            "matched": "sigma only",
+        },
+        "driver": {
+            "adlib": "PatchCore.fit / .predict (no feature cache)",
+            "anomalib": "PatchcoreModel forward (train mode + subsample_embedding; eval mode), no Engine",
+            "matched": "no (see below)",
+        },
     }
     return pd.DataFrame(lines).T.rename_axis("setting").reset_index()
 
@@ -561,8 +745,7 @@ NOT_MATCHED = """\
 
 def markdown(table: pd.DataFrame, floatfmt: str) -> str:
     """`table` as Markdown with missing values (NaN: not measured, e.g. a run past a cap) left blank."""
-    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=floatfmt,
-                                                                         missingval="")
+    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=floatfmt, missingval="")
 
 
 def read_load_record(path: Path) -> tuple[str, float]:
@@ -572,8 +755,10 @@ def read_load_record(path: Path) -> tuple[str, float]:
     try:
         return lines[0].strip(), float(lines[1].split()[0])
     except (IndexError, ValueError):
-        raise ValueError(f"--load-at-start {path}: expected a UTC time line, then a copy of /proc/loadavg; got "
-                         f"{path.read_text()[:80]!r} (make bench writes it: `make bench-load`)") from None
+        raise ValueError(
+            f"--load-at-start {path}: expected a UTC time line, then a copy of /proc/loadavg; got "
+            f"{path.read_text()[:80]!r} (make bench writes it: `make bench-load`)"
+        ) from None
 
 
 def load_note(info: dict[str, str]) -> str:
@@ -589,79 +774,122 @@ def load_note(info: dict[str, str]) -> str:
     before = START if START in info else SCRIPT_START
     start, end = float(info[before]), float(info[END])
     busy_start, busy_end = start > BUSY_PER_CORE * cores, end > threads + BUSY_PER_CORE * cores
-    where = (f"{start:.2f} before the benchmark began (the --load-at-start reading: {info[READ_AT]})"
-             if before == START else f"{start:.2f} when this script started (no --load-at-start: no earlier reading)")
+    where = (
+        f"{start:.2f} before the benchmark began (the --load-at-start reading: {info[READ_AT]})"
+        if before == START
+        else f"{start:.2f} when this script started (no --load-at-start: no earlier reading)"
+    )
     text = f"1-minute load average {where}"
     if before == START and SCRIPT_START in info:
-        text += (f"; {float(info[SCRIPT_START]):.2f} when this script started, after what ran since that reading "
-                 "(under make bench: its features and coreset benchmarks; their own load, not judged)")
-    text += (f"; {end:.2f} at the end, right after the last step (the reference loops, or without them the last "
-             f"worker), which keeps {threads} thread(s) busy (so up to {threads} of it is this run's own); "
-             f"{cores} cores.")
+        text += (
+            f"; {float(info[SCRIPT_START]):.2f} when this script started, after what ran since that reading "
+            "(under make bench: its features and coreset benchmarks; their own load, not judged)"
+        )
+    text += (
+        f"; {end:.2f} at the end, right after the last step (the reference loops, or without them the last "
+        f"worker), which keeps {threads} thread(s) busy (so up to {threads} of it is this run's own); "
+        f"{cores} cores."
+    )
     if busy_start or busy_end:
-        why = " and ".join(([f"above {BUSY_PER_CORE} per core before the run"] if busy_start else []) + (
-            [f"above this run's {threads} thread(s) + {BUSY_PER_CORE} per core at the end"] if busy_end else []))
-        return (f"**NOT AN IDLE RUN: the load average was {why}** (other jobs were running; wall times are "
-                "inflated and noisy, the ratios less so). " + text)
-    return (f"The machine was idle (at most {BUSY_PER_CORE} per core before the run, and at the end no more than "
-            f"this run's own threads + {BUSY_PER_CORE} per core). " + text)
+        why = " and ".join(
+            ([f"above {BUSY_PER_CORE} per core before the run"] if busy_start else [])
+            + ([f"above this run's {threads} thread(s) + {BUSY_PER_CORE} per core at the end"] if busy_end else [])
+        )
+        return (
+            f"**NOT AN IDLE RUN: the load average was {why}** (other jobs were running; wall times are "
+            "inflated and noisy, the ratios less so). " + text
+        )
+    return (
+        f"The machine was idle (at most {BUSY_PER_CORE} per core before the run, and at the end no more than "
+        f"this run's own threads + {BUSY_PER_CORE} per core). " + text
+    )
 
 
-def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, object], runs: dict,
-           metrics: dict, sweep: pd.DataFrame | None, reference: pd.DataFrame | None, elapsed: float) -> str:
+def report(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    check: dict[str, object],
+    runs: dict,
+    metrics: dict,
+    sweep: pd.DataFrame | None,
+    reference: pd.DataFrame | None,
+    elapsed: float,
+) -> str:
     table = summary(runs, metrics)
     per_category = ratios(table)
     agreement = metric_agreement(metrics)
     floor = coreset_floor(reference)
     out = io.StringIO()
     out.write("# adlib vs anomalib: PatchCore on the embedded benchmark, scaling, and reference loops\n\n")
-    out.write(f"Made by `make bench` (`python benchmarks/anomalib_vs_adlib.py`) on {info['date']}; this report's "
-              f"run took {elapsed / 60:.1f} minutes. Fit: median of {args.fit_repeats} fit(s); predict: median of "
-              f"{args.predict_repeats} pass(es) over the test images; each side in its own process, under a "
-              f"{args.memory_cap_gib:g} GiB memory cap and a {args.time_cap:g} s time cap"
-              + ("" if args.default_allocator_up_to is None else
-                 f"; anomalib with glibc's default allocator only up to {args.default_allocator_up_to} training "
-                 "images (`--default-allocator-up-to`, to bound the run's time; the trimmed variant runs at "
-                 "every size)") + ".\n\n")
+    out.write(
+        f"Made by `make bench` (`python benchmarks/anomalib_vs_adlib.py`) on {info['date']}; this report's "
+        f"run took {elapsed / 60:.1f} minutes. Fit: median of {args.fit_repeats} fit(s); predict: median of "
+        f"{args.predict_repeats} pass(es) over the test images; each side in its own process, under a "
+        f"{args.memory_cap_gib:g} GiB memory cap and a {args.time_cap:g} s time cap"
+        + (
+            ""
+            if args.default_allocator_up_to is None
+            else f"; anomalib with glibc's default allocator only up to {args.default_allocator_up_to} training "
+            "images (`--default-allocator-up-to`, to bound the run's time; the trimmed variant runs at "
+            "every size)"
+        )
+        + ".\n\n"
+    )
     out.write(load_note(info) + "\n\n")
     out.write("## Targets\n\n")
-    out.write("Ratios are anomalib / adlib (> 1: adlib faster or smaller), each against the anomalib variant "
-              "least in adlib's favour among those that ran. \"Equal AUROC\" means within "
-              f"{AUROC_TOLERANCE} of anomalib's.\n\n")
+    out.write(
+        "Ratios are anomalib / adlib (> 1: adlib faster or smaller), each against the anomalib variant "
+        'least in adlib\'s favour among those that ran. "Equal AUROC" means within '
+        f"{AUROC_TOLERANCE} of anomalib's.\n\n"
+    )
     out.write(targets(per_category, sweep, floor, args.shots).to_markdown(index=False) + "\n\n")
     out.write("## Machine\n\n" + pd.Series(info).to_frame("value").to_markdown() + "\n\n")
     out.write("## Settings\n\n" + settings_table(args, runs, check["embedding dim"]).to_markdown(index=False) + "\n\n")
-    out.write(f"**Why {args.backbone}.** " + (
-        "It is the paper's backbone and anomalib's default, so both libraries run as their users would run "
-        "them (anomalib's 1536-d patch features against adlib's 1024-d ones). `--backbone resnet18` runs "
-        "ResNet-18 instead.\n\n"
-        if args.backbone == "wide_resnet50_2" else
-        "Chosen with `--backbone`; the default is wide_resnet50_2, the paper's and anomalib's backbone.\n\n"))
+    out.write(
+        f"**Why {args.backbone}.** "
+        + (
+            "It is the paper's backbone and anomalib's default, so both libraries run as their users would run "
+            "them (anomalib's 1536-d patch features against adlib's 1024-d ones). `--backbone resnet18` runs "
+            "ResNet-18 instead.\n\n"
+            if args.backbone == "wide_resnet50_2"
+            else "Chosen with `--backbone`; the default is wide_resnet50_2, the paper's and anomalib's backbone.\n\n"
+        )
+    )
     out.write("### What could not be matched\n\n" + NOT_MATCHED + "\n")
     layers = [k for k in check if k.startswith("layer")]
     out.write("### Same weights on both sides\n\n")
-    out.write(f"anomalib's timm `{args.backbone}` loaded the torchvision state dict with no key missing (unused: "
-              f"{check['unused keys'] or 'none'}). Layer maps of `{check['image']}`: "
-              + "; ".join(f"{layer} {check[layer]['shape']}: largest difference {check[layer]['max abs difference']:.2g} "
-                          f"(largest value {check[layer]['max abs value']:.3g})" for layer in layers) + ".\n\n")
+    out.write(
+        f"anomalib's timm `{args.backbone}` loaded the torchvision state dict with no key missing (unused: "
+        f"{check['unused keys'] or 'none'}). Layer maps of `{check['image']}`: "
+        + "; ".join(
+            f"{layer} {check[layer]['shape']}: largest difference {check[layer]['max abs difference']:.2g} "
+            f"(largest value {check[layer]['max abs value']:.3g})"
+            for layer in layers
+        )
+        + ".\n\n"
+    )
     out.write(f"## Full training sets ({args.shots} images per category), side by side\n\n")
     out.write(markdown(table, ".4g") + "\n\n")
-    out.write("Metrics from `adlib.evaluation.metrics` except the `PRO (anomalib code)` column (anomalib's AUPRO, FPR limit "
-              "0.3). Memory: the high-water mark (VmHWM) of the side's process at its end, its own only (not "
-              "`ru_maxrss`, which on Linux inherits the driver's peak through fork and exec; for a run killed "
-              "at a cap: the "
-              "largest resident memory the driver sampled); `MiB before fit` is its resident memory after "
-              "imports, model and warm-up (anomalib's imports, Lightning included, weigh more).\n\n")
+    out.write(
+        "Metrics from `adlib.evaluation.metrics` except the `PRO (anomalib code)` column (anomalib's AUPRO, FPR limit "
+        "0.3). Memory: the high-water mark (VmHWM) of the side's process at its end, its own only (not "
+        "`ru_maxrss`, which on Linux inherits the driver's peak through fork and exec; for a run killed "
+        "at a cap: the "
+        "largest resident memory the driver sampled); `MiB before fit` is its resident memory after "
+        "imports, model and warm-up (anomalib's imports, Lightning included, weigh more).\n\n"
+    )
     out.write(markdown(per_category, ".3g") + "\n\n")
     out.write(reading(table) + "\n\n")
     if sweep is not None:
         out.write(f"## Scaling with the training set ({args.sweep_category} of `{shown(args.sweep_data)}`)\n\n")
         out.write(f"![scaling]({args.plot.name})\n\n")
-        out.write("Each side at each size in its own process; fit once (adlib's coreset column is empty here: "
-                  "its fit's halves are timed apart only on the full sets), predict "
-                  f"{args.predict_repeats} passes over the category's test images (a small fixed set). "
-                  "Slopes: least squares of log(value) on log(training images) over the sizes that ran "
-                  "(time ~ N^slope).\n\n")
+        out.write(
+            "Each side at each size in its own process; fit once (adlib's coreset column is empty here: "
+            "its fit's halves are timed apart only on the full sets), predict "
+            f"{args.predict_repeats} passes over the category's test images (a small fixed set). "
+            "Slopes: least squares of log(value) on log(training images) over the sizes that ran "
+            "(time ~ N^slope).\n\n"
+        )
         out.write(markdown(slopes(sweep), ".2f") + "\n\n")
         out.write(markdown(sweep, ".4g") + "\n\n")
     out.write("## Metric code: adlib vs anomalib on the same maps\n\n")
@@ -670,24 +898,30 @@ def report(args: argparse.Namespace, info: dict[str, str], check: dict[str, obje
     if reference is not None:
         out.write("## Reference loops (same run)\n\n")
         out.write(reference.to_markdown(index=False, floatfmt=".4g") + "\n\n")
-        out.write("Ratios > 1: adlib's code is that many times faster than the reference written the usual way. "
-                  f"The coreset bank is {args.reference_coreset_images} images x 784 random 1024-d patches, a "
-                  "moderate size so that the official-style loop runs in full within the time budget "
-                  "(figures/bench_coreset.md extrapolates it on 200 images); the streaming floor is one bare "
-                  "matrix-vector pass over the projected bank per pick, timed against the greedy loop alone in "
-                  "alternating rounds: on that small bank (in cache) the loop's few torch calls per pick show, so "
-                  f"the target reads the same comparison on a bank of the full sets' size ({args.shots} images). "
-                  "K-means: the same PCA-projected features, K and Lloyd iterations on every side; the inertia "
-                  "ratio compares the clusterings. "
-                  "LOF runs on a 14 x 14 grid of positions because the per-position scikit-learn loop is slow; "
-                  "search banks: this benchmark's 10 % bank and the 10 % bank of 200 images.\n\n")
+        out.write(
+            "Ratios > 1: adlib's code is that many times faster than the reference written the usual way. "
+            f"The coreset bank is {args.reference_coreset_images} images x 784 random 1024-d patches, a "
+            "moderate size so that the official-style loop runs in full within the time budget "
+            "(figures/bench_coreset.md extrapolates it on 200 images); the streaming floor is one bare "
+            "matrix-vector pass over the projected bank per pick, timed against the greedy loop alone in "
+            "alternating rounds: on that small bank (in cache) the loop's few torch calls per pick show, so "
+            f"the target reads the same comparison on a bank of the full sets' size ({args.shots} images). "
+            "K-means: the same PCA-projected features, K and Lloyd iterations on every side; the inertia "
+            "ratio compares the clusterings. "
+            "LOF runs on a 14 x 14 grid of positions because the per-position scikit-learn loop is slow; "
+            "search banks: this benchmark's 10 % bank and the 10 % bank of 200 images.\n\n"
+        )
     out.write("## Repeat one run by hand\n\n")
     out.write("One category, every side, the same settings, no sweep and no reference loops:\n\n")
-    out.write(f"```\n.venv/bin/python benchmarks/anomalib_vs_adlib.py --data {args.data} --categories "
-              f"{args.categories[0]} --shots {args.shots} --backbone {args.backbone} --sizes --skip-reference "
-              f"--anomalib-python {shown(args.anomalib_python)} --out /tmp/bench-pair.md\n```\n\n")
-    out.write("or each side alone (each writes its timings and memory to the JSON file; the fit and predict "
-              "medians are `fit.median_wall` and `predict.median_wall`):\n\n```\n")
+    out.write(
+        f"```\n.venv/bin/python benchmarks/anomalib_vs_adlib.py --data {args.data} --categories "
+        f"{args.categories[0]} --shots {args.shots} --backbone {args.backbone} --sizes --skip-reference "
+        f"--anomalib-python {shown(args.anomalib_python)} --out /tmp/bench-pair.md\n```\n\n"
+    )
+    out.write(
+        "or each side alone (each writes its timings and memory to the JSON file; the fit and predict "
+        "medians are `fit.median_wall` and `predict.median_wall`):\n\n```\n"
+    )
     weights = shown(args.work / f"{args.backbone}-seed{args.seed}.pt")
     job = Job(args.data, args.categories[0], args.shots, args.fit_repeats, args.predict_repeats, Path("/tmp/pair"))
     for side in SIDES:
@@ -712,11 +946,20 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=Path("data/synthetic"), help="embedded benchmark root")
     parser.add_argument("--categories", nargs="+", default=["pill", "brick", "screw"])
     parser.add_argument("--shots", type=int, default=80, help="training images per category (all 80 by default)")
-    parser.add_argument("--sweep-data", type=Path, default=Path("build/bench/large"),
-                        help="benchmark root of the scaling sweep's bench-only category (make bench generates it)")
+    parser.add_argument(
+        "--sweep-data",
+        type=Path,
+        default=Path("build/bench/large"),
+        help="benchmark root of the scaling sweep's bench-only category (make bench generates it)",
+    )
     parser.add_argument("--sweep-category", default="pill")
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10, 20, 40, 80, 160, 240],
-                        help="training-set sizes of the sweep (none: no sweep)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[10, 20, 40, 80, 160, 240],
+        help="training-set sizes of the sweep (none: no sweep)",
+    )
     parser.add_argument("--backbone", default="wide_resnet50_2", choices=["wide_resnet50_2", "resnet18", "resnet50"])
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the subset and the coresets")
     parser.add_argument("--ratio", type=float, default=0.1, help="coreset share")
@@ -724,23 +967,43 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads of both sides")
     parser.add_argument("--fit-repeats", type=int, default=1)
     parser.add_argument("--predict-repeats", type=int, default=3)
-    parser.add_argument("--memory-cap-gib", type=float, default=16.0,
-                        help="a worker whose process tree passes this resident memory is killed")
+    parser.add_argument(
+        "--memory-cap-gib",
+        type=float,
+        default=16.0,
+        help="a worker whose process tree passes this resident memory is killed",
+    )
     parser.add_argument("--time-cap", type=float, default=600.0, help="a worker running longer (s) is killed")
-    parser.add_argument("--default-allocator-up-to", type=int, default=None, metavar="N",
-                        help="run anomalib with glibc's default allocator only up to N training images (full "
-                             "sets and sweep; the trimmed variant runs at every size): bounds make bench's time "
-                             "(benchmarks/NOTES.md); default: every size")
-    parser.add_argument("--load-at-start", type=Path, default=None,
-                        help="file with a UTC time line and a copy of /proc/loadavg, written before the benchmark "
-                             "began (make bench writes build/bench/load-at-start.txt before its first step); "
-                             "the idle flag reads it (default: the load when this script starts)")
+    parser.add_argument(
+        "--default-allocator-up-to",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run anomalib with glibc's default allocator only up to N training images (full "
+        "sets and sweep; the trimmed variant runs at every size): bounds make bench's time "
+        "(benchmarks/NOTES.md); default: every size",
+    )
+    parser.add_argument(
+        "--load-at-start",
+        type=Path,
+        default=None,
+        help="file with a UTC time line and a copy of /proc/loadavg, written before the benchmark "
+        "began (make bench writes build/bench/load-at-start.txt before its first step); "
+        "the idle flag reads it (default: the load when this script starts)",
+    )
     parser.add_argument("--reference-repeats", type=int, default=3)
-    parser.add_argument("--reference-coreset-images", type=int, default=20,
-                        help="bank of the coreset reference loop: images x 784 random 1024-d patches")
+    parser.add_argument(
+        "--reference-coreset-images",
+        type=int,
+        default=20,
+        help="bank of the coreset reference loop: images x 784 random 1024-d patches",
+    )
     parser.add_argument("--skip-reference", action="store_true", help="no reference loops")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 4 training images, sizes 4 and 8, one category, no reference loops")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 4 training images, sizes 4 and 8, one category, no reference loops",
+    )
     parser.add_argument("--anomalib-python", type=Path, default=Path("build/anomalib-venv/bin/python"))
     parser.add_argument("--work", type=Path, default=Path("build/bench"), help="weights, maps, worker results")
     parser.add_argument("--out", type=Path, default=Path("figures/bench.md"), help="Markdown report (+ .csv)")
@@ -755,13 +1018,17 @@ def main() -> None:
         args.predict_repeats = 1
     args.plot = args.plot or args.out.with_name(args.out.stem + "_scaling.png")
     if not args.anomalib_python.is_file():
-        raise SystemExit(f"--anomalib-python {args.anomalib_python} does not exist: run `make bench`, which "
-                         "builds the anomalib virtualenv from benchmarks/anomalib-requirements.txt")
+        raise SystemExit(
+            f"--anomalib-python {args.anomalib_python} does not exist: run `make bench`, which "
+            "builds the anomalib virtualenv from benchmarks/anomalib-requirements.txt"
+        )
     if args.sizes and not (args.sweep_data / args.sweep_category).is_dir():
-        raise SystemExit(f"--sweep-data {args.sweep_data} has no {args.sweep_category}/: generate it with `python -m "
-                         f"adlib.synth --out {args.sweep_data} --categories {args.sweep_category} --n-train "
-                         f"{max(args.sizes)} --n-test-good 4 --n-test-defect 10` (make bench does), or pass --sizes "
-                         "with no value for no sweep")
+        raise SystemExit(
+            f"--sweep-data {args.sweep_data} has no {args.sweep_category}/: generate it with `python -m "
+            f"adlib.synth --out {args.sweep_data} --categories {args.sweep_category} --n-train "
+            f"{max(args.sizes)} --n-test-good 4 --n-test-defect 10` (make bench does), or pass --sizes "
+            "with no value for no sweep"
+        )
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
     set_threads(args.threads)
@@ -772,8 +1039,10 @@ def main() -> None:
         info |= {START: f"{load:.2f}", READ_AT: f"{when}, {shown(args.load_at_start)}"}
     info[SCRIPT_START] = f"{os.getloadavg()[0]:.2f}"
     info |= machine()
-    log(f"load average {info.get(START, '(not read)')} before the run, {info[SCRIPT_START]} now, "
-        f"for {info['cores']} cores")
+    log(
+        f"load average {info.get(START, '(not read)')} before the run, {info[SCRIPT_START]} now, "
+        f"for {info['cores']} cores"
+    )
 
     weights = make_weights(args.backbone, args.seed, args.work / f"{args.backbone}-seed{args.seed}.pt")
     log("extractor check")
@@ -794,12 +1063,31 @@ def main() -> None:
     if args.sizes:
         log(f"scaling sweep: sizes {args.sizes}")
         sweep = run_sweep(args, weights)
-        plot(sweep, args.plot, args.memory_cap_gib * 1024, args.time_cap,
-             f"PatchCore ({args.backbone}) scaling on {args.sweep_category}, adlib vs anomalib")
-        rows += [row(f"scaling {args.sweep_category} {line['training images']}", line["side"], quantity, line[quantity],
-                     unit, 1) for line in sweep.to_dict("records")
-                 for quantity, unit in (("status", ""), ("fit s", "s"), ("coreset s", "s"),
-                                        ("predict ms/img", "ms"), ("peak MiB", "MiB"))]
+        plot(
+            sweep,
+            args.plot,
+            args.memory_cap_gib * 1024,
+            args.time_cap,
+            f"PatchCore ({args.backbone}) scaling on {args.sweep_category}, adlib vs anomalib",
+        )
+        rows += [
+            row(
+                f"scaling {args.sweep_category} {line['training images']}",
+                line["side"],
+                quantity,
+                line[quantity],
+                unit,
+                1,
+            )
+            for line in sweep.to_dict("records")
+            for quantity, unit in (
+                ("status", ""),
+                ("fit s", "s"),
+                ("coreset s", "s"),
+                ("predict ms/img", "ms"),
+                ("peak MiB", "MiB"),
+            )
+        ]
     reference = None
     if not args.skip_reference:
         log("reference loops")
@@ -813,8 +1101,16 @@ def main() -> None:
     per_category = ratios(summary(runs, metrics))
     for _, line in per_category.iterrows():
         for quantity in per_category.columns[3:]:
-            rows.append(row(f"patchcore {line['category']}", f"{line['against']} / adlib" if "AUROC" not in quantity
-                            else "", quantity, line[quantity], "x" if "AUROC" not in quantity else "", 1))
+            rows.append(
+                row(
+                    f"patchcore {line['category']}",
+                    f"{line['against']} / adlib" if "AUROC" not in quantity else "",
+                    quantity,
+                    line[quantity],
+                    "x" if "AUROC" not in quantity else "",
+                    1,
+                )
+            )
     rows += [row("machine", "", key, value, "", 1) for key, value in info.items()]
     atomic_write_bytes(args.out.with_suffix(".csv"), pd.DataFrame(rows).to_csv(index=False).encode())
     atomic_write_bytes(args.out, text.encode())

@@ -69,13 +69,18 @@ def build_model(backbone: str, weights: Path, layers: tuple[str, ...], neighbour
     return model, sorted({key.split(".")[0] for key in unexpected})
 
 
-def check_record(image: Path, unused: list[str], maps: dict[str, np.ndarray], embedding_dim: int,
-                 versions: dict[str, str]) -> dict[str, np.ndarray]:
+def check_record(
+    image: Path, unused: list[str], maps: dict[str, np.ndarray], embedding_dim: int, versions: dict[str, str]
+) -> dict[str, np.ndarray]:
     """The arrays of the check's .npz: the image, the unused state-dict keys, each layer's map, the
     dimension of anomalib's patch features and its library versions (the driver's `read_check` reads them;
     the check always runs, so the report has them even when no anomalib fit ends within the caps)."""
-    return {"image": np.array(str(image)), "unused": np.array(unused, dtype=str),
-            "embedding_dim": np.array(embedding_dim), "versions": np.array(json.dumps(versions))} | maps
+    return {
+        "image": np.array(str(image)),
+        "unused": np.array(unused, dtype=str),
+        "embedding_dim": np.array(embedding_dim),
+        "versions": np.array(json.dumps(versions)),
+    } | maps
 
 
 def command_check(args: argparse.Namespace) -> None:
@@ -92,8 +97,16 @@ def command_check(args: argparse.Namespace) -> None:
         embedding = model.generate_embedding({layer: model.feature_pooler(value) for layer, value in maps.items()})
     versions = {"anomalib": anomalib.__version__, "timm": timm.__version__, "torch": torch.__version__}
     buffer = io.BytesIO()
-    np.savez(buffer, **check_record(sample.image, unused, {layer: value.numpy() for layer, value in maps.items()},
-                                    int(embedding.shape[1]), versions))
+    np.savez(
+        buffer,
+        **check_record(
+            sample.image,
+            unused,
+            {layer: value.numpy() for layer, value in maps.items()},
+            int(embedding.shape[1]),
+            versions,
+        ),
+    )
     atomic_write_bytes(args.out, buffer.getvalue())
 
 
@@ -140,8 +153,9 @@ def command_run(settings: RunSettings) -> None:
     rss_start = current_rss_mb()
 
     parts = []
-    fitted = timed(lambda: fit(model, train, settings.batch, settings.ratio, settings.seed, parts),
-                   settings.fit_repeats)
+    fitted = timed(
+        lambda: fit(model, train, settings.batch, settings.ratio, settings.seed, parts), settings.fit_repeats
+    )
     outputs = []
     predicted = timed(lambda: outputs.append(predict(model, test, settings.batch)), settings.predict_repeats)
     scores, maps = outputs[-1]

@@ -105,8 +105,13 @@ def tree_rss_mb(pid: int) -> float:
     return sum(rss_mb(p) for p in descendants(pid))
 
 
-def run_capped(command: Sequence[str], memory_cap_mb: float, time_cap_s: float,
-               env: Mapping[str, str] | None = None, poll_s: float = 0.2) -> Outcome:
+def run_capped(
+    command: Sequence[str],
+    memory_cap_mb: float,
+    time_cap_s: float,
+    env: Mapping[str, str] | None = None,
+    poll_s: float = 0.2,
+) -> Outcome:
     """Runs `command` (its output goes to this console) in its own process group; kills the group
     (SIGKILL) when its tree's resident memory passes `memory_cap_mb` or its wall time `time_cap_s`."""
     if memory_cap_mb <= 0 or time_cap_s <= 0 or poll_s <= 0:

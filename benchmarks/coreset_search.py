@@ -61,8 +61,9 @@ def loop_and_floor(bank: torch.Tensor, picks: int, rounds: int) -> tuple[float, 
     return statistics.median(loops), statistics.median(passes), ratio
 
 
-def coreset_rows(bank: torch.Tensor, ratio: float, reference_picks: int,
-                 round_picks: int = 1000, rounds: int = 3) -> tuple[list[dict[str, object]], float]:
+def coreset_rows(
+    bank: torch.Tensor, ratio: float, reference_picks: int, round_picks: int = 1000, rounds: int = 3
+) -> tuple[list[dict[str, object]], float]:
     """The coreset table (adlib's whole select, its loop alone, the floor, the official-style loop)
     and the loop / floor ratio of the alternating rounds (rounds of at most `round_picks` picks)."""
     picks = coreset_size(len(bank), ratio)
@@ -77,8 +78,13 @@ def coreset_rows(bank: torch.Tensor, ratio: float, reference_picks: int,
     gigabytes = 128 * len(bank) * 4 / 1e9
 
     def entry(loop: str, per_pick: float) -> dict[str, object]:
-        return {"loop": loop, "picks": picks, "seconds": per_pick * picks, "ms per pick": per_pick * 1e3,
-                "GB/s": gigabytes / per_pick}
+        return {
+            "loop": loop,
+            "picks": picks,
+            "seconds": per_pick * picks,
+            "ms per pick": per_pick * 1e3,
+            "GB/s": gigabytes / per_pick,
+        }
 
     return [
         entry(f"{WHOLE} (projection, start distances, picks)", whole_seconds / picks),
@@ -113,8 +119,10 @@ def main() -> None:
     rows, loop_over_floor = coreset_rows(bank, 0.1, args.reference_picks)
     coreset = pd.DataFrame(rows)
     search = pd.DataFrame(search_rows(bank, [0.1, 0.01], args.repeats))
-    atomic_write_bytes(args.out.with_suffix(".csv"), pd.concat(
-        [coreset.assign(part="coreset"), search.assign(part="search")]).to_csv(index=False).encode())
+    atomic_write_bytes(
+        args.out.with_suffix(".csv"),
+        pd.concat([coreset.assign(part="coreset"), search.assign(part="search")]).to_csv(index=False).encode(),
+    )
 
     whole, reference = coreset["seconds"].iloc[0], coreset["seconds"].iloc[3]
     report = io.StringIO()

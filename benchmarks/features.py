@@ -108,8 +108,7 @@ def sweep_rows(backbone: str, repeats: int) -> list[dict[str, object]]:
         "fp32 contiguous": FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=False),
         "fp32 channels_last": FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=True),
     }
-    bf16 = FeatureExtractor(dataclasses.replace(settings, precision="bf16"), device="cpu",
-                            use_cache=False)
+    bf16 = FeatureExtractor(dataclasses.replace(settings, precision="bf16"), device="cpu", use_cache=False)
     generator = torch.Generator().manual_seed(0)
     rows = []
     for threads in THREADS:
@@ -131,8 +130,9 @@ def sweep_rows(backbone: str, repeats: int) -> list[dict[str, object]]:
             for name, step in steps.items():
                 once = name.startswith("forward bf16") or ("official" in name and batch > 8)
                 ms = per_image_ms(step, batch, 1 if once else repeats)
-                rows.append({"backbone": backbone, "threads": threads, "batch": batch, "step": name,
-                             "ms per image": ms})
+                rows.append(
+                    {"backbone": backbone, "threads": threads, "batch": batch, "step": name, "ms per image": ms}
+                )
     torch.set_num_threads(max(THREADS))
     return rows
 
@@ -141,13 +141,19 @@ def category_row(data: Path, batch_size: int, channels_last: bool) -> dict[str, 
     """Seconds to embed every image of the first benchmark category with EfficientNet-Lite0, no cache."""
     category = load_category(data, list_categories(data)[0])
     samples = category.train + category.test
-    extractor = FeatureExtractor(profile_settings("synthetic"), device="cpu", use_cache=False,
-                                 batch_size=batch_size, channels_last=channels_last)
+    extractor = FeatureExtractor(
+        profile_settings("synthetic"), device="cpu", use_cache=False, batch_size=batch_size, channels_last=channels_last
+    )
     start = time.perf_counter()
     extractor.embed(samples, progress=False)
     seconds = time.perf_counter() - start
-    return {"category": category.name, "images": len(samples), "batch size": batch_size,
-            "channels_last": channels_last, "seconds (no cache)": seconds}
+    return {
+        "category": category.name,
+        "images": len(samples),
+        "batch size": batch_size,
+        "channels_last": channels_last,
+        "seconds (no cache)": seconds,
+    }
 
 
 def choices(sweep: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -161,11 +167,16 @@ def choices(sweep: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         bf16 = at["forward bf16 autocast (channels_last)"]
         new, previous = at["aggregation (adlib)"], at["aggregation (previous adlib)"]
         official = at["aggregation (official-style reference)"]
-        ratios.append({"backbone": backbone, "channels_last / contiguous (fp32 forward)": nhwc / contiguous,
-                       "bf16 autocast / fp32 contiguous (forward)": bf16 / contiguous,
-                       "aggregation adlib / previous adlib": new / previous,
-                       "aggregation adlib / official-style": new / official,
-                       "aggregation adlib / fp32 forward": new / contiguous})
+        ratios.append(
+            {
+                "backbone": backbone,
+                "channels_last / contiguous (fp32 forward)": nhwc / contiguous,
+                "bf16 autocast / fp32 contiguous (forward)": bf16 / contiguous,
+                "aggregation adlib / previous adlib": new / previous,
+                "aggregation adlib / official-style": new / official,
+                "aggregation adlib / fp32 forward": new / contiguous,
+            }
+        )
         forward = part[["forward fp32 contiguous", "forward fp32 channels_last"]]
         best_threads, best_batch = forward.min(axis=1).idxmin()
         best_format = forward.loc[(best_threads, best_batch)].idxmin().removeprefix("forward ")
@@ -202,15 +213,18 @@ def main() -> None:
     best_lite0 = sweep[(sweep.backbone == "efficientnet-lite0") & (sweep.threads == max(THREADS))]
     forward = best_lite0[best_lite0.step.str.startswith("forward fp32")].set_index(["batch", "step"])["ms per image"]
     batch, step = forward.idxmin()
-    category = pd.DataFrame([category_row(args.data, 8, False),
-                             category_row(args.data, int(batch), "channels_last" in step)])
+    category = pd.DataFrame(
+        [category_row(args.data, 8, False), category_row(args.data, int(batch), "channels_last" in step)]
+    )
     atomic_write_bytes(args.out.with_suffix(".csv"), sweep.to_csv(index=False).encode())
 
     report = io.StringIO()
     report.write("# Feature extraction costs\n\n")
-    report.write(f"Made by `make bench` (`python benchmarks/features.py`); medians of {args.repeats} repeats "
-                 "(bf16, and the official-style aggregation above batch 8: one), after a warm-up; "
-                 f"{time.perf_counter() - start:.0f} s in all. 224 px, layer2 + layer3 -> 1024 dims, p = 3.\n\n")
+    report.write(
+        f"Made by `make bench` (`python benchmarks/features.py`); medians of {args.repeats} repeats "
+        "(bf16, and the official-style aggregation above batch 8: one), after a warm-up; "
+        f"{time.perf_counter() - start:.0f} s in all. 224 px, layer2 + layer3 -> 1024 dims, p = 3.\n\n"
+    )
     report.write(pd.Series(machine()).to_frame("machine").to_markdown() + "\n\n")
     report.write("## Defaults the measurements pick\n\n" + "".join(lines) + "\n")
     report.write("## Ratios at 2 threads, batch 8\n\n" + ratios.to_markdown(index=False, floatfmt=".2f") + "\n\n")

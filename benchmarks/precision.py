@@ -31,8 +31,9 @@ from adlib.features.extractor import FeatureExtractor, FeatureSettings
 from adlib.files import atomic_write_bytes
 
 BACKBONE_SETTINGS = {
-    "wide_resnet50_2": FeatureSettings(backbone="wide_resnet50_2", weights=None, init_seed=0,
-                                       preprocessing=Preprocessing()),
+    "wide_resnet50_2": FeatureSettings(
+        backbone="wide_resnet50_2", weights=None, init_seed=0, preprocessing=Preprocessing()
+    ),
     "efficientnet-lite0": FeatureSettings(),
 }
 
@@ -65,11 +66,14 @@ def extractor_for(backbone: str, precision: str) -> FeatureExtractor:
         return FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=True)
     if precision == "fp16":
         return Float16Extractor(settings, device="cpu", use_cache=False, channels_last=True)
-    return FeatureExtractor(dataclasses.replace(settings, precision=precision), device="cpu", use_cache=False, channels_last=False)
+    return FeatureExtractor(
+        dataclasses.replace(settings, precision=precision), device="cpu", use_cache=False, channels_last=False
+    )
 
 
-def trial_rows(data: Path, backbones: list[str], precisions: list[str], categories: list[str],
-               progress_file: Path) -> list[dict]:
+def trial_rows(
+    data: Path, backbones: list[str], precisions: list[str], categories: list[str], progress_file: Path
+) -> list[dict]:
     """One row per (backbone, precision, category); every row is also written to `progress_file` at once."""
     rows = []
     for backbone in backbones:
@@ -78,13 +82,23 @@ def trial_rows(data: Path, backbones: list[str], precisions: list[str], categori
             for precision, extractor in extractors.items():
                 settings = patchcore_settings(extractor.settings)
                 start = time.perf_counter()
-                result = evaluate(load_category(data, name), settings, device="cpu", extractor=extractor,
-                                  progress=False)
-                rows.append({"backbone": backbone, "precision": precision, "category": name,
-                             "image_auroc": result.metrics["image_auroc"],
-                             "pixel_auroc": result.metrics["pixel_auroc"]})
-                print(f"{backbone} {precision} {name}: image AUROC {rows[-1]['image_auroc']:.4f} "
-                      f"({time.perf_counter() - start:.0f} s, shared machine)", flush=True)
+                result = evaluate(
+                    load_category(data, name), settings, device="cpu", extractor=extractor, progress=False
+                )
+                rows.append(
+                    {
+                        "backbone": backbone,
+                        "precision": precision,
+                        "category": name,
+                        "image_auroc": result.metrics["image_auroc"],
+                        "pixel_auroc": result.metrics["pixel_auroc"],
+                    }
+                )
+                print(
+                    f"{backbone} {precision} {name}: image AUROC {rows[-1]['image_auroc']:.4f} "
+                    f"({time.perf_counter() - start:.0f} s, shared machine)",
+                    flush=True,
+                )
                 atomic_write_bytes(progress_file, pd.DataFrame(rows).to_csv(index=False).encode())
     return rows
 
@@ -112,15 +126,20 @@ def verdicts(table: pd.DataFrame, tolerance: float, all_categories: int) -> list
             holds = bool((tried[column].abs() <= tolerance).all())
             if not holds:  # one category outside the tolerance decides, however many are left
                 failed = int((tried[column].abs() > tolerance).sum())
-                claim = (f"NOT within {tolerance} of fp32 image AUROC on all categories: outside on {failed} "
-                         f"of {len(tried)} tried")
+                claim = (
+                    f"NOT within {tolerance} of fp32 image AUROC on all categories: outside on {failed} "
+                    f"of {len(tried)} tried"
+                )
             elif len(tried) < all_categories:
-                claim = (f"within {tolerance} of fp32 image AUROC on the {len(tried)} of {all_categories} categories "
-                         "tried (incomplete: no verdict)")
+                claim = (
+                    f"within {tolerance} of fp32 image AUROC on the {len(tried)} of {all_categories} categories "
+                    "tried (incomplete: no verdict)"
+                )
             else:
                 claim = f"within {tolerance} of fp32 image AUROC on all {len(tried)} categories"
-            lines.append(f"**{backbone}, {label}: {claim}** "
-                         f"(largest difference {worst[column]:+.4f}, {worst['category']}).")
+            lines.append(
+                f"**{backbone}, {label}: {claim}** (largest difference {worst[column]:+.4f}, {worst['category']})."
+            )
     return lines
 
 
@@ -130,12 +149,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("figures/bench_precision.md"), help="Markdown report")
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONE_SETTINGS), choices=list(BACKBONE_SETTINGS))
     parser.add_argument("--categories", nargs="+", default=None, help="default: every category under --data")
-    parser.add_argument("--precisions", nargs="+", default=["bf16", "fp16"],
-                        choices=["bf16", "fp16", "fp32-channels_last"],
-                        help="reduced precisions to compare with fp32 (fp16 only where CPU autocast runs it); "
-                             "fp32-channels_last is the control: how far float rounding alone moves the AUROC")
-    parser.add_argument("--from-rows", nargs="+", type=Path, default=None,
-                        help="write the report from the .rows.csv files of earlier (e.g. per-backbone) runs instead")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["bf16", "fp16"],
+        choices=["bf16", "fp16", "fp32-channels_last"],
+        help="reduced precisions to compare with fp32 (fp16 only where CPU autocast runs it); "
+        "fp32-channels_last is the control: how far float rounding alone moves the AUROC",
+    )
+    parser.add_argument(
+        "--from-rows",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="write the report from the .rows.csv files of earlier (e.g. per-backbone) runs instead",
+    )
     parser.add_argument("--tolerance", type=float, default=0.005, help="largest allowed image AUROC difference")
     args = parser.parse_args()
 
@@ -146,8 +174,9 @@ def main() -> None:
     else:
         categories = args.categories or list_categories(args.data)
         precisions = ["fp32"] + [p for p in args.precisions if p != "fp16" or fp16_autocast_works()]
-        rows = pd.DataFrame(trial_rows(args.data, args.backbones, precisions, categories,
-                                       args.out.with_suffix(".rows.csv")))
+        rows = pd.DataFrame(
+            trial_rows(args.data, args.backbones, precisions, categories, args.out.with_suffix(".rows.csv"))
+        )
     table = differences(rows)
     atomic_write_bytes(args.out.with_suffix(".csv"), table.to_csv(index=False).encode())
 
@@ -161,16 +190,25 @@ def main() -> None:
         "training and test images; PatchCore-10 % (greedy coreset, Eq. 7 image score), CPU autocast of the "
         "backbone forward (channels_last), aggregation and search in fp32. WideResNet-50 is randomly "
         "initialised (seed 0); EfficientNet-Lite0 has its ImageNet weights. "
-        + ("" if "fp16" in precisions
-           else "fp16 is not tried (not asked for, or this torch's CPU autocast does not run it). ")
-        + ("" if args.from_rows else f"Accuracy only: {time.perf_counter() - start:.0f} s in all, on a possibly "
-           "shared machine (not a speed figure).")
+        + (
+            ""
+            if "fp16" in precisions
+            else "fp16 is not tried (not asked for, or this torch's CPU autocast does not run it). "
+        )
+        + (
+            ""
+            if args.from_rows
+            else f"Accuracy only: {time.perf_counter() - start:.0f} s in all, on a possibly "
+            "shared machine (not a speed figure)."
+        )
         + "\n\n"
     )
     report.write(pd.Series(machine()).to_frame("machine").to_markdown() + "\n\n")
     shown = table.copy()
     for column in shown.columns[2:]:
-        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:+.4f}" if column.endswith(" - fp32") else f"{v:.4f}")
+        shown[column] = shown[column].map(
+            lambda v: "" if pd.isna(v) else f"{v:+.4f}" if column.endswith(" - fp32") else f"{v:.4f}"
+        )
     report.write(shown.to_markdown(index=False, disable_numparse=True) + "\n")
     atomic_write_bytes(args.out, report.getvalue().encode())
     print(report.getvalue())

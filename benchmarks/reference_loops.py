@@ -35,8 +35,14 @@ Row = dict[str, object]
 
 
 def row(benchmark: str, side: str, quantity: str, value: object, unit: str, repeats: int) -> Row:
-    return {"benchmark": benchmark, "side": side, "quantity": quantity, "value": value, "unit": unit,
-            "repeats": repeats}
+    return {
+        "benchmark": benchmark,
+        "side": side,
+        "quantity": quantity,
+        "value": value,
+        "unit": unit,
+        "repeats": repeats,
+    }
 
 
 def coreset_loop_rows(images: int, repeats: int) -> list[Row]:
@@ -129,8 +135,14 @@ def lof_rows(images: int, positions: int, dim: int, k: int, repeats: int) -> lis
         row(name, "scikit-learn / adlib", "ratio", official / adlib, "x", repeats),
         row(name, "agreement (float64)", "max relative score difference", relative, "", 1),
         row(name, "agreement (float64)", "Pearson correlation of the scores", correlation, "", 1),
-        row(name, "agreement (float64)", "patches dropped at tau = 0.15 by one and not the other", differ,
-            f"of {int(dropped_reference.sum())} dropped", 1),
+        row(
+            name,
+            "agreement (float64)",
+            "patches dropped at tau = 0.15 by one and not the other",
+            differ,
+            f"of {int(dropped_reference.sum())} dropped",
+            1,
+        ),
     ]
 
 
@@ -153,14 +165,17 @@ def kmeans_rows(points_count: int, dim: int, k: int, iterations: int, repeats: i
 
     generator = torch.Generator().manual_seed(3)
     centres = torch.randn(k, dim, generator=generator) * 3
-    points = (centres[torch.randint(k, (points_count,), generator=generator)]
-              + torch.randn(points_count, dim, generator=generator)).contiguous()
+    points = (
+        centres[torch.randint(k, (points_count,), generator=generator)]
+        + torch.randn(points_count, dim, generator=generator)
+    ).contiguous()
     array = points.numpy()
     results: dict[str, tuple[float, float]] = {}
 
     def sklearn_run() -> np.ndarray:
-        model = KMeans(n_clusters=k, init="k-means++", n_init=1, max_iter=iterations, tol=0.0, algorithm="lloyd",
-                       random_state=0).fit(array)
+        model = KMeans(
+            n_clusters=k, init="k-means++", n_init=1, max_iter=iterations, tol=0.0, algorithm="lloyd", random_state=0
+        ).fit(array)
         return model.cluster_centers_
 
     sides: dict[str, object] = {"scikit-learn KMeans (lloyd, k-means++)": sklearn_run}
@@ -187,10 +202,20 @@ def kmeans_rows(points_count: int, dim: int, k: int, iterations: int, repeats: i
         rows.append(row(name, side, "inertia / scikit-learn's", value / reference_inertia, "", 1))
     for side in results:
         if side.startswith("adlib"):
-            rows.append(row(name, f"scikit-learn / {side}", "ratio", reference_seconds / results[side][0], "x", repeats))
+            rows.append(
+                row(name, f"scikit-learn / {side}", "ratio", reference_seconds / results[side][0], "x", repeats)
+            )
             if "faiss Kmeans" in results:
-                rows.append(row(name, f"faiss Kmeans / {side}", "ratio", results["faiss Kmeans"][0] / results[side][0],
-                                "x", repeats))
+                rows.append(
+                    row(
+                        name,
+                        f"faiss Kmeans / {side}",
+                        "ratio",
+                        results["faiss Kmeans"][0] / results[side][0],
+                        "x",
+                        repeats,
+                    )
+                )
     return rows
 
 
@@ -210,8 +235,16 @@ def search_loop_rows(bank_rows: list[int], repeats: int) -> list[Row]:
         rows.append(row(name, "torch cdist + topk", "time per image", cdist, "ms", repeats))
         for r in found:
             if r["bank"] == size:
-                rows.append(row(name, f"adlib NearestNeighbours({r['backend']})", "time per image",
-                                r["ms per image"], "ms", repeats))
+                rows.append(
+                    row(
+                        name,
+                        f"adlib NearestNeighbours({r['backend']})",
+                        "time per image",
+                        r["ms per image"],
+                        "ms",
+                        repeats,
+                    )
+                )
         rows.append(row(name, "agreement", "cdist and adlib torch give the same neighbours (> 99.9 %)", same, "", 1))
     return rows
 
@@ -223,8 +256,13 @@ def all_rows(backbone: str, coreset_images: int, floor_images: int, search_banks
     rows += coreset_floor_rows(floor_images, repeats)
     rows += aggregation_loop_rows(backbone, repeats)
     rows += lof_rows(images=40, positions=196, dim=128, k=6, repeats=repeats)  # 14 x 14 grid: sklearn is slow
-    rows += kmeans_rows(points_count=coreset_images * PATCHES_PER_IMAGE, dim=128,
-                        k=coreset_size(coreset_images * PATCHES_PER_IMAGE, 0.1), iterations=25, repeats=1)
+    rows += kmeans_rows(
+        points_count=coreset_images * PATCHES_PER_IMAGE,
+        dim=128,
+        k=coreset_size(coreset_images * PATCHES_PER_IMAGE, 0.1),
+        iterations=25,
+        repeats=1,
+    )
     rows += search_loop_rows(search_banks, repeats)
     rows.append(row("reference loops", "all", "wall time of this part", time.perf_counter() - start, "s", 1))
     return rows

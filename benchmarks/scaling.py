@@ -30,7 +30,9 @@ def point(variant: str, n_train: int, status: str, result: dict | None, sampled_
     peak memory is the worker's own high-water mark (VmHWM), or the parent's largest sample of a killed run."""
     ran = status == "ok" and result is not None
     return {
-        "side": variant, "training images": n_train, "status": status,
+        "side": variant,
+        "training images": n_train,
+        "status": status,
         "fit s": result["fit"]["median_wall"] if ran else float("nan"),
         "coreset s": result["fit_coreset"]["median_wall"] if ran else float("nan"),
         "predict ms/img": result["predict"]["median_wall"] * 1e3 / result["n_test"] if ran else float("nan"),
@@ -46,9 +48,16 @@ def not_run(variant: str, n_train: int, capped_at: int) -> dict:
 
 def left_out(variant: str, n_train: int, why: str) -> dict:
     """The row of a size that was not run, saying why."""
-    return {"side": variant, "training images": n_train, "status": f"not run ({why})",
-            "fit s": float("nan"), "coreset s": float("nan"), "predict ms/img": float("nan"),
-            "peak MiB": float("nan"), "bank": ""}
+    return {
+        "side": variant,
+        "training images": n_train,
+        "status": f"not run ({why})",
+        "fit s": float("nan"),
+        "coreset s": float("nan"),
+        "predict ms/img": float("nan"),
+        "peak MiB": float("nan"),
+        "bank": "",
+    }
 
 
 def slopes(table: pd.DataFrame) -> pd.DataFrame:
@@ -84,11 +93,22 @@ def plot(table: pd.DataFrame, path: Path, memory_cap_mb: float, time_cap_s: floa
         for _, capped in group[group["status"].str.startswith(("out of memory", "past the time cap"))].iterrows():
             memory = capped["status"].startswith("out of memory")
             axis = axes[2] if memory else axes[0]
-            axis.plot(capped["training images"], memory_cap_mb if memory else time_cap_s, "X", color=colour,
-                      markersize=11, markerfacecolor="none")
-            axis.annotate("memory cap" if memory else "time cap", (capped["training images"],
-                          memory_cap_mb if memory else time_cap_s), textcoords="offset points", xytext=(4, 4),
-                          fontsize=8, color=colour)
+            axis.plot(
+                capped["training images"],
+                memory_cap_mb if memory else time_cap_s,
+                "X",
+                color=colour,
+                markersize=11,
+                markerfacecolor="none",
+            )
+            axis.annotate(
+                "memory cap" if memory else "time cap",
+                (capped["training images"], memory_cap_mb if memory else time_cap_s),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+                color=colour,
+            )
     axes[0].axhline(time_cap_s, color="grey", linestyle=":", linewidth=1)
     axes[2].axhline(memory_cap_mb, color="grey", linestyle=":", linewidth=1)
     for axis, heading in zip(axes, QUANTITIES.values()):

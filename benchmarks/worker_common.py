@@ -84,10 +84,21 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
     return RunSettings(
-        data=args.data, category=args.category, shots=args.shots, seed=args.seed, backbone=args.backbone,
-        weights=args.weights, layers=tuple(args.layers), ratio=args.ratio, neighbours=args.neighbours,
-        batch=args.batch, threads=args.threads, fit_repeats=args.fit_repeats,
-        predict_repeats=args.predict_repeats, maps=args.maps, result=args.result,
+        data=args.data,
+        category=args.category,
+        shots=args.shots,
+        seed=args.seed,
+        backbone=args.backbone,
+        weights=args.weights,
+        layers=tuple(args.layers),
+        ratio=args.ratio,
+        neighbours=args.neighbours,
+        batch=args.batch,
+        threads=args.threads,
+        fit_repeats=args.fit_repeats,
+        predict_repeats=args.predict_repeats,
+        maps=args.maps,
+        result=args.result,
     )
 
 
@@ -119,8 +130,12 @@ class Timing:
     cpu: list[float]
 
     def to_dict(self) -> dict[str, object]:
-        return {"wall": self.wall, "cpu": self.cpu, "median_wall": statistics.median(self.wall),
-                "median_cpu": statistics.median(self.cpu)}
+        return {
+            "wall": self.wall,
+            "cpu": self.cpu,
+            "median_wall": statistics.median(self.wall),
+            "median_cpu": statistics.median(self.cpu),
+        }
 
 
 def timed(step: Callable[[], object], repeats: int) -> Timing:
@@ -139,6 +154,11 @@ def write_outputs(settings: RunSettings, image_scores: np.ndarray, maps: np.ndar
     buffer = io.BytesIO()
     np.savez(buffer, scores=np.asarray(image_scores, dtype=np.float32), maps=np.asarray(maps, dtype=np.float32))
     atomic_write_bytes(settings.maps, buffer.getvalue())
-    record = dict(result, python=platform.python_version(), torch=torch.__version__, pid=os.getpid(),
-                  threads=torch.get_num_threads())
+    record = dict(
+        result,
+        python=platform.python_version(),
+        torch=torch.__version__,
+        pid=os.getpid(),
+        threads=torch.get_num_threads(),
+    )
     atomic_write_bytes(settings.result, json.dumps(record, indent=1).encode())

@@ -55,18 +55,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "paper-smoke")
     parser.add_argument("--source", type=Path, default=ROOT / "data" / "synthetic", help="embedded benchmark root")
-    parser.add_argument("--categories", nargs="+", default=["pill", "screw"],
-                        help="categories the embedded benchmark shares with MVTec AD (default: pill screw)")
+    parser.add_argument(
+        "--categories",
+        nargs="+",
+        default=["pill", "screw"],
+        help="categories the embedded benchmark shares with MVTec AD (default: pill screw)",
+    )
     args = parser.parse_args()
     work = args.work.resolve()
     fake_imagenet_weights(work / "torch")
     root = data_root(work, args.source, args.categories)
     env = dict(os.environ, TORCH_HOME=str(work / "torch"), ADLIB_CACHE_DIR=str(work / "cache"))
     notebooks = work / "notebooks"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_notebooks.py"), "--profile", "paper",
-                    "--data", str(root), "--out", str(notebooks)], check=True, env=env)
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(notebooks), "--nbval-lax",
-                             "--nbval-kernel-name", "adlib", "-q"], env=env, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "prepare_notebooks.py"),
+            "--profile",
+            "paper",
+            "--data",
+            str(root),
+            "--out",
+            str(notebooks),
+        ],
+        check=True,
+        env=env,
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            str(notebooks),
+            "--nbval-lax",
+            "--nbval-kernel-name",
+            "adlib",
+            "-q",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     sys.exit(result.returncode)
 
 

@@ -44,8 +44,13 @@ SOURCES = ROOT / "adlib"
 
 def _files(folder: Path) -> list[Path]:
     """Every visible file under `folder`, sorted by path (no caches, no hidden files)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def sources_digest(folder: Path = SOURCES) -> str:
@@ -94,8 +99,14 @@ def run_notebook(notebook: Path, executed: Path, parameters: dict, kernel: str, 
             os.environ.setdefault(name, str(threads))
     executed.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
-                               cwd=str(notebook.parent), progress_bar=False)
+    papermill.execute_notebook(
+        str(notebook),
+        str(executed),
+        parameters=parameters,
+        kernel_name=kernel,
+        cwd=str(notebook.parent),
+        progress_bar=False,
+    )
     return time.perf_counter() - start
 
 
@@ -117,14 +128,27 @@ def is_exclusive(notebook: Path) -> bool:
     return bool(nbformat.read(notebook, as_version=4).metadata.get("adlib", {}).get("exclusive", False))
 
 
-def reproduce(notebooks: Sequence[Path], profile: str, data: Path, figures: Path, stamps_path: Path,
-              executed: Path, jobs: int = 1, rerun: Sequence[str] = (), kernel: str = "adlib",
-              scale: str = "default") -> dict[str, str]:
+def reproduce(
+    notebooks: Sequence[Path],
+    profile: str,
+    data: Path,
+    figures: Path,
+    stamps_path: Path,
+    executed: Path,
+    jobs: int = 1,
+    rerun: Sequence[str] = (),
+    kernel: str = "adlib",
+    scale: str = "default",
+) -> dict[str, str]:
     """Runs the notebooks whose inputs changed since they last finished (and those named in `rerun`), `jobs` at a
     time, longest chain first and after their prerequisites, the exclusive ones alone at the end; records each one that finishes in the stamps at
     once. Returns {notebook: error} of those that failed."""
-    common = {"profile": profile, "data_root": str(data.resolve()), "figures_dir": str(figures.resolve()),
-              "scale": scale}
+    common = {
+        "profile": profile,
+        "data_root": str(data.resolve()),
+        "figures_dir": str(figures.resolve()),
+        "scale": scale,
+    }
     parameters = {nb.stem: declared(nb, common) for nb in notebooks}
     sources, fingerprint = sources_digest(), data_fingerprint(data)
     stamps = read_stamps(stamps_path)
@@ -173,8 +197,19 @@ def schedule_priority(batch: Sequence[Path], after: dict[str, list[str]], last: 
     return {nb.stem: chain(nb.stem) for nb in batch}
 
 
-def _run_batch(batch: Sequence[Path], jobs: int, executed: Path, parameters: dict, digests: dict, profile: str,
-               kernel: str, stamps: dict, stamps_path: Path, failed: dict[str, str], last: dict[str, float]) -> None:
+def _run_batch(
+    batch: Sequence[Path],
+    jobs: int,
+    executed: Path,
+    parameters: dict,
+    digests: dict,
+    profile: str,
+    kernel: str,
+    stamps: dict,
+    stamps_path: Path,
+    failed: dict[str, str],
+    last: dict[str, float],
+) -> None:
     """Runs `batch`, `jobs` at a time (each kernel with cores / jobs threads), the longest chain first and
     each notebook after its prerequisites in the batch; records stamps and failures as they finish."""
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
@@ -188,7 +223,7 @@ def _run_batch(batch: Sequence[Path], jobs: int, executed: Path, parameters: dic
             ready = [nb for nb in pending if not unfinished & set(after[nb.stem]) - {nb.stem}]
             if not ready and not running:  # a cycle: run the next one anyway rather than stall
                 ready = pending[:1]
-            for nb in ready[:max(1, jobs) - len(running)]:
+            for nb in ready[: max(1, jobs) - len(running)]:
                 pending.remove(nb)
                 running[pool.submit(run_notebook, nb, executed / nb.name, parameters[nb.stem], kernel, threads)] = nb
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -210,8 +245,11 @@ def _run_batch(batch: Sequence[Path], jobs: int, executed: Path, parameters: dic
 
 def merged_times(stamps: dict[str, dict], previous: Path, profile: str, names: Sequence[str]) -> pd.DataFrame:
     """Wall times of the notebooks in `names`: from the stamps (this run and resumed ones), else the earlier CSV's."""
-    rows = [{"notebook": name, "profile": profile, "seconds": stamp["seconds"]}
-            for name, stamp in stamps.items() if name in names and stamp.get("profile") == profile]
+    rows = [
+        {"notebook": name, "profile": profile, "seconds": stamp["seconds"]}
+        for name, stamp in stamps.items()
+        if name in names and stamp.get("profile") == profile
+    ]
     times = pd.DataFrame(rows, columns=["notebook", "profile", "seconds"])
     if previous.is_file():
         old = pd.read_csv(previous)
@@ -230,9 +268,11 @@ def contact_sheet(data: Path) -> None:
     present = set(list_categories(data))
     rows = [name for name in CATEGORIES if name in present]
     benchmark_overview(data, FIGURES / "benchmark_overview.png", categories=rows)
-    caption = (f"The embedded benchmark (`adlib.synth` version {GENERATOR_VERSION}, `{data.name}`): one row per "
-               "category, two good test images, then defective ones cycling over the defect types, with "
-               "the ground truth outlined. Textures are cut from real photographs; pill, nut and screw are drawn objects.")
+    caption = (
+        f"The embedded benchmark (`adlib.synth` version {GENERATOR_VERSION}, `{data.name}`): one row per "
+        "category, two good test images, then defective ones cycling over the defect types, with "
+        "the ground truth outlined. Textures are cut from real photographs; pill, nut and screw are drawn objects."
+    )
     atomic_write_bytes(FIGURES / "benchmark_overview.md", caption.encode())
 
 
@@ -242,9 +282,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="data root (MVTec layout)")
     parser.add_argument("--notebook", help="run only this notebook (name without .ipynb), whatever its stamp says")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time, each in its own kernel")
-    parser.add_argument("--force", action="store_true", help="run every notebook, even those whose inputs are unchanged")
-    parser.add_argument("--scale", default="default", choices=["default", "full"],
-                        help="default: each notebook's own sample (the 45-minute budget); full: every category, 5 seeds")
+    parser.add_argument(
+        "--force", action="store_true", help="run every notebook, even those whose inputs are unchanged"
+    )
+    parser.add_argument(
+        "--scale",
+        default="default",
+        choices=["default", "full"],
+        help="default: each notebook's own sample (the 45-minute budget); full: every category, 5 seeds",
+    )
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: give 1 or more")
@@ -259,8 +305,17 @@ def main() -> None:
             names = ", ".join(nb.stem for nb in every) or "none yet"
             raise SystemExit(f"no notebook named {args.notebook!r} in {NOTEBOOKS}; there are: {names}")
     rerun = [nb.stem for nb in notebooks] if (args.force or args.notebook) else []
-    failed = reproduce(notebooks, args.profile, args.data, FIGURES, STAMPS, NOTEBOOKS / "executed", jobs=args.jobs,
-                       rerun=rerun, scale=args.scale)
+    failed = reproduce(
+        notebooks,
+        args.profile,
+        args.data,
+        FIGURES,
+        STAMPS,
+        NOTEBOOKS / "executed",
+        jobs=args.jobs,
+        rerun=rerun,
+        scale=args.scale,
+    )
     from adlib.files import atomic_write_bytes
 
     times = merged_times(read_stamps(STAMPS), FIGURES / "reproduce_times.csv", args.profile, [nb.stem for nb in every])

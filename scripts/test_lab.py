@@ -32,9 +32,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("00_quickstart", "01_explore")
 KERNEL = "adlib"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,1100")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1100",
+)
 
 
 class LabTestError(AssertionError):
@@ -47,11 +55,20 @@ def prepare(data: Path, out: Path, profile: str = "synthetic") -> Path:
 
     folder = out / "notebooks"
     folder.mkdir(parents=True, exist_ok=True)
-    parameters = {"profile": profile, "data_root": str(data.resolve()),
-                  "figures_dir": str((out / "figures").resolve()), "quick": True}
+    parameters = {
+        "profile": profile,
+        "data_root": str(data.resolve()),
+        "figures_dir": str((out / "figures").resolve()),
+        "quick": True,
+    }
     for name in NOTEBOOKS:
-        papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(folder / f"{name}.ipynb"),
-                                   parameters=parameters, prepare_only=True, kernel_name=KERNEL)
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / f"{name}.ipynb"),
+            str(folder / f"{name}.ipynb"),
+            parameters=parameters,
+            prepare_only=True,
+            kernel_name=KERNEL,
+        )
     return folder
 
 
@@ -68,14 +85,29 @@ def jupyterlab(root_dir: Path, log: Path, scratch: Path, timeout: float = 90):
     news = scratch / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True, exist_ok=True)
     news.write_text(json.dumps({"fetchNews": "false"}))  # no "get notified about Jupyter news?" over the page
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-               JUPYTER_CONFIG_DIR=str(scratch / "config"), JUPYTER_RUNTIME_DIR=str(scratch / "runtime"))
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root_dir}", "--expose-app-in-browser", "--LabApp.news_url=",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               f"--LabServerApp.workspaces_dir={scratch / 'workspaces'}",
-               f"--LabServerApp.user_settings_dir={scratch / 'settings'}", "--LabApp.extension_manager=readonly"]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        JUPYTER_CONFIG_DIR=str(scratch / "config"),
+        JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root_dir}",
+        "--expose-app-in-browser",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--LabServerApp.workspaces_dir={scratch / 'workspaces'}",
+        f"--LabServerApp.user_settings_dir={scratch / 'settings'}",
+        "--LabApp.extension_manager=readonly",
+    ]
     if os.geteuid() == 0:  # CI runs as root
         command.append("--allow-root")
     with open(log, "w") as log_file:
@@ -163,15 +195,24 @@ STATE = f"""(() => {{
 def run_notebook(driver, url: str, token: str, name: str, out: Path, timeout: float) -> dict:
     """Opens `name`, checks the kernel, runs all cells, checks the outputs; returns the final state."""
     driver.get(f"{url}/lab/tree/{name}.ipynb?token={token}")
-    wait_for(driver, f"window.jupyterapp && {PANEL} && {PANEL}.context?.path === '{name}.ipynb' && "
-                     f"{PANEL}.sessionContext.session?.kernel?.status === 'idle'", 90, f"{name} with an idle kernel")
+    wait_for(
+        driver,
+        f"window.jupyterapp && {PANEL} && {PANEL}.context?.path === '{name}.ipynb' && "
+        f"{PANEL}.sessionContext.session?.kernel?.status === 'idle'",
+        90,
+        f"{name} with an idle kernel",
+    )
     state = driver.execute_script(f"return {STATE}")
     if state["kernel"] != KERNEL:
         raise LabTestError(f"{name} runs on kernel {state['kernel']!r}, not {KERNEL!r} (make setup installs it)")
     driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     # Done when every cell ran, or when an error stopped the run (the later cells then never run).
-    wait_for(driver, f"(s => s.busy === 0 && s.status === 'idle' && (s.unrun === 0 || s.errors.length))({STATE})",
-             timeout, f"all cells of {name} to run")
+    wait_for(
+        driver,
+        f"(s => s.busy === 0 && s.status === 'idle' && (s.unrun === 0 || s.errors.length))({STATE})",
+        timeout,
+        f"all cells of {name} to run",
+    )
     state = driver.execute_script(f"return {STATE}")
     driver.execute_script(f"{PANEL}.node.querySelector('.jp-OutputArea-output img')?.scrollIntoView()")
     driver.save_screenshot(str(out / f"{name}.png"))
@@ -194,13 +235,20 @@ def move_widget(driver, out: Path, method: str = "PatchCore-random", timeout: fl
     panel = driver.find_element(By.CSS_SELECTOR, ".widget-hbox")
     driver.execute_script("arguments[0].scrollIntoView()", panel)
     driver.save_screenshot(str(out / "01_explore_widget_before.png"))
-    dropdowns = [d for d in driver.find_elements(By.CSS_SELECTOR, ".widget-dropdown")
-                 if d.find_element(By.CSS_SELECTOR, "label").text.strip() == "method"]
+    dropdowns = [
+        d
+        for d in driver.find_elements(By.CSS_SELECTOR, ".widget-dropdown")
+        if d.find_element(By.CSS_SELECTOR, "label").text.strip() == "method"
+    ]
     if len(dropdowns) != 1:
         raise LabTestError(f"expected one 'method' dropdown in the explorer, found {len(dropdowns)}")
     Select(dropdowns[0].find_element(By.CSS_SELECTOR, "select")).select_by_visible_text(method)
-    wait_for(driver, f"(src => src && src !== {json.dumps(before)})({WIDGET_IMAGE})", timeout,
-             f"the heatmap image to change after choosing {method}")
+    wait_for(
+        driver,
+        f"(src => src && src !== {json.dumps(before)})({WIDGET_IMAGE})",
+        timeout,
+        f"the heatmap image to change after choosing {method}",
+    )
     status = driver.execute_script(f"return {PANEL}.node.querySelector('.widget-output').textContent")
     if not status.startswith(method):
         raise LabTestError(f"after choosing {method} the explorer says {status[:200]!r}")
@@ -210,8 +258,12 @@ def move_widget(driver, out: Path, method: str = "PatchCore-random", timeout: fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the embedded benchmark (make data), or MVTec AD")
-    parser.add_argument("--profile", default="synthetic", choices=["synthetic", "paper"],
-                        help="the notebooks' profile (paper: WideResNet-50 on an MVTec AD --data)")
+    parser.add_argument(
+        "--profile",
+        default="synthetic",
+        choices=["synthetic", "paper"],
+        help="the notebooks' profile (paper: WideResNet-50 on an MVTec AD --data)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "test-lab", help="screenshots and log")
     parser.add_argument("--timeout", type=float, default=150, help="seconds for one notebook's cells to run")
     args = parser.parse_args()
@@ -227,8 +279,11 @@ def main() -> None:
                 try:
                     for name in NOTEBOOKS:
                         state = run_notebook(driver, url, token, name, args.out, args.timeout)
-                        print(f"{name}: all cells ran on kernel {state['kernel']}, {state['images']} images, "
-                              f"no errors ({time.monotonic() - start:.0f} s)", flush=True)
+                        print(
+                            f"{name}: all cells ran on kernel {state['kernel']}, {state['images']} images, "
+                            f"no errors ({time.monotonic() - start:.0f} s)",
+                            flush=True,
+                        )
                     move_widget(driver, args.out)
                     print(f"01_explore: the heatmap changed with the method ({time.monotonic() - start:.0f} s)")
                 except Exception:

@@ -22,5 +22,6 @@ def tiny_benchmark(tmp_path_factory) -> Path:
 @pytest.fixture
 def small_features() -> FeatureSettings:
     """A fast, random-init ResNet-18 at 64 px: for tests of the plumbing, not of accuracy."""
-    return FeatureSettings(backbone="resnet18", weights=None, preprocessing=Preprocessing(resize=64, crop=64),
-                           pre_dim=64, target_dim=64)
+    return FeatureSettings(
+        backbone="resnet18", weights=None, preprocessing=Preprocessing(resize=64, crop=64), pre_dim=64, target_dim=64
+    )

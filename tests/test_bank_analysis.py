@@ -11,9 +11,13 @@ def test_ring_of_a_3x4_grid():
 
 def test_profile_against_a_hand_count():
     grid = (3, 3)  # 9 positions, the centre (4) is the only interior one
-    distances = np.array([[1.0] * 4 + [9.0] + [1.0] * 4,  # good, peak in the centre
-                          [5.0] + [1.0] * 8,  # good, peak on the ring (position 0)
-                          [7.0] * 9])  # defective: ignored by the good-image numbers
+    distances = np.array(
+        [
+            [1.0] * 4 + [9.0] + [1.0] * 4,  # good, peak in the centre
+            [5.0] + [1.0] * 8,  # good, peak on the ring (position 0)
+            [7.0] * 9,
+        ]
+    )  # defective: ignored by the good-image numbers
     nearest = np.array([[0] * 9, [1] * 9, [2] * 8 + [0]])
     source = np.array([4, 9 + 4, 0, 18 + 8])  # positions 4, 4, 0, 8: two of four on the ring
     profile = bank_profile(distances, nearest, [0, 0, 1], grid, bank_size=4, bank_source=source)

@@ -18,7 +18,7 @@ def test_patch_origins_match_a_cell_by_cell_loop(tiny_benchmark, small_features)
         step = mask.shape[0] // grid[0]
         for h in range(grid[0]):
             for w in range(grid[1]):
-                touched = mask[h * step:(h + 1) * step, w * step:(w + 1) * step].any()
+                touched = mask[h * step : (h + 1) * step, w * step : (w + 1) * step].any()
                 expected.append(0 if sample.label == 0 else 2 if touched else 1)
     assert codes.tolist() == expected
     assert (codes == 2).any() and (codes == 1).any() and (codes[: 2 * 64] == 0).all()
@@ -33,8 +33,10 @@ def test_origin_shares_count_every_row():
 
 
 def test_bank_origins_name_real_training_patches_and_the_sample_keeps_every_defect_row(tiny_benchmark, small_features):
-    methods = {"PatchCore": patchcore_settings(small_features, 0.1),
-               "SoftPatch-lof": softpatch_settings(small_features, "lof", 0.1)}
+    methods = {
+        "PatchCore": patchcore_settings(small_features, 0.1),
+        "SoftPatch-lof": softpatch_settings(small_features, "lof", 0.1),
+    }
     banks = bank_origins(tiny_benchmark, "pill", methods, seed=0, noise_ratio=0.34)
     assert banks.train_images == 6 + 2 and banks.noisy_images == 2  # int(0.34 * 6) noisy images join 6 clean
     assert set(banks.sources) == set(methods) and (banks.origin == 2).any()

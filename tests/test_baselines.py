@@ -43,8 +43,9 @@ def category(tiny_benchmark):
 
 def upsampled_blurred(patch: np.ndarray, grid, crop: int, sigma: float = 4.0) -> np.ndarray:
     """[N, H*W] -> [N, crop, crop]: bilinear upsampling (align_corners=False), scipy's Gaussian blur."""
-    maps = F.interpolate(torch.from_numpy(patch).reshape(-1, 1, *grid), size=crop, mode="bilinear",
-                         align_corners=False)[:, 0].numpy()
+    maps = F.interpolate(
+        torch.from_numpy(patch).reshape(-1, 1, *grid), size=crop, mode="bilinear", align_corners=False
+    )[:, 0].numpy()
     return np.stack([gaussian_filter(m, sigma=sigma) for m in maps])
 
 
@@ -121,8 +122,10 @@ def test_padim_presets():
 def pyramid(maps) -> torch.Tensor:
     """[N, H*W, D] float64: layer1..3 bilinearly upsampled (align_corners=False) to layer1's grid, concatenated."""
     grid = maps["layer1"].shape[-2:]
-    parts = [F.interpolate(maps[layer].double(), size=grid, mode="bilinear", align_corners=False)
-             for layer in SPADE_LAYERS[:3]]
+    parts = [
+        F.interpolate(maps[layer].double(), size=grid, mode="bilinear", align_corners=False)
+        for layer in SPADE_LAYERS[:3]
+    ]
     return torch.cat(parts, 1).flatten(2).transpose(1, 2)
 
 
@@ -138,10 +141,12 @@ def test_spade_matches_brute_force(category, cache, image_k):
     pooled = torch.cdist(test_maps["layer4"].double().mean((2, 3)), train_maps["layer4"].double().mean((2, 3)))
     nearest = pooled.topk(k, dim=1, largest=False)
     train_pixels, test_pixels = pyramid(train_maps), pyramid(test_maps)
-    expected_patch = torch.stack([
-        torch.cdist(test_pixels[i], train_pixels[nearest.indices[i]].reshape(-1, train_pixels.shape[-1])).amin(1)
-        for i in range(len(category.test))
-    ])
+    expected_patch = torch.stack(
+        [
+            torch.cdist(test_pixels[i], train_pixels[nearest.indices[i]].reshape(-1, train_pixels.shape[-1])).amin(1)
+            for i in range(len(category.test))
+        ]
+    )
 
     found = model.distances(category.test, progress=False)
     assert torch.equal(found.neighbours.sort(1).values, nearest.indices.sort(1).values)
@@ -170,11 +175,14 @@ def test_spade_gallery_chunks_give_the_same_distances(category, cache, monkeypat
 
 
 def denoised_settings(drop: float, seed: int = 0, **detector) -> ImageDenoisedSettings:
-    patchcore = PatchCoreSettings(features=dataclasses.replace(PADIM_FEATURES, layers=("layer2", "layer3"),
-                                                               pre_dim=64, target_dim=64),
-                                  coreset_ratio=0.25, **detector)
-    return ImageDenoisedSettings(filter=PaDiMSettings(features=PADIM_FEATURES, channels=20), detector=patchcore,
-                                 drop=drop, seed=seed)
+    patchcore = PatchCoreSettings(
+        features=dataclasses.replace(PADIM_FEATURES, layers=("layer2", "layer3"), pre_dim=64, target_dim=64),
+        coreset_ratio=0.25,
+        **detector,
+    )
+    return ImageDenoisedSettings(
+        filter=PaDiMSettings(features=PADIM_FEATURES, channels=20), detector=patchcore, drop=drop, seed=seed
+    )
 
 
 @pytest.mark.parametrize(("drop", "count"), [(0.5, 3), (0.34, 2), (0.15, 0)])  # int(drop * 6) images
@@ -309,8 +317,13 @@ def changed(a, b) -> bool:
 def test_padim_settings_reach_the_scores(category, cache):
     base = PaDiMSettings(features=PADIM_FEATURES, channels=20)
     reference = PaDiM(base, device="cpu", cache_dir=cache).fit(category.train, False).predict(category.test, False)
-    changes = {"channels": 30, "eps": 1.0, "blur_sigma": 0.0, "seed": 1,
-               "features": dataclasses.replace(PADIM_FEATURES, init_seed=1)}
+    changes = {
+        "channels": 30,
+        "eps": 1.0,
+        "blur_sigma": 0.0,
+        "seed": 1,
+        "features": dataclasses.replace(PADIM_FEATURES, init_seed=1),
+    }
     for name, value in changes.items():
         model = PaDiM(dataclasses.replace(base, **{name: value}), device="cpu", cache_dir=cache)
         scores = model.fit(category.train, progress=False).predict(category.test, progress=False)
@@ -341,14 +354,19 @@ def test_image_denoised_settings_reach_the_result(category, cache):
         assert changed(scores, reference_scores), f"setting {name}={value!r} did not change the scores"
     # the filter's own settings act through its scores of the training images (and so what is dropped)
     for value in ({"channels": 30}, {"eps": 1.0}):
-        model = ImageDenoised(dataclasses.replace(base, filter=dataclasses.replace(base.filter, **value)),
-                              device="cpu", cache_dir=cache).fit(category.train, progress=False)
+        model = ImageDenoised(
+            dataclasses.replace(base, filter=dataclasses.replace(base.filter, **value)), device="cpu", cache_dir=cache
+        ).fit(category.train, progress=False)
         assert not torch.allclose(model.train_scores, reference.train_scores), f"filter {value} did not act"
 
 
 def test_misuse_is_explained(category, cache):
-    for bad, match in [({"channels": 0}, "channels=0"), ({"channels": 2.5}, "channels=2.5"), ({"eps": 0.0}, "eps=0.0"),
-                       ({"blur_sigma": -1.0}, "blur_sigma=-1.0")]:
+    for bad, match in [
+        ({"channels": 0}, "channels=0"),
+        ({"channels": 2.5}, "channels=2.5"),
+        ({"eps": 0.0}, "eps=0.0"),
+        ({"blur_sigma": -1.0}, "blur_sigma=-1.0"),
+    ]:
         with pytest.raises(ValueError, match=match):
             PaDiMSettings(features=PADIM_FEATURES, **bad)
     with pytest.raises(ValueError, match=r"features.layers=\('layer2', 'layer3'\): PaDiM needs layers"):
@@ -393,8 +411,13 @@ def test_shared_extractor(category, cache):
         PaDiM(PaDiMSettings(features=other), extractor=extractor)
     with pytest.raises(ValueError, match="shared feature extractor"):
         Spade(SpadeSettings(features=SPADE_FEATURES), extractor=extractor)
-    assert Spade(SpadeSettings(features=SPADE_FEATURES), extractor=(spade := FeatureExtractor(
-        SPADE_FEATURES, device="cpu", cache_dir=cache))).extractor is spade
+    assert (
+        Spade(
+            SpadeSettings(features=SPADE_FEATURES),
+            extractor=(spade := FeatureExtractor(SPADE_FEATURES, device="cpu", cache_dir=cache)),
+        ).extractor
+        is spade
+    )
 
     denoised = denoised_settings(0.5)
     detector_extractor = FeatureExtractor(denoised.features, device="cpu", cache_dir=cache)
@@ -404,10 +427,13 @@ def test_shared_extractor(category, cache):
         ImageDenoised(denoised, extractor=extractor)  # the filter's features are not the detector's
 
 
-@pytest.mark.parametrize("detector, settings", [
-    (PaDiM, PaDiMSettings(features=PADIM_FEATURES, channels=20, seed=3)),
-    (Spade, SpadeSettings(features=SPADE_FEATURES, image_k=3)),
-])
+@pytest.mark.parametrize(
+    "detector, settings",
+    [
+        (PaDiM, PaDiMSettings(features=PADIM_FEATURES, channels=20, seed=3)),
+        (Spade, SpadeSettings(features=SPADE_FEATURES, image_k=3)),
+    ],
+)
 def test_save_load_round_trip_and_refusals(category, cache, tmp_path, detector, settings):
     model = detector(settings, device="cpu", cache_dir=cache).fit(category.train, progress=False)
     path = tmp_path / "model.pt"

@@ -89,8 +89,10 @@ def test_a_workers_peak_memory_is_its_own_not_its_parents():
     """A parent that touched 1 GiB starts a worker that holds a few MiB: the worker's peak must read a
     few MiB. (Its `ru_maxrss` would read >= 1 GiB: Linux carries the parent's mark across fork + exec.)"""
     benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
-    worker = (f"import resource, sys; sys.path.insert(0, {str(benchmarks)!r}); from capped import peak_rss_mb; "
-              "print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    worker = (
+        f"import resource, sys; sys.path.insert(0, {str(benchmarks)!r}); from capped import peak_rss_mb; "
+        "print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
     parent = f"""
         import subprocess, sys
         block = b"\\x01" * 2**30
@@ -104,8 +106,14 @@ def test_a_workers_peak_memory_is_its_own_not_its_parents():
 
 
 def fake_result(fit: float, predict_total: float, peak: float, n_test: int = 10) -> dict:
-    return {"fit": {"median_wall": fit}, "fit_coreset": {"median_wall": fit / 2},
-            "predict": {"median_wall": predict_total}, "n_test": n_test, "peak_rss_mb": peak, "bank": [100, 1024]}
+    return {
+        "fit": {"median_wall": fit},
+        "fit_coreset": {"median_wall": fit / 2},
+        "predict": {"median_wall": predict_total},
+        "n_test": n_test,
+        "peak_rss_mb": peak,
+        "bank": [100, 1024],
+    }
 
 
 def sweep_table() -> pd.DataFrame:
@@ -170,16 +178,32 @@ def full_set_runs():
 
     def record(fit, predict_total, peak):
         timing = lambda v: {"median_wall": v, "median_cpu": 2 * v, "wall": [v], "cpu": [2 * v]}  # noqa: E731
-        return {"status": "ok", "fit": timing(fit), "fit_features": timing(fit / 2), "fit_coreset": timing(fit / 2),
-                "predict": timing(predict_total), "n_test": 60, "peak_rss_mb": peak, "rss_start_mb": 500,
-                "bank": [6272, 1024]}
+        return {
+            "status": "ok",
+            "fit": timing(fit),
+            "fit_features": timing(fit / 2),
+            "fit_coreset": timing(fit / 2),
+            "predict": timing(predict_total),
+            "n_test": 60,
+            "peak_rss_mb": peak,
+            "rss_start_mb": 500,
+            "bank": [6272, 1024],
+        }
 
-    runs = {"pill": {"adlib": record(10.0, 6.0, 1000), "anomalib": {"status": "out of memory (> 16 GiB cap)",
-                                                                   "sampled_peak_mb": 16500},
-                     bench.TRIMMED: record(40.0, 12.0, 3000)}}
+    runs = {
+        "pill": {
+            "adlib": record(10.0, 6.0, 1000),
+            "anomalib": {"status": "out of memory (> 16 GiB cap)", "sampled_peak_mb": 16500},
+            bench.TRIMMED: record(40.0, 12.0, 3000),
+        }
+    }
     values = lambda auroc: {"image AUROC": auroc, "pixel AUROC": 0.9, "PRO": 0.5}  # noqa: E731
-    metrics = {"pill": {"adlib": {"adlib": values(0.80), bench.TRIMMED: values(0.805)},
-                        "anomalib": {"adlib": values(0.80), bench.TRIMMED: values(0.805)}}}
+    metrics = {
+        "pill": {
+            "adlib": {"adlib": values(0.80), bench.TRIMMED: values(0.805)},
+            "anomalib": {"adlib": values(0.80), bench.TRIMMED: values(0.805)},
+        }
+    }
     return runs, metrics
 
 
@@ -300,7 +324,9 @@ def test_inertia_against_a_loop():
 
     rng = np.random.default_rng(1)
     points, centroids = rng.normal(size=(50, 3)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
-    expected = sum(min(float(((p - c) ** 2).sum()) for c in centroids.astype(np.float64)) for p in points.astype(np.float64))
+    expected = sum(
+        min(float(((p - c) ** 2).sum()) for c in centroids.astype(np.float64)) for p in points.astype(np.float64)
+    )
     assert inertia(points, centroids) == pytest.approx(expected, rel=1e-9)
 
 
@@ -315,8 +341,9 @@ def test_kmeans_rows_compare_every_side_on_the_same_points():
     assert (rows[rows["quantity"] == "ratio"]["value"] > 0).all()
 
 
-@pytest.mark.parametrize("cap, label", [(MEMORY_CAP, "out of memory (> 1 GiB cap)"),
-                                        (TIME_CAP, "past the time cap (5 s)")])
+@pytest.mark.parametrize(
+    "cap, label", [(MEMORY_CAP, "out of memory (> 1 GiB cap)"), (TIME_CAP, "past the time cap (5 s)")]
+)
 def test_sweep_stops_a_side_after_its_first_cap(monkeypatch, tmp_path, cap, label):
     """run_sweep with a stand-in for the workers: anomalib passes a cap (memory or time) at 20, so 40 is
     not run for it; the other sides run every size; adlib's sweep runs skip the separate timing of the halves."""
@@ -334,8 +361,16 @@ def test_sweep_stops_a_side_after_its_first_cap(monkeypatch, tmp_path, cap, labe
         return Outcome(OK, 1.0, 500.0, 0), fake_result(0.1 * job.shots, 1.0, 400.0)
 
     monkeypatch.setattr(bench, "run_side", fake_run_side)
-    args = argparse.Namespace(sizes=[10, 20, 40], sweep_data=tmp_path, sweep_category="pill", predict_repeats=1,
-                              work=tmp_path, memory_cap_gib=1.0, time_cap=5.0, default_allocator_up_to=None)
+    args = argparse.Namespace(
+        sizes=[10, 20, 40],
+        sweep_data=tmp_path,
+        sweep_category="pill",
+        predict_repeats=1,
+        work=tmp_path,
+        memory_cap_gib=1.0,
+        time_cap=5.0,
+        default_allocator_up_to=None,
+    )
     table = bench.run_sweep(args, tmp_path / "weights.pt")
     assert ("anomalib", 40, False) not in calls and ("adlib", 40, False) in calls
     assert all(not parts for _, _, parts in calls)
@@ -361,9 +396,19 @@ def test_default_allocator_up_to_leaves_out_larger_sizes(monkeypatch, tmp_path):
         return Outcome(OK, 1.0, 500.0, 0), fake_result(0.1 * job.shots, 1.0, 400.0)
 
     monkeypatch.setattr(bench, "run_side", fake_run_side)
-    args = argparse.Namespace(sizes=[10, 20, 40], sweep_data=tmp_path, sweep_category="pill", predict_repeats=1,
-                              fit_repeats=1, work=tmp_path, memory_cap_gib=1.0, time_cap=5.0, data=tmp_path,
-                              shots=80, default_allocator_up_to=20)
+    args = argparse.Namespace(
+        sizes=[10, 20, 40],
+        sweep_data=tmp_path,
+        sweep_category="pill",
+        predict_repeats=1,
+        fit_repeats=1,
+        work=tmp_path,
+        memory_cap_gib=1.0,
+        time_cap=5.0,
+        data=tmp_path,
+        shots=80,
+        default_allocator_up_to=20,
+    )
     table = bench.run_sweep(args, tmp_path / "weights.pt").set_index(["side", "training images"])["status"]
     assert table[("anomalib", 20)] == "ok"
     assert table[("anomalib", 40)] == "not run (--default-allocator-up-to 20)"
@@ -378,8 +423,9 @@ def test_worker_command_environment_and_parts(tmp_path):
 
     import anomalib_vs_adlib as bench
 
-    args = argparse.Namespace(anomalib_python=Path("/venv/bin/python"), seed=0, backbone="resnet18", ratio=0.1,
-                              neighbours=9, threads=2)
+    args = argparse.Namespace(
+        anomalib_python=Path("/venv/bin/python"), seed=0, backbone="resnet18", ratio=0.1, neighbours=9, threads=2
+    )
     job = bench.Job(tmp_path, "pill", 10, 1, 1, tmp_path / "sweep-10", parts=False)
     adlib = bench.worker_command("adlib", args, job, tmp_path / "w.pt")
     trimmed = bench.worker_command(bench.TRIMMED, args, job, tmp_path / "w.pt")

@@ -23,18 +23,57 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def test_help_lists_every_option():
     out = subprocess.run([sys.executable, "-m", "adlib", "run", "--help"], capture_output=True, text=True, check=True)
-    for option in ("--data", "--categories", "--method", "--coreset", "--sampler", "--distance", "--reweight",
-                   "--weights", "--backbone", "--layers", "--patch-size", "--seeds", "--out", "--heatmaps", "--channels",
-                   "--image-k", "--drop"):
+    for option in (
+        "--data",
+        "--categories",
+        "--method",
+        "--coreset",
+        "--sampler",
+        "--distance",
+        "--reweight",
+        "--weights",
+        "--backbone",
+        "--layers",
+        "--patch-size",
+        "--seeds",
+        "--out",
+        "--heatmaps",
+        "--channels",
+        "--image-k",
+        "--drop",
+    ):
         assert option in out.stdout
 
 
 def test_run_writes_table_csv_and_heatmaps(tiny_benchmark, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "results"
-    main(["run", "--data", str(tiny_benchmark), "--categories", "brick", "pill", "--backbone", "resnet18",
-          "--weights", "none", "--coreset", "0.2", "--seeds", "0", "1", "--out", str(out), "--heatmaps", "4",
-          "--no-progress", "--device", "cpu"])
+    main(
+        [
+            "run",
+            "--data",
+            str(tiny_benchmark),
+            "--categories",
+            "brick",
+            "pill",
+            "--backbone",
+            "resnet18",
+            "--weights",
+            "none",
+            "--coreset",
+            "0.2",
+            "--seeds",
+            "0",
+            "1",
+            "--out",
+            str(out),
+            "--heatmaps",
+            "4",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     printed = capsys.readouterr().out
     assert "image_auroc" in printed and "brick" in printed and "mean" in printed
     results = pd.read_csv(out / "results.csv")
@@ -48,13 +87,37 @@ def test_run_writes_table_csv_and_heatmaps(tiny_benchmark, tmp_path, capsys, mon
 def test_every_method_runs_from_the_command_line(method, tiny_benchmark, tmp_path, monkeypatch):
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "results"
-    main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--method", method, "--backbone", "resnet18",
-          "--weights", "none", "--out", str(out), "--heatmaps", "2", "--no-progress", "--device", "cpu"])
+    main(
+        [
+            "run",
+            "--data",
+            str(tiny_benchmark),
+            "--categories",
+            "pill",
+            "--method",
+            method,
+            "--backbone",
+            "resnet18",
+            "--weights",
+            "none",
+            "--out",
+            str(out),
+            "--heatmaps",
+            "2",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     results = pd.read_csv(out / "results.csv")
     assert set(results["method"]) == {method}
     features = dataclasses.replace(profile_settings("synthetic"), backbone="resnet18", weights=None)
-    settings = {"padim": padim_settings, "spade": spade_settings, "image-denoised-patchcore": image_denoised_settings,
-                "patchcore-random": partial(patchcore_settings, sampler="random")}[method](features)
+    settings = {
+        "padim": padim_settings,
+        "spade": spade_settings,
+        "image-denoised-patchcore": image_denoised_settings,
+        "patchcore-random": partial(patchcore_settings, sampler="random"),
+    }[method](features)
     expected = run(tiny_benchmark, ["pill"], {method: settings}, device="cpu", progress=False)
     quality = ["image_auroc", "pixel_auroc", "pro"]  # the same numbers as experiment.run on the same settings
     got = results.set_index("metric")["value"][quality]
@@ -116,9 +179,31 @@ def test_readme_cli_commands_parse_into_valid_settings(command):
 def test_other_methods_run_from_the_cli(tiny_benchmark, tmp_path, monkeypatch, method, extra):
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / method
-    main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--method", method, "--backbone", "resnet18",
-          "--weights", "none", "--coreset", "0.2", "--out", str(out), "--heatmaps", "0", "--no-progress",
-          "--device", "cpu", *extra])
+    main(
+        [
+            "run",
+            "--data",
+            str(tiny_benchmark),
+            "--categories",
+            "pill",
+            "--method",
+            method,
+            "--backbone",
+            "resnet18",
+            "--weights",
+            "none",
+            "--coreset",
+            "0.2",
+            "--out",
+            str(out),
+            "--heatmaps",
+            "0",
+            "--no-progress",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
     results = pd.read_csv(out / "results.csv")
     assert set(results["method"]) == {method}
     if method == "softpatch":
@@ -136,8 +221,26 @@ def test_method_options_that_would_do_nothing_are_rejected():
 
 def test_noise_protocol_from_the_cli(tiny_benchmark, tmp_path, monkeypatch):
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
-    common = ["run", "--data", str(tiny_benchmark), "--categories", "pill", "--backbone", "resnet18", "--weights",
-              "none", "--coreset", "0.2", "--heatmaps", "0", "--no-progress", "--device", "cpu", "--noise", "0.34"]
+    common = [
+        "run",
+        "--data",
+        str(tiny_benchmark),
+        "--categories",
+        "pill",
+        "--backbone",
+        "resnet18",
+        "--weights",
+        "none",
+        "--coreset",
+        "0.2",
+        "--heatmaps",
+        "0",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--noise",
+        "0.34",
+    ]
     main([*common, "--out", str(tmp_path / "a"), "--overlap"])
     main([*common, "--out", str(tmp_path / "b")])
     a, b = pd.read_csv(tmp_path / "a" / "results.csv"), pd.read_csv(tmp_path / "b" / "results.csv")
@@ -148,8 +251,26 @@ def test_noise_protocol_from_the_cli(tiny_benchmark, tmp_path, monkeypatch):
 
 def test_low_shot_from_the_cli_is_seeded(tiny_benchmark, tmp_path, monkeypatch):
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))
-    common = ["run", "--data", str(tiny_benchmark), "--categories", "pill", "--backbone", "resnet18", "--weights",
-              "none", "--coreset", "0.2", "--heatmaps", "0", "--no-progress", "--device", "cpu", "--shots", "3"]
+    common = [
+        "run",
+        "--data",
+        str(tiny_benchmark),
+        "--categories",
+        "pill",
+        "--backbone",
+        "resnet18",
+        "--weights",
+        "none",
+        "--coreset",
+        "0.2",
+        "--heatmaps",
+        "0",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--shots",
+        "3",
+    ]
     for name in ("a", "b"):
         main([*common, "--seeds", "0", "1", "--out", str(tmp_path / name)])
     a, b = pd.read_csv(tmp_path / "a" / "results.csv"), pd.read_csv(tmp_path / "b" / "results.csv")
@@ -233,9 +354,32 @@ def test_local_workers_write_the_in_process_table(tiny_benchmark, tmp_path, monk
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cache"))  # shared, as on a cluster (see test_experiment)
     for name, extra in (("here", []), ("workers", ["--workers", "2"])):
         monkeypatch.setenv("ADLIB_STORE_DIR", str(tmp_path / name / "store"))
-        main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--seeds", "0", "1", "--backbone",
-              "resnet18", "--weights", "none", "--coreset", "0.2", "--out", str(tmp_path / name), "--heatmaps", "2",
-              "--no-progress", "--device", "cpu", *extra])
+        main(
+            [
+                "run",
+                "--data",
+                str(tiny_benchmark),
+                "--categories",
+                "pill",
+                "--seeds",
+                "0",
+                "1",
+                "--backbone",
+                "resnet18",
+                "--weights",
+                "none",
+                "--coreset",
+                "0.2",
+                "--out",
+                str(tmp_path / name),
+                "--heatmaps",
+                "2",
+                "--no-progress",
+                "--device",
+                "cpu",
+                *extra,
+            ]
+        )
         tables[name] = pd.read_csv(tmp_path / name / "results.csv")
     assert "heatmaps are drawn in process only" in capsys.readouterr().out
     assert (tmp_path / "here" / "heatmaps" / "pill.png").is_file()

@@ -51,8 +51,9 @@ def _square_mask(path: Path, box: tuple[int, int, int, int], size: tuple[int, in
     Image.fromarray(pixels).save(path)
 
 
-def _mvtec(root: Path, name: str = "widget", n_train: int = 4, defects: dict[str, int] | None = None,
-           n_good: int = 2) -> Path:
+def _mvtec(
+    root: Path, name: str = "widget", n_train: int = 4, defects: dict[str, int] | None = None, n_good: int = 2
+) -> Path:
     """A category in the MVTec AD layout; returns its folder."""
     folder = root / name
     for i in range(n_train):
@@ -175,14 +176,13 @@ def _reference_image(path: Path, resize: int, crop: int) -> np.ndarray:
     pixels = np.asarray(image.resize(new, Image.Resampling.BILINEAR), dtype=np.float64) / 255.0
     top = int(round((new[1] - crop) / 2))
     left = int(round((new[0] - crop) / 2))
-    pixels = pixels[top:top + crop, left:left + crop]
+    pixels = pixels[top : top + crop, left : left + crop]
     return ((pixels - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).transpose(2, 0, 1)
 
 
 @pytest.mark.parametrize("size", [(40, 30), (30, 40), (37, 23)])
 @pytest.mark.parametrize(("resize", "crop"), [(20, 16), (20, 15), (23, 23)])
-def test_read_image_matches_independent_geometry(tmp_path: Path, size: tuple[int, int], resize: int,
-                                                 crop: int) -> None:
+def test_read_image_matches_independent_geometry(tmp_path: Path, size: tuple[int, int], resize: int, crop: int) -> None:
     path = tmp_path / "image.png"
     _noise_image(path, size=size, seed=3)
     tensor = read_image(path, Preprocessing(resize=resize, crop=crop))
@@ -196,10 +196,14 @@ def test_read_image_matches_torchvision_official_pipeline(tmp_path: Path) -> Non
 
     path = tmp_path / "image.png"
     _noise_image(path, size=(300, 263), seed=4)
-    official = transforms.Compose([
-        transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])(Image.open(path).convert("RGB"))
+    official = transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )(Image.open(path).convert("RGB"))
     torch.testing.assert_close(read_image(path, Preprocessing()), official, atol=1e-5, rtol=0)
 
 
@@ -462,13 +466,19 @@ def _synthetic_category(n_train: int, n_anomalous: int, n_good_test: int = 3) ->
     train = tuple(Sample(root / "train" / "good" / f"{i:03d}.png", (), 0, "good") for i in range(n_train))
     good = tuple(Sample(root / "test" / "good" / f"{i:03d}.png", (), 0, "good") for i in range(n_good_test))
     bad = tuple(
-        Sample(root / "test" / defect / f"{i:03d}.png", (root / "ground_truth" / defect / f"{i:03d}_mask.png",),
-               1, defect)
+        Sample(
+            root / "test" / defect / f"{i:03d}.png", (root / "ground_truth" / defect / f"{i:03d}_mask.png",), 1, defect
+        )
         for defect, count in (("crack", n_anomalous // 2), ("hole", n_anomalous - n_anomalous // 2))
         for i in range(count)
     )
-    return Category(name="cat", root=root, layout="mvtec", train=train, test=bad[: n_anomalous // 2] + good
-                    + bad[n_anomalous // 2:])
+    return Category(
+        name="cat",
+        root=root,
+        layout="mvtec",
+        train=train,
+        test=bad[: n_anomalous // 2] + good + bad[n_anomalous // 2 :],
+    )
 
 
 def test_low_shot_first_k() -> None:

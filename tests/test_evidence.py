@@ -187,22 +187,29 @@ def test_trend_against_slow_computation():
     """A's AUROC rises with x (noise shrinks); slope and first-vs-last as np.polyfit / subtraction say."""
     frames = []
     for x, spread in ((0.0, 3.0), (0.1, 1.0), (0.2, 0.3)):
+
         def scorer(labels, rng, spread=spread):
             return labels + rng.normal(scale=spread, size=labels.size)
+
         frames.append(make_table(UNITS, {"A": scorer}, seed=int(x * 10)).assign(noise=x))
     table = pd.concat(frames, ignore_index=True)
     rising = assess(Claim.trend("A rises with noise", "image_auroc", "A", "noise", "increasing"), table)
     curve = [
-        np.mean([roc_auc_score(unit["label"], unit["score"]) for _, unit in table[table["noise"] == x]
-                 .groupby(["category", "seed"])])
+        np.mean(
+            [
+                roc_auc_score(unit["label"], unit["score"])
+                for _, unit in table[table["noise"] == x].groupby(["category", "seed"])
+            ]
+        )
         for x in (0.0, 0.1, 0.2)
     ]
     assert rising.estimate == pytest.approx(np.polyfit([0.0, 0.1, 0.2], curve, 1)[0], abs=1e-10)
     assert rising.status == "holds"
     falling = assess(Claim.trend("A falls with noise", "image_auroc", "A", "noise", "decreasing"), table)
     assert falling.status == "does not hold"
-    first_last = assess(Claim.trend("A rises", "image_auroc", "A", "noise", "increasing",
-                                    statistic="last_minus_first"), table)
+    first_last = assess(
+        Claim.trend("A rises", "image_auroc", "A", "noise", "increasing", statistic="last_minus_first"), table
+    )
     assert first_last.estimate == pytest.approx(curve[-1] - curve[0], abs=1e-12)
     assert rising.sample() == (
         "12 units (3 categories, 3 seeds, 3 noise values) x 11-14 test images (4-6 good / 6-9 defective)"
@@ -229,11 +236,17 @@ def test_pixel_metric_through_subset_callables():
     maps = {"A": masks + rng.normal(scale=0.8, size=masks.shape), "B": rng.normal(size=masks.shape)}
     images = [f"img-{i}" for i in range(7)]
     order = {"A": np.arange(7), "B": np.array([6, 0, 5, 1, 4, 2, 3])}
-    table = pd.concat([image_rows("brick", 0, m, [images[i] for i in order[m]], labels[order[m]], np.zeros(7))
-                       for m in ("A", "B")])
+    table = pd.concat(
+        [image_rows("brick", 0, m, [images[i] for i in order[m]], labels[order[m]], np.zeros(7)) for m in ("A", "B")]
+    )
     callables = {("brick", 0, m): subset_metric("pixel_auroc", masks[order[m]], maps[m][order[m]]) for m in ("A", "B")}
-    verdict = assess(Claim.above("A localises better", "pixel_auroc", "A", "B"), table.drop(columns="score"),
-                     n_resamples=30, seed=2, subset_metrics=callables)
+    verdict = assess(
+        Claim.above("A localises better", "pixel_auroc", "A", "B"),
+        table.drop(columns="score"),
+        n_resamples=30,
+        seed=2,
+        subset_metrics=callables,
+    )
     draws = stratified_indices(labels.astype(bool), 30, np.random.default_rng(2))
     slow = [pixel_auroc(masks[row], maps["A"][row]) - pixel_auroc(masks[row], maps["B"][row]) for row in draws]
     np.testing.assert_allclose(verdict.resampled, slow, atol=1e-12)
@@ -256,13 +269,24 @@ def test_caption():
 def test_status_rules():
     above = Claim.above("", "image_auroc", "A", "B")
     assert [status(above, lo, hi) for lo, hi in ((0.01, 0.2), (-0.2, -0.01), (-0.1, 0.1), (-0.1, 0.0))] == [
-        "holds", "does not hold", "inconclusive", "inconclusive"]
+        "holds",
+        "does not hold",
+        "inconclusive",
+        "inconclusive",
+    ]
     within = Claim.within("", "image_auroc", "A", "B", delta=0.05)
     assert [status(within, lo, hi) for lo, hi in ((-0.05, 0.05), (0.06, 0.1), (-0.1, -0.06), (0.0, 0.1))] == [
-        "holds", "does not hold", "does not hold", "inconclusive"]
+        "holds",
+        "does not hold",
+        "does not hold",
+        "inconclusive",
+    ]
     falls = Claim.trend("", "image_auroc", "A", "x", "decreasing")
     assert [status(falls, lo, hi) for lo, hi in ((-0.3, -0.1), (0.1, 0.3), (-0.1, 0.1))] == [
-        "holds", "does not hold", "inconclusive"]
+        "holds",
+        "does not hold",
+        "inconclusive",
+    ]
 
 
 def test_reported_difference_against_the_csv():
@@ -341,14 +365,20 @@ def test_image_rows_from_a_result():
 
     import torch
 
-    test = [SimpleNamespace(image=Path(f"/data/brick/test/{name}.png"), label=label)
-            for name, label in (("good_0", 0), ("crack_0", 1), ("crack_1", 1))]
-    result = SimpleNamespace(category=SimpleNamespace(name="brick", test=test),
-                             scores=SimpleNamespace(image=torch.tensor([0.1, 0.7, 0.4])))
+    test = [
+        SimpleNamespace(image=Path(f"/data/brick/test/{name}.png"), label=label)
+        for name, label in (("good_0", 0), ("crack_0", 1), ("crack_1", 1))
+    ]
+    result = SimpleNamespace(
+        category=SimpleNamespace(name="brick", test=test), scores=SimpleNamespace(image=torch.tensor([0.1, 0.7, 0.4]))
+    )
     rows = per_image.image_rows_from_result(result, seed=2, method="PatchCore")
     assert list(rows.columns) == ["category", "seed", "method", "image", "label", "score"]
-    assert rows["image"].tolist() == ["/data/brick/test/good_0.png", "/data/brick/test/crack_0.png",
-                                      "/data/brick/test/crack_1.png"]
+    assert rows["image"].tolist() == [
+        "/data/brick/test/good_0.png",
+        "/data/brick/test/crack_0.png",
+        "/data/brick/test/crack_1.png",
+    ]
     assert rows["label"].tolist() == [0, 1, 1] and rows["seed"].tolist() == [2, 2, 2]
     np.testing.assert_allclose(rows["score"], [0.1, 0.7, 0.4], rtol=1e-6)
     with pytest.raises(ValueError, match="3 images, 2 labels and 3 scores"):
@@ -388,8 +418,14 @@ def pixel_case(rounded: bool):
         maps = {m: np.round(v, 1) for m, v in maps.items()}
     images = [f"brick/test/{name}.png" for name in "qwertyuio"]
     order = {"A": np.array([3, 1, 4, 8, 0, 2, 6, 5, 7]), "B": np.arange(9)[::-1]}
-    table = pd.concat([image_rows("brick", 0, m, [images[i] for i in order[m]], labels[order[m]], np.zeros(9))
-                       .assign(result_key=f"key-{m}") for m in ("A", "B")])
+    table = pd.concat(
+        [
+            image_rows("brick", 0, m, [images[i] for i in order[m]], labels[order[m]], np.zeros(9)).assign(
+                result_key=f"key-{m}"
+            )
+            for m in ("A", "B")
+        ]
+    )
     return table, masks, maps, images, order, labels
 
 
@@ -399,8 +435,12 @@ def test_pixel_stats_route_equals_the_slow_route(metric):
     Continuous maps with 32 bins: the verdict interval moves by at most the binning errors' sum."""
     for rounded, bins in ((True, 2000), (False, 32)):
         table, masks, maps, images, order, labels = pixel_case(rounded)
-        stats = {f"key-{m}": PixelStats.from_maps(masks[order[m]], maps[m][order[m]],
-                                                  images=[images[i] for i in order[m]], bins=bins) for m in "AB"}
+        stats = {
+            f"key-{m}": PixelStats.from_maps(
+                masks[order[m]], maps[m][order[m]], images=[images[i] for i in order[m]], bins=bins
+            )
+            for m in "AB"
+        }
         slow_callables = {("brick", 0, m): subset_metric(metric, masks[order[m]], maps[m][order[m]]) for m in "AB"}
         claim = Claim.above("A localises better", metric, "A", "B")
         fast = assess(claim, table, n_resamples=40, seed=5, pixel_stats=stats)
@@ -434,22 +474,27 @@ def weights_of(images, order, draws):
 def test_pixel_stats_resamples_are_the_metric_of_the_repeated_images():
     """One resample, by hand: np.repeat the drawn images and call adlib.evaluation.metrics.pro."""
     table, masks, maps, images, order, labels = pixel_case(rounded=True)
-    stats = {f"key-{m}": PixelStats.from_maps(masks[order[m]], maps[m][order[m]],
-                                              images=[images[i] for i in order[m]]) for m in "AB"}
+    stats = {
+        f"key-{m}": PixelStats.from_maps(masks[order[m]], maps[m][order[m]], images=[images[i] for i in order[m]])
+        for m in "AB"
+    }
     verdict = assess(Claim.above("", "pro", "A", "B"), table, n_resamples=3, seed=1, pixel_stats=stats)
     draws = stratified_indices(labels_sorted(table), 3, np.random.default_rng(1))
     by_name = np.argsort(images)  # position in the sorted names -> original image index
     for row, drawn in enumerate(draws):
         picked = by_name[drawn]
-        expected = (pro(masks[picked], maps["A"][picked], anomalous_only=True)
-                    - pro(masks[picked], maps["B"][picked], anomalous_only=True))
+        expected = pro(masks[picked], maps["A"][picked], anomalous_only=True) - pro(
+            masks[picked], maps["B"][picked], anomalous_only=True
+        )
         assert verdict.resampled[row] == pytest.approx(expected, abs=1e-12)
 
 
 def test_pixel_stats_errors_name_the_fix():
     table, masks, maps, images, order, labels = pixel_case(rounded=True)
-    stats = {f"key-{m}": PixelStats.from_maps(masks[order[m]], maps[m][order[m]],
-                                              images=[images[i] for i in order[m]]) for m in "AB"}
+    stats = {
+        f"key-{m}": PixelStats.from_maps(masks[order[m]], maps[m][order[m]], images=[images[i] for i in order[m]])
+        for m in "AB"
+    }
     claim = Claim.above("", "pixel_auroc", "A", "B")
     with pytest.raises(ValueError, match="lacks the columns.*result_key"):
         assess(claim, table.drop(columns="result_key"), pixel_stats=stats)

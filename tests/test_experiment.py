@@ -31,8 +31,9 @@ def test_run_is_tidy_over_methods_seeds_and_sizes(tiny_benchmark, settings, tmp_
     # every row equals a separate evaluation on the same seeded draw: the methods saw the same images
     row = table.query("method == 'patchcore-random' and seed == 1 and shots == 3 and metric == 'image_auroc'")
     category = low_shot(load_category(tiny_benchmark, "pill"), 3, 1)
-    alone = evaluate(category, dataclasses.replace(methods["patchcore-random"], seed=1), cache_dir=tmp_path,
-                     progress=False)
+    alone = evaluate(
+        category, dataclasses.replace(methods["patchcore-random"], seed=1), cache_dir=tmp_path, progress=False
+    )
     assert row["value"].item() == pytest.approx(alone.metrics["image_auroc"])
     assert set(summary(table).index) == {"pill", "mean"}
 
@@ -63,8 +64,9 @@ def test_run_cache_dir_reaches_every_extractor(tiny_benchmark, settings, small_f
     from adlib.detectors.padim import PADIM_LAYERS, PaDiMSettings
 
     monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "default"))
-    padim = PaDiMSettings(features=dataclasses.replace(small_features, layers=PADIM_LAYERS, pre_dim=1024,
-                                                       target_dim=1024), channels=16)
+    padim = PaDiMSettings(
+        features=dataclasses.replace(small_features, layers=PADIM_LAYERS, pre_dim=1024, target_dim=1024), channels=16
+    )
     denoised = ImageDenoisedSettings(filter=padim, detector=settings, drop=0.34)
     run(tiny_benchmark, ["pill"], denoised, cache_dir=tmp_path / "mine", progress=False)
     assert not (tmp_path / "default").exists()
@@ -99,8 +101,9 @@ def count_evaluations(monkeypatch) -> list:
 
 
 def test_the_store_computes_once_and_replays_the_same_tables(tiny_benchmark, two_methods, tmp_path, monkeypatch):
-    grid = dict(categories=["pill"], methods=two_methods, seeds=[0, 1], noise_ratio=0.34, cache_dir=tmp_path,
-                progress=False)
+    grid = dict(
+        categories=["pill"], methods=two_methods, seeds=[0, 1], noise_ratio=0.34, cache_dir=tmp_path, progress=False
+    )
     plain = run_grid(tiny_benchmark, **grid, store=False)
     assert not (tmp_path / "results").exists()  # store=False writes nothing
     calls = count_evaluations(monkeypatch)
@@ -133,17 +136,42 @@ def test_a_broken_entry_or_new_scoring_code_recomputes(tiny_benchmark, settings,
         again = run(tiny_benchmark, ["pill", "brick"], settings, store=store, cache_dir=tmp_path, progress=False)
     assert len(calls) == 1
     pd.testing.assert_frame_equal(without_timings(again), without_timings(first))
-    run(tiny_benchmark, ["pill", "brick"], settings, store=ResultStore(tmp_path / "store", scoring_version="v2"),
-        cache_dir=tmp_path, progress=False)
+    run(
+        tiny_benchmark,
+        ["pill", "brick"],
+        settings,
+        store=ResultStore(tmp_path / "store", scoring_version="v2"),
+        cache_dir=tmp_path,
+        progress=False,
+    )
     assert len(calls) == 3  # another scoring version: every entry is a miss
     assert len(entries(tmp_path / "store")) == 4
 
 
 def test_per_image_scores_are_the_detectors_scores(tiny_benchmark, settings, tmp_path):
-    images = run_grid(tiny_benchmark, ["pill"], settings, seeds=[1], shots=4, cache_dir=tmp_path, progress=False,
-                      store=ResultStore(tmp_path / "store", keep_maps=True)).images
-    assert list(images.columns) == ["category", "method", "seed", "shots", "noise_ratio", "noise_overlap", "image",
-                                    "label", "defect", "score", "result_key"]
+    images = run_grid(
+        tiny_benchmark,
+        ["pill"],
+        settings,
+        seeds=[1],
+        shots=4,
+        cache_dir=tmp_path,
+        progress=False,
+        store=ResultStore(tmp_path / "store", keep_maps=True),
+    ).images
+    assert list(images.columns) == [
+        "category",
+        "method",
+        "seed",
+        "shots",
+        "noise_ratio",
+        "noise_overlap",
+        "image",
+        "label",
+        "defect",
+        "score",
+        "result_key",
+    ]
     category = low_shot(load_category(tiny_benchmark, "pill"), 4, 1)
     alone = evaluate(category, dataclasses.replace(settings, seed=1), cache_dir=tmp_path, progress=False)
     assert images.image.tolist() == [s.image.relative_to(tiny_benchmark.resolve()).as_posix() for s in category.test]
@@ -161,8 +189,9 @@ def test_per_image_scores_are_the_detectors_scores(tiny_benchmark, settings, tmp
 
 
 def test_test_images_is_one_seeded_stratified_subset_for_every_method(tiny_benchmark, two_methods, tmp_path):
-    grid = run_grid(tiny_benchmark, ["pill"], two_methods, seeds=[0, 1], test_images=6, cache_dir=tmp_path,
-                    progress=False)
+    grid = run_grid(
+        tiny_benchmark, ["pill"], two_methods, seeds=[0, 1], test_images=6, cache_dir=tmp_path, progress=False
+    )
     subsets = grid.images.groupby(["seed", "method"]).image.apply(tuple)
     for seed in (0, 1):
         assert subsets[seed, "patchcore"] == subsets[seed, "softpatch"]  # every method sees the same images
@@ -171,11 +200,14 @@ def test_test_images_is_one_seeded_stratified_subset_for_every_method(tiny_bench
     labels = grid.images.query("seed == 0 and method == 'patchcore'").label
     assert labels.sum() == 4  # 6 of the defective share 6/9, rounded: 4 defective, 2 good
     assert (grid.metrics.test_images == 6).all()
-    again = run_grid(tiny_benchmark, ["pill"], two_methods, seeds=[0], test_images=6, cache_dir=tmp_path,
-                     progress=False, store=False)
+    again = run_grid(
+        tiny_benchmark, ["pill"], two_methods, seeds=[0], test_images=6, cache_dir=tmp_path, progress=False, store=False
+    )
     assert tuple(again.images.query("method == 'patchcore'").image) == subsets[0, "patchcore"]
-    assert "test_images" not in run(tiny_benchmark, ["pill"], two_methods["patchcore"], cache_dir=tmp_path,
-                                    progress=False).columns  # the default table keeps its shape
+    assert (
+        "test_images"
+        not in run(tiny_benchmark, ["pill"], two_methods["patchcore"], cache_dir=tmp_path, progress=False).columns
+    )  # the default table keeps its shape
 
 
 def sorted_tables(grid):
@@ -195,8 +227,9 @@ def sorted_tables(grid):
 def test_a_thread_pool_gives_the_in_process_tables(tiny_benchmark, two_methods, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    grid = dict(categories=list(TINY_CATEGORIES), methods=two_methods, seeds=[0], progress=False,
-                cache_dir=tmp_path / "cache")
+    grid = dict(
+        categories=list(TINY_CATEGORIES), methods=two_methods, seeds=[0], progress=False, cache_dir=tmp_path / "cache"
+    )
     here = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "here"))
     with ThreadPoolExecutor(2) as pool:
         there = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"), executor=pool)
@@ -207,15 +240,22 @@ def test_a_thread_pool_gives_the_in_process_tables(tiny_benchmark, two_methods, 
         run(tiny_benchmark, ["pill"], two_methods, executor=pool, on_result=lambda result, settings: None)
 
 
-def test_a_dask_cluster_gives_the_in_process_tables_and_shares_the_store(tiny_benchmark, settings, tmp_path,
-                                                                         monkeypatch):
+def test_a_dask_cluster_gives_the_in_process_tables_and_shares_the_store(
+    tiny_benchmark, settings, tmp_path, monkeypatch
+):
     """2 categories x 2 seeds on a 2-worker LocalCluster (processes, one thread each), with a store of its
     own: every evaluation is fitted and scored by the workers and must equal the in-process run."""
     pytest.importorskip("distributed")
     from adlib.evaluation.executors import grid_executor
 
-    grid = dict(categories=list(TINY_CATEGORIES), methods=settings, seeds=[0, 1], noise_ratio=0.34, progress=False,
-                cache_dir=tmp_path / "cache")
+    grid = dict(
+        categories=list(TINY_CATEGORIES),
+        methods=settings,
+        seeds=[0, 1],
+        noise_ratio=0.34,
+        progress=False,
+        cache_dir=tmp_path / "cache",
+    )
     here = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "here"))
     with grid_executor(workers=2) as executor:
         there = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"), executor=executor)

@@ -16,12 +16,15 @@ from adlib.features.extractor import FeatureSettings
 @pytest.fixture
 def features(small_features) -> FeatureSettings:
     """The small ResNet-18 with PatchCore's default aggregation, which PaDiM (raw layer maps) insists on."""
-    return dataclasses.replace(small_features, pre_dim=FeatureSettings().pre_dim, target_dim=FeatureSettings().target_dim)
+    return dataclasses.replace(
+        small_features, pre_dim=FeatureSettings().pre_dim, target_dim=FeatureSettings().target_dim
+    )
 
 
 def test_method_settings_follow_the_papers_presets(features):
-    made = {method: method_settings(method, features, coreset_ratio=0.2, tau=0.3, lof_k=9, seed=4)
-            for method in METHODS}
+    made = {
+        method: method_settings(method, features, coreset_ratio=0.2, tau=0.3, lof_k=9, seed=4) for method in METHODS
+    }
     assert made["PatchCore"] == PatchCoreSettings(features=features, coreset_ratio=0.2, seed=4)
     assert made["PatchCore-random"].sampler == "random"
     improved = made["improved PatchCore"]
@@ -50,8 +53,7 @@ def test_default_shown_cycles_over_defect_types_and_ends_with_a_good_image(explo
     assert by_name[shown[-1]].label == 0
 
 
-def test_update_gives_what_evaluate_gives_on_the_same_noisy_training_set(explorer, tiny_benchmark, features,
-                                                                         tmp_path):
+def test_update_gives_what_evaluate_gives_on_the_same_noisy_training_set(explorer, tiny_benchmark, features, tmp_path):
     choice = Choice("brick", method="SoftPatch LOF", tau=0.1, lof_k=3, noise_ratio=0.34, seed=1)
     first = explorer.update(choice)
     again = explorer.update(choice)  # now from the remembered patch features
@@ -66,8 +68,9 @@ def test_update_gives_what_evaluate_gives_on_the_same_noisy_training_set(explore
     scores = dict(zip(map(image_name, noisy.test), first.result.scores.image.tolist()))
     good = [scores[image_name(s)] for s in noisy.test if s.label == 0]
     left = [scores[image_name(s)] for s in noisy.test if s.label == 1]  # without overlap no moved image is tested
-    assert first.mean_scores() == pytest.approx({"mean score: good": sum(good) / len(good),
-                                                 "mean score: defective, only in test": sum(left) / len(left)})
+    assert first.mean_scores() == pytest.approx(
+        {"mean score: good": sum(good) / len(good), "mean score: defective, only in test": sum(left) / len(left)}
+    )
 
 
 def test_mean_scores_put_the_moved_images_in_their_own_group_with_overlap(explorer):
@@ -119,10 +122,12 @@ def test_panel_refits_on_a_control_change_and_only_redraws_for_other_images(expl
 def test_panel_prints_an_impossible_choice_instead_of_raising(features, tmp_path):
     from adlib.synth import generate
 
-    root = generate(tmp_path / "few", ("brick",), seed=0, n_train=20, n_test_good=1, n_test_defect=4, size=64,
-                    progress=False)
-    panel = ExplorerPanel(Explorer(root, features, cache_dir=tmp_path / "cache", device="cpu"),
-                          Choice("brick"), categories=["brick"])
+    root = generate(
+        tmp_path / "few", ("brick",), seed=0, n_train=20, n_test_good=1, n_test_defect=4, size=64, progress=False
+    )
+    panel = ExplorerPanel(
+        Explorer(root, features, cache_dir=tmp_path / "cache", device="cpu"), Choice("brick"), categories=["brick"]
+    )
     panel.controls["noise_ratio"].value = 0.15  # int(0.15 * 20) = 3 images of the 4 defective ones: fine
     assert panel.last is not None and len(panel.last.moved) == 3
     panel.controls["noise_ratio"].value = 0.2  # 4 images, but one must stay in the test set

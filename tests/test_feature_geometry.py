@@ -64,11 +64,13 @@ def test_separation_estimate_is_plain_auroc_and_interval_brackets_it():
     rng = np.random.default_rng(2)
     n_images, per_image = 8, 9
     defect = np.zeros(n_images * per_image, bool)
-    defect[4 * per_image:4 * per_image + 3] = True
+    defect[4 * per_image : 4 * per_image + 3] = True
     normal = np.zeros_like(defect)
     normal[: 4 * per_image] = True
-    parts = {name: rng.normal(size=defect.size) + 2 * defect for name in
-             ("euclidean", "norm_part", "direction_part", "cross_part", "cosine_nn", "norm")}
+    parts = {
+        name: rng.normal(size=defect.size) + 2 * defect
+        for name in ("euclidean", "norm_part", "direction_part", "cross_part", "cosine_nn", "norm")
+    }
     table = separation({"c": parts}, {"c": (defect, normal)}, {"c": per_image}, n_resamples=50, seed=0)
     keep = defect | normal
     row = table[(table.category == "c") & (table.quantity == "euclidean")].iloc[0]
@@ -94,5 +96,10 @@ def test_separation_verdict_reads_the_paired_difference():
     line = verdict.caption()
     assert verdict.status == "holds"
     assert line.startswith("**holds** (n = 1 category, 10 test images, 4 defect / 20 normal patches)")
-    assert line.endswith("the difference per category: c " + line.split(" by ")[1].split(" patch AUROC")[0]
-                         + " [" + line.split("CI [")[1].split("]")[0] + "]")
+    assert line.endswith(
+        "the difference per category: c "
+        + line.split(" by ")[1].split(" patch AUROC")[0]
+        + " ["
+        + line.split("CI [")[1].split("]")[0]
+        + "]"
+    )

@@ -58,10 +58,15 @@ def test_batch_norm_folding_is_torchs_fusion_done_in_place():
             module.running_var.uniform_(0.5, 2.0)
             torch.nn.init.normal_(module.weight)
             torch.nn.init.normal_(module.bias)
-    pairs = [(f"{name}.conv{i}".lstrip("."), fuse_conv_bn_eval(getattr(m, f"conv{i}"), getattr(m, f"bn{i}")))
-             for name, m in net.named_modules() for i in (1, 2, 3) if hasattr(m, f"bn{i}")]
-    pairs += [(f"{name}.0", fuse_conv_bn_eval(m[0], m[1])) for name, m in net.named_modules()
-              if name.endswith("downsample")]
+    pairs = [
+        (f"{name}.conv{i}".lstrip("."), fuse_conv_bn_eval(getattr(m, f"conv{i}"), getattr(m, f"bn{i}")))
+        for name, m in net.named_modules()
+        for i in (1, 2, 3)
+        if hasattr(m, f"bn{i}")
+    ]
+    pairs += [
+        (f"{name}.0", fuse_conv_bn_eval(m[0], m[1])) for name, m in net.named_modules() if name.endswith("downsample")
+    ]
     weight = net.layer1[0].conv1.weight
     backbones._fold_resnet_batch_norms(net)
     folded = dict(net.named_modules())
@@ -122,7 +127,9 @@ def test_missing_imagenet_weights_offline_say_how_to_supply_them(tmp_path, monke
 def test_imagenet_weights_from_torchvision_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "checkpoints" / "resnet18-f37072fd.pth")
+    torch.save(
+        torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "checkpoints" / "resnet18-f37072fd.pth"
+    )
     assert load_backbone("resnet18", ["layer1"]).weights_tag.startswith("resnet18:resnet18-f37072fd.pth:")
 
 
@@ -170,8 +177,10 @@ def test_embed_fills_one_tensor_equal_to_the_concatenated_batches(tmp_path):
     extractor = FeatureExtractor(resnet18_settings(), device="cpu", use_cache=False, batch_size=2)
     embedding = extractor.embed(samples, progress=False)
     maps = extractor.layer_maps(samples, progress=False)
-    batches = [locally_aware_features([maps["layer2"][i : i + 2], maps["layer3"][i : i + 2]], 3, 64, 48)
-               for i in range(0, 5, 2)]
+    batches = [
+        locally_aware_features([maps["layer2"][i : i + 2], maps["layer3"][i : i + 2]], 3, 64, 48)
+        for i in range(0, 5, 2)
+    ]
     assert torch.equal(embedding.features, torch.cat(batches))
     one_at_a_time = [extractor.layer_maps([sample], progress=False)["layer3"] for sample in samples]
     torch.testing.assert_close(maps["layer3"], torch.cat(one_at_a_time))

@@ -37,8 +37,7 @@ def test_bf16_runs_channels_last_and_stays_close_to_fp32():
     settings = FeatureSettings(backbone="resnet18", weights=None, preprocessing=SMALL)
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     fp32 = FeatureExtractor(settings, device="cpu", use_cache=False, channels_last=False)._forward(images)
-    bf16_extractor = FeatureExtractor(dataclasses.replace(settings, precision="bf16"), device="cpu",
-                                      use_cache=False)
+    bf16_extractor = FeatureExtractor(dataclasses.replace(settings, precision="bf16"), device="cpu", use_cache=False)
     assert bf16_extractor.channels_last
     bf16 = bf16_extractor._forward(images)
     for layer, value in bf16.items():

@@ -108,8 +108,12 @@ def server():
 
 def pin(monkeypatch, name: str, filename: str, data: bytes) -> fetch.Pinned:
     """Replaces the pin of data set `name` by one for `data` (the test's archive)."""
-    pinned = fetch.Pinned(filename=filename, url=f"https://example.invalid/{filename}", source="the test",
-                          sha256=hashlib.sha256(data).hexdigest())
+    pinned = fetch.Pinned(
+        filename=filename,
+        url=f"https://example.invalid/{filename}",
+        source="the test",
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     monkeypatch.setitem(fetch.DATASETS, name, pinned)
     return pinned
 
@@ -232,7 +236,9 @@ def test_offline_names_the_file_and_where_to_put_it(tmp_path, monkeypatch, capsy
     status, _, err = run_fetch(capsys, "mvtec_ad", "--to", str(target), "--url", f"http://127.0.0.1:{free_port()}")
     assert status == 2 and "Traceback" not in err and err.count("\n") == 1
     assert "cannot reach" in err and "Connection refused" in err
-    assert f"download {pinned.filename}" in err and pinned.url in err and f"put it at {tmp_path / pinned.filename}" in err
+    assert (
+        f"download {pinned.filename}" in err and pinned.url in err and f"put it at {tmp_path / pinned.filename}" in err
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -258,8 +264,9 @@ def test_weights_go_where_backbones_looks_and_are_checked_by_the_name_prefix(ser
     for name in fetch.WEIGHTS:
         stub = b"weights of " + name.encode()
         prefix = hashlib.sha256(stub).hexdigest()[:8]
-        pinned = fetch.Pinned(filename=f"{name}-{prefix}.pth", url="https://example.invalid", source="the test",
-                              sha256_prefix=prefix)
+        pinned = fetch.Pinned(
+            filename=f"{name}-{prefix}.pth", url="https://example.invalid", source="the test", sha256_prefix=prefix
+        )
         monkeypatch.setitem(fetch.WEIGHTS, name, pinned)
         server.serve(pinned.filename, stub)
     server.serve(fetch.WEIGHTS["resnet18"].filename, b"not the weights")  # its prefix does not match

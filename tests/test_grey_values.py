@@ -31,8 +31,12 @@ def test_ratio_estimate_is_mean_between_over_mean_within():
     greys = {"a": rng.random((5, 8, 8)), "b": rng.random((4, 8, 8)) * 0.5 + 0.5 * (np.arange(4) / 4)[:, None, None]}
     table = spread_table(greys, n_resamples=100, seed=0).set_index("category")
     for name, images in greys.items():
-        pairs = [wasserstein_distance(images[i].ravel(), images[j].ravel())
-                 for i in range(len(images)) for j in range(len(images)) if i != j]
+        pairs = [
+            wasserstein_distance(images[i].ravel(), images[j].ravel())
+            for i in range(len(images))
+            for j in range(len(images))
+            if i != j
+        ]
         within = np.mean([np.abs(x.ravel() - np.median(x)).mean() for x in images])
         assert abs(table.loc[name, "ratio"] - np.mean(pairs) / within) < 1e-9
         assert table.loc[name, "ratio_low"] <= table.loc[name, "ratio"] <= table.loc[name, "ratio_high"]

@@ -51,12 +51,15 @@ def test_ties_and_one_replicate_are_inconclusive():
 
 
 def test_caption_reads_like_a_verdict():
-    verdict = interval_verdict("greedy nearer", "greedy - random max distance", [-0.3, -0.4, -0.35], "below",
-                               paper=-0.2)
+    verdict = interval_verdict(
+        "greedy nearer", "greedy - random max distance", [-0.3, -0.4, -0.35], "below", paper=-0.2
+    )
     mean, low, high, _ = hand_interval([-0.3, -0.4, -0.35])
-    assert verdict.caption() == (f"**holds** (n = 3 seeds): greedy nearer: greedy - random max distance {mean:+.3f} "
-                                 f"(claimed below 0), 95 % CI [{verdict.low:+.3f}, {verdict.high:+.3f}] (t over seeds); "
-                                 "paper: -0.200")
+    assert verdict.caption() == (
+        f"**holds** (n = 3 seeds): greedy nearer: greedy - random max distance {mean:+.3f} "
+        f"(claimed below 0), 95 % CI [{verdict.low:+.3f}, {verdict.high:+.3f}] (t over seeds); "
+        "paper: -0.200"
+    )
     assert f"{verdict.low:+.3f}" == f"{low:+.3f}" and f"{verdict.high:+.3f}" == f"{high:+.3f}"
 
 
@@ -72,6 +75,9 @@ def test_bad_inputs_name_the_setting():
 
 
 def test_one_replicate_is_named_in_the_singular():
-    for replicates, expected in (("categories", "1 category"), ("units (3 categories x 3 seeds)", "1 unit (3 categories x 3 seeds)")):
+    for replicates, expected in (
+        ("categories", "1 category"),
+        ("units (3 categories x 3 seeds)", "1 unit (3 categories x 3 seeds)"),
+    ):
         verdict = interval_verdict("s", "q", [0.1], side="above", replicates=replicates)
         assert verdict.sample() == expected

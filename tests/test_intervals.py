@@ -40,8 +40,9 @@ def slow_intervals(table, method, n_resamples, seed):
         draws_good = good[rng.integers(0, good.size, size=(n_resamples, good.size))]
         draws_defective = defective[rng.integers(0, defective.size, size=(n_resamples, defective.size))]
         point.append(roc_auc_score(labels, scores))
-        resampled.append([roc_auc_score(labels[np.r_[g, d]], scores[np.r_[g, d]])
-                          for g, d in zip(draws_good, draws_defective)])
+        resampled.append(
+            [roc_auc_score(labels[np.r_[g, d]], scores[np.r_[g, d]]) for g, d in zip(draws_good, draws_defective)]
+        )
     statistic = np.mean(resampled, axis=0)
     return np.mean(point), *np.percentile(statistic, [2.5, 97.5])
 
@@ -98,8 +99,15 @@ def test_verdict_dots_and_curves_draw_every_series():
     fig, (left, right) = plt.subplots(1, 2)
     verdict_dots(left, [verdict])
     assert any(np.isclose(np.atleast_1d(line.get_xdata()), verdict.estimate).any() for line in left.get_lines())
-    curve = pd.DataFrame({"method": ["A"] * 3, "noise_ratio": [0, 0.1, 0.2], "estimate": [0.9, 0.8, 0.7],
-                          "low": [0.8, 0.7, 0.6], "high": [1.0, 0.9, 0.8]})
+    curve = pd.DataFrame(
+        {
+            "method": ["A"] * 3,
+            "noise_ratio": [0, 0.1, 0.2],
+            "estimate": [0.9, 0.8, 0.7],
+            "low": [0.8, 0.7, 0.6],
+            "high": [1.0, 0.9, 0.8],
+        }
+    )
     paper = pd.DataFrame({"method": ["A"] * 2, "noise_ratio": [0, 0.2], "value": [0.99, 0.9]})
     curves_with_intervals(right, curve, "noise_ratio", paper=paper)
     labels = [line.get_label() for line in right.get_lines()]
@@ -157,8 +165,13 @@ def test_pixel_method_intervals_match_a_slow_bootstrap(metric):
         order = np.argsort(images)  # sorted position -> evaluation index
         sorted_labels = labels[order]
         good, defective = np.flatnonzero(sorted_labels == 0), np.flatnonzero(sorted_labels == 1)
-        draws = np.concatenate([good[rng.integers(0, good.size, size=(50, good.size))],
-                                defective[rng.integers(0, defective.size, size=(50, defective.size))]], axis=1)
+        draws = np.concatenate(
+            [
+                good[rng.integers(0, good.size, size=(50, good.size))],
+                defective[rng.integers(0, defective.size, size=(50, defective.size))],
+            ],
+            axis=1,
+        )
         point.append(exact(masks, maps))
         resampled.append([exact(masks[order[row]], maps[order[row]]) for row in draws])
     low, high = np.percentile(np.mean(resampled, axis=0), [2.5, 97.5])

@@ -10,8 +10,18 @@ ADLIB = Path(__file__).resolve().parent.parent / "adlib"
 # Lowest first. A module may import its own package and packages of a lower rank; packages of one rank
 # (data and synth's contact sheet aside) do not import each other. "" is the top-level helpers
 # (`adlib/__init__.py`, `files.py`, `style.py`); "__main__" is the command line, which may use everything.
-RANKS = {"": 0, "data": 1, "synth": 2, "features": 2, "bank": 2, "detectors": 3, "evaluation": 4, "evidence": 5,
-         "companion": 6, "__main__": 7}
+RANKS = {
+    "": 0,
+    "data": 1,
+    "synth": 2,
+    "features": 2,
+    "bank": 2,
+    "detectors": 3,
+    "evaluation": 4,
+    "evidence": 5,
+    "companion": 6,
+    "__main__": 7,
+}
 PACKAGES = [name for name in RANKS if name and name != "__main__"]
 
 
@@ -28,7 +38,9 @@ def imported_packages(path: Path) -> set[tuple[str, int]]:
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module + "." + alias.name for alias in node.names] if node.module == "adlib" else [node.module]
+            names = (
+                [node.module + "." + alias.name for alias in node.names] if node.module == "adlib" else [node.module]
+            )
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         for name in names:
@@ -45,8 +57,11 @@ MODULES = sorted(ADLIB.rglob("*.py"))
 
 def upward_imports(path: Path, own: str) -> list[str]:
     """Each import of `path` (a module of package `own`) that is not of its own package or a lower rank."""
-    return [f"line {line}: adlib.{package or '<top-level helper>'} (rank {RANKS[package]})"
-            for package, line in sorted(imported_packages(path)) if package != own and RANKS[package] >= RANKS[own]]
+    return [
+        f"line {line}: adlib.{package or '<top-level helper>'} (rank {RANKS[package]})"
+        for package, line in sorted(imported_packages(path))
+        if package != own and RANKS[package] >= RANKS[own]
+    ]
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(ADLIB).as_posix())
@@ -57,8 +72,10 @@ def test_a_module_imports_only_lower_layers(path):
 
 def test_the_layer_rule_catches_upward_and_sideways_imports(tmp_path):
     module = tmp_path / "example.py"
-    module.write_text("import torch\nfrom adlib.data.datasets import Sample\n\n\ndef f():\n"
-                      "    from adlib.companion.plotting import show\n    import adlib.features.patches\n")
+    module.write_text(
+        "import torch\nfrom adlib.data.datasets import Sample\n\n\ndef f():\n"
+        "    from adlib.companion.plotting import show\n    import adlib.features.patches\n"
+    )
     assert upward_imports(module, "bank") == ["line 6: adlib.companion (rank 6)", "line 7: adlib.features (rank 2)"]
     assert upward_imports(module, "companion") == []
 

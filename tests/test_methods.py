@@ -53,8 +53,7 @@ def test_full_bank_keeps_every_patch(category, small_features, tmp_path):
 
 @pytest.mark.parametrize("denoised", [False, True])
 @pytest.mark.parametrize("sampler", ["approximate_greedy", "random"])
-def test_bank_source_names_the_training_patch_of_every_bank_row(category, small_features, tmp_path, sampler,
-                                                                 denoised):
+def test_bank_source_names_the_training_patch_of_every_bank_row(category, small_features, tmp_path, sampler, denoised):
     settings = PatchCoreSettings(features=small_features, coreset_ratio=0.25, sampler=sampler)
     if denoised:  # the dropped patches must not shift the indices
         settings = dataclasses.replace(softpatch_settings(small_features, "lof", 0.25), sampler=sampler, lof_k=3)
@@ -64,8 +63,9 @@ def test_bank_source_names_the_training_patch_of_every_bank_row(category, small_
     assert source.dtype == torch.int64 and len(torch.unique(source)) == len(source) == len(model.bank)
     assert torch.equal(patches[source], model.bank)
     if denoised:
-        kept = denoise(outlier_scores(patches.reshape(len(category.train), -1, 64), "lof", lof_k=3, seed=0),
-                       "lof", settings.tau)
+        kept = denoise(
+            outlier_scores(patches.reshape(len(category.train), -1, 64), "lof", lof_k=3, seed=0), "lof", settings.tau
+        )
         assert kept.keep.reshape(-1)[source].all()
 
 
@@ -126,8 +126,17 @@ def test_save_load_round_trip_and_refusals(category, small_features, tmp_path):
 def test_misuse_is_explained(category, small_features):
     with pytest.raises(RuntimeError, match="before fit"):
         PatchCore(PatchCoreSettings(features=small_features), device="cpu").predict(category.test)
-    for bad in ({"coreset_ratio": 0.0}, {"coreset_ratio": 1.5}, {"sampler": "kmeans++"}, {"reweight_neighbours": 0},
-                {"top_k": 3}, {"tau": 0.2}, {"soft_weight": False}, {"lof_k": 5}, {"denoise": "isolation"}):
+    for bad in (
+        {"coreset_ratio": 0.0},
+        {"coreset_ratio": 1.5},
+        {"sampler": "kmeans++"},
+        {"reweight_neighbours": 0},
+        {"top_k": 3},
+        {"tau": 0.2},
+        {"soft_weight": False},
+        {"lof_k": 5},
+        {"denoise": "isolation"},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PatchCoreSettings(features=small_features, **bad)
     with pytest.raises(ValueError, match="lof_k"):
@@ -175,8 +184,12 @@ def test_improved_patchcore_matches_brute_force(category, small_features, tmp_pa
 @pytest.mark.parametrize("soft_weight", [True, False])
 def test_softpatch_matches_brute_force(category, small_features, tmp_path, soft_weight):
     """SP: denoised patches form the bank; test patch score = distance to nearest x its soft weight."""
-    settings = dataclasses.replace(softpatch_settings(small_features, "lof", coreset_ratio=1.0),
-                                   soft_weight=soft_weight, reweight_neighbours=1, lof_k=3)  # 6 images here
+    settings = dataclasses.replace(
+        softpatch_settings(small_features, "lof", coreset_ratio=1.0),
+        soft_weight=soft_weight,
+        reweight_neighbours=1,
+        lof_k=3,
+    )  # 6 images here
     model = PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False)
     train = model.extractor.embed(category.train, progress=False).features
     kept = denoise(outlier_scores(train, "lof", lof_k=3, seed=0), "lof", 0.15)

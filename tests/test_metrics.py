@@ -210,9 +210,7 @@ def test_f1_optimal_threshold_matches_brute_force(seed, integer_scores):
 def test_f1_ties_choose_the_highest_threshold():
     # Thresholds 3 and 1 both give F1 = 2/3 (1 of 2 found, no false alarm vs. both found, 2 false alarms).
     result = f1_optimal_threshold([1, 0, 1, 0], [3.0, 2.0, 1.0, 2.0])
-    expected = ThresholdResult(
-        threshold=3.0, f1=2 / 3, precision=1.0, recall=0.5, false_positives=0, false_negatives=1
-    )
+    expected = ThresholdResult(threshold=3.0, f1=2 / 3, precision=1.0, recall=0.5, false_positives=0, false_negatives=1)
     assert result == expected
 
 

@@ -43,8 +43,12 @@ def test_judge_assesses_every_claim_in_order_and_tabulates_them():
     rng = np.random.default_rng(0)
     labels = np.array([0] * 6 + [1] * 10)
     images = [f"i{k}" for k in range(labels.size)]
-    table = pd.concat([image_rows("pill", 0, "A", images, labels, labels * 3 + rng.normal(size=16)),
-                       image_rows("pill", 0, "B", images, labels, rng.normal(size=16))])
+    table = pd.concat(
+        [
+            image_rows("pill", 0, "A", images, labels, labels * 3 + rng.normal(size=16)),
+            image_rows("pill", 0, "B", images, labels, rng.normal(size=16)),
+        ]
+    )
     claims = [Claim.above("A beats B", "image_auroc", "A", "B"), Claim.above("B beats A", "image_auroc", "B", "A")]
     verdicts = judge(claims, table, n_resamples=300)
     assert [v.claim.statement for v in verdicts] == ["A beats B", "B beats A"]
@@ -68,8 +72,9 @@ def test_judge_reads_pixel_claims_from_pixel_stats_and_image_claims_from_scores(
     masks[4:, 2:5, 3:6] = True
     images = [f"i{k}" for k in range(10)]
     maps = {"A": masks + rng.normal(scale=0.5, size=masks.shape), "B": rng.normal(size=masks.shape)}
-    table = pd.concat([image_rows("pill", 0, m, images, labels, rng.normal(size=10)).assign(result_key=m)
-                       for m in "AB"])
+    table = pd.concat(
+        [image_rows("pill", 0, m, images, labels, rng.normal(size=10)).assign(result_key=m) for m in "AB"]
+    )
     stats = {m: PixelStats.from_maps(masks, maps[m], images=images) for m in "AB"}
     claims = [Claim.above("A localises", "pro", "A", "B"), Claim.above("A detects", "image_auroc", "A", "B")]
     pro_verdict, image_verdict = judge(claims, table, n_resamples=200, pixel_stats=stats)
@@ -86,9 +91,15 @@ def test_setup_rejects_an_unknown_profile(tmp_path):
 def test_record_puts_the_common_settings_first_and_lets_a_notebook_override_them(tmp_path):
     features = profile_settings("synthetic")
     settings = record("synthetic", tmp_path / "synthetic", features, ("pill",), (0, 1), False, tau=0.1)
-    assert list(settings.items()) == [("profile", "synthetic"), ("data_root", "synthetic"),
-                                      ("backbone", "efficientnet-lite0"), ("categories", ["pill"]),
-                                      ("seeds", [0, 1]), ("quick", False), ("tau", 0.1)]
+    assert list(settings.items()) == [
+        ("profile", "synthetic"),
+        ("data_root", "synthetic"),
+        ("backbone", "efficientnet-lite0"),
+        ("categories", ["pill"]),
+        ("seeds", [0, 1]),
+        ("quick", False),
+        ("tau", 0.1),
+    ]
     assert record("synthetic", "x", features, [], [], True, backbone="none (pixels)")["backbone"] == "none (pixels)"
 
 

@@ -22,7 +22,14 @@ def neighbourhood_by_loops(fmap, patch_size):
 
 @pytest.mark.parametrize(
     "channels, patch_size, pre_dim, target_dim",
-    [((8, 16), 3, 32, 32), ((5, 7), 3, 12, 10), ((6, 10), 5, 40, 16), ((4, 9, 3), 1, 8, 8), ((12, 20), 3, 24, 24), ((8, 16), 3, 16, 16)],
+    [
+        ((8, 16), 3, 32, 32),
+        ((5, 7), 3, 12, 10),
+        ((6, 10), 5, 40, 16),
+        ((4, 9, 3), 1, 8, 8),
+        ((12, 20), 3, 24, 24),
+        ((8, 16), 3, 16, 16),
+    ],
 )
 def test_matches_official_aggregation(channels, patch_size, pre_dim, target_dim):
     gen = torch.Generator().manual_seed(0)
@@ -110,8 +117,9 @@ def test_wide_resnet_dimensions_match_the_official_aggregation():
     torch.testing.assert_close(fast[:, :, 0], first, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("channels, patch_size, pre_dim, target_dim", [((64, 128), 3, 64, 48), ((7, 5), 3, 13, 11),
-                                                                       ((40, 112), 1, 96, 80)])
+@pytest.mark.parametrize(
+    "channels, patch_size, pre_dim, target_dim", [((64, 128), 3, 64, 48), ((7, 5), 3, 13, 11), ((40, 112), 1, 96, 80)]
+)
 def test_layer_kernels_do_not_depend_on_the_slicing(monkeypatch, channels, patch_size, pre_dim, target_dim):
     # the composed pooling is built KERNEL_ROWS outputs at a time; one slice of all outputs is the plain form
     import adlib.features.patches as patches

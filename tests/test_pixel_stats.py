@@ -19,7 +19,7 @@ def random_case(seed: int, n: int = 8, size: int = 24, noise: float = 0.8):
         for _ in range(rng.integers(1, 4)):
             y, x = rng.integers(0, size - 6, size=2)
             h, w = rng.integers(1, 7, size=2)
-            masks[i, y:y + h, x:x + w] = True
+            masks[i, y : y + h, x : x + w] = True
     maps = masks * rng.uniform(0.2, 1.5) + rng.normal(scale=noise, size=masks.shape)
     return masks, maps.astype(np.float32)
 

@@ -10,8 +10,10 @@ from adlib.style import pyplot
 
 
 def verdicts():
-    return [interval_verdict("A nearer", "A - B max distance", [-0.3, -0.29, -0.31], "below", detail="50 points"),
-            interval_verdict("A noisy", "A - B mean distance", [-0.2, 0.2, 0.0], "below", detail="50 points")]
+    return [
+        interval_verdict("A nearer", "A - B max distance", [-0.3, -0.29, -0.31], "below", detail="50 points"),
+        interval_verdict("A noisy", "A - B mean distance", [-0.2, 0.2, 0.0], "below", detail="50 points"),
+    ]
 
 
 def test_seed_verdict_dots_draw_one_row_per_verdict_with_its_interval_and_status():
@@ -32,8 +34,12 @@ def test_coverage_figure_has_a_panel_per_data_set_and_sampler_and_the_verdicts()
     points, kept = rng.uniform(size=(30, 2)), rng.uniform(size=(4, 2))
     full = {"max_distance": 0.3, "mean_distance": 0.1, "clusters_missed": 1.0, "outliers_kept": 2.0}
     plain = {"max_distance": 0.3, "mean_distance": 0.1}
-    shown = {("mix", "a"): (points, kept, full), ("mix", "b"): (points, kept, full),
-             ("square", "a"): (points, kept, plain), ("square", "b"): (points, kept, plain)}
+    shown = {
+        ("mix", "a"): (points, kept, full),
+        ("mix", "b"): (points, kept, full),
+        ("square", "a"): (points, kept, plain),
+        ("square", "b"): (points, kept, plain),
+    }
     fig = coverage_figure(shown, verdicts(), {"a": "sampler a", "b": "sampler b"}, 4)
     assert len(fig.axes) == 5  # 4 scatter panels, one verdict panel (both verdicts are on distances)
     assert "clusters missed 1, outliers kept 2" in fig.axes[0].get_title()
@@ -55,9 +61,18 @@ def curves_table():
     for category in ("brick", "pill"):
         labels = np.r_[np.zeros(8, int), np.ones(12, int)]
         scores = rng.normal(size=20) + labels
-        rows += [{"category": category, "method": "M", "seed": 0, "image": f"{category}/{i}.png", "label": int(label),
-                  "score": float(s), "defect": "good" if label == 0 else "crack"}
-                 for i, (label, s) in enumerate(zip(labels, scores))]
+        rows += [
+            {
+                "category": category,
+                "method": "M",
+                "seed": 0,
+                "image": f"{category}/{i}.png",
+                "label": int(label),
+                "score": float(s),
+                "defect": "good" if label == 0 else "crack",
+            }
+            for i, (label, s) in enumerate(zip(labels, scores))
+        ]
     return pd.DataFrame(rows)
 
 
@@ -97,8 +112,12 @@ def test_error_gallery_draws_a_pair_of_rows_per_category(tmp_path):
 
     maps, masks = np.random.default_rng(0).uniform(size=(2, 16, 16)), np.zeros((2, 16, 16), bool)
     masks[1, 4:8, 4:8] = True
-    errors = pd.DataFrame([{"category": "c", "index": 0, "outcome": "FP", "defect": "good", "score": 2.0, "threshold": 1.5},
-                           {"category": "c", "index": 1, "outcome": "FN", "defect": "crack", "score": 1.0, "threshold": 1.5}])
+    errors = pd.DataFrame(
+        [
+            {"category": "c", "index": 0, "outcome": "FP", "defect": "good", "score": 2.0, "threshold": 1.5},
+            {"category": "c", "index": 1, "outcome": "FN", "defect": "crack", "score": 1.0, "threshold": 1.5},
+        ]
+    )
     fig = error_gallery(errors, {"c": ([Sample(), Sample()], maps, masks)}, prep, "M")
     titles = [ax.get_title() for ax in fig.axes]
     assert "FP · c\ngood" in titles and "FN · c\ncrack" in titles and "score 1\nt* 1.5" in titles
@@ -116,7 +135,11 @@ def test_threshold_titles_state_the_prediction_and_whether_it_is_right():
     from adlib.companion.plots_patchcore import threshold_titles
 
     titles = threshold_titles([3.0, 2.0, 1.0, 2.0], [1, 1, 0, 0], 2.0)
-    assert titles == ["s = 3 >= t* 2\ndefective (right)", "s = 2 >= t* 2\ndefective (right)",
-                      "s = 1 < t* 2\ngood (right)", "s = 2 >= t* 2\ndefective (WRONG)"]
+    assert titles == [
+        "s = 3 >= t* 2\ndefective (right)",
+        "s = 2 >= t* 2\ndefective (right)",
+        "s = 1 < t* 2\ngood (right)",
+        "s = 2 >= t* 2\ndefective (WRONG)",
+    ]
     with pytest.raises(ValueError, match="one label per score"):
         threshold_titles([1.0], [0, 1], 0.5)

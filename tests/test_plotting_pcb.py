@@ -32,8 +32,10 @@ def test_map_keeper_keeps_the_same_images_for_every_setting():
 
     from adlib.companion.plots_patchcore import MapKeeper
 
-    samples = [SimpleNamespace(image=f"img{i}.png", label=label, defect="good" if label == 0 else "crack")
-               for i, label in enumerate([0, 1, 0, 1, 1])]
+    samples = [
+        SimpleNamespace(image=f"img{i}.png", label=label, defect="good" if label == 0 else "crack")
+        for i, label in enumerate([0, 1, 0, 1, 1])
+    ]
     masks = torch.zeros(5, 4, 4, dtype=torch.bool)
 
     def result(test, offset):

@@ -48,8 +48,9 @@ def test_filter_ranking_puts_points_and_cuts_where_the_scores_say():
 
 def test_ratio_dots_draws_each_category_the_median_and_the_paper():
     fig, ax = pyplot().subplots()
-    ratios = pd.DataFrame({"method": ["A", "A", "B", "B"], "category": ["x", "y", "x", "y"],
-                           "ratio": [1.0, 3.0, 0.5, 0.7]})
+    ratios = pd.DataFrame(
+        {"method": ["A", "A", "B", "B"], "category": ["x", "y", "x", "y"], "ratio": [1.0, 3.0, 0.5, 0.7]}
+    )
     ratio_dots(ax, ratios, paper={"A": 3.5}, unit="category")
     a_dots, a_median, a_paper, b_dots, b_median = ax.collections
     np.testing.assert_allclose(a_dots.get_offsets(), [[1.0, 0], [3.0, 0]])

@@ -27,18 +27,36 @@ def test_sweep_panels_draw_a_curve_panel_per_entry_and_the_verdicts_last():
     from adlib.evidence.verdicts import assess
 
     rng = np.random.default_rng(1)
-    rows = [{"category": "c", "seed": s, "method": m, "noise_ratio": r, "image": i, "label": i % 2,
-             "score": rng.normal() + (i % 2) * (2.0 - 10 * r if m == "A" else 2.0)}
-            for s in (0, 1) for m in ("A", "B") for r in (0.0, 0.1) for i in range(12)]
+    rows = [
+        {
+            "category": "c",
+            "seed": s,
+            "method": m,
+            "noise_ratio": r,
+            "image": i,
+            "label": i % 2,
+            "score": rng.normal() + (i % 2) * (2.0 - 10 * r if m == "A" else 2.0),
+        }
+        for s in (0, 1)
+        for m in ("A", "B")
+        for r in (0.0, 0.1)
+        for i in range(12)
+    ]
     images = pd.DataFrame(rows)
     from adlib.evidence.verdicts import method_intervals
 
     curve = method_intervals(images, by=("method", "noise_ratio"), n_resamples=50)
     paper = pd.DataFrame({"noise_ratio": [0.0, 0.1], "method": ["A", "A"], "value": [0.99, 0.7]})
-    verdict = assess(Claim.trend("A falls", "image_auroc", "A", "noise_ratio", "decreasing",
-                                 statistic="last_minus_first"), images, n_resamples=50)
-    fig = sweep_panels({"left": (curve, "noise_ratio", paper, "noise"), "right": (curve, "noise_ratio", None, "noise")},
-                       [verdict], title="t")
+    verdict = assess(
+        Claim.trend("A falls", "image_auroc", "A", "noise_ratio", "decreasing", statistic="last_minus_first"),
+        images,
+        n_resamples=50,
+    )
+    fig = sweep_panels(
+        {"left": (curve, "noise_ratio", paper, "noise"), "right": (curve, "noise_ratio", None, "noise")},
+        [verdict],
+        title="t",
+    )
     axes = fig.axes
     assert [ax.get_title() for ax in axes[:2]] == ["left", "right"] and len(axes) == 3
     assert {line.get_label() for line in axes[0].lines} >= {"A", "B", "A (paper)"}

@@ -21,8 +21,9 @@ def _figure():
 
 def test_publish_writes_figure_csv_and_caption(tmp_path):
     table = pd.DataFrame({"category": ["pill"], "value": [0.9]})
-    paths = publish(tmp_path, "demo", _figure(), table, "A caption.", "Holds by +0.1.",
-                    {"profile": "synthetic", "seeds": [0, 1]})
+    paths = publish(
+        tmp_path, "demo", _figure(), table, "A caption.", "Holds by +0.1.", {"profile": "synthetic", "seeds": [0, 1]}
+    )
     assert sorted(p.name for p in paths) == ["demo.csv", "demo.md", "demo.pdf", "demo.png"]
     assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "demo.pdf").read_bytes()[:4] == b"%PDF"
@@ -37,8 +38,12 @@ def test_publish_opens_the_caption_with_the_bold_verdict_lines(tmp_path):
     labels = np.array([0] * 5 + [1] * 8)
     rng = np.random.default_rng(1)
     images = [f"i{k}" for k in range(labels.size)]
-    table = pd.concat([image_rows("pill", 0, "A", images, labels, labels * 4 + rng.normal(size=13)),
-                       image_rows("pill", 0, "B", images, labels, rng.normal(size=13))])
+    table = pd.concat(
+        [
+            image_rows("pill", 0, "A", images, labels, labels * 4 + rng.normal(size=13)),
+            image_rows("pill", 0, "B", images, labels, rng.normal(size=13)),
+        ]
+    )
     verdicts = [assess(Claim.above(f"claim {k}", "image_auroc", "A", "B"), table, n_resamples=100) for k in (1, 2)]
     publish(tmp_path, "demo", _figure(), pd.DataFrame({"value": [1]}), "The caption.", verdicts, {"seeds": [0]})
     text = (tmp_path / "demo.md").read_text()

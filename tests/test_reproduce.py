@@ -31,7 +31,8 @@ def fake_notebook(path: Path, body: str = "") -> Path:
     work = nbformat.v4.new_code_cell(
         "import time\nfrom pathlib import Path\nstart = time.time()\n" + body + "\ntime.sleep(2)\n"
         f"out = Path(figures_dir)\nout.mkdir(parents=True, exist_ok=True)\n(out / '{name}.png').write_text('figure')\n"
-        f"with open(out / '{name}.runs', 'a') as log:\n    log.write(f'{{start}} {{time.time()}} {{profile}}\\n')\n")
+        f"with open(out / '{name}.runs', 'a') as log:\n    log.write(f'{{start}} {{time.time()}} {{profile}}\\n')\n"
+    )
     nb.cells = [parameters, work]
     nbformat.write(nb, path)
     return path
@@ -53,8 +54,9 @@ def test_notebooks_run_side_by_side_and_an_interrupted_run_resumes(reproduce, tm
     stamps = tmp_path / "build" / "stamps.json"
 
     def run(**options):
-        return reproduce.reproduce([a, b], "synthetic", data, figures, stamps, tmp_path / "executed", kernel="python3",
-                                   **options)
+        return reproduce.reproduce(
+            [a, b], "synthetic", data, figures, stamps, tmp_path / "executed", kernel="python3", **options
+        )
 
     failed = run(jobs=2)  # b fails: as if the run had been stopped there
     assert set(failed) == {"b"} and "boom" in failed["b"]
@@ -88,8 +90,9 @@ def test_each_input_changes_the_digest(reproduce, tmp_path):
     parameters = {"profile": "synthetic", "data_root": str(data), "figures_dir": "/f"}
     base = reproduce.inputs_digest(notebook, parameters, "sources", reproduce.data_fingerprint(data))
     assert base == reproduce.inputs_digest(notebook, dict(parameters), "sources", reproduce.data_fingerprint(data))
-    assert base != reproduce.inputs_digest(notebook, {**parameters, "profile": "paper"}, "sources",
-                                           reproduce.data_fingerprint(data))
+    assert base != reproduce.inputs_digest(
+        notebook, {**parameters, "profile": "paper"}, "sources", reproduce.data_fingerprint(data)
+    )
     assert base != reproduce.inputs_digest(notebook, parameters, "other sources", reproduce.data_fingerprint(data))
     (data / "x.png").write_bytes(b"22")
     assert base != reproduce.inputs_digest(notebook, parameters, "sources", reproduce.data_fingerprint(data))
@@ -106,11 +109,15 @@ def test_each_input_changes_the_digest(reproduce, tmp_path):
 
 def test_times_come_from_the_stamps_and_keep_earlier_rows(reproduce, tmp_path):
     previous = tmp_path / "reproduce_times.csv"
-    previous.write_text("notebook,profile,seconds\na,synthetic,10.0\nb,synthetic,20.0\nb,paper,99.0\ngone,synthetic,5.0\n")
+    previous.write_text(
+        "notebook,profile,seconds\na,synthetic,10.0\nb,synthetic,20.0\nb,paper,99.0\ngone,synthetic,5.0\n"
+    )
     stamps = {"b": {"digest": "d", "profile": "synthetic", "seconds": 3.0}}
     times = reproduce.merged_times(stamps, previous, "synthetic", ["a", "b"])
-    assert times.to_dict("records") == [{"notebook": "a", "profile": "synthetic", "seconds": 10.0},
-                                        {"notebook": "b", "profile": "synthetic", "seconds": 3.0}]
+    assert times.to_dict("records") == [
+        {"notebook": "a", "profile": "synthetic", "seconds": 10.0},
+        {"notebook": "b", "profile": "synthetic", "seconds": 3.0},
+    ]
 
 
 def test_notebooks_write_to_a_scratch_folder_unless_reproduce_says_figures(reproduce):
@@ -131,7 +138,9 @@ def test_notebooks_write_to_a_scratch_folder_unless_reproduce_says_figures(repro
 def test_only_declared_parameters_are_passed_and_exclusive_notebooks_are_marked(reproduce, tmp_path):
     plain = fake_notebook(tmp_path / "plain.ipynb")
     assert reproduce.declared(plain, {"profile": "paper", "scale": "full", "figures_dir": "f"}) == {
-        "profile": "paper", "figures_dir": "f"}  # no `scale` in its parameters cell: not injected
+        "profile": "paper",
+        "figures_dir": "f",
+    }  # no `scale` in its parameters cell: not injected
     assert not reproduce.is_exclusive(plain)
     nb = nbformat.read(plain, as_version=4)
     nb.metadata["adlib"] = {"exclusive": True}
@@ -156,6 +165,7 @@ def test_a_notebook_waits_for_the_ones_it_reuses_and_long_chains_start_first(rep
         nbformat.write(nb, paths[name])
     after = {name: reproduce.prerequisites(path) for name, path in paths.items()}
     assert after == {"table1": [], "table4": ["table1"], "table7": ["table4"], "other": []}
-    priority = reproduce.schedule_priority(list(paths.values()), after, {"table1": 10, "table4": 5, "table7": 5,
-                                                                          "other": 15})
+    priority = reproduce.schedule_priority(
+        list(paths.values()), after, {"table1": 10, "table4": 5, "table7": 5, "other": 15}
+    )
     assert priority == {"table1": 20, "table4": 10, "table7": 5, "other": 15}  # the chain beats the longest one

@@ -34,6 +34,7 @@ def obvious_greedy(points, n, initial):
     """Greedy k-center by definition: each pick is the first row farthest from (initial, earlier picks)."""
     picks = []
     for _ in range(n):
+
         def distance_to_coreset(i):
             return min([initial[i]] + [math.dist(points[i], points[j]) for j in picks])
 

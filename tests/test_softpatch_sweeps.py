@@ -17,11 +17,21 @@ from adlib.detectors.patchcore import softpatch_settings
 def _images(methods, ratios=(0.0, 0.1)):
     rows = []
     for ratio in ratios:
-        for overlap in ([False] if ratio == 0 else [False, True]):
+        for overlap in [False] if ratio == 0 else [False, True]:
             for method in methods:
                 for image in range(3):
-                    rows.append({"category": "c", "seed": 0, "method": method, "noise_ratio": ratio,
-                                 "noise_overlap": overlap, "image": image, "label": image % 2, "score": 0.5})
+                    rows.append(
+                        {
+                            "category": "c",
+                            "seed": 0,
+                            "method": method,
+                            "noise_ratio": ratio,
+                            "noise_overlap": overlap,
+                            "image": image,
+                            "label": image % 2,
+                            "score": 0.5,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -31,7 +41,9 @@ def test_setting_rows_keep_the_clean_run_and_that_settings_noisy_runs():
         rows = setting_rows(images, overlap)
         assert sorted(rows["noise_ratio"].unique()) == [0.0, 0.1]
         assert (rows.loc[rows["noise_ratio"] > 0, "noise_overlap"] == overlap).all() and len(rows) == 6
-        assert set(setting_rows(images, overlap, tagged=True)["method"]) == {f"A, {'overlap' if overlap else 'no overlap'}"}
+        assert set(setting_rows(images, overlap, tagged=True)["method"]) == {
+            f"A, {'overlap' if overlap else 'no overlap'}"
+        }
 
 
 def test_paper_points_are_table_1_means_and_their_gaps():
@@ -44,7 +56,9 @@ def test_paper_points_are_table_1_means_and_their_gaps():
     assert points[("overlap", "PatchCore", 0.0)] == pytest.approx(noisy - gap)
     assert ("overlap", "PaDiM", 0.1) in points.index  # the paper's PaDiM* under overlap
     lead = paper_gap("SoftPatch-lof", True, "PatchCore")
-    assert lead == pytest.approx(reported_value("SP", 1, "SoftPatch-lof", "image_auroc_gap", "noise=0.1;overlap=yes") - gap)
+    assert lead == pytest.approx(
+        reported_value("SP", 1, "SoftPatch-lof", "image_auroc_gap", "noise=0.1;overlap=yes") - gap
+    )
     assert paper_gap("SoftPatch-gaussian", True) is None  # Table 1 has no overlap row for it
 
 
@@ -68,8 +82,9 @@ def test_paper_lof_points_hold_table_5():
     assert set(points["setting"]) == {"overlap", "no overlap"}
 
 
-def test_noise_sweep_runs_the_clean_grid_once_and_refuses_a_ratio_a_category_cannot_give(tiny_benchmark, small_features,
-                                                                                         tmp_path, monkeypatch):
+def test_noise_sweep_runs_the_clean_grid_once_and_refuses_a_ratio_a_category_cannot_give(
+    tiny_benchmark, small_features, tmp_path, monkeypatch
+):
     from adlib.companion.softpatch_sweeps import noise_sweep
     from adlib.detectors.patchcore import patchcore_settings
 
@@ -82,15 +97,20 @@ def test_noise_sweep_runs_the_clean_grid_once_and_refuses_a_ratio_a_category_can
     assert set(images["result_key"]) == set(pixel_stats) and len(pixel_stats) == 3
     grids = images.drop_duplicates(["noise_ratio", "noise_overlap"])[["noise_ratio", "noise_overlap"]]
     assert sorted(map(tuple, grids.to_numpy().tolist())) == [(0.0, False), (0.34, False), (0.34, True)]
-    assert len(images[(images.noise_ratio > 0) & ~images.noise_overlap.astype(bool)]) == 9 - 2  # moved images left the test set
+    assert (
+        len(images[(images.noise_ratio > 0) & ~images.noise_overlap.astype(bool)]) == 9 - 2
+    )  # moved images left the test set
     assert (metrics.loc[metrics.noise_ratio > 0, "noise_moved"] == 2).all()
     from adlib.companion.notebook import judge
     from adlib.evidence.claims import Claim
 
     tagged = setting_rows(images, overlap=True, tagged=True)  # renamed methods keep their result keys
-    claim = Claim.trend("falls", "pixel_auroc", "PatchCore, overlap", "noise_ratio", "decreasing",
-                        statistic="last_minus_first")
+    claim = Claim.trend(
+        "falls", "pixel_auroc", "PatchCore, overlap", "noise_ratio", "decreasing", statistic="last_minus_first"
+    )
     verdict = judge([claim], tagged, n_resamples=20, pixel_stats=pixel_stats)[0]
-    by_ratio = metrics[(metrics.metric == "pixel_auroc") & (metrics.noise_overlap.astype(bool) | (metrics.noise_ratio == 0))]
+    by_ratio = metrics[
+        (metrics.metric == "pixel_auroc") & (metrics.noise_overlap.astype(bool) | (metrics.noise_ratio == 0))
+    ]
     values = by_ratio.sort_values("noise_ratio")["value"].to_numpy()
     assert verdict.estimate == pytest.approx(values[-1] - values[0], abs=1e-3)  # binned pixel statistics

@@ -89,7 +89,10 @@ def test_pixel_stats_round_trip_compactly(tmp_path):
 
 
 def test_maps_are_kept_only_when_asked(tmp_path):
-    plain, mapped = ResultStore(tmp_path, scoring_version="v"), ResultStore(tmp_path, keep_maps=True, scoring_version="v")
+    plain, mapped = (
+        ResultStore(tmp_path, scoring_version="v"),
+        ResultStore(tmp_path, keep_maps=True, scoring_version="v"),
+    )
     key = plain.key({"x": 1})
     plain.put(key, {"x": 1}, a_result(maps=True))
     assert plain.get(key).maps is None  # a store without maps writes none
@@ -153,14 +156,29 @@ def test_scoring_digest_changes_with_scoring_code_only(tmp_path):
     shutil.copytree(ADLIB, package, ignore=shutil.ignore_patterns("__pycache__", "paper_data"))
     before = scoring_digest(package)
     assert before == scoring_digest(ADLIB)  # a digest of the files, wherever they are
-    for edited in ["companion/plotting.py", "companion/plots_patchcore.py", "companion/plots_softpatch.py",
-                   "evidence/verdicts.py", "evidence/paper.py", "evaluation/store.py", "evaluation/executors.py",
-                   "synth/writer.py", "style.py", "__main__.py"]:
+    for edited in [
+        "companion/plotting.py",
+        "companion/plots_patchcore.py",
+        "companion/plots_softpatch.py",
+        "evidence/verdicts.py",
+        "evidence/paper.py",
+        "evaluation/store.py",
+        "evaluation/executors.py",
+        "synth/writer.py",
+        "style.py",
+        "__main__.py",
+    ]:
         _append(package / edited, "\n# a change that decides no score\n")
         assert scoring_digest(package) == before, edited
     changed = before
-    for edited in ["bank/scoring.py", "data/protocol.py", "features/patches.py", "detectors/patchcore.py",
-                   "evaluation/metrics.py", "evaluation/experiment.py"]:
+    for edited in [
+        "bank/scoring.py",
+        "data/protocol.py",
+        "features/patches.py",
+        "detectors/patchcore.py",
+        "evaluation/metrics.py",
+        "evaluation/experiment.py",
+    ]:
         _append(package / edited, "\n# a scoring change\n")
         assert scoring_digest(package) != changed, edited
         changed = scoring_digest(package)
@@ -195,9 +213,22 @@ def settings(small_features):
 
 def make_job(root, base, base_store, **changes) -> Job:
     """A job on the tiny benchmark's pill; `changes` replace any field (settings and store too)."""
-    values = dict(data_root=Path(root), category="pill", method="patchcore", settings=base, seed=0,
-                  noise_ratio=0.0, noise_overlap=False, shots=None, test_images=None, device="cpu", cache_dir=None,
-                  backend="auto", store=base_store, progress=False)
+    values = dict(
+        data_root=Path(root),
+        category="pill",
+        method="patchcore",
+        settings=base,
+        seed=0,
+        noise_ratio=0.0,
+        noise_overlap=False,
+        shots=None,
+        test_images=None,
+        device="cpu",
+        cache_dir=None,
+        backend="auto",
+        store=base_store,
+        progress=False,
+    )
     values.update(changes)
     values["settings"] = dataclasses.replace(values["settings"], seed=values["seed"])
     return Job(**values)
@@ -215,8 +246,9 @@ def test_every_input_changes_the_key(tiny_benchmark, settings, tmp_path):
     variants = {
         "category": dict(category="brick"),
         "setting": dict(settings=dataclasses.replace(settings, coreset_ratio=0.5)),
-        "feature setting": dict(settings=dataclasses.replace(settings, features=dataclasses.replace(
-            settings.features, patch_size=1))),
+        "feature setting": dict(
+            settings=dataclasses.replace(settings, features=dataclasses.replace(settings.features, patch_size=1))
+        ),
         "seed": dict(seed=1),
         "noise ratio": dict(noise_ratio=0.34),
         "overlap": dict(noise_ratio=0.34, noise_overlap=True),
@@ -270,8 +302,9 @@ def test_jobs_are_picklable(tiny_benchmark, settings, tmp_path):
 
 
 @pytest.mark.parametrize("overlap", [False, True])
-def test_a_noisy_job_stores_its_other_overlap_setting_as_a_fresh_run_computes_it(tiny_benchmark, settings, tmp_path,
-                                                                                  overlap):
+def test_a_noisy_job_stores_its_other_overlap_setting_as_a_fresh_run_computes_it(
+    tiny_benchmark, settings, tmp_path, overlap
+):
     store = ResultStore(tmp_path / "store", scoring_version="v")
     job = make_job(tiny_benchmark, settings, store, noise_ratio=0.34, noise_overlap=overlap)
     other = sibling(job)

@@ -28,7 +28,9 @@ def notebook(*cells: tuple[str, str]) -> nbformat.NotebookNode:
                 cell.metadata["tags"] = ["parameters"]
         cell["id"] = f"cell-{number}"
         made.append(cell)
-    return nbformat.v4.new_notebook(cells=made, metadata={"kernelspec": {"name": "adlib", "display_name": "Python (adlib)"}})
+    return nbformat.v4.new_notebook(
+        cells=made, metadata={"kernelspec": {"name": "adlib", "display_name": "Python (adlib)"}}
+    )
 
 
 @pytest.fixture
@@ -36,33 +38,47 @@ def project(tmp_path: Path) -> Path:
     notebooks, figures = tmp_path / "notebooks", tmp_path / "figures"
     notebooks.mkdir()
     figures.mkdir()
-    nbformat.write(notebook(
-        ("markdown", "# Two figures, one study"),
-        ("parameters", 'figures_dir = "../figures"'),
-        ("markdown", "## Run"),
-        ("code", "x = 1"),
-        ("markdown", "## Verdict"),
-        ("code", 'verdict = "holds"'),
-        ("code", 'publish(figures_dir, "pc_two", fig, t, c, verdict, s)\n'
-                 'publish(figures_dir, "pc_two_errors", fig, t, c, verdict, s)'),
-        ("markdown", "## How to read it"),
-    ), notebooks / "pc_two.ipynb")
-    nbformat.write(notebook(
-        ("markdown", "# Quick"),
-        ("parameters", "quick = False"),
-        ("markdown", "## What the model sees"),
-        ("code", 'heatmaps(result, figures / "quick_maps.png")'),
-        ("markdown", "## Verdict"),
-        ("code", 'write(figures / "quick_maps.md", caption)'),
-    ), notebooks / "00_start.ipynb")
-    nbformat.write(notebook(
-        ("markdown", "# Noise"),
-        ("parameters", "tau = 0.15"),
-        ("code", "a = 1"),
-        ("code", "b = 2"),
-    ), notebooks / "sp_noise.ipynb")
-    nbformat.write(notebook(("markdown", "# Kmeans"), ("code", 'publish(figures_dir, "kc_a", f, t, c, v, s)')),
-                   notebooks / "kc_a.ipynb")
+    nbformat.write(
+        notebook(
+            ("markdown", "# Two figures, one study"),
+            ("parameters", 'figures_dir = "../figures"'),
+            ("markdown", "## Run"),
+            ("code", "x = 1"),
+            ("markdown", "## Verdict"),
+            ("code", 'verdict = "holds"'),
+            (
+                "code",
+                'publish(figures_dir, "pc_two", fig, t, c, verdict, s)\n'
+                'publish(figures_dir, "pc_two_errors", fig, t, c, verdict, s)',
+            ),
+            ("markdown", "## How to read it"),
+        ),
+        notebooks / "pc_two.ipynb",
+    )
+    nbformat.write(
+        notebook(
+            ("markdown", "# Quick"),
+            ("parameters", "quick = False"),
+            ("markdown", "## What the model sees"),
+            ("code", 'heatmaps(result, figures / "quick_maps.png")'),
+            ("markdown", "## Verdict"),
+            ("code", 'write(figures / "quick_maps.md", caption)'),
+        ),
+        notebooks / "00_start.ipynb",
+    )
+    nbformat.write(
+        notebook(
+            ("markdown", "# Noise"),
+            ("parameters", "tau = 0.15"),
+            ("code", "a = 1"),
+            ("code", "b = 2"),
+        ),
+        notebooks / "sp_noise.ipynb",
+    )
+    nbformat.write(
+        notebook(("markdown", "# Kmeans"), ("code", 'publish(figures_dir, "kc_a", f, t, c, v, s)')),
+        notebooks / "kc_a.ipynb",
+    )
     for name in ["pc_two", "pc_two_errors", "quick_maps", "sp_noise", "kc_a", "benchmark_overview", "stray"]:
         (figures / f"{name}.png").write_bytes(b"png")
     (figures / "pc_two.pdf").write_bytes(b"pdf")
@@ -75,7 +91,8 @@ def project(tmp_path: Path) -> Path:
     (figures / "bench_features.md").write_text("# Feature extraction costs\n")
     (figures / "reproduce_times.csv").write_text(
         "notebook,profile,seconds\n00_start,synthetic,23.1\npc_two,synthetic,70.0\nsp_noise,synthetic,5.5\n"
-        "gone,synthetic,99.0\nkc_a,synthetic,1.0\n")
+        "gone,synthetic,99.0\nkc_a,synthetic,1.0\n"
+    )
     return tmp_path
 
 
@@ -135,18 +152,31 @@ def test_idempotent_one_cell_and_output_free(project: Path) -> None:
 def test_index_grouped_by_paper_in_reading_order(project: Path) -> None:
     path = sync_results.write_index(project / "notebooks", project / "figures")
     text = path.read_text()
-    order = ["## Start here", "![benchmark_overview](benchmark_overview.png)", "(../notebooks/00_start.ipynb)",
-             "## PatchCore", "(../notebooks/pc_two.ipynb)", "#### pc_two\n", "#### pc_two_errors",
-             "## Improved PatchCore", "(../notebooks/kc_a.ipynb)",
-             "## SoftPatch", "(../notebooks/sp_noise.ipynb)",
-             "## Other figures", "#### stray", "## Speed reports", "[adlib vs anomalib](bench.md)",
-             "[Feature extraction costs](bench_features.md)", "## Wall time per notebook"]
+    order = [
+        "## Start here",
+        "![benchmark_overview](benchmark_overview.png)",
+        "(../notebooks/00_start.ipynb)",
+        "## PatchCore",
+        "(../notebooks/pc_two.ipynb)",
+        "#### pc_two\n",
+        "#### pc_two_errors",
+        "## Improved PatchCore",
+        "(../notebooks/kc_a.ipynb)",
+        "## SoftPatch",
+        "(../notebooks/sp_noise.ipynb)",
+        "## Other figures",
+        "#### stray",
+        "## Speed reports",
+        "[adlib vs anomalib](bench.md)",
+        "[Feature extraction costs](bench_features.md)",
+        "## Wall time per notebook",
+    ]
     positions = [text.index(part) for part in order]
     assert positions == sorted(positions)
     assert "Files: [PDF](pc_two.pdf), [CSV](pc_two.csv)" in text
     assert "**Verdict.** It holds here." in text and "*Settings:* seeds = 0." in text
     assert "wall time 70 s (synthetic profile)" in text
-    table = text[text.index("## Wall time per notebook"):]
+    table = text[text.index("## Wall time per notebook") :]
     assert "gone" not in table  # a notebook that no longer exists
     assert "| total" in table and "99.6" in table  # 23.1 + 70.0 + 5.5 + 1.0
     assert sync_results.write_index(project / "notebooks", project / "figures").read_text() == text
@@ -156,13 +186,16 @@ def test_the_readme_table_of_verdicts_is_made_from_the_captions(tmp_path):
     notebooks, figures = tmp_path / "notebooks", tmp_path / "figures"
     notebooks.mkdir()
     figures.mkdir()
-    nbformat.write(notebook(("markdown", "# PC Table 1: detection"), ("code", 'publish(f, "pc_table1_detection")')),
-                   notebooks / "pc_table1_detection.ipynb")
+    nbformat.write(
+        notebook(("markdown", "# PC Table 1: detection"), ("code", 'publish(f, "pc_table1_detection")')),
+        notebooks / "pc_table1_detection.ipynb",
+    )
     nbformat.write(notebook(("markdown", "# SP Fig. 5"), ("code", "x = 1")), notebooks / "sp_fig5_tsne.ipynb")
     (figures / "pc_table1_detection.png").write_bytes(b"png")
     (figures / "pc_table1_detection.md").write_text(
         "**holds** (n = 9 categories x 1 seed x 60 test images): A above B, 95 % CI [+0.01, +0.05]  \n"
-        "**inconclusive** (n = 9 categories x 1 seed x 60 test images): C | D\n\nThe caption.\n\n*Settings:* x = 1.\n")
+        "**inconclusive** (n = 9 categories x 1 seed x 60 test images): C | D\n\nThe caption.\n\n*Settings:* x = 1.\n"
+    )
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{sync_results.README_START}\nold typed table\n{sync_results.README_END}\nafter\n")
     assert sync_results.write_readme_verdicts(readme, notebooks, figures)

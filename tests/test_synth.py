@@ -90,8 +90,10 @@ def test_other_seed_other_bytes(tmp_path):
     # Not a few flipped pixels: other seeds give other crops, poses and defects.
     for seed_1 in (1, 2):
         for kind in ("train", "good", "tip"):
-            diff = _mean_abs_diff(synth.make_sample("screw", kind, 0, seed=0, size=96).image,
-                                  synth.make_sample("screw", kind, 0, seed=seed_1, size=96).image)
+            diff = _mean_abs_diff(
+                synth.make_sample("screw", kind, 0, seed=0, size=96).image,
+                synth.make_sample("screw", kind, 0, seed=seed_1, size=96).image,
+            )
             assert diff > 5, (seed_1, kind, diff)
 
 
@@ -135,8 +137,9 @@ def test_good_samples_vary_by_more_than_noise(name):
     """Two good images (other index, other split) differ by more than sensor noise (about 2-3 grey
     levels): another crop, pose, lighting and background; objects stay aligned (same place, same
     size up to a small jitter)."""
-    train_0, train_1, good_0 = (synth.make_sample(name, kind, i, size=96).image
-                                for kind, i in (("train", 0), ("train", 1), ("good", 0)))
+    train_0, train_1, good_0 = (
+        synth.make_sample(name, kind, i, size=96).image for kind, i in (("train", 0), ("train", 1), ("good", 0))
+    )
     assert _mean_abs_diff(train_0, train_1) > 5
     assert _mean_abs_diff(train_0, good_0) > 5
     if synth.CATEGORIES[name].kind == "object":
@@ -152,8 +155,9 @@ def test_good_samples_vary_by_more_than_noise(name):
 
 def test_layout_of_every_category(tmp_path):
     n_defect = max(len(info.defect_types) for info in synth.CATEGORIES.values())
-    root = synth.generate(tmp_path / "all", None, n_train=2, n_test_good=1, n_test_defect=n_defect, size=96,
-                          progress=False)
+    root = synth.generate(
+        tmp_path / "all", None, n_train=2, n_test_good=1, n_test_defect=n_defect, size=96, progress=False
+    )
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(synth.CATEGORIES)
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no temporary folders left
     readme = (root / "README.md").read_text()
@@ -285,16 +289,39 @@ def test_cli_help_lists_categories(capsys):
 
 def test_python_m_runs_the_command_line():
     """`python -m adlib.synth` (the package's __main__) is the command line."""
-    result = subprocess.run([sys.executable, "-m", "adlib.synth", "--help"], capture_output=True, text=True,
-                            check=False, env={**os.environ, "PYTHONPATH": str(Path(synth.__file__).parents[2])})
+    result = subprocess.run(
+        [sys.executable, "-m", "adlib.synth", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(synth.__file__).parents[2])},
+    )
     assert result.returncode == 0, result.stderr
     assert "python -m adlib.synth" in result.stdout and "screw" in result.stdout
 
 
 def test_cli_generates_and_draws_overview(tmp_path, capsys):
     out, sheet = tmp_path / "data", tmp_path / "fig" / "overview.png"
-    code = synth.main(["--out", str(out), "--categories", "pill", "grass", "--n-train", "1", "--n-test-good", "2",
-                       "--n-test-defect", "5", "--size", "96", "--no-progress", "--overview", str(sheet)])
+    code = synth.main(
+        [
+            "--out",
+            str(out),
+            "--categories",
+            "pill",
+            "grass",
+            "--n-train",
+            "1",
+            "--n-test-good",
+            "2",
+            "--n-test-defect",
+            "5",
+            "--size",
+            "96",
+            "--no-progress",
+            "--overview",
+            str(sheet),
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "grass", "pill"]
     image = Image.open(sheet)

@@ -14,8 +14,10 @@ def table(rng):
             labels = rng.integers(0, 2, size=15)
             labels[:2] = [0, 1]
             scores = rng.integers(0, 6, size=15) + labels  # ties on purpose
-            rows += [{"category": category, "method": method, "seed": 0, "image": i, "label": int(label),
-                      "score": float(s)} for i, (label, s) in enumerate(zip(labels, scores))]
+            rows += [
+                {"category": category, "method": method, "seed": 0, "image": i, "label": int(label), "score": float(s)}
+                for i, (label, s) in enumerate(zip(labels, scores))
+            ]
     return pd.DataFrame(rows)
 
 

@@ -5,14 +5,22 @@ from adlib.evidence.timing import TimingClaim, caption_line, seconds_per_image, 
 
 
 def results(times: dict[tuple[str, int, str], float]) -> pd.DataFrame:
-    rows = [{"category": c, "seed": s, "method": m, "metric": "predict_seconds_per_image", "value": v}
-            for (c, s, m), v in times.items()]
+    rows = [
+        {"category": c, "seed": s, "method": m, "metric": "predict_seconds_per_image", "value": v}
+        for (c, s, m), v in times.items()
+    ]
     rows.append({"category": "a", "seed": 0, "method": "fast", "metric": "image_auroc", "value": 0.9})
     return pd.DataFrame(rows)
 
 
-TIMES = {("a", 0, "fast"): 1.0, ("a", 0, "slow"): 4.0, ("a", 1, "fast"): 2.0, ("a", 1, "slow"): 4.0,
-         ("b", 0, "fast"): 3.0, ("b", 0, "slow"): 4.0}
+TIMES = {
+    ("a", 0, "fast"): 1.0,
+    ("a", 0, "slow"): 4.0,
+    ("a", 1, "fast"): 2.0,
+    ("a", 1, "slow"): 4.0,
+    ("b", 0, "fast"): 3.0,
+    ("b", 0, "slow"): 4.0,
+}
 
 
 def test_ratios_per_unit_with_extra_seconds():

@@ -205,8 +205,10 @@ def gaussian_factors(centred: torch.Tensor, eps: float, fix: str) -> torch.Tenso
     covariance.diagonal(dim1=1, dim2=2).add_(eps)
     factor, info = torch.linalg.cholesky_ex(covariance)
     if bool((info != 0).any()):
-        raise ValueError(f"eps={eps}: a regularised covariance is not positive definite in {centred.dtype} "
-                         f"(d={dim}, N={n_samples}); {fix}")
+        raise ValueError(
+            f"eps={eps}: a regularised covariance is not positive definite in {centred.dtype} "
+            f"(d={dim}, N={n_samples}); {fix}"
+        )
     return factor
 
 

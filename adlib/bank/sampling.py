@@ -210,8 +210,9 @@ class LearnedProxies:
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}: each Adam step needs at least one row (default 1024)")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate={self.learning_rate}: use a positive share of the features' spread "
-                             "(default 0.03)")
+            raise ValueError(
+                f"learning_rate={self.learning_rate}: use a positive share of the features' spread (default 0.03)"
+            )
 
     def sample(self, features: torch.Tensor, n: int, seed: int) -> Sampled:
         """`n` proxies trained on Eq. 8 as the bank [n, D] (dtype and device of `features` [N, D]); no source."""
@@ -413,4 +414,3 @@ def _greedy_picks(
             torch.clamp(new, min=zero, max=current, out=current)
         min_dist.index_fill_(0, pick, -math.inf)
     return picks.cpu()
-

@@ -99,7 +99,9 @@ class TorchExact(Search):
         rows = max(1, self.chunk_bytes // (4 * len(self.bank)))
         distances, indices = [], []
         for chunk in queries.split(rows):
-            squared = torch.addmm(self._bank_norms, chunk, self.bank.T, alpha=-2).add_(chunk.pow(2).sum(1, keepdim=True))
+            squared = torch.addmm(self._bank_norms, chunk, self.bank.T, alpha=-2).add_(
+                chunk.pow(2).sum(1, keepdim=True)
+            )
             values, index = torch.topk(squared, k, dim=1, largest=False, sorted=True)
             distances.append(values.clamp_(min=0))
             indices.append(index)

@@ -46,8 +46,10 @@ def bank_profile(
     labels = np.asarray(labels).astype(bool)
     on_ring = ring(grid)
     if distances.shape != nearest.shape or distances.shape != (labels.size, on_ring.size):
-        raise ValueError(f"distances {distances.shape} and nearest {nearest.shape} must both be [N, P] = "
-                         f"[{labels.size}, {on_ring.size}] (one row per test image, one column per grid position)")
+        raise ValueError(
+            f"distances {distances.shape} and nearest {nearest.shape} must both be [N, P] = "
+            f"[{labels.size}, {on_ring.size}] (one row per test image, one column per grid position)"
+        )
     good = distances[~labels]
     ring_share = np.nan if bank_source is None else float(on_ring[np.asarray(bank_source) % on_ring.size].mean())
     return {
@@ -67,10 +69,14 @@ def profile_of(model, test: Sequence) -> dict[str, float]:
     n, positions, _ = features.shape
     distances = to_distance(squared, model.settings.distance).reshape(n, positions)
     source = None if model.bank_source is None else model.bank_source.cpu().numpy()
-    return bank_profile(distances.cpu().numpy(), nearest.reshape(n, positions).cpu().numpy(),
-                        [sample.label for sample in test], model.grid, len(model.bank), source)
-
-
+    return bank_profile(
+        distances.cpu().numpy(),
+        nearest.reshape(n, positions).cpu().numpy(),
+        [sample.label for sample in test],
+        model.grid,
+        len(model.bank),
+        source,
+    )
 
 
 def spread(profiles, column: str, by: Sequence[str] = ("sampler", "ratio")):

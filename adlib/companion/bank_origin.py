@@ -70,7 +70,9 @@ def bank_origins(
     clean = load_category(data_root, category)
     if clean_shots is not None:
         clean = low_shot(clean, clean_shots, seed)
-    noisy, record = add_training_noise(clean, noise_ratio, overlap=False, seed=seed)  # overlap changes only the test set
+    noisy, record = add_training_noise(
+        clean, noise_ratio, overlap=False, seed=seed
+    )  # overlap changes only the test set
     first = next(iter(methods.values()))
     extractor = extractor or FeatureExtractor(first.features)
     embedding = extractor.embed(noisy.train, progress=False)
@@ -78,7 +80,9 @@ def bank_origins(
     origin = patch_origins(noisy.train, embedding.grid, first.features.preprocessing)
     sources = {}
     for name, settings in methods.items():
-        model = PatchCore(dataclasses.replace(settings, seed=seed), extractor=extractor).fit(noisy.train, progress=False)
+        model = PatchCore(dataclasses.replace(settings, seed=seed), extractor=extractor).fit(
+            noisy.train, progress=False
+        )
         sources[name] = model.bank_source.numpy()
         if not np.array_equal(features[sources[name]], model.bank.cpu().numpy()):
             raise AssertionError(f"{category}, seed {seed}, {name}: a bank row is not the training patch it names")
@@ -88,9 +92,18 @@ def bank_origins(
 def origin_shares(banks: BankOrigins) -> pd.DataFrame:
     """One row per bank and one for the training set: its size and the share of each origin, over every row."""
     rows = {"training set (all patches)": np.arange(len(banks.origin)), **banks.sources}
-    table = pd.DataFrame([{"category": banks.category, "seed": banks.seed, "bank": name, "size": len(index),
-                           **dict(zip(ORIGINS, np.bincount(banks.origin[index], minlength=3) / len(index)))}
-                          for name, index in rows.items()])
+    table = pd.DataFrame(
+        [
+            {
+                "category": banks.category,
+                "seed": banks.seed,
+                "bank": name,
+                "size": len(index),
+                **dict(zip(ORIGINS, np.bincount(banks.origin[index], minlength=3) / len(index))),
+            }
+            for name, index in rows.items()
+        ]
+    )
     return table
 
 
@@ -119,5 +132,6 @@ def tsne_map(features: np.ndarray, seed: int, perplexity: float = 30.0) -> np.nd
 
     reduced = PCA(n_components=min(50, *features.shape), random_state=seed).fit_transform(features)
     with threadpool_limits(1):
-        return TSNE(n_components=2, perplexity=min(perplexity, (len(features) - 1) / 3), init="pca",
-                    random_state=seed).fit_transform(reduced)
+        return TSNE(
+            n_components=2, perplexity=min(perplexity, (len(features) - 1) / 3), init="pca", random_state=seed
+        ).fit_transform(reduced)

@@ -57,8 +57,9 @@ class Choice:
     shown: tuple[str, ...] = ()
 
 
-def method_settings(method: str, features: FeatureSettings, coreset_ratio: float = 0.1, tau: float = 0.15,
-                    lof_k: int = 6, seed: int = 0):
+def method_settings(
+    method: str, features: FeatureSettings, coreset_ratio: float = 0.1, tau: float = 0.15, lof_k: int = 6, seed: int = 0
+):
     """The settings of one of `METHODS` on `features`; controls the method does not use are left out."""
     if method not in METHOD_CONTROLS:
         raise ValueError(f"method={method!r}: choose one of {', '.join(METHODS)}")
@@ -100,8 +101,10 @@ class Exploration:
         """One line: method, category, training set (and the defective images moved into it), the three metrics."""
         m, c = self.metrics, self.result.category
         moved = f" ({len(self.moved)} of them defective: {', '.join(self.moved)})" if self.moved else ""
-        return (f"{self.choice.method} on {c.name}: {len(c.train)} training images{moved}, {len(c.test)} test images"
-                f" | image AUROC {m['image_auroc']:.3f}, pixel AUROC {m['pixel_auroc']:.3f}, PRO {m['pro']:.3f}")
+        return (
+            f"{self.choice.method} on {c.name}: {len(c.train)} training images{moved}, {len(c.test)} test images"
+            f" | image AUROC {m['image_auroc']:.3f}, pixel AUROC {m['pixel_auroc']:.3f}, PRO {m['pro']:.3f}"
+        )
 
     def mean_scores(self) -> dict[str, float]:
         """Mean image score of the good test images, the defective ones the noise moved into training (with
@@ -129,8 +132,9 @@ class RememberingExtractor(FeatureExtractor):
     refits on the same images again and again, and the locally aware pooling of cached maps is a
     large part of an update. (Each image's features depend on that image alone, so this changes no number.)"""
 
-    def __init__(self, settings: FeatureSettings, device: torch.device | str | None = None,
-                 cache_dir: Path | None = None):
+    def __init__(
+        self, settings: FeatureSettings, device: torch.device | str | None = None, cache_dir: Path | None = None
+    ):
         super().__init__(settings, device=device, cache_dir=cache_dir)
         self._features: dict[Path, torch.Tensor] = {}
         self._grid: tuple[int, int] | None = None
@@ -154,8 +158,14 @@ class Explorer:
     choice is added to that training set.
     """
 
-    def __init__(self, data_root: Path | str, features: FeatureSettings, shots: int | None = None,
-                 device: torch.device | str | None = None, cache_dir: Path | None = None):
+    def __init__(
+        self,
+        data_root: Path | str,
+        features: FeatureSettings,
+        shots: int | None = None,
+        device: torch.device | str | None = None,
+        cache_dir: Path | None = None,
+    ):
         self.data_root, self.features, self.shots = Path(data_root), features, shots
         self.device, self.cache_dir = device, cache_dir
         self._categories: dict[str, Category] = {}
@@ -201,15 +211,22 @@ class Explorer:
     def update(self, choice: Choice) -> Exploration:
         """Fits the chosen method on the (noisy) training set and scores the test set."""
         start = time.perf_counter()
-        settings = method_settings(choice.method, self.features, choice.coreset_ratio, choice.tau, choice.lof_k,
-                                   choice.seed)
+        settings = method_settings(
+            choice.method, self.features, choice.coreset_ratio, choice.tau, choice.lof_k, choice.seed
+        )
         clean = self.category(choice.category)
         category, noise, moved = clean, None, ()
         if choice.noise_ratio > 0:
             category, noise = add_training_noise(clean, choice.noise_ratio, choice.noise_overlap, choice.seed)
             moved = tuple(image_name(sample) for sample in clean.test if sample.image in set(noise.moved))
-        result = evaluate(category, settings, device=self.device, cache_dir=self.cache_dir, progress=False,
-                          extractor=self._extractor(settings.features, choice.category))
+        result = evaluate(
+            category,
+            settings,
+            device=self.device,
+            cache_dir=self.cache_dir,
+            progress=False,
+            extractor=self._extractor(settings.features, choice.category),
+        )
         return Exploration(choice, settings, result, noise, moved, time.perf_counter() - start)
 
 
@@ -279,23 +296,52 @@ class ExplorerPanel:
         self.controls = {
             "category": w.Dropdown(options=list(categories), value=choice.category, description="category", **wide),
             "method": w.Dropdown(options=METHODS, value=choice.method, description="method", **wide),
-            "coreset_ratio": w.FloatSlider(value=choice.coreset_ratio, min=0.01, max=1.0, step=0.01,
-                                           readout_format=".0%", description="coreset share", **slider),
-            "tau": w.FloatSlider(value=choice.tau, min=0.0, max=0.5, step=0.01, readout_format=".2f",
-                                 description="τ (drop share)", **slider),
+            "coreset_ratio": w.FloatSlider(
+                value=choice.coreset_ratio,
+                min=0.01,
+                max=1.0,
+                step=0.01,
+                readout_format=".0%",
+                description="coreset share",
+                **slider,
+            ),
+            "tau": w.FloatSlider(
+                value=choice.tau,
+                min=0.0,
+                max=0.5,
+                step=0.01,
+                readout_format=".2f",
+                description="τ (drop share)",
+                **slider,
+            ),
             "lof_k": w.IntSlider(value=choice.lof_k, min=2, max=20, description="LOF k", **slider),
-            "noise_ratio": w.FloatSlider(value=choice.noise_ratio, min=0.0, max=0.3, step=0.01, readout_format=".2f",
-                                         description="noise ratio", **slider),
+            "noise_ratio": w.FloatSlider(
+                value=choice.noise_ratio,
+                min=0.0,
+                max=0.3,
+                step=0.01,
+                readout_format=".2f",
+                description="noise ratio",
+                **slider,
+            ),
             "noise_overlap": w.Checkbox(value=choice.noise_overlap, description="noise overlap", **wide),
             "seed": w.BoundedIntText(value=choice.seed, min=0, max=10**6, description="seed", **wide),
-            "shown": w.SelectMultiple(options=explorer.image_names(choice.category),
-                                      value=choice.shown or explorer.default_shown(choice.category), rows=8,
-                                      description="test images", **wide),
+            "shown": w.SelectMultiple(
+                options=explorer.image_names(choice.category),
+                value=choice.shown or explorer.default_shown(choice.category),
+                rows=8,
+                description="test images",
+                **wide,
+            ),
         }
         self.status = w.HTML()
         self.output = w.Output()
-        self.widget = w.HBox([w.VBox(list(self.controls.values()), layout=w.Layout(flex="0 0 340px")),
-                              w.VBox([self.status, self.output], layout=w.Layout(flex="1 1 auto"))])
+        self.widget = w.HBox(
+            [
+                w.VBox(list(self.controls.values()), layout=w.Layout(flex="0 0 340px")),
+                w.VBox([self.status, self.output], layout=w.Layout(flex="1 1 auto")),
+            ]
+        )
         self._syncing = False
         self.controls["category"].observe(self._category_changed, names="value")
         for name, control in self.controls.items():

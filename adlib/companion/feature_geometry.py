@@ -63,8 +63,9 @@ def nearest_parts(queries: torch.Tensor, bank: torch.Tensor) -> dict[str, torch.
     }
 
 
-def patch_groups(masks: torch.Tensor, labels: Sequence[int], grid: tuple[int, int],
-                 defect_share: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def patch_groups(
+    masks: torch.Tensor, labels: Sequence[int], grid: tuple[int, int], defect_share: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """Which test patches count as defect and which as normal, as flat [N * H * W] bool arrays (raster order).
 
     A patch is a defect patch when at least `defect_share` of its pixels (the mask average-pooled to
@@ -116,8 +117,10 @@ def separation(
         per_image = patches_per_image[category]
         n_images = len(defect) // per_image
         image_of = (np.arange(len(defect)) // per_image)[keep]
-        draws = np.stack([np.ones(n_images)] + [_stratified_draw(defect.reshape(n_images, per_image).any(1), rng)
-                                                for _ in range(n_resamples)])
+        draws = np.stack(
+            [np.ones(n_images)]
+            + [_stratified_draw(defect.reshape(n_images, per_image).any(1), rng) for _ in range(n_resamples)]
+        )
         values = {}
         for name in QUANTITIES:
             series = np.asarray(parts[category][name], dtype=np.float64)[keep]
@@ -144,12 +147,21 @@ def _row(category: str, name: str, series: np.ndarray, level: float, n_images, n
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(series[1:], [tail, 100 - tail])
     label = QUANTITIES.get(name, "pure norm part − pure direction part")
-    return {"category": category, "quantity": name, "label": label, "estimate": float(series[0]),
-            "low": float(low), "high": float(high), "n_images": n_images, "n_defect": n_defect, "n_normal": n_normal}
+    return {
+        "category": category,
+        "quantity": name,
+        "label": label,
+        "estimate": float(series[0]),
+        "low": float(low),
+        "high": float(high),
+        "n_images": n_images,
+        "n_defect": n_defect,
+        "n_normal": n_normal,
+    }
 
 
 def interval_status(low: float, high: float) -> str:
-    """"holds" when the interval lies above 0, "does not hold" below 0, else "inconclusive" (as `adlib.evidence.verdicts`)."""
+    """ "holds" when the interval lies above 0, "does not hold" below 0, else "inconclusive" (as `adlib.evidence.verdicts`)."""
     return "holds" if low > 0 else "does not hold" if high < 0 else "inconclusive"
 
 
@@ -186,13 +198,16 @@ def separation_verdict(table: pd.DataFrame, level: float = 0.95) -> SeparationVe
     estimates = rows.xs("mean")["estimate"]
     status = interval_status(difference["low"], difference["high"])
     categories = "1 category" if len(per) == 1 else f"{len(per)} categories"
-    per_category = ", ".join(f"{row.category} {row.estimate:+.3f} [{row.low:+.3f}, {row.high:+.3f}]"
-                             for row in per_difference.itertuples())
-    line = (f"**{status}** (n = {categories}, {int(per['n_images'].sum())} test images, {int(per['n_defect'].sum())} "
-            f"defect / {int(per['n_normal'].sum())} normal patches): the pure norm part (‖p‖ − ‖m‖)² separates defect "
-            f"from normal patches better than the pure direction part 1 − cos(p, m) by {difference['estimate']:+.3f} "
-            f"patch AUROC, {level * 100:g} % CI [{difference['low']:+.3f}, {difference['high']:+.3f}]; patch AUROC of "
-            f"the Euclidean NN distance {estimates['euclidean']:.3f}, of the cosine NN distance (KC) "
-            f"{estimates['cosine_nn']:.3f}, of the feature norm alone {estimates['norm']:.3f}; the difference per "
-            f"category: {per_category}")
+    per_category = ", ".join(
+        f"{row.category} {row.estimate:+.3f} [{row.low:+.3f}, {row.high:+.3f}]" for row in per_difference.itertuples()
+    )
+    line = (
+        f"**{status}** (n = {categories}, {int(per['n_images'].sum())} test images, {int(per['n_defect'].sum())} "
+        f"defect / {int(per['n_normal'].sum())} normal patches): the pure norm part (‖p‖ − ‖m‖)² separates defect "
+        f"from normal patches better than the pure direction part 1 − cos(p, m) by {difference['estimate']:+.3f} "
+        f"patch AUROC, {level * 100:g} % CI [{difference['low']:+.3f}, {difference['high']:+.3f}]; patch AUROC of "
+        f"the Euclidean NN distance {estimates['euclidean']:.3f}, of the cosine NN distance (KC) "
+        f"{estimates['cosine_nn']:.3f}, of the feature norm alone {estimates['norm']:.3f}; the difference per "
+        f"category: {per_category}"
+    )
     return SeparationVerdict(status, line)

@@ -34,8 +34,9 @@ def grey_images(rgb: np.ndarray) -> np.ndarray:
     """[n, 3, H, W] RGB in [0, 1] -> [n, H, W] grey values in [0, 1]."""
     grey = np.tensordot(LUMA, np.asarray(rgb, dtype=np.float64), axes=([0], [1]))
     if grey.min() < -1e-6 or grey.max() > 1 + 1e-6:
-        raise ValueError(f"grey values lie in [{grey.min():.3f}, {grey.max():.3f}]: pass RGB in [0, 1] "
-                         "(read without normalisation)")
+        raise ValueError(
+            f"grey values lie in [{grey.min():.3f}, {grey.max():.3f}]: pass RGB in [0, 1] (read without normalisation)"
+        )
     return np.clip(grey, 0.0, 1.0)
 
 
@@ -44,7 +45,7 @@ def pairwise_w1(greys: np.ndarray) -> np.ndarray:
     ordered = np.sort(np.asarray(greys, dtype=np.float64).reshape(len(greys), -1), axis=1)
     distances = np.zeros((len(ordered), len(ordered)))
     for i in range(len(ordered) - 1):  # one row at a time: n x n x pixels would not fit in memory
-        distances[i, i + 1:] = np.abs(ordered[i + 1:] - ordered[i]).mean(axis=1)
+        distances[i, i + 1 :] = np.abs(ordered[i + 1 :] - ordered[i]).mean(axis=1)
     return distances + distances.T
 
 
@@ -61,7 +62,7 @@ def split_half_w1(greys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = []
     for values in flat:
         shuffled = rng.permutation(values)
-        out.append(np.abs(np.sort(shuffled[:half]) - np.sort(shuffled[half:2 * half])).mean())
+        out.append(np.abs(np.sort(shuffled[:half]) - np.sort(shuffled[half : 2 * half])).mean())
     return np.array(out)
 
 
@@ -72,8 +73,9 @@ def _between(distances: np.ndarray, drawn: np.ndarray) -> float:
     return float(block[different].mean())
 
 
-def spread_table(greys: Mapping[str, np.ndarray], n_resamples: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> pd.DataFrame:
+def spread_table(
+    greys: Mapping[str, np.ndarray], n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
     """Per category (and the mean over categories): between-image W1, within-image spread, their ratio
     with a percentile interval, and the split-half floor.
 
@@ -101,14 +103,33 @@ def spread_table(greys: Mapping[str, np.ndarray], n_resamples: int = 1000, seed:
             curves[name].append(series[: n_resamples + 1])
         curves["floor"].append(np.full(len(ratio), floor)[: n_resamples + 1])
         low, high = np.percentile(ratio[1:], [tail, 100 - tail])
-        rows.append({"category": category, "images": n, "between": between[0], "within": within[0], "floor": floor,
-                     "ratio": ratio[0], "ratio_low": low, "ratio_high": high})
+        rows.append(
+            {
+                "category": category,
+                "images": n,
+                "between": between[0],
+                "within": within[0],
+                "floor": floor,
+                "ratio": ratio[0],
+                "ratio_low": low,
+                "ratio_high": high,
+            }
+        )
     length = min(len(series) for series in curves["ratio"])
     mean = {name: np.mean([series[:length] for series in values], axis=0) for name, values in curves.items()}
     low, high = np.percentile(mean["ratio"][1:], [tail, 100 - tail])
-    rows.append({"category": "mean", "images": sum(len(g) for g in greys.values()), "between": mean["between"][0],
-                 "within": mean["within"][0], "floor": mean["floor"][0], "ratio": mean["ratio"][0],
-                 "ratio_low": low, "ratio_high": high})
+    rows.append(
+        {
+            "category": "mean",
+            "images": sum(len(g) for g in greys.values()),
+            "between": mean["between"][0],
+            "within": mean["within"][0],
+            "floor": mean["floor"][0],
+            "ratio": mean["ratio"][0],
+            "ratio_low": low,
+            "ratio_high": high,
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -117,18 +138,30 @@ def ratio_verdict(table: pd.DataFrame, level: float = 0.95) -> IntervalVerdict:
     mean of `spread_table`'s per-category ratios lies above 1, judged by `adlib.evidence.intervals.interval_verdict` with
     the categories as the replicates (a Student t interval over them; n = categories x good training images)."""
     per = table[table.category != "mean"]
-    images = per["images"].min() if per["images"].min() == per["images"].max() else (
-        f"{per['images'].min()}-{per['images'].max()}")
-    return interval_verdict("KC Fig. 2: normal images differ at least as much as the pixels inside one image",
-                            "between-image W1 / within-image spread, mean over categories", per["ratio"].to_numpy(),
-                            "above", 1.0, replicates="categories", detail=f"{images} good training images", level=level)
+    images = (
+        per["images"].min()
+        if per["images"].min() == per["images"].max()
+        else (f"{per['images'].min()}-{per['images'].max()}")
+    )
+    return interval_verdict(
+        "KC Fig. 2: normal images differ at least as much as the pixels inside one image",
+        "between-image W1 / within-image spread, mean over categories",
+        per["ratio"].to_numpy(),
+        "above",
+        1.0,
+        replicates="categories",
+        detail=f"{images} good training images",
+        level=level,
+    )
 
 
 def summary_line(table: pd.DataFrame, level: float = 0.95) -> str:
     """`spread_table`'s mean row in words: the ratio with its bootstrap interval over images, the between-image
     W1 against the split-half floor, and the within-image spread (0-1 grey scale)."""
     mean = table.set_index("category").loc["mean"]
-    return (f"Mean between-image W1 / within-image spread {mean['ratio']:.2f}, {level * 100:g} % bootstrap interval "
-            f"over images [{mean['ratio_low']:.2f}, {mean['ratio_high']:.2f}]; mean between-image W1 "
-            f"{mean['between']:.3f} ({mean['between'] / mean['floor']:.0f} x the split-half floor "
-            f"{mean['floor']:.4f}), mean within-image spread {mean['within']:.3f} (0-1 grey scale).")
+    return (
+        f"Mean between-image W1 / within-image spread {mean['ratio']:.2f}, {level * 100:g} % bootstrap interval "
+        f"over images [{mean['ratio_low']:.2f}, {mean['ratio_high']:.2f}]; mean between-image W1 "
+        f"{mean['between']:.3f} ({mean['between'] / mean['floor']:.0f} x the split-half floor "
+        f"{mean['floor']:.4f}), mean within-image spread {mean['within']:.3f} (0-1 grey scale)."
+    )

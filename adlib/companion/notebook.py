@@ -60,8 +60,10 @@ def setup(
     from adlib.style import STYLE, pyplot
 
     if scale not in SCALES:
-        raise ValueError(f"scale={scale!r}: choose 'default' (the notebook's own sample, within the make "
-                         f"reproduce budget) or 'full' (every category, seeds {list(FULL_SEEDS)})")
+        raise ValueError(
+            f"scale={scale!r}: choose 'default' (the notebook's own sample, within the make "
+            f"reproduce budget) or 'full' (every category, seeds {list(FULL_SEEDS)})"
+        )
     pyplot().rcParams.update(STYLE)
     features = profile_settings(profile)
     if backbone is not None:
@@ -70,8 +72,10 @@ def setup(
         every = profile == "paper" or scale == "full" or default_categories is None
         categories = list_categories(data_root) if every else default_categories
     if not categories:
-        raise ValueError(f"no categories to run under {data_root}: pass categories=[...] or point data_root at a "
-                         "folder with MVTec-layout categories (python -m adlib fetch mvtec_ad, or make data)")
+        raise ValueError(
+            f"no categories to run under {data_root}: pass categories=[...] or point data_root at a "
+            "folder with MVTec-layout categories (python -m adlib fetch mvtec_ad, or make data)"
+        )
     if seeds is None:
         seeds = FULL_SEEDS if scale == "full" else default_seeds
     categories, seeds = list(categories), [int(seed) for seed in seeds]
@@ -91,8 +95,14 @@ def record(
 ) -> dict[str, object]:
     """What a figure records of its run: profile, data set (folder name), backbone, categories, seeds and
     `quick`, then the notebook's own `settings` (a name given twice, e.g. `backbone`, takes the later value)."""
-    common = {"profile": profile, "data_root": Path(data_root).name, "backbone": features.backbone,
-              "categories": list(categories), "seeds": list(seeds), "quick": quick}
+    common = {
+        "profile": profile,
+        "data_root": Path(data_root).name,
+        "backbone": features.backbone,
+        "categories": list(categories),
+        "seeds": list(seeds),
+        "quick": quick,
+    }
     return {**common, **settings}
 
 
@@ -106,8 +116,9 @@ def softpatch_variants(
     """{"SoftPatch-<denoiser>": settings}: each discriminator with the same coreset and tau; LOF with `lof_k`
     (the others have no k)."""
     return {
-        f"SoftPatch-{denoise}": softpatch_settings(features, denoise, coreset_ratio, tau=tau,
-                                                   **({"lof_k": lof_k} if denoise == "lof" else {}))
+        f"SoftPatch-{denoise}": softpatch_settings(
+            features, denoise, coreset_ratio, tau=tau, **({"lof_k": lof_k} if denoise == "lof" else {})
+        )
         for denoise in denoisers
     }
 
@@ -127,19 +138,33 @@ def judge(
     from adlib.evidence.verdicts import assess
 
     if not claims:
-        raise ValueError("judge needs at least one claim: a figure without a comparison passes a plain-string verdict "
-                         "to adlib.companion.report.publish instead")
+        raise ValueError(
+            "judge needs at least one claim: a figure without a comparison passes a plain-string verdict "
+            "to adlib.companion.report.publish instead"
+        )
     pixel_claims = [claim.statement for claim in claims if claim.metric != "image_auroc"]
     if pixel_claims and pixel_stats is None:
-        raise ValueError(f"claims {pixel_claims} are on pixel maps: pass pixel_stats=grid.pixel_stats "
-                         "(grid = adlib.evaluation.experiment.run_grid(...))")
+        raise ValueError(
+            f"claims {pixel_claims} are on pixel maps: pass pixel_stats=grid.pixel_stats "
+            "(grid = adlib.evaluation.experiment.run_grid(...))"
+        )
     return [assess(claim, images, n_resamples=n_resamples, seed=seed, pixel_stats=pixel_stats) for claim in claims]
 
 
 def verdict_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
     """One row per verdict: the claim, its metric, status, estimate, interval, the paper's value and n."""
-    return pd.DataFrame([
-        {"claim": v.claim.statement, "metric": v.claim.metric, "status": v.status, "estimate": v.estimate,
-         "low": v.low, "high": v.high, "paper": v.paper, "n": v.sample()}
-        for v in verdicts
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "claim": v.claim.statement,
+                "metric": v.claim.metric,
+                "status": v.status,
+                "estimate": v.estimate,
+                "low": v.low,
+                "high": v.high,
+                "paper": v.paper,
+                "n": v.sample(),
+            }
+            for v in verdicts
+        ]
+    )

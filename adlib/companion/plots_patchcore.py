@@ -22,8 +22,15 @@ def seed_verdict_dots(ax, verdicts) -> None:
         if np.isfinite(verdict.low) and np.isfinite(verdict.high):
             ax.plot([verdict.low, verdict.high], [y, y], color=colour, linewidth=2)
         ax.plot(verdict.estimate, y, "o", color=colour, markersize=6)
-        ax.annotate(verdict.status, (verdict.estimate, y), xytext=(0, 6), textcoords="offset points", ha="center",
-                    fontsize=7, color=colour)
+        ax.annotate(
+            verdict.status,
+            (verdict.estimate, y),
+            xytext=(0, 6),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+            color=colour,
+        )
     ax.axvline(0.0, color="#999999", linewidth=0.8, linestyle=":")
     ax.set_yticks(range(len(rows)), [verdict.statement for verdict in reversed(rows)], fontsize=8)
     ax.set_ylim(-0.6, len(rows) - 0.4)
@@ -43,11 +50,21 @@ def coverage_figure(shown, verdicts, names, n_selected: int):
     plt = pyplot()
     datasets = list(dict.fromkeys(dataset for dataset, _ in shown))
     samplers = list(dict.fromkeys(sampler for _, sampler in shown))
-    groups = [group for group in ([v for v in verdicts if v.quantity.endswith("distance")],
-                                  [v for v in verdicts if not v.quantity.endswith("distance")]) if group]
+    groups = [
+        group
+        for group in (
+            [v for v in verdicts if v.quantity.endswith("distance")],
+            [v for v in verdicts if not v.quantity.endswith("distance")],
+        )
+        if group
+    ]
     fig = plt.figure(figsize=(max(2.6 * len(samplers), 9.0), 2.9 * len(datasets) + 0.5 * len(verdicts) + 1.6))
-    grid = fig.add_gridspec(len(datasets) + len(groups), len(samplers), hspace=0.6,
-                            height_ratios=[1.0] * len(datasets) + [0.17 * len(group) + 0.3 for group in groups])
+    grid = fig.add_gridspec(
+        len(datasets) + len(groups),
+        len(samplers),
+        hspace=0.6,
+        height_ratios=[1.0] * len(datasets) + [0.17 * len(group) + 0.3 for group in groups],
+    )
     for row, dataset in enumerate(datasets):
         for column, sampler in enumerate(samplers):
             points, kept, measured = shown[dataset, sampler]
@@ -81,8 +98,9 @@ def pr_roc_figure(images, points):
     from adlib.evaluation.metrics import image_auroc
 
     if points["category"].duplicated().any():
-        raise ValueError("points hold several rows per category: pass one method and one seed "
-                         "(e.g. points[points.seed == 0])")
+        raise ValueError(
+            "points hold several rows per category: pass one method and one seed (e.g. points[points.seed == 0])"
+        )
     plt = pyplot()
     fig, (pr_ax, roc_ax) = plt.subplots(1, 2, figsize=(10, 4.4), gridspec_kw={"wspace": 0.25})
     colours = plt.get_cmap("tab10" if images["category"].nunique() <= 10 else "tab20")
@@ -95,14 +113,25 @@ def pr_roc_figure(images, points):
         pr_ax.plot(recall, precision, color=colour, drawstyle="steps-post", label=category)
         roc_ax.plot(fpr, tpr, color=colour, label=f"{category} (AUROC {image_auroc(labels, scores):.3f})")
         pr_ax.plot(point.recall, point.precision, "o", color=colour, markersize=5)
-        roc_ax.plot(point.false_positives / (point.test_images - point.defective), point.recall, "o", color=colour,
-                    markersize=5)
+        roc_ax.plot(
+            point.false_positives / (point.test_images - point.defective), point.recall, "o", color=colour, markersize=5
+        )
     pr_ax.axhline(images["label"].mean(), color="#999999", linestyle=":", linewidth=1)
     roc_ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1)
-    pr_ax.set(xlabel="recall (share of defective images flagged)", ylabel="precision (share of flags that are defects)",
-              title="precision-recall", xlim=(0, 1.02), ylim=(0, 1.02))
-    roc_ax.set(xlabel="false-positive rate (share of good images flagged)", ylabel="true-positive rate (recall)",
-               title="ROC", xlim=(-0.02, 1), ylim=(0, 1.02))
+    pr_ax.set(
+        xlabel="recall (share of defective images flagged)",
+        ylabel="precision (share of flags that are defects)",
+        title="precision-recall",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+    )
+    roc_ax.set(
+        xlabel="false-positive rate (share of good images flagged)",
+        ylabel="true-positive rate (recall)",
+        title="ROC",
+        xlim=(-0.02, 1),
+        ylim=(0, 1.02),
+    )
     roc_ax.legend(fontsize=7, frameon=False, loc="lower right")
     return fig
 
@@ -116,11 +145,15 @@ def error_gallery(errors, kept, prep, method: str, columns: int = 8):
     threshold; `kept`: category -> (test samples, maps [N, H, W], masks [N, H, W]); `prep`: the preprocessing.
     """
     plt = pyplot()
-    chunks = [(category, rows.iloc[start:start + columns]) for category, rows in errors.groupby("category", sort=False)
-              for start in range(0, len(rows), columns)]
+    chunks = [
+        (category, rows.iloc[start : start + columns])
+        for category, rows in errors.groupby("category", sort=False)
+        for start in range(0, len(rows), columns)
+    ]
     width = max([len(rows) for _, rows in chunks] + [1])
-    fig, axes = plt.subplots(2 * max(len(chunks), 1), width, figsize=(1.9 * width + 1.0, 4.2 * max(len(chunks), 1)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2 * max(len(chunks), 1), width, figsize=(1.9 * width + 1.0, 4.2 * max(len(chunks), 1)), squeeze=False
+    )
     for ax in axes.flat:
         ax.set_axis_off()
     if not chunks:
@@ -137,11 +170,16 @@ def error_gallery(errors, kept, prep, method: str, columns: int = 8):
             for ax in (top, bottom):
                 if masks[error.index].any():
                     draw_mask_outline(ax, masks[error.index])
-            top.set_title(f"{error.outcome} · {category}\n{error.defect}",
-                          color="#b00020" if error.outcome == "FN" else "#1f4e79")
+            top.set_title(
+                f"{error.outcome} · {category}\n{error.defect}", color="#b00020" if error.outcome == "FN" else "#1f4e79"
+            )
             bottom.set_title(f"score {error.score:.3g}\nt* {error.threshold:.3g}")
-        fig.colorbar(heat, ax=axes[2 * row:2 * row + 2, :].ravel().tolist(), shrink=0.6,  # both rows: aligned
-                     label=f"{method} score ({category})")
+        fig.colorbar(
+            heat,
+            ax=axes[2 * row : 2 * row + 2, :].ravel().tolist(),
+            shrink=0.6,  # both rows: aligned
+            label=f"{method} score ({category})",
+        )
     return fig
 
 
@@ -155,8 +193,10 @@ def threshold_titles(scores, labels, threshold: float) -> list[str]:
     for score, label in zip(scores, labels):
         flagged = bool(score >= threshold)
         right = flagged == bool(label)
-        titles.append(f"s = {score:.3g} {'>=' if flagged else '<'} t* {threshold:.3g}\n"
-                      f"{'defective' if flagged else 'good'} ({'right' if right else 'WRONG'})")
+        titles.append(
+            f"s = {score:.3g} {'>=' if flagged else '<'} t* {threshold:.3g}\n"
+            f"{'defective' if flagged else 'good'} ({'right' if right else 'WRONG'})"
+        )
     return titles
 
 
@@ -182,8 +222,10 @@ class MapKeeper:
         where = {sample.image: i for i, sample in enumerate(test)}
         missing = [str(sample.image) for sample in self.samples if sample.image not in where]
         if missing:
-            raise ValueError(f"MapKeeper: this evaluation did not score {missing[:2]}: keep maps of one category "
-                             "and seed (the same test images) per MapKeeper")
+            raise ValueError(
+                f"MapKeeper: this evaluation did not score {missing[:2]}: keep maps of one category "
+                "and seed (the same test images) per MapKeeper"
+            )
         maps = result.scores.maps.numpy()
         self.rows[self.label(settings)] = [maps[where[sample.image]] for sample in self.samples]
 

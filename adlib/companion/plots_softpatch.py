@@ -33,8 +33,15 @@ def sweep_panels(panels, verdicts=None, title: str = "", ylabel: str = "image AU
         verdict_dots(axes[0, -1], verdicts)
     fig.suptitle(title, y=1.02)
     fig.tight_layout()
-    fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False,
-               ncol=min(len(legend), 4), fontsize=8)
+    fig.legend(
+        list(legend.values()),
+        list(legend),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        frameon=False,
+        ncol=min(len(legend), 4),
+        fontsize=8,
+    )
     return fig
 
 
@@ -50,12 +57,26 @@ def bank_map_panels(coords: np.ndarray, owners: np.ndarray, kinds: np.ndarray, t
         ax.scatter(coords[~mine, 0], coords[~mine, 1], s=3, color="#dddddd", label="other banks")
         for kind, label in enumerate(origins):
             shown = mine & (kinds == kind)
-            ax.scatter(coords[shown, 0], coords[shown, 1], s=sizes[kind], color=colours[kind], label=label,
-                       zorder=2 + kind, edgecolor="black" if kind == 2 else "none", linewidth=0.5)
+            ax.scatter(
+                coords[shown, 0],
+                coords[shown, 1],
+                s=sizes[kind],
+                color=colours[kind],
+                label=label,
+                zorder=2 + kind,
+                edgecolor="black" if kind == 2 else "none",
+                linewidth=0.5,
+            )
         ax.set(title=panel_title, xticks=[], yticks=[], xlabel="t-SNE 1")
     axes[0, 0].set_ylabel("t-SNE 2")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(origins) + 1, frameon=False,
-               bbox_to_anchor=(0.5, -0.08), markerscale=2)
+    fig.legend(
+        *axes[0, 0].get_legend_handles_labels(),
+        loc="lower center",
+        ncol=len(origins) + 1,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.08),
+        markerscale=2,
+    )
     fig.suptitle(title, y=1.04)
     fig.tight_layout()
     return fig
@@ -70,8 +91,10 @@ def injected_training_panels(train: Sequence, prep, count: int = 8, n_good: int 
     injected = [sample for sample in train if sample.label == 1]
     good = [sample for sample in train if sample.label == 0]
     if not injected:
-        raise ValueError("no injected (label 1) image in this training set: pass a noisy category's train "
-                         "(adlib.data.protocol.add_training_noise with ratio > 0)")
+        raise ValueError(
+            "no injected (label 1) image in this training set: pass a noisy category's train "
+            "(adlib.data.protocol.add_training_noise with ratio > 0)"
+        )
     panels = injected[: max(count - n_good, 1)] + good[:n_good]
     plt = pyplot()
     from adlib.data.datasets import read_mask
@@ -84,10 +107,14 @@ def injected_training_panels(train: Sequence, prep, count: int = 8, n_good: int 
                 draw_mask_outline(ax, read_mask(sample, prep).numpy() > 0)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"injected: {sample.defect}" if sample.label else "good",
-                         color="#b00020" if sample.label else "black")
-        fig.suptitle(f"{len(injected)} of {len(train)} training images are defective (outlined: the defect; "
-                     f"{len(panels) - len(good[:n_good])} shown)", y=1.02)
+            ax.set_title(
+                f"injected: {sample.defect}" if sample.label else "good", color="#b00020" if sample.label else "black"
+            )
+        fig.suptitle(
+            f"{len(injected)} of {len(train)} training images are defective (outlined: the defect; "
+            f"{len(panels) - len(good[:n_good])} shown)",
+            y=1.02,
+        )
     return fig
 
 
@@ -100,11 +127,21 @@ def filter_ranking(ax, train_scores: np.ndarray, is_injected: np.ndarray, drops:
     rank = np.argsort(-scores, kind="stable")
     positions = np.arange(1, len(rank) + 1)
     ax.scatter(positions[~injected[rank]], scores[rank][~injected[rank]], s=14, color="#9e9e9e", label="good image")
-    ax.scatter(positions[injected[rank]], scores[rank][injected[rank]], s=24, color="#d62728",
-               label=f"injected defective image ({int(injected.sum())})")
+    ax.scatter(
+        positions[injected[rank]],
+        scores[rank][injected[rank]],
+        s=24,
+        color="#d62728",
+        label=f"injected defective image ({int(injected.sum())})",
+    )
     for drop, style in zip(sorted(drops), ("-", "--", ":")):
-        ax.axvline(int(drop * len(rank)) + 0.5, color="black", linestyle=style, linewidth=1,
-                   label=f"cut: drop {drop:.0%} ({int(drop * len(rank))} images)")
+        ax.axvline(
+            int(drop * len(rank)) + 0.5,
+            color="black",
+            linestyle=style,
+            linewidth=1,
+            label=f"cut: drop {drop:.0%} ({int(drop * len(rank))} images)",
+        )
     ax.set_xlabel("training image, ranked by the filter's score (highest first)")
     ax.set_ylabel("filter score (max Mahalanobis distance)")
     ax.ticklabel_format(axis="y", useOffset=False)

@@ -75,13 +75,24 @@ OURS_COLOR, PAPER_COLOR = "#1f4e9a", "#8c8c8c"
 
 def series_colors(names: Sequence[object]) -> dict[object, str]:
     """A fixed colour per series name, in order (matplotlib's tab10)."""
-    cycle = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-             "#bcbd22", "#17becf"]
+    cycle = [
+        "#1f77b4",
+        "#ff7f0e",
+        "#2ca02c",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
+    ]
     return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
 
 
-def interval_dots(ax, intervals, label: str = "method", paper=None, xlabel: str = "image AUROC",
-                  hue: str | None = None) -> None:
+def interval_dots(
+    ax, intervals, label: str = "method", paper=None, xlabel: str = "image AUROC", hue: str | None = None
+) -> None:
     """Our estimates as dots with their interval as a line, one row per `label` value (table order, top
     down), and the paper's value as a grey tick beside each: a dot plot, so a narrow range needs no
     truncated bar axis.
@@ -103,14 +114,31 @@ def interval_dots(ax, intervals, label: str = "method", paper=None, xlabel: str 
         part = intervals if hue is None else intervals[intervals[hue] == hue_value]
         y = np.array([rows[name] for name in part[label]], dtype=float) + (j - (len(hues) - 1) / 2) * step
         estimate, low, high = (part[c].to_numpy(dtype=float) for c in ("estimate", "low", "high"))
-        ax.errorbar(estimate, y, xerr=[estimate - low, high - estimate], fmt="o", ms=4, lw=1.4, capsize=2,
-                    color=colors[hue_value], label="ours, 95 % CI" if hue is None else str(hue_value))
+        ax.errorbar(
+            estimate,
+            y,
+            xerr=[estimate - low, high - estimate],
+            fmt="o",
+            ms=4,
+            lw=1.4,
+            capsize=2,
+            color=colors[hue_value],
+            label="ours, 95 % CI" if hue is None else str(hue_value),
+        )
         if paper:
             for name, y_row in zip(part[label], y):
                 value = paper.get(name if hue is None else (name, hue_value))
                 if value is not None and np.isfinite(value):
-                    ax.plot([value], [y_row], marker="|", ms=11, mew=2, color=PAPER_COLOR, ls="none",
-                            label=None if paper_shown else "paper")
+                    ax.plot(
+                        [value],
+                        [y_row],
+                        marker="|",
+                        ms=11,
+                        mew=2,
+                        color=PAPER_COLOR,
+                        ls="none",
+                        label=None if paper_shown else "paper",
+                    )
                     paper_shown = True
     ax.set_yticks(range(len(labels)), labels[::-1])
     ax.set_ylim(-0.6, len(labels) - 0.4)
@@ -135,16 +163,40 @@ def verdict_dots(ax, verdicts) -> None:
     for i, verdict in enumerate(verdicts):
         y = n - 1 - i
         color = STATUS_COLORS[verdict.status]
-        ax.errorbar([verdict.estimate], [y], xerr=[[verdict.estimate - verdict.low], [verdict.high - verdict.estimate]],
-                    fmt="o", ms=5, lw=1.6, capsize=3, color=color)
-        ax.annotate(verdict.status, (verdict.high, y), xytext=(6, 0), textcoords="offset points", va="center",
-                    color=color, fontsize=8)
+        ax.errorbar(
+            [verdict.estimate],
+            [y],
+            xerr=[[verdict.estimate - verdict.low], [verdict.high - verdict.estimate]],
+            fmt="o",
+            ms=5,
+            lw=1.6,
+            capsize=3,
+            color=color,
+        )
+        ax.annotate(
+            verdict.status,
+            (verdict.high, y),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            color=color,
+            fontsize=8,
+        )
         if verdict.claim.comparison == "within":
-            ax.fill_betweenx([y - 0.35, y + 0.35], -verdict.claim.delta, verdict.claim.delta, color=color, alpha=0.12,
-                             lw=0)
+            ax.fill_betweenx(
+                [y - 0.35, y + 0.35], -verdict.claim.delta, verdict.claim.delta, color=color, alpha=0.12, lw=0
+            )
         if verdict.paper is not None:
-            ax.plot([verdict.paper], [y], marker="|", ms=12, mew=2, color=PAPER_COLOR, ls="none",
-                    label=None if paper_shown else "paper")
+            ax.plot(
+                [verdict.paper],
+                [y],
+                marker="|",
+                ms=12,
+                mew=2,
+                color=PAPER_COLOR,
+                ls="none",
+                label=None if paper_shown else "paper",
+            )
             paper_shown = True
     ax.axvline(0.0, color="black", lw=0.8)
     ax.set_yticks(range(n), [_wrap(v.claim.statement) for v in verdicts][::-1])
@@ -164,13 +216,28 @@ def curves_with_intervals(ax, intervals, x: str, hue: str = "method", paper=None
         part = intervals[intervals[hue] == name].sort_values(x)
         xs = part[x].to_numpy(dtype=float)
         ax.plot(xs, part["estimate"], marker="o", ms=4, lw=1.6, color=colors[name], label=str(name))
-        ax.fill_between(xs, part["low"].to_numpy(dtype=float), part["high"].to_numpy(dtype=float), color=colors[name],
-                        alpha=0.18, lw=0)
+        ax.fill_between(
+            xs,
+            part["low"].to_numpy(dtype=float),
+            part["high"].to_numpy(dtype=float),
+            color=colors[name],
+            alpha=0.18,
+            lw=0,
+        )
         if paper is not None:
             theirs = paper[paper[hue] == name].sort_values(x)
             if len(theirs):
-                ax.plot(theirs[x].to_numpy(dtype=float), theirs["value"], ls="--", marker="x", ms=4, lw=1.0,
-                        color=colors[name], alpha=0.8, label=f"{name} (paper)")
+                ax.plot(
+                    theirs[x].to_numpy(dtype=float),
+                    theirs["value"],
+                    ls="--",
+                    marker="x",
+                    ms=4,
+                    lw=1.0,
+                    color=colors[name],
+                    alpha=0.8,
+                    label=f"{name} (paper)",
+                )
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -199,8 +266,14 @@ def heatmap_panels(images, rows, masks=None, titles=None, map_titles=None, row_s
             raise ValueError(f"row {name!r} has {len(maps)} maps for {n} images: give one map per image")
     stacked = {name: np.stack([np.asarray(m, dtype=np.float32) for m in maps]) for name, maps in rows.items()}
     every = np.concatenate([m.ravel() for m in stacked.values()])
-    scales = {name: ((float(m.min()), float(np.quantile(m, 0.999))) if row_shared_scale
-                     else (float(every.min()), float(np.quantile(every, 0.999)))) for name, m in stacked.items()}
+    scales = {
+        name: (
+            (float(m.min()), float(np.quantile(m, 0.999)))
+            if row_shared_scale
+            else (float(every.min()), float(np.quantile(every, 0.999)))
+        )
+        for name, m in stacked.items()
+    }
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1 + len(rows), n, figsize=(1.8 * n + 0.8, 1.9 * (1 + len(rows))), squeeze=False)
         for column in range(n):
@@ -230,8 +303,9 @@ def heatmap_panels(images, rows, masks=None, titles=None, map_titles=None, row_s
 # --------------------------------------------------------------------------- time ratios
 
 
-def ratio_dots(ax, ratios, paper=None, xlabel: str = "time relative to the reference (log scale)",
-               unit: str = "repeat") -> None:
+def ratio_dots(
+    ax, ratios, paper=None, xlabel: str = "time relative to the reference (log scale)", unit: str = "repeat"
+) -> None:
     """Time ratios as dots: one row per method (order of first appearance), a small dot per `unit` (a
     timed repeat, or a category), a large one at their median, the paper's ratio as a grey tick and a
     dotted line at 1; a log x axis, so that 0.1x and 10x sit equally far from 1. No interval: a few
@@ -245,13 +319,28 @@ def ratio_dots(ax, ratios, paper=None, xlabel: str = "time relative to the refer
     methods = list(dict.fromkeys(ratios["method"]))
     for row, method in enumerate(methods):
         values = ratios.loc[ratios["method"] == method, "ratio"].dropna().to_numpy(dtype=float)
-        ax.scatter(values, np.full(values.size, row), s=14, color=OURS_COLOR, alpha=0.45, linewidths=0,
-                   label=f"ours: one {unit}" if row == 0 else None)
-        ax.scatter([np.median(values)], [row], s=45, color=OURS_COLOR, zorder=3,
-                   label="ours: median" if row == 0 else None)
+        ax.scatter(
+            values,
+            np.full(values.size, row),
+            s=14,
+            color=OURS_COLOR,
+            alpha=0.45,
+            linewidths=0,
+            label=f"ours: one {unit}" if row == 0 else None,
+        )
+        ax.scatter(
+            [np.median(values)], [row], s=45, color=OURS_COLOR, zorder=3, label="ours: median" if row == 0 else None
+        )
         if paper is not None and paper.get(method) is not None:
-            ax.scatter([paper[method]], [row - 0.3], marker="|", s=150, color=PAPER_COLOR, zorder=3,
-                       label="paper" if row == 0 else None)
+            ax.scatter(
+                [paper[method]],
+                [row - 0.3],
+                marker="|",
+                s=150,
+                color=PAPER_COLOR,
+                zorder=3,
+                label="paper" if row == 0 else None,
+            )
     ax.axvline(1.0, color="black", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))

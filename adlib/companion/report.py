@@ -63,8 +63,10 @@ def verdict_lines(name: str, verdicts: Sequence[Verdict] | str) -> str:
             raise ValueError(f"{name}: the verdict is empty; say what the figure shows or pass its Verdicts")
         return f"**Verdict.** {verdicts.strip()}"
     if not verdicts:
-        raise ValueError(f"{name}: no verdicts; pass adlib.companion.notebook.judge(...)'s list, or a plain string for an "
-                         "illustration that compares nothing")
+        raise ValueError(
+            f"{name}: no verdicts; pass adlib.companion.notebook.judge(...)'s list, or a plain string for an "
+            "illustration that compares nothing"
+        )
     return "  \n".join(verdict.caption() for verdict in verdicts)
 
 

@@ -47,14 +47,29 @@ def noise_sweep(
         for overlap in overlaps:
             largest = max_noise_ratio(clean, overlap)
             if max(noise_ratios) > largest:
-                raise ValueError(f"{name} gives noise ratios up to {largest:.3f} with overlap={overlap}; "
-                                 f"drop the ratios above it or the category")
-    grids = [run_grid(data_root, categories, methods, seeds=seeds, noise_ratio=ratio, noise_overlap=overlap,
-                      shots=shots, progress=False)
-             for ratio in noise_ratios for overlap in ([False] if ratio == 0 else overlaps)]
-    return (pd.concat([grid.metrics for grid in grids], ignore_index=True),
-            pd.concat([grid.images for grid in grids], ignore_index=True),
-            {key: stats for grid in grids for key, stats in grid.pixel_stats.items()})
+                raise ValueError(
+                    f"{name} gives noise ratios up to {largest:.3f} with overlap={overlap}; "
+                    f"drop the ratios above it or the category"
+                )
+    grids = [
+        run_grid(
+            data_root,
+            categories,
+            methods,
+            seeds=seeds,
+            noise_ratio=ratio,
+            noise_overlap=overlap,
+            shots=shots,
+            progress=False,
+        )
+        for ratio in noise_ratios
+        for overlap in ([False] if ratio == 0 else overlaps)
+    ]
+    return (
+        pd.concat([grid.metrics for grid in grids], ignore_index=True),
+        pd.concat([grid.images for grid in grids], ignore_index=True),
+        {key: stats for grid in grids for key, stats in grid.pixel_stats.items()},
+    )
 
 
 def setting_rows(images: pd.DataFrame, overlap: bool, tagged: bool = False) -> pd.DataFrame:
@@ -75,11 +90,15 @@ def paper_noise_points(methods: Sequence[str], metric: str = "image_auroc") -> p
     table = {"image_auroc": "1", "pixel_auroc": "2"}[metric]
     rows = reported(paper="SP", table=table)
     rows = rows[(rows["category"] == "mean") & rows["metric"].isin([metric, f"{metric}_gap"])]
-    rows = rows.assign(method=rows["method"].replace({"PaDiM*": "PaDiM"}),
-                       setting=rows["setting"].map({"noise=0.1;overlap=no": "no overlap",
-                                                    "noise=0.1;overlap=yes": "overlap"}))
-    wide = rows[rows["method"].isin(methods)].pivot_table(index=["setting", "method"], columns="metric",
-                                                          values="fraction").reset_index()
+    rows = rows.assign(
+        method=rows["method"].replace({"PaDiM*": "PaDiM"}),
+        setting=rows["setting"].map({"noise=0.1;overlap=no": "no overlap", "noise=0.1;overlap=yes": "overlap"}),
+    )
+    wide = (
+        rows[rows["method"].isin(methods)]
+        .pivot_table(index=["setting", "method"], columns="metric", values="fraction")
+        .reset_index()
+    )
     noisy = wide.assign(noise_ratio=0.1, value=wide[metric])
     clean = wide.assign(noise_ratio=0.0, value=wide[metric] - wide[f"{metric}_gap"])
     return pd.concat([clean, noisy], ignore_index=True)[["setting", "method", "noise_ratio", "value"]]
@@ -123,8 +142,9 @@ def lof_grid(base, lof_ks: Sequence[int], taus: Sequence[float], lof_k: int, tau
     return {lof_name(k, t): dataclasses.replace(base, lof_k=k, tau=t) for k, t in pairs}
 
 
-def lof_rows(images: pd.DataFrame, grid: Mapping[str, object], overlap: bool, vary: str, at: float,
-             method: str | None = None) -> pd.DataFrame:
+def lof_rows(
+    images: pd.DataFrame, grid: Mapping[str, object], overlap: bool, vary: str, at: float, method: str | None = None
+) -> pd.DataFrame:
     """One setting's rows of one sweep: `vary` ('lof_k' or 'tau') moves, the other knob stays at `at`.
 
     Adds the columns lof_k, tau and setting. `method` None names each row's method by the moving value and
@@ -133,8 +153,9 @@ def lof_rows(images: pd.DataFrame, grid: Mapping[str, object], overlap: bool, va
     """
     if vary not in ("lof_k", "tau"):
         raise ValueError(f"vary={vary!r}: sweep 'lof_k' or 'tau'")
-    knobs = pd.DataFrame([{"method": name, "lof_k": settings.lof_k, "tau": settings.tau}
-                          for name, settings in grid.items()])
+    knobs = pd.DataFrame(
+        [{"method": name, "lof_k": settings.lof_k, "tau": settings.tau} for name, settings in grid.items()]
+    )
     rows = images[images["noise_overlap"].astype(bool) == overlap].merge(knobs, on="method", how="inner")
     fixed = "tau" if vary == "lof_k" else "lof_k"
     rows = rows[rows[fixed] == at].assign(setting=SETTINGS[overlap])
@@ -149,7 +170,11 @@ def paper_lof_points() -> pd.DataFrame:
 
     rows = reported(paper="SP", table="5")
     switches = rows["setting"].str.split(";").map(lambda parts: dict(part.split("=") for part in parts))
-    return pd.DataFrame({"setting": [SETTINGS[s["overlap"] == "yes"] for s in switches],
-                         "metric": rows["metric"].to_numpy(),
-                         "lof_k": [int(s["lof_k"]) for s in switches],
-                         "value": rows["fraction"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "setting": [SETTINGS[s["overlap"] == "yes"] for s in switches],
+            "metric": rows["metric"].to_numpy(),
+            "lof_k": [int(s["lof_k"]) for s in switches],
+            "value": rows["fraction"].to_numpy(),
+        }
+    )

@@ -30,8 +30,10 @@ def mixture_points(
         if len(centres) == n_clusters:
             break
     else:
-        raise ValueError(f"n_clusters={n_clusters} clusters of cluster_std={cluster_std} do not fit apart in the "
-                         "unit square: use fewer clusters or a smaller cluster_std")
+        raise ValueError(
+            f"n_clusters={n_clusters} clusters of cluster_std={cluster_std} do not fit apart in the "
+            "unit square: use fewer clusters or a smaller cluster_std"
+        )
     weights = 0.5 ** np.arange(n_clusters)
     counts = rng.multinomial(n_points - outliers, weights / weights.sum())
     points = [rng.normal(centre, cluster_std, size=(count, 2)) for centre, count in zip(centres, counts)]
@@ -58,6 +60,9 @@ def coverage(points: np.ndarray, labels: np.ndarray, kept: np.ndarray) -> dict[s
     distances = np.linalg.norm(points[:, None, :] - kept[None, :, :], axis=2)  # [N, n]
     owners = labels[distances.argmin(axis=0)]
     clusters = set(labels[labels >= 0].tolist())
-    return {"max_distance": float(distances.min(axis=1).max()), "mean_distance": float(distances.min(axis=1).mean()),
-            "clusters_missed": float(len(clusters - set(owners.tolist()))),
-            "outliers_kept": float((owners == -1).sum())}
+    return {
+        "max_distance": float(distances.min(axis=1).max()),
+        "mean_distance": float(distances.min(axis=1).mean()),
+        "clusters_missed": float(len(clusters - set(owners.tolist()))),
+        "outliers_kept": float((owners == -1).sum()),
+    }

@@ -57,14 +57,19 @@ def check_layer_features(features: FeatureSettings, layers: tuple[str, ...], met
     if not isinstance(features, FeatureSettings):
         raise TypeError(f"features={features!r}: pass an adlib.features.extractor.FeatureSettings")
     if features.layers != layers:
-        raise ValueError(f"features.layers={features.layers}: {method} needs layers={layers} ({why}); "
-                         f"use dataclasses.replace(features, layers={layers})")
+        raise ValueError(
+            f"features.layers={features.layers}: {method} needs layers={layers} ({why}); "
+            f"use dataclasses.replace(features, layers={layers})"
+        )
     defaults = FeatureSettings()
-    unused = [name for name in ("patch_size", "pre_dim", "target_dim")
-              if getattr(features, name) != getattr(defaults, name)]
+    unused = [
+        name for name in ("patch_size", "pre_dim", "target_dim") if getattr(features, name) != getattr(defaults, name)
+    ]
     if unused:
-        raise ValueError(f"features.{', features.'.join(unused)} set, but {method} uses the raw layer maps, not "
-                         "PatchCore's patch aggregation: leave them at their defaults")
+        raise ValueError(
+            f"features.{', features.'.join(unused)} set, but {method} uses the raw layer maps, not "
+            "PatchCore's patch aggregation: leave them at their defaults"
+        )
 
 
 def check_blur(sigma: float) -> None:
@@ -111,11 +116,18 @@ class Detector:
         write_model(path, self.method, self.settings, self.extractor.weights_tag, self.state())
 
     @classmethod
-    def load(cls, path: Path, settings=None, device: torch.device | str | None = None,
-             cache_dir: Path | None = None, use_cache: bool = True) -> Detector:
+    def load(
+        cls,
+        path: Path,
+        settings=None,
+        device: torch.device | str | None = None,
+        cache_dir: Path | None = None,
+        use_cache: bool = True,
+    ) -> Detector:
         """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        return cls._read(path, settings, lambda stored: cls(stored, device=device, cache_dir=cache_dir,
-                                                            use_cache=use_cache))
+        return cls._read(
+            path, settings, lambda stored: cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache)
+        )
 
     @classmethod
     def _read(cls, path: Path, settings, build) -> Detector:

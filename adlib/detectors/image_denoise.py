@@ -45,11 +45,14 @@ class ImageDenoisedSettings:
         if not isinstance(self.filter, PaDiMSettings):
             raise TypeError(f"filter={type(self.filter).__name__}: the image filter is PaDiM, pass PaDiMSettings")
         if not isinstance(self.detector, (PatchCoreSettings, PaDiMSettings)):
-            raise TypeError(f"detector={type(self.detector).__name__}: pass PatchCoreSettings (PatchCore, KC or SP) "
-                            "or PaDiMSettings")
+            raise TypeError(
+                f"detector={type(self.detector).__name__}: pass PatchCoreSettings (PatchCore, KC or SP) "
+                "or PaDiMSettings"
+            )
         if not 0 <= self.drop < 1:
-            raise ValueError(f"drop={self.drop}: the share of training images to remove must be in [0, 1) "
-                             "(SoftPatch: 0.15)")
+            raise ValueError(
+                f"drop={self.drop}: the share of training images to remove must be in [0, 1) (SoftPatch: 0.15)"
+            )
         object.__setattr__(self, "filter", dataclasses.replace(self.filter, seed=self.seed))
         object.__setattr__(self, "detector", dataclasses.replace(self.detector, seed=self.seed))
 
@@ -65,18 +68,26 @@ class ImageDenoisedSettings:
         values = dict(values)
         detector = values.pop("detector")
         detector_type = PatchCoreSettings if "coreset_ratio" in detector else PaDiMSettings  # PaDiM has no coreset
-        return cls(filter=PaDiMSettings.from_dict(values.pop("filter")), detector=detector_type.from_dict(detector),
-                   **values)
+        return cls(
+            filter=PaDiMSettings.from_dict(values.pop("filter")), detector=detector_type.from_dict(detector), **values
+        )
 
 
-def image_denoised_settings(features: FeatureSettings | None = None, detector: PatchCoreSettings | None = None,
-                            drop: float = 0.15, channels: int | None = None) -> ImageDenoisedSettings:
+def image_denoised_settings(
+    features: FeatureSettings | None = None,
+    detector: PatchCoreSettings | None = None,
+    drop: float = 0.15,
+    channels: int | None = None,
+) -> ImageDenoisedSettings:
     """A PaDiM filter on `features`' backbone (`channels`: see `padim_settings`) dropping the top `drop`
     share of the training images, then `detector` (default: PatchCore on `features`) on the rest."""
     features = features or FeatureSettings()
     base = dataclasses.replace(features, patch_size=FeatureSettings().patch_size)  # PaDiM reads raw layer maps
-    return ImageDenoisedSettings(filter=padim_settings(base, channels=channels),
-                                 detector=detector or PatchCoreSettings(features=features), drop=drop)
+    return ImageDenoisedSettings(
+        filter=padim_settings(base, channels=channels),
+        detector=detector or PatchCoreSettings(features=features),
+        drop=drop,
+    )
 
 
 class ImageDenoised(Detector):
@@ -103,11 +114,13 @@ class ImageDenoised(Detector):
         super().__init__(settings, device, cache_dir, use_cache, extractor)  # self.extractor: the detector's
         settings = self.settings
         filter_extractor = self.extractor if settings.filter.features == settings.features else None
-        self.filter = PaDiM(settings.filter, device=device, cache_dir=cache_dir, use_cache=use_cache,
-                            extractor=filter_extractor)
+        self.filter = PaDiM(
+            settings.filter, device=device, cache_dir=cache_dir, use_cache=use_cache, extractor=filter_extractor
+        )
         detector = PatchCore if isinstance(settings.detector, PatchCoreSettings) else PaDiM
-        self.detector = detector(settings.detector, device=device, cache_dir=cache_dir, use_cache=use_cache,
-                                 extractor=self.extractor)
+        self.detector = detector(
+            settings.detector, device=device, cache_dir=cache_dir, use_cache=use_cache, extractor=self.extractor
+        )
         self.train_scores: torch.Tensor | None = None  # [N] the filter's in-sample image scores
         self.dropped: tuple[Path, ...] = ()
 
@@ -130,14 +143,20 @@ class ImageDenoised(Detector):
     def state(self) -> dict[str, object]:
         if self.train_scores is None:
             raise RuntimeError("ImageDenoised.save before fit: there is no fitted filter or detector to save")
-        return {"filter": self.filter.state(), "filter_weights_tag": self.filter.extractor.weights_tag,
-                "detector": self.detector.state(), "train_scores": self.train_scores.cpu(),
-                "dropped": [str(path) for path in self.dropped]}
+        return {
+            "filter": self.filter.state(),
+            "filter_weights_tag": self.filter.extractor.weights_tag,
+            "detector": self.detector.state(),
+            "train_scores": self.train_scores.cpu(),
+            "dropped": [str(path) for path in self.dropped],
+        }
 
     def set_state(self, state: dict[str, object]) -> None:
         if self.filter.extractor.weights_tag != state["filter_weights_tag"]:
-            raise ValueError(f"the PaDiM filter was fitted with backbone weights {state['filter_weights_tag']}, "
-                             f"but they load as {self.filter.extractor.weights_tag} here: supply the same weights file or refit")
+            raise ValueError(
+                f"the PaDiM filter was fitted with backbone weights {state['filter_weights_tag']}, "
+                f"but they load as {self.filter.extractor.weights_tag} here: supply the same weights file or refit"
+            )
         self.filter.set_state(state["filter"])
         self.detector.set_state(state["detector"])
         self.train_scores = state["train_scores"]

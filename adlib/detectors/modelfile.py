@@ -39,15 +39,21 @@ def settings_from_dict(cls: type[S], values: dict[str, object]) -> S:
 
 def write_model(path: Path, method: str, settings, weights_tag: str, state: dict[str, object]) -> None:
     """Writes `state` (tensors on the CPU, lists, None) with the method, settings and weights tag to `path`."""
-    header = {"format": FORMAT, "adlib": __version__, "method": method, "settings": settings.to_dict(),
-              "weights_tag": weights_tag}
+    header = {
+        "format": FORMAT,
+        "adlib": __version__,
+        "method": method,
+        "settings": settings.to_dict(),
+        "weights_tag": weights_tag,
+    }
     buffer = io.BytesIO()
     torch.save({**header, **state}, buffer)
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def read_model(path: Path, method: str, from_dict: Callable[[dict], S], settings: S | None,
-               build: Callable[[S], M]) -> tuple[M, dict]:
+def read_model(
+    path: Path, method: str, from_dict: Callable[[dict], S], settings: S | None, build: Callable[[S], M]
+) -> tuple[M, dict]:
     """The model `build(stored settings)` and the file's whole state, from a `method` model file.
 
     Refuses a file that is not a model, holds another method or a newer format, was made with other

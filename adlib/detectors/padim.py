@@ -47,33 +47,44 @@ class PaDiMSettings(Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_layer_features(self.features, PADIM_LAYERS, "PaDiM",
-                             "it models the first three stages jointly, deeper maps upsampled to layer1's grid")
+        check_layer_features(
+            self.features,
+            PADIM_LAYERS,
+            "PaDiM",
+            "it models the first three stages jointly, deeper maps upsampled to layer1's grid",
+        )
         if isinstance(self.channels, bool) or not isinstance(self.channels, int) or self.channels < 1:
-            raise ValueError(f"channels={self.channels!r}: use a positive number of channels "
-                             "(PaDiM: 100 for ResNet-18, 550 for WRN-50)")
+            raise ValueError(
+                f"channels={self.channels!r}: use a positive number of channels "
+                "(PaDiM: 100 for ResNet-18, 550 for WRN-50)"
+            )
         if not self.eps > 0:
             raise ValueError(f"eps={self.eps}: the covariance regulariser must be > 0 (PaDiM uses 0.01)")
         check_blur(self.blur_sigma)
 
 
-def padim_settings(features: FeatureSettings | None = None, channels: int | None = None,
-                   seed: int = 0) -> PaDiMSettings:
+def padim_settings(
+    features: FeatureSettings | None = None, channels: int | None = None, seed: int = 0
+) -> PaDiMSettings:
     """PaDiM on `features`' backbone and preprocessing: layers 1-3 and `channels` channels (default: the
     backbone's count in `PADIM_CHANNELS`)."""
     features = dataclasses.replace(features or FeatureSettings(), layers=PADIM_LAYERS)
     if channels is None and features.backbone not in PADIM_CHANNELS:
-        raise ValueError(f"no PaDiM channel count for backbone {features.backbone!r}: add it to PADIM_CHANNELS "
-                         "or build PaDiMSettings(features, channels=...) yourself")
+        raise ValueError(
+            f"no PaDiM channel count for backbone {features.backbone!r}: add it to PADIM_CHANNELS "
+            "or build PaDiMSettings(features, channels=...) yourself"
+        )
     channels = PADIM_CHANNELS[features.backbone] if channels is None else channels
     return PaDiMSettings(features=features, channels=channels, seed=seed)
 
 
-def padim_star_settings(weights: str | None = "imagenet", preprocessing: Preprocessing | None = None,
-                        seed: int = 0) -> PaDiMSettings:
+def padim_star_settings(
+    weights: str | None = "imagenet", preprocessing: Preprocessing | None = None, seed: int = 0
+) -> PaDiMSettings:
     """SoftPatch's PaDiM*: PaDiM with a ResNet-18 backbone (100 channels), PatchCore's 256 -> 224 geometry."""
-    features = FeatureSettings(backbone="resnet18", layers=PADIM_LAYERS, weights=weights,
-                               preprocessing=preprocessing or Preprocessing())
+    features = FeatureSettings(
+        backbone="resnet18", layers=PADIM_LAYERS, weights=weights, preprocessing=preprocessing or Preprocessing()
+    )
     return padim_settings(features, seed=seed)
 
 
@@ -167,8 +178,12 @@ class PaDiM(Detector):
     def state(self) -> dict[str, object]:
         if self.factor is None:
             raise RuntimeError("PaDiM.save before fit: there are no Gaussians to save")
-        return {"grid": list(self.grid), "channels": self.channels, "mean": self.mean.cpu(),
-                "factor": self.factor.cpu()}
+        return {
+            "grid": list(self.grid),
+            "channels": self.channels,
+            "mean": self.mean.cpu(),
+            "factor": self.factor.cpu(),
+        }
 
     def set_state(self, state: dict[str, object]) -> None:
         device = self.extractor.device
@@ -181,8 +196,9 @@ def _positions_per_chunk(n_images: int, dim: int) -> int:
     return positions_per_chunk(_CHUNK_BYTES, 3 * n_images * dim + 2 * dim * dim, 4)
 
 
-def _gather(selected: list[torch.Tensor], sources: list[torch.Tensor], first: int, chunk: int,
-            device: torch.device) -> torch.Tensor:
+def _gather(
+    selected: list[torch.Tensor], sources: list[torch.Tensor], first: int, chunk: int, device: torch.device
+) -> torch.Tensor:
     """The embeddings of positions first..first+chunk of every image, [B, N, d], on `device`."""
     parts = [values[:, :, source[first : first + chunk]] for values, source in zip(selected, sources)]
     return torch.cat(parts, dim=1).to(device).permute(2, 0, 1).contiguous()

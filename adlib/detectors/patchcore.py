@@ -116,8 +116,10 @@ class PatchCoreSettings(Settings):
         if not 0 <= self.tau < 1:
             raise ValueError(f"tau={self.tau}: the share of training patches to drop must be in [0, 1)")
         if self.denoise is not None and self.soft_weight and not isinstance(SAMPLERS[self.sampler], Selector):
-            raise ValueError("soft weights belong to kept training patches; K-means centroids and learned "
-                             f"proxies have none: use soft_weight=False with sampler={self.sampler!r}")
+            raise ValueError(
+                "soft weights belong to kept training patches; K-means centroids and learned "
+                f"proxies have none: use soft_weight=False with sampler={self.sampler!r}"
+            )
         if self.search not in SEARCHES:
             raise ValueError(f"search={self.search!r}: choose one of {', '.join(SEARCHES)}")
         for option, (sampler, _) in SAMPLER_OPTIONS.items():
@@ -134,23 +136,41 @@ class PatchCoreSettings(Settings):
         return SAMPLERS[self.sampler]
 
 
-def patchcore_settings(features: FeatureSettings | None = None, coreset_ratio: float = 0.1,
-                       sampler: str = "approximate_greedy", search: str = "exact") -> PatchCoreSettings:
+def patchcore_settings(
+    features: FeatureSettings | None = None,
+    coreset_ratio: float = 0.1,
+    sampler: str = "approximate_greedy",
+    search: str = "exact",
+) -> PatchCoreSettings:
     """PatchCore: a `sampler` memory bank (default the greedy coreset) of `coreset_ratio` of the patches."""
-    return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio, sampler=sampler,
-                             search=search)
+    return PatchCoreSettings(
+        features=features or FeatureSettings(), coreset_ratio=coreset_ratio, sampler=sampler, search=search
+    )
 
 
-def improved_patchcore_settings(features: FeatureSettings | None = None, coreset_ratio: float = 0.1,
-                                top_k: int = 1) -> PatchCoreSettings:
+def improved_patchcore_settings(
+    features: FeatureSettings | None = None, coreset_ratio: float = 0.1, top_k: int = 1
+) -> PatchCoreSettings:
     """KC: K-means bank and cosine scores; the paper names no top_k, so 1 (the nearest) is the default."""
-    return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio,
-                             sampler="kmeans", distance="cosine", top_k=top_k, reweight_neighbours=1)
+    return PatchCoreSettings(
+        features=features or FeatureSettings(),
+        coreset_ratio=coreset_ratio,
+        sampler="kmeans",
+        distance="cosine",
+        top_k=top_k,
+        reweight_neighbours=1,
+    )
 
 
-def softpatch_settings(features: FeatureSettings | None = None, denoise: str = "lof", coreset_ratio: float = 0.1,
-                       tau: float = 0.15, lof_k: int = 6, soft_weight: bool = True,
-                       reweight_neighbours: int = 1) -> PatchCoreSettings:
+def softpatch_settings(
+    features: FeatureSettings | None = None,
+    denoise: str = "lof",
+    coreset_ratio: float = 0.1,
+    tau: float = 0.15,
+    lof_k: int = 6,
+    soft_weight: bool = True,
+    reweight_neighbours: int = 1,
+) -> PatchCoreSettings:
     """SP: patch-level denoising (paper: LOF, tau = 0.15, k = 6) with soft weights before a greedy coreset.
 
     The image score is SP's s* = max of the (soft-weighted) patch scores: `reweight_neighbours` = 1.
@@ -158,8 +178,15 @@ def softpatch_settings(features: FeatureSettings | None = None, denoise: str = "
     `reweight_neighbours=9`. `lof_k` acts with denoise='lof' only (another value with another
     discriminator is refused).
     """
-    return PatchCoreSettings(features=features or FeatureSettings(), coreset_ratio=coreset_ratio, denoise=denoise,
-                             tau=tau, lof_k=lof_k, soft_weight=soft_weight, reweight_neighbours=reweight_neighbours)
+    return PatchCoreSettings(
+        features=features or FeatureSettings(),
+        coreset_ratio=coreset_ratio,
+        denoise=denoise,
+        tau=tau,
+        lof_k=lof_k,
+        soft_weight=soft_weight,
+        reweight_neighbours=reweight_neighbours,
+    )
 
 
 class PatchCore(Detector):
@@ -281,5 +308,8 @@ class PatchCore(Detector):
         backend: str = "auto",
     ) -> PatchCore:
         """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        return cls._read(path, settings, lambda stored: cls(stored, device=device, cache_dir=cache_dir,
-                                                            use_cache=use_cache, backend=backend))
+        return cls._read(
+            path,
+            settings,
+            lambda stored: cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache, backend=backend),
+        )

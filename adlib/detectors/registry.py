@@ -42,5 +42,7 @@ def detector_class(settings) -> type[Detector]:
     for method in METHODS.values():
         if type(settings) is method.detector.settings_type:
             return method.detector
-    raise TypeError(f"no detector for settings of type {type(settings).__name__}: add its method to "
-                    "adlib.detectors.registry.METHODS")
+    raise TypeError(
+        f"no detector for settings of type {type(settings).__name__}: add its method to "
+        "adlib.detectors.registry.METHODS"
+    )

@@ -44,8 +44,12 @@ class SpadeSettings(Settings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_layer_features(self.features, SPADE_LAYERS, "SPADE",
-                             "layer1..layer3 form the pixel features, layer4 pooled the image feature")
+        check_layer_features(
+            self.features,
+            SPADE_LAYERS,
+            "SPADE",
+            "layer1..layer3 form the pixel features, layer4 pooled the image feature",
+        )
         if isinstance(self.image_k, bool) or not isinstance(self.image_k, int) or self.image_k < 1:
             raise ValueError(f"image_k={self.image_k!r}: retrieve at least 1 training image (SPADE: 50)")
         check_blur(self.blur_sigma)
@@ -134,8 +138,11 @@ class Spade(Detector):
     def state(self) -> dict[str, object]:
         if self.train_pooled is None:
             raise RuntimeError("Spade.save before fit: there are no training maps to save")
-        return {"grid": list(self.grid), "train_maps": [m.cpu() for m in self.train_maps],
-                "train_pooled": self.train_pooled.cpu()}
+        return {
+            "grid": list(self.grid),
+            "train_maps": [m.cpu() for m in self.train_maps],
+            "train_pooled": self.train_pooled.cpu(),
+        }
 
     def set_state(self, state: dict[str, object]) -> None:
         device = self.extractor.device
@@ -146,6 +153,8 @@ class Spade(Detector):
 
 def _pyramid(maps: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
     """Layer maps [n, C_l, h_l, w_l] -> [n, H*W, sum C_l]: bilinearly upsampled to `grid`, concatenated."""
-    resized = [m if tuple(m.shape[-2:]) == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
-               for m in maps]
+    resized = [
+        m if tuple(m.shape[-2:]) == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
+        for m in maps
+    ]
     return torch.cat(resized, dim=1).flatten(2).transpose(1, 2)

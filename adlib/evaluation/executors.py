@@ -43,8 +43,12 @@ def grid_executor(scheduler: str | None = None, workers: int | None = None) -> I
         with distributed.Client(scheduler) as client:
             yield client.get_executor()
         return
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client.get_executor()
 
 

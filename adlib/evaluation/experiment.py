@@ -101,17 +101,22 @@ def evaluate(
     scores = model.predict(category.test, progress)
     predict_seconds = time.perf_counter() - start
     masks = ground_truth(category, settings)
-    metrics = {**score_metrics(category, scores, masks), "fit_seconds": fit_seconds,
-               "predict_seconds_per_image": predict_seconds / len(category.test)}
+    metrics = {
+        **score_metrics(category, scores, masks),
+        "fit_seconds": fit_seconds,
+        "predict_seconds_per_image": predict_seconds / len(category.test),
+    }
     return CategoryResult(category, model, scores, masks, metrics)
 
 
 def score_metrics(category: Category, scores: Scores, masks: torch.Tensor) -> dict[str, float]:
     """Image AUROC, pixel AUROC and PRO of `scores` on `category`'s test images (masks [N, crop, crop])."""
     labels = np.array([sample.label for sample in category.test])
-    return {"image_auroc": image_auroc(labels, scores.image.numpy()),
-            "pixel_auroc": pixel_auroc(masks.numpy(), scores.maps.numpy()),
-            "pro": pro(masks.numpy(), scores.maps.numpy(), anomalous_only=True)}
+    return {
+        "image_auroc": image_auroc(labels, scores.image.numpy()),
+        "pixel_auroc": pixel_auroc(masks.numpy(), scores.maps.numpy()),
+        "pro": pro(masks.numpy(), scores.maps.numpy(), anomalous_only=True),
+    }
 
 
 def settings_columns(settings) -> dict[str, object]:
@@ -178,8 +183,19 @@ class GridResults(NamedTuple):
     pixel_stats: dict[str, PixelStats]
 
 
-IMAGE_COLUMNS = ("category", "method", "seed", "shots", "noise_ratio", "noise_overlap", "image", "label", "defect",
-                 "score", "result_key")
+IMAGE_COLUMNS = (
+    "category",
+    "method",
+    "seed",
+    "shots",
+    "noise_ratio",
+    "noise_overlap",
+    "image",
+    "label",
+    "defect",
+    "score",
+    "result_key",
+)
 
 # Feature extractors of this worker process, by (feature settings, device, cache dir): a worker loads a
 # backbone once and keeps it for the jobs that follow.
@@ -202,8 +218,12 @@ def prepare(job: Job) -> tuple[Category, dict[str, object]]:
         category = low_shot(category, job.shots, job.seed)
     if job.test_images is not None:
         category = subsample_test(category, job.test_images, job.seed)
-    extra = {"noise_ratio": job.noise_ratio, "noise_overlap": job.noise_overlap, "noise_moved": moved,
-             "shots": len(category.train)}
+    extra = {
+        "noise_ratio": job.noise_ratio,
+        "noise_overlap": job.noise_overlap,
+        "noise_moved": moved,
+        "shots": len(category.train),
+    }
     if job.test_images is not None:
         extra["test_images"] = len(category.test)
     return category, extra
@@ -230,8 +250,12 @@ def evaluation_request(job: Job, category: Category) -> dict[str, object]:
         "category": job.category,
         "settings_type": type(job.settings).__qualname__,
         "settings": settings,
-        "protocol": {"noise_ratio": job.noise_ratio, "noise_overlap": job.noise_overlap, "shots": job.shots,
-                     "test_images": job.test_images},
+        "protocol": {
+            "noise_ratio": job.noise_ratio,
+            "noise_overlap": job.noise_overlap,
+            "shots": job.shots,
+            "test_images": job.test_images,
+        },
         "seed": job.seed,
         "backend": job.backend,
         "device": device.type,
@@ -307,8 +331,15 @@ def execute(job: Job, extractors: dict[tuple, FeatureExtractor] | None = None, k
             extractors[slot] = FeatureExtractor(features, device=job.device, cache_dir=job.cache_dir)
     other = _sibling_to_store(job, category)
     wide = category if other is None or job.noise_overlap else other[1]
-    result = evaluate(wide, job.settings, device=job.device, cache_dir=job.cache_dir, progress=job.progress,
-                      extractor=extractors[slot], backend=job.backend)
+    result = evaluate(
+        wide,
+        job.settings,
+        device=job.device,
+        cache_dir=job.cache_dir,
+        progress=job.progress,
+        extractor=extractors[slot],
+        backend=job.backend,
+    )
     keep_maps = store is not None and store.keep_maps
     if other is not None:
         other_job, other_category, other_key, other_request = other
@@ -367,9 +398,26 @@ def grid_jobs(
     sizes = [shots] if shots is None or isinstance(shots, int) else list(shots)
     device = str(device) if device is not None else None
     return [
-        Job(Path(data_root), name, method, dataclasses.replace(settings, seed=seed), seed, noise_ratio, noise_overlap,
-            size, test_images, device, cache_dir, backend, store, progress)
-        for name in categories for seed in seeds for size in sizes for method, settings in methods.items()
+        Job(
+            Path(data_root),
+            name,
+            method,
+            dataclasses.replace(settings, seed=seed),
+            seed,
+            noise_ratio,
+            noise_overlap,
+            size,
+            test_images,
+            device,
+            cache_dir,
+            backend,
+            store,
+            progress,
+        )
+        for name in categories
+        for seed in seeds
+        for size in sizes
+        for method, settings in methods.items()
     ]
 
 
@@ -400,10 +448,25 @@ def run_grid(
     See `run` for the arguments.
     """
     if on_result is not None and executor is not None:
-        raise ValueError("on_result sees the fitted models, which stay in the executor's workers: use "
-                         "executor=None with on_result, or read per-image scores and maps from run_grid and the store")
-    jobs = grid_jobs(data_root, categories, methods, seeds, noise_ratio, noise_overlap, shots, test_images, device,
-                     cache_dir, backend, store, progress and executor is None)
+        raise ValueError(
+            "on_result sees the fitted models, which stay in the executor's workers: use "
+            "executor=None with on_result, or read per-image scores and maps from run_grid and the store"
+        )
+    jobs = grid_jobs(
+        data_root,
+        categories,
+        methods,
+        seeds,
+        noise_ratio,
+        noise_overlap,
+        shots,
+        test_images,
+        device,
+        cache_dir,
+        backend,
+        store,
+        progress and executor is None,
+    )
     outcomes: list[JobResult] = []
     bar = tqdm(total=len(jobs), desc="evaluations", unit="eval", disable=not progress)
     if executor is None:
@@ -433,11 +496,25 @@ def run_grid(
         pixel_stats[outcome.key] = outcome.stored.pixel_stats
         rows += result_rows(job.category, job.method, job.settings, outcome.stored.metrics, outcome.extra)
         stored = outcome.stored
-        common = {"category": job.category, "method": job.method, "seed": job.seed, "shots": outcome.extra["shots"],
-                  "noise_ratio": job.noise_ratio, "noise_overlap": job.noise_overlap}
-        images += [{**common, "image": image, "label": int(label), "defect": defect, "score": float(score),
-                    "result_key": outcome.key}
-                   for image, label, defect, score in zip(stored.images, stored.labels, stored.defects, stored.scores)]
+        common = {
+            "category": job.category,
+            "method": job.method,
+            "seed": job.seed,
+            "shots": outcome.extra["shots"],
+            "noise_ratio": job.noise_ratio,
+            "noise_overlap": job.noise_overlap,
+        }
+        images += [
+            {
+                **common,
+                "image": image,
+                "label": int(label),
+                "defect": defect,
+                "score": float(score),
+                "result_key": outcome.key,
+            }
+            for image, label, defect, score in zip(stored.images, stored.labels, stored.defects, stored.scores)
+        ]
     return GridResults(pd.DataFrame(rows), pd.DataFrame(images, columns=list(IMAGE_COLUMNS)), pixel_stats)
 
 
@@ -483,8 +560,23 @@ def run(
     with it): the store keeps no models, so with `on_result` every evaluation is computed (and stored),
     and no executor can be used. Per-image scores: `run_grid`.
     """
-    return run_grid(data_root, categories, methods, seeds, noise_ratio, noise_overlap, shots, device, cache_dir,
-                    progress, on_result, backend, store, executor, test_images).metrics
+    return run_grid(
+        data_root,
+        categories,
+        methods,
+        seeds,
+        noise_ratio,
+        noise_overlap,
+        shots,
+        device,
+        cache_dir,
+        progress,
+        on_result,
+        backend,
+        store,
+        executor,
+        test_images,
+    ).metrics
 
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:

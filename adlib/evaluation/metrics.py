@@ -157,9 +157,7 @@ def image_auroc(labels: object, scores: object) -> float:
     labels_array, scores_array = _image_inputs(labels, scores)
     n_anomalous = int(labels_array.sum())
     if n_anomalous in (0, labels_array.size):
-        raise ValueError(
-            f"image_auroc needs normal and anomalous images; got only label {int(n_anomalous > 0)}"
-        )
+        raise ValueError(f"image_auroc needs normal and anomalous images; got only label {int(n_anomalous > 0)}")
     negatives = np.sort(scores_array[~labels_array])
     return _auroc(scores_array[labels_array], negatives)
 

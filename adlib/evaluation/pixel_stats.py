@@ -105,17 +105,21 @@ class PixelStats:
     def __post_init__(self) -> None:
         n, bins = len(self.images), self.edges.size + 1
         if self.normal.shape != (n, bins) or self.regions.ndim != 2 or self.regions.shape[1] != bins:
-            raise ValueError(f"PixelStats: normal {self.normal.shape} and regions {self.regions.shape} must have "
-                             f"{bins} bins ({self.edges.size} edges) and normal one row per image ({n} images)")
-        if self.region_image.shape != (self.regions.shape[0],) or (self.region_image.size and not (
-                0 <= self.region_image.min() and self.region_image.max() < n)):
+            raise ValueError(
+                f"PixelStats: normal {self.normal.shape} and regions {self.regions.shape} must have "
+                f"{bins} bins ({self.edges.size} edges) and normal one row per image ({n} images)"
+            )
+        if self.region_image.shape != (self.regions.shape[0],) or (
+            self.region_image.size and not (0 <= self.region_image.min() and self.region_image.max() < n)
+        ):
             raise ValueError("PixelStats: region_image needs one image index in [0, N) per region")
         if self.regions.shape[0] == 0:
             raise ValueError("PixelStats needs defect pixels, but every mask is empty: include anomalous images")
 
     @classmethod
-    def from_maps(cls, masks: object, maps: object, images: Sequence | None = None,
-                  bins: int = DEFAULT_BINS) -> PixelStats:
+    def from_maps(
+        cls, masks: object, maps: object, images: Sequence | None = None, bins: int = DEFAULT_BINS
+    ) -> PixelStats:
         """The statistics of masks (bool [N, H, W]) and anomaly maps ([N, H, W]), images in the
         evaluation's test order; `images` names them (default 0..N-1)."""
         masks_array, maps_array = _pixel_inputs(masks, maps)
@@ -195,8 +199,10 @@ class PixelStats:
         """[R] a bound on |binned - exact| of `metric` for each resample (module docstring)."""
         weights = _as_weights(weights, self.n_images)
         if metric == "pixel_auroc":
-            shares = [counts / _totals(counts)[:, None]
-                      for counts in (weights @ self.normal, weights[:, self.region_image] @ self.regions)]
+            shares = [
+                counts / _totals(counts)[:, None]
+                for counts in (weights @ self.normal, weights[:, self.region_image] @ self.regions)
+            ]
             return (shares[0] * shares[1]).sum(axis=1) / 2
         if metric != "pro":
             raise ValueError(f"PixelStats computes {list(PIXEL_METRICS)}; got {metric!r}")
@@ -213,9 +219,15 @@ class PixelStats:
         """Plain arrays and a list, for the result store: counts in the narrowest integer type that holds
         them, region histograms as their non-zero entries (a region's pixels fill few bins)."""
         region_rows, region_bins = np.nonzero(self.regions)
-        return {"edges": self.edges, "normal": _narrow(self.normal), "region_rows": region_rows.astype(np.int32),
-                "region_bins": region_bins.astype(np.int32), "region_counts": _narrow(self.regions[region_rows, region_bins]),
-                "region_image": self.region_image, "images": list(self.images)}
+        return {
+            "edges": self.edges,
+            "normal": _narrow(self.normal),
+            "region_rows": region_rows.astype(np.int32),
+            "region_bins": region_bins.astype(np.int32),
+            "region_counts": _narrow(self.regions[region_rows, region_bins]),
+            "region_image": self.region_image,
+            "images": list(self.images),
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> PixelStats:
@@ -223,8 +235,13 @@ class PixelStats:
         array = {name: host_array(values[name]) for name in values if name != "images"}
         regions = np.zeros((array["region_image"].size, array["edges"].size + 1), dtype=np.int32)
         regions[array["region_rows"], array["region_bins"]] = array["region_counts"]
-        return cls(array["edges"].astype(np.float64), array["normal"].astype(np.int32), regions,
-                   array["region_image"].astype(np.int64), tuple(values["images"]))
+        return cls(
+            array["edges"].astype(np.float64),
+            array["normal"].astype(np.int32),
+            regions,
+            array["region_image"].astype(np.int64),
+            tuple(values["images"]),
+        )
 
 
 def _narrow(counts: np.ndarray) -> np.ndarray:
@@ -234,15 +251,17 @@ def _narrow(counts: np.ndarray) -> np.ndarray:
 
 def _blocks(weights: np.ndarray, rows: int = 256) -> list[np.ndarray]:
     """The weights in blocks of rows, so that the [rows, bins] temporaries stay small."""
-    return [weights[start:start + rows] for start in range(0, weights.shape[0], rows)]
+    return [weights[start : start + rows] for start in range(0, weights.shape[0], rows)]
 
 
 def _totals(counts: np.ndarray) -> np.ndarray:
     """[R] row sums of per-bin counts, which must be positive."""
     totals = counts.sum(axis=1)
     if (totals <= 0).any():
-        raise ValueError("a resample holds no pixels of one kind (normal or defect): every row of weights "
-                         "must draw at least one defective image (and the images must have normal pixels)")
+        raise ValueError(
+            "a resample holds no pixels of one kind (normal or defect): every row of weights "
+            "must draw at least one defective image (and the images must have normal pixels)"
+        )
     return totals
 
 

@@ -104,9 +104,15 @@ def data_fingerprint(train: Sequence, test: Sequence, root: Path) -> str:
     """A sha256 of the training and test samples: path relative to `root`, label, defect type, and the
     content digests of the image and its masks. Moving the data root keeps it; changing a file, or
     which files are in either set, changes it."""
+
     def entry(sample) -> list:
-        return [relative_path(sample.image, root), int(sample.label), sample.defect, content_digest(sample.image),
-                [content_digest(mask) for mask in sample.masks]]
+        return [
+            relative_path(sample.image, root),
+            int(sample.label),
+            sample.defect,
+            content_digest(sample.image),
+            [content_digest(mask) for mask in sample.masks],
+        ]
 
     text = json.dumps({"train": [entry(s) for s in train], "test": [entry(s) for s in test]}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -217,9 +223,12 @@ class ResultStore:
             "labels": torch.from_numpy(np.asarray(result.labels, dtype=np.int64)),
             "scores": torch.from_numpy(np.asarray(result.scores, dtype=np.float32)),
             "maps": None if maps is None else torch.from_numpy(np.asarray(maps, dtype=np.float16)),
-            "pixel_stats": None if result.pixel_stats is None else {
+            "pixel_stats": None
+            if result.pixel_stats is None
+            else {
                 name: torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
-                for name, value in result.pixel_stats.to_dict().items()},
+                for name, value in result.pixel_stats.to_dict().items()
+            },
         }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
@@ -231,7 +240,7 @@ class ResultStore:
         data = path.read_bytes()
         if not data.startswith(MAGIC):
             raise ValueError("not a result entry")
-        checksum, _, payload = data[len(MAGIC):].partition(b"\n")
+        checksum, _, payload = data[len(MAGIC) :].partition(b"\n")
         if hashlib.sha256(payload).hexdigest().encode() != checksum:
             raise ValueError("checksum mismatch (a partial or corrupt file)")
         entry = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)

@@ -56,7 +56,9 @@ def resampled_pixel_metric(metric: str, stats: PixelStats, images: Sequence, ind
     where = {image: i for i, image in enumerate(stats.images)}
     missing = [image for image in images if image not in where]
     if missing:
-        raise ValueError(f"{len(missing)} images are not in the evaluation's pixel statistics (e.g. {missing[0]!r}): "
-                         "the per-image table and pixel_stats must come from the same run_grid")
+        raise ValueError(
+            f"{len(missing)} images are not in the evaluation's pixel statistics (e.g. {missing[0]!r}): "
+            "the per-image table and pixel_stats must come from the same run_grid"
+        )
     in_order = np.array([where[image] for image in images], dtype=np.int64)[np.atleast_2d(indices)]
     return stats.metric(metric, count_weights(in_order, stats.n_images))

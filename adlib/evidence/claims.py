@@ -16,7 +16,6 @@ TREND_STATISTICS = ("slope", "last_minus_first")
 STATUSES = ("holds", "does not hold", "inconclusive")
 
 
-
 # --------------------------------------------------------------------------- claims
 
 
@@ -72,14 +71,12 @@ class Claim:
 
     @classmethod
     def above(cls, statement: str, metric: str, a: str, b: str, paper: float | None = None) -> Claim:
-        """"a scores higher than b": the difference metric(a) - metric(b) is > 0."""
+        """ "a scores higher than b": the difference metric(a) - metric(b) is > 0."""
         return cls(statement, metric, "above", a, b, paper=paper)
 
     @classmethod
-    def within(
-        cls, statement: str, metric: str, a: str, b: str, delta: float, paper: float | None = None
-    ) -> Claim:
-        """"a matches b": |metric(a) - metric(b)| <= delta (delta in metric units, e.g. 0.01 AUROC)."""
+    def within(cls, statement: str, metric: str, a: str, b: str, delta: float, paper: float | None = None) -> Claim:
+        """ "a matches b": |metric(a) - metric(b)| <= delta (delta in metric units, e.g. 0.01 AUROC)."""
         return cls(statement, metric, "within", a, b, delta=delta, paper=paper)
 
     @classmethod
@@ -94,9 +91,18 @@ class Claim:
         statistic: str = "slope",
         paper: float | None = None,
     ) -> Claim:
-        """"method's metric rises / falls with sweep" (of the difference to `against`, if given)."""
-        return cls(statement, metric, "trend", method, against, sweep=sweep, direction=direction,
-                   statistic=statistic, paper=paper)
+        """ "method's metric rises / falls with sweep" (of the difference to `against`, if given)."""
+        return cls(
+            statement,
+            metric,
+            "trend",
+            method,
+            against,
+            sweep=sweep,
+            direction=direction,
+            statistic=statistic,
+            paper=paper,
+        )
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -112,8 +118,11 @@ class Claim:
             return f"{self.a} within {self.delta:g} of {self.b}: difference {estimate:+.3f} {name}"
         subject = self.a if self.b is None else f"{self.a} - {self.b}"
         verb = "rises" if self.direction == "increasing" else "falls"
-        measure = f"slope {estimate:+.3f} per unit of {self.sweep}" if self.statistic == "slope" else (
-            f"last - first {estimate:+.3f}")
+        measure = (
+            f"slope {estimate:+.3f} per unit of {self.sweep}"
+            if self.statistic == "slope"
+            else (f"last - first {estimate:+.3f}")
+        )
         return f"{subject} {name} {verb} with {self.sweep}: {measure}"
 
 

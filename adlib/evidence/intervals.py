@@ -46,9 +46,11 @@ class IntervalVerdict:
     def caption(self) -> str:
         """The bold verdict line, e.g. '**holds** (n = 5 seeds x 2000 points): greedy nearer: greedy - random
         max distance -0.366 (claimed below 0), 95 % CI [-0.506, -0.226] (t over seeds)'."""
-        line = (f"**{self.status}** (n = {self.sample()}): {self.statement}: {self.quantity} {self.estimate:+.3f} "
-                f"(claimed {self.side} {self.threshold:g}), {self.level * 100:g} % CI [{self.low:+.3f}, "
-                f"{self.high:+.3f}] (t over {self.replicates})")
+        line = (
+            f"**{self.status}** (n = {self.sample()}): {self.statement}: {self.quantity} {self.estimate:+.3f} "
+            f"(claimed {self.side} {self.threshold:g}), {self.level * 100:g} % CI [{self.low:+.3f}, "
+            f"{self.high:+.3f}] (t over {self.replicates})"
+        )
         return line if self.paper is None else f"{line}; paper: {self.paper:+.3f}"
 
 
@@ -91,8 +93,9 @@ def interval_verdict(
     sign = 1.0 if side == "above" else -1.0
     lower, upper = sorted((sign * (low - threshold), sign * (high - threshold)))
     verdict = "holds" if lower > 0 else "does not hold" if upper < 0 else "inconclusive"
-    return IntervalVerdict(statement, quantity, side, float(threshold), verdict, estimate, low, high, level, n,
-                           replicates, detail, paper)
+    return IntervalVerdict(
+        statement, quantity, side, float(threshold), verdict, estimate, low, high, level, n, replicates, detail, paper
+    )
 
 
 def _singular(replicates: str) -> str:

@@ -214,4 +214,3 @@ def beside(ours: pd.DataFrame, reported: pd.DataFrame, on: Sequence[str]) -> pd.
         )
     joined["difference"] = joined["ours"] - joined["paper"]
     return joined.drop(columns=["_unit"])
-

@@ -39,8 +39,16 @@ def image_rows(
             f"{category}, seed {seed}, {method}: {len(images)} images, {labels_array.size} labels and "
             f"{scores_array.size} scores; pass one label and one score per image"
         )
-    return pd.DataFrame({"category": category, "seed": int(seed), "method": method, "image": list(images),
-                         "label": labels_array.astype(int), "score": scores_array})
+    return pd.DataFrame(
+        {
+            "category": category,
+            "seed": int(seed),
+            "method": method,
+            "image": list(images),
+            "label": labels_array.astype(int),
+            "score": scores_array,
+        }
+    )
 
 
 def image_rows_from_result(result: object, seed: int, method: str) -> pd.DataFrame:
@@ -98,14 +106,15 @@ def units_of(claim: object, table: pd.DataFrame, need_scores: bool, need_keys: b
         raise ValueError(f"label must be 0 (good) or 1 (defective); got {sorted(table['label'].unique())[:6]}")
     if need_scores and not np.isfinite(table["score"].to_numpy(dtype=np.float64)).all():
         raise ValueError("score holds NaN or infinite values: fix or drop those images for every method first")
-    groups = {method: dict(iter(table[table["method"] == method].groupby(keys, sort=True)))
-              for method in claim.methods}
+    groups = {method: dict(iter(table[table["method"] == method].groupby(keys, sort=True))) for method in claim.methods}
     first, *others = claim.methods
     for other in others:
         if set(groups[other]) != set(groups[first]):
             only = sorted(set(groups[first]) ^ set(groups[other]))
-            raise ValueError(f"methods {first!r} and {other!r} cover different {keys}: {only[:4]} are in one only; "
-                             "the comparison is paired, so run both on the same units")
+            raise ValueError(
+                f"methods {first!r} and {other!r} cover different {keys}: {only[:4]} are in one only; "
+                "the comparison is paired, so run both on the same units"
+            )
     units = []
     for key in sorted(groups[first]):
         group_key = key
@@ -116,8 +125,9 @@ def units_of(claim: object, table: pd.DataFrame, need_scores: bool, need_keys: b
             group = groups[method][group_key].reset_index(drop=True)
             duplicated = group["image"].duplicated(keep=False)
             if duplicated.any():
-                extra = [c for c in group.columns
-                         if c not in (*COLUMNS, *keys) and group.loc[duplicated, c].nunique() > 1]
+                extra = [
+                    c for c in group.columns if c not in (*COLUMNS, *keys) and group.loc[duplicated, c].nunique() > 1
+                ]
                 raise ValueError(
                     f"{where}, method {method!r}: image {group.loc[duplicated, 'image'].iloc[0]!r} appears "
                     f"{int((group['image'] == group.loc[duplicated, 'image'].iloc[0]).sum())} times; filter the table "
@@ -144,8 +154,10 @@ def units_of(claim: object, table: pd.DataFrame, need_scores: bool, need_keys: b
             if need_keys:
                 found = group["result_key"].unique()
                 if len(found) != 1 or not isinstance(found[0], str):
-                    raise ValueError(f"{where}, method {method!r}: result_key {list(found)[:3]}; each unit's images must "
-                                     "come from one evaluation, named by run_grid's result_key column")
+                    raise ValueError(
+                        f"{where}, method {method!r}: result_key {list(found)[:3]}; each unit's images must "
+                        "come from one evaluation, named by run_grid's result_key column"
+                    )
                 results[method] = found[0]
         n_defective = int(labels.sum())
         if n_defective == 0 or n_defective == labels.size:

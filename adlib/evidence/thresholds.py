@@ -13,8 +13,18 @@ import pandas as pd
 from adlib.evaluation.metrics import f1_optimal_threshold
 
 UNIT = ("category", "method", "seed")
-COLUMNS = ("test_images", "defective", "threshold", "f1", "precision", "recall", "false_positives",
-           "false_negatives", "misclassified", "false_positives_at_full_recall")
+COLUMNS = (
+    "test_images",
+    "defective",
+    "threshold",
+    "f1",
+    "precision",
+    "recall",
+    "false_positives",
+    "false_negatives",
+    "misclassified",
+    "false_positives_at_full_recall",
+)
 
 
 def working_points(images: pd.DataFrame, by: Sequence[str] = UNIT) -> pd.DataFrame:
@@ -28,12 +38,21 @@ def working_points(images: pd.DataFrame, by: Sequence[str] = UNIT) -> pd.DataFra
     for key, unit in images.groupby(list(by), sort=False):
         labels, scores = unit["label"].to_numpy(), unit["score"].to_numpy()
         point = f1_optimal_threshold(labels, scores)
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "test_images": len(unit),
-                     "defective": int(labels.sum()), "threshold": point.threshold, "f1": point.f1,
-                     "precision": point.precision, "recall": point.recall,
-                     "false_positives": point.false_positives, "false_negatives": point.false_negatives,
-                     "misclassified": point.misclassified,
-                     "false_positives_at_full_recall": int((scores[labels == 0] >= scores[labels == 1].min()).sum())})
+        rows.append(
+            {
+                **dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                "test_images": len(unit),
+                "defective": int(labels.sum()),
+                "threshold": point.threshold,
+                "f1": point.f1,
+                "precision": point.precision,
+                "recall": point.recall,
+                "false_positives": point.false_positives,
+                "false_negatives": point.false_negatives,
+                "misclassified": point.misclassified,
+                "false_positives_at_full_recall": int((scores[labels == 0] >= scores[labels == 1].min()).sum()),
+            }
+        )
     return pd.DataFrame(rows, columns=[*by, *COLUMNS])
 
 
@@ -42,7 +61,9 @@ def predicted(images: pd.DataFrame, points: pd.DataFrame, by: Sequence[str] = UN
     'TP', 'FP' (a good image flagged), 'FN' (a defect missed) or 'TN'."""
     joined = images.merge(points[[*by, "threshold"]], on=list(by), how="left", validate="many_to_one")
     if joined["threshold"].isna().any():
-        raise ValueError(f"points lack a threshold for some {list(by)} of images: build them with working_points(images)")
+        raise ValueError(
+            f"points lack a threshold for some {list(by)} of images: build them with working_points(images)"
+        )
     joined["flagged"] = joined["score"] >= joined["threshold"]
     outcome = {(True, 1): "TP", (True, 0): "FP", (False, 1): "FN", (False, 0): "TN"}
     joined["outcome"] = [outcome[flag, int(label)] for flag, label in zip(joined["flagged"], joined["label"])]

@@ -21,7 +21,7 @@ UNIT = ("category", "seed")
 
 @dataclass(frozen=True)
 class TimingClaim:
-    """"`faster` takes less time per image than `slower`", with the paper's ratio of their times."""
+    """ "`faster` takes less time per image than `slower`", with the paper's ratio of their times."""
 
     statement: str
     faster: str
@@ -34,7 +34,9 @@ def seconds_per_image(results: pd.DataFrame, extra: Mapping[str, float] | None =
     as a table with one row per unit and one column per method."""
     times = results[results["metric"] == "predict_seconds_per_image"]
     if times.empty:
-        raise ValueError("results hold no 'predict_seconds_per_image' rows: pass adlib.evaluation.experiment.run's table")
+        raise ValueError(
+            "results hold no 'predict_seconds_per_image' rows: pass adlib.evaluation.experiment.run's table"
+        )
     wide = times.pivot_table(index=list(UNIT), columns="method", values="value", aggfunc="mean")
     for method, seconds in (extra or {}).items():
         if method not in wide.columns:
@@ -49,12 +51,17 @@ def ratio_table(seconds: pd.DataFrame, reference: str) -> pd.DataFrame:
     if reference not in seconds.columns:
         raise ValueError(f"reference {reference!r} is not among the methods {list(seconds.columns)}")
     ratios = seconds.div(seconds[reference], axis=0).reset_index(drop=True)
-    return pd.DataFrame([{"method": method, "repeat": repeat, "ratio": float(ratios.at[repeat, method])}
-                         for method in seconds.columns for repeat in ratios.index])
+    return pd.DataFrame(
+        [
+            {"method": method, "repeat": repeat, "ratio": float(ratios.at[repeat, method])}
+            for method in seconds.columns
+            for repeat in ratios.index
+        ]
+    )
 
 
 def status(ratios: pd.Series) -> str:
-    """"holds" if every ratio < 1, "does not hold" if every ratio > 1, else "inconclusive"."""
+    """ "holds" if every ratio < 1, "does not hold" if every ratio > 1, else "inconclusive"."""
     if (ratios < 1).all():
         return "holds"
     if (ratios > 1).all():
@@ -73,9 +80,17 @@ def timing_verdicts(seconds: pd.DataFrame, claims: Sequence[TimingClaim]) -> pd.
         ratios = (seconds[claim.faster] / seconds[claim.slower]).dropna()
         if ratios.empty:
             raise ValueError(f"{claim.statement}: no (category, seed) unit has times for both methods")
-        rows.append({"claim": claim.statement, "status": status(ratios), "median": float(ratios.median()),
-                     "low": float(ratios.min()), "high": float(ratios.max()), "repeats": len(ratios),
-                     "paper": claim.paper})
+        rows.append(
+            {
+                "claim": claim.statement,
+                "status": status(ratios),
+                "median": float(ratios.median()),
+                "low": float(ratios.min()),
+                "high": float(ratios.max()),
+                "repeats": len(ratios),
+                "paper": claim.paper,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -84,5 +99,7 @@ def caption_line(row: Mapping[str, object]) -> str:
     PatchCore-100%: 0.04x its time per image (median; 0.03x-0.05x over the repeats); paper 0.28x'."""
     paper = "" if row["paper"] is None or pd.isna(row["paper"]) else f"; paper {row['paper']:.2f}x"
     repeats = f"{row['repeats']} repeat{'s' if row['repeats'] != 1 else ''}"
-    return (f"**{row['status']}** ({repeats}): {row['claim']}: {row['median']:.2f}x its time per "
-            f"image (median; {row['low']:.2f}x-{row['high']:.2f}x over the repeats){paper}")
+    return (
+        f"**{row['status']}** ({repeats}): {row['claim']}: {row['median']:.2f}x its time per "
+        f"image (median; {row['low']:.2f}x-{row['high']:.2f}x over the repeats){paper}"
+    )

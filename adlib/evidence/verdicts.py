@@ -93,15 +93,21 @@ def _metric_values(
     if claim.metric != "image_auroc" and pixel_stats is not None:
         key = unit.results[method]
         if key not in pixel_stats:
-            raise ValueError(f"pixel_stats has no entry for result_key {key[:12]}... ({method!r}, {unit.key}): pass "
-                             "the pixel_stats of the run_grid that made the table (grid.pixel_stats)")
-        return resampled_pixel_metric(claim.metric, pixel_stats[key], unit.images, np.concatenate([everything, indices]))
+            raise ValueError(
+                f"pixel_stats has no entry for result_key {key[:12]}... ({method!r}, {unit.key}): pass "
+                "the pixel_stats of the run_grid that made the table (grid.pixel_stats)"
+            )
+        return resampled_pixel_metric(
+            claim.metric, pixel_stats[key], unit.images, np.concatenate([everything, indices])
+        )
     if subset_metrics is None:
         return resampled_image_auroc(unit.labels, unit.scores[method], np.concatenate([everything, indices]))
     key = (*unit.key, method) if claim.sweep is None else (*unit.key[:2], method, unit.key[2])
     if key not in subset_metrics:
-        raise ValueError(f"subset_metrics has no entry {key!r}: give one callable per (category, seed, method"
-                         f"{', sweep value' if claim.sweep else ''})")
+        raise ValueError(
+            f"subset_metrics has no entry {key!r}: give one callable per (category, seed, method"
+            f"{', sweep value' if claim.sweep else ''})"
+        )
     function = subset_metrics[key]
     positions = unit.rows[method]
     return np.array([float(function(positions[row])) for row in np.concatenate([everything, indices])])
@@ -171,13 +177,16 @@ class Verdict:
     def caption(self) -> str:
         """The bold verdict line a caption starts with, e.g. '**holds** (n = ...): A above B by +0.076 image
         AUROC, 95 % CI [+0.041, +0.112]; paper: +0.299'."""
-        line = (f"**{self.status}** (n = {self.sample()}): {self.claim.describe(self.estimate)}, "
-                f"{self.level * 100:g} % CI [{self.low:+.3f}, {self.high:+.3f}]")
+        line = (
+            f"**{self.status}** (n = {self.sample()}): {self.claim.describe(self.estimate)}, "
+            f"{self.level * 100:g} % CI [{self.low:+.3f}, {self.high:+.3f}]"
+        )
         return line if self.paper is None else f"{line}; paper: {self.paper:+.3f}"
 
 
 def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
     """n in words for these units: categories x seeds [x sweep values] x test images (good / defective)."""
+
     def count(values: list[int]) -> str:
         return str(values[0]) if min(values) == max(values) else f"{min(values)}-{max(values)}"
 
@@ -198,7 +207,7 @@ def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
 
 
 def status(claim: Claim, low: float, high: float) -> str:
-    """"holds", "does not hold" or "inconclusive" for the interval [low, high] (rules in the module docstring)."""
+    """ "holds", "does not hold" or "inconclusive" for the interval [low, high] (rules in the module docstring)."""
     if claim.comparison == "within":
         if -claim.delta <= low and high <= claim.delta:
             return "holds"
@@ -259,8 +268,11 @@ def assess(
         if draw_key not in drawn:
             drawn[draw_key] = stratified_indices(unit.labels, n_resamples, rng)
         for method in claim.methods:
-            values[method].append(_metric_values(claim, unit, method, drawn[draw_key], subset_metrics,
-                                                 pixel_stats if fast_pixels else None))
+            values[method].append(
+                _metric_values(
+                    claim, unit, method, drawn[draw_key], subset_metrics, pixel_stats if fast_pixels else None
+                )
+            )
     a = np.stack(values[claim.a])  # [units, 1 + R]
     b = None if claim.b is None else np.stack(values[claim.b])
     if claim.comparison == "trend":
@@ -269,14 +281,17 @@ def assess(
             raise ValueError(f"a trend needs at least two values of {claim.sweep!r}; the table has {x_values}")
         per_x = {x: {unit.key[:2] for unit in units if unit.key[2] == x} for x in x_values}
         if any(cells != per_x[x_values[0]] for cells in per_x.values()):
-            raise ValueError(f"every value of {claim.sweep!r} must cover the same (category, seed) units; "
-                             f"got {[len(cells) for cells in per_x.values()]} units per value: complete the sweep")
+            raise ValueError(
+                f"every value of {claim.sweep!r} must cover the same (category, seed) units; "
+                f"got {[len(cells) for cells in per_x.values()]} units per value: complete the sweep"
+            )
         if claim.statistic == "slope":
             try:
                 x = np.asarray(x_values, dtype=np.float64)
             except (TypeError, ValueError):
-                raise ValueError(f"a slope needs numeric {claim.sweep!r} values; got {x_values}: "
-                                 "use statistic='last_minus_first'") from None
+                raise ValueError(
+                    f"a slope needs numeric {claim.sweep!r} values; got {x_values}: use statistic='last_minus_first'"
+                ) from None
         else:
             x = np.arange(len(x_values), dtype=np.float64)
         measured = a if b is None else a - b
@@ -289,12 +304,28 @@ def assess(
     tail = (1.0 - level) / 2 * 100
     low, high = (float(v) for v in np.percentile(resampled, [tail, 100 - tail]))
     counts = tuple(
-        UnitCount(str(unit.key[0]), int(unit.key[1]), unit.key[2] if claim.sweep else None,
-                  int((~unit.labels).sum()), int(unit.labels.sum()))
+        UnitCount(
+            str(unit.key[0]),
+            int(unit.key[1]),
+            unit.key[2] if claim.sweep else None,
+            int((~unit.labels).sum()),
+            int(unit.labels.sum()),
+        )
         for unit in units
     )
-    return Verdict(claim, status(claim, low, high), estimate, low, high, level, int(n_resamples), counts,
-                   float(a[:, 0].mean()), None if b is None else float(b[:, 0].mean()), resampled)
+    return Verdict(
+        claim,
+        status(claim, low, high),
+        estimate,
+        low,
+        high,
+        level,
+        int(n_resamples),
+        counts,
+        float(a[:, 0].mean()),
+        None if b is None else float(b[:, 0].mean()),
+        resampled,
+    )
 
 
 # --------------------------------------------------------------------------- one method's metric
@@ -341,8 +372,10 @@ def method_intervals(
             unit = unit.sort_values("image", kind="stable")
             labels = unit["label"].to_numpy().astype(bool)
             if labels.all() or not labels.any():
-                raise ValueError(f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: the test images "
-                                 "need both good and defective ones for an AUROC")
+                raise ValueError(
+                    f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: the test images "
+                    "need both good and defective ones for an AUROC"
+                )
             draw_key = (category, unit_seed, tuple(unit["image"]))
             if draw_key not in drawn:
                 drawn[draw_key] = stratified_indices(labels, n_resamples, rng)
@@ -350,14 +383,24 @@ def method_intervals(
             if pixel:
                 keys = unit["result_key"].unique()
                 if len(keys) != 1 or keys[0] not in pixel_stats:
-                    raise ValueError(f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: result_key "
-                                     f"{list(keys)[:2]} is not one evaluation of pixel_stats: pass the run_grid's own")
+                    raise ValueError(
+                        f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: result_key "
+                        f"{list(keys)[:2]} is not one evaluation of pixel_stats: pass the run_grid's own"
+                    )
                 values.append(resampled_pixel_metric(metric, pixel_stats[keys[0]], tuple(unit["image"]), rows_drawn))
             else:
                 values.append(resampled_image_auroc(labels, unit["score"].to_numpy(dtype=np.float64), rows_drawn))
             counts.append(UnitCount(str(category), int(unit_seed), None, int((~labels).sum()), int(labels.sum())))
         mean = np.mean(values, axis=0)
         low, high = np.percentile(mean[1:], [tail, 100 - tail])
-        rows.append({**dict(zip(by, key)), "estimate": float(mean[0]), "low": float(low), "high": float(high),
-                     "units": len(values), "n": sample_text(counts)})
+        rows.append(
+            {
+                **dict(zip(by, key)),
+                "estimate": float(mean[0]),
+                "low": float(low),
+                "high": float(high),
+                "units": len(values),
+                "n": sample_text(counts),
+            }
+        )
     return pd.DataFrame(rows)

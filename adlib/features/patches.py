@@ -89,7 +89,9 @@ KERNEL_ROWS = 64  # outputs per slice of `layer_kernels`' composed pooling
 
 
 @lru_cache(maxsize=32)
-def layer_kernels(channel_counts: tuple[int, ...], patch_size: int, pre_dim: int, target_dim: int) -> tuple[LayerKernels, ...]:
+def layer_kernels(
+    channel_counts: tuple[int, ...], patch_size: int, pre_dim: int, target_dim: int
+) -> tuple[LayerKernels, ...]:
     """The composed pooling of steps 3 and 4 for each layer, as sparse p x p kernels (computed once per shape)."""
     area = patch_size * patch_size
     stack = adaptive_pool_matrix(len(channel_counts) * pre_dim, target_dim)  # step 4
@@ -106,8 +108,9 @@ def layer_kernels(channel_counts: tuple[int, ...], patch_size: int, pre_dim: int
             if not len(used):
                 continue
             first, last = int(used[0]), int(used[-1]) + 1
-            composed = torch.sparse.mm(outputs_slice[:, first:last].to_sparse(),
-                                       adaptive_pool_matrix(channels * area, pre_dim, first, last))
+            composed = torch.sparse.mm(
+                outputs_slice[:, first:last].to_sparse(), adaptive_pool_matrix(channels * area, pre_dim, first, last)
+            )
             blocks = composed.reshape(len(outputs_slice), channels, area)
             pairs = blocks.abs().sum(-1).nonzero()  # (output, channel) with a non-zero kernel, sorted
             kernel_parts.append(blocks[pairs[:, 0], pairs[:, 1]])

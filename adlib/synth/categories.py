@@ -70,7 +70,12 @@ _MVTB = "mvtb-data `mvtbdata/images/{}` (MIT)"
 
 
 def _texture(
-    description: str, source: TextureSource, mode: str, photos: str, *, foreign_from: str | None = None,
+    description: str,
+    source: TextureSource,
+    mode: str,
+    photos: str,
+    *,
+    foreign_from: str | None = None,
     defects: dict[str, Defect],
 ) -> Spec:
     """A texture category: crops of `photos`; its foreign-material patches (if any) cut from `foreign_from`."""
@@ -80,7 +85,11 @@ def _texture(
 
 
 def _object(
-    description: str, render: Callable[[np.random.Generator, int], Scene], mode: str, *, background: str,
+    description: str,
+    render: Callable[[np.random.Generator, int], Scene],
+    mode: str,
+    *,
+    background: str,
     defects: dict[str, Defect],
 ) -> Spec:
     """A drawn object category, laid on a crop of the `background` photo."""
@@ -95,7 +104,10 @@ _MOSS = ((0.75, 1.05, 0.55), (0.8, 0.95, 0.6))
 
 SPECS: dict[str, Spec] = {
     "brick": _texture(
-        "grey brick wall, grey scale (photo crops)", BRICK, "L", _SKIMAGE.format("brick"),
+        "grey brick wall, grey scale (photo crops)",
+        BRICK,
+        "L",
+        _SKIMAGE.format("brick"),
         foreign_from=_SKIMAGE.format("gravel"),
         defects={
             "crack": partial(crack, depth=(0.3, 0.75)),
@@ -105,28 +117,43 @@ SPECS: dict[str, Spec] = {
         },
     ),
     "grass": _texture(
-        "lawn, grey scale (photo crops)", GRASS_TEXTURE, "L", _SKIMAGE.format("grass"),
+        "lawn, grey scale (photo crops)",
+        GRASS_TEXTURE,
+        "L",
+        _SKIMAGE.format("grass"),
         foreign_from=_MVTB.format("road.png"),
         defects={
             "foreign": partial(foreign, source=ROAD, radius=(0.05, 0.14), harmonize=(0.0, 0.5)),
             "thread": partial(fibre, colors=((0.97, 0.97, 0.97), (0.08, 0.08, 0.08)), width=(1.2, 2.6)),
-            "discolor": partial(recolor, gains=((1.45, 1.45, 1.45), (0.55, 0.55, 0.55)), contrast=(0.3, 0.7),
-                                strength=(0.6, 1.0), radius=(0.05, 0.14)),
+            "discolor": partial(
+                recolor,
+                gains=((1.45, 1.45, 1.45), (0.55, 0.55, 0.55)),
+                contrast=(0.3, 0.7),
+                strength=(0.6, 1.0),
+                radius=(0.05, 0.14),
+            ),
         },
     ),
     "gravel": _texture(
-        "gravel, grey scale (photo crops)", GRAVEL_TEXTURE, "L", _SKIMAGE.format("gravel"),
+        "gravel, grey scale (photo crops)",
+        GRAVEL_TEXTURE,
+        "L",
+        _SKIMAGE.format("gravel"),
         foreign_from=_MVTB.format("rocks2-l.png / rocks2-r.png"),
         defects={
             "foreign": partial(foreign, source=ROCKS, radius=(0.04, 0.13)),
             "oil": partial(stain, tints=(_OIL, _SOOT), strength=(0.35, 0.85)),
-            "cement": partial(stain, tints=((0.85, 0.85, 0.85), (0.7, 0.7, 0.7)), strength=(0.6, 1.0), fill=0.85,
-                              radius=(0.03, 0.12)),
+            "cement": partial(
+                stain, tints=((0.85, 0.85, 0.85), (0.7, 0.7, 0.7)), strength=(0.6, 1.0), fill=0.85, radius=(0.03, 0.12)
+            ),
             "glue": partial(smudge, radius=(0.04, 0.12)),
         },
     ),
     "wall": _texture(
-        "red brick wall (photo crops)", WALL, "RGB", _MVTB.format("walls-l.png / walls-r.png"),
+        "red brick wall (photo crops)",
+        WALL,
+        "RGB",
+        _MVTB.format("walls-l.png / walls-r.png"),
         foreign_from=_MVTB.format("rocks2-l.png / rocks2-r.png"),
         defects={
             "crack": partial(crack),
@@ -136,18 +163,25 @@ SPECS: dict[str, Spec] = {
         },
     ),
     "paving": _texture(
-        "herringbone block paving (photo crops)", PAVING, "RGB", _MVTB.format("walls-l.png / walls-r.png"),
+        "herringbone block paving (photo crops)",
+        PAVING,
+        "RGB",
+        _MVTB.format("walls-l.png / walls-r.png"),
         foreign_from=_MVTB.format("road.png"),
         defects={
             "crack": partial(crack, depth=(0.35, 0.7)),
-            "oil": partial(stain, tints=((0.3, 0.28, 0.26), (0.22, 0.22, 0.22), _RUST), strength=(0.6, 1.0),
-                           radius=(0.04, 0.14)),
+            "oil": partial(
+                stain, tints=((0.3, 0.28, 0.26), (0.22, 0.22, 0.22), _RUST), strength=(0.6, 1.0), radius=(0.04, 0.14)
+            ),
             "foreign": partial(foreign, source=ROAD, radius=(0.04, 0.13)),
             "discolor": partial(recolor, gains=_MOSS + ((1.2, 1.15, 1.1),), contrast=(0.5, 0.9)),
         },
     ),
     "roof": _texture(
-        "slate roof (photo crops)", ROOF, "RGB", _MVTB.format("roof.png"),
+        "slate roof (photo crops)",
+        ROOF,
+        "RGB",
+        _MVTB.format("roof.png"),
         defects={
             "crack": partial(crack, depth=(0.3, 0.7)),
             "hole": partial(hole, radius=(0.012, 0.05)),
@@ -156,30 +190,46 @@ SPECS: dict[str, Spec] = {
         },
     ),
     "pill": _object(
-        "white speckled tablet with a printed mark (drawn)", render_pill, "RGB",
+        "white speckled tablet with a printed mark (drawn)",
+        render_pill,
+        "RGB",
         background=_SKIMAGE.format("gravel"),
         defects={
             "crack": partial(crack, depth=(0.25, 0.6), width=(0.8, 1.8), length=(0.06, 0.3)),
             "contamination": partial(spots, colors=((0.15, 0.12, 0.1), (0.35, 0.25, 0.2), (0.2, 0.3, 0.5))),
-            "color": partial(recolor, gains=((1.0, 0.82, 0.78), (1.02, 0.98, 0.7)), contrast=(0.9, 1.0),
-                             strength=(0.5, 1.0), radius=(0.04, 0.12)),
+            "color": partial(
+                recolor,
+                gains=((1.0, 0.82, 0.78), (1.02, 0.98, 0.7)),
+                contrast=(0.9, 1.0),
+                strength=(0.5, 1.0),
+                radius=(0.04, 0.12),
+            ),
             "faulty_imprint": faulty_imprint,
             "chip": partial(chip, radius=(0.025, 0.08)),
         },
     ),
     "nut": _object(
-        "hexagonal steel nut, top view (drawn)", render_nut, "RGB",
+        "hexagonal steel nut, top view (drawn)",
+        render_nut,
+        "RGB",
         background=_MVTB.format("roof.png"),
         defects={
             "scratch": partial(scratch, tone="either", strength=(0.25, 0.7), length=(0.06, 0.3)),
             "chip": partial(chip, radius=(0.03, 0.1)),
-            "color": partial(recolor, gains=((0.8, 0.9, 1.3), (1.25, 1.05, 0.7)), contrast=(0.8, 1.0),
-                             strength=(0.5, 1.0), radius=(0.04, 0.14)),
+            "color": partial(
+                recolor,
+                gains=((0.8, 0.9, 1.3), (1.25, 1.05, 0.7)),
+                contrast=(0.8, 1.0),
+                strength=(0.5, 1.0),
+                radius=(0.04, 0.14),
+            ),
             "contamination": partial(spots, colors=(_OIL, _RUST, (0.1, 0.1, 0.1)), radius=(0.006, 0.03)),
         },
     ),
     "screw": _object(
-        "pan-head machine screw, side view, grey scale (drawn)", render_screw, "L",
+        "pan-head machine screw, side view, grey scale (drawn)",
+        render_screw,
+        "L",
         background=_SKIMAGE.format("grass"),
         defects={
             "scratch_head": on_head(partial(scratch, tone="either", strength=(0.3, 0.8), length=(0.03, 0.12))),

@@ -23,18 +23,34 @@ def _parser() -> argparse.ArgumentParser:
         epilog="categories (kind, defect types):\n" + listing,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--out", type=Path, default=Path("data/synthetic"),
-                        help="output folder (default: data/synthetic)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("data/synthetic"), help="output folder (default: data/synthetic)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default: 0)")
-    parser.add_argument("--categories", nargs="+", metavar="NAME", choices=list(CATEGORIES), default=None,
-                        help="categories to generate (default: all)")
+    parser.add_argument(
+        "--categories",
+        nargs="+",
+        metavar="NAME",
+        choices=list(CATEGORIES),
+        default=None,
+        help="categories to generate (default: all)",
+    )
     parser.add_argument("--n-train", type=int, default=80, help="train/good images per category (default: 80)")
     parser.add_argument("--n-test-good", type=int, default=20, help="test/good images per category (default: 20)")
-    parser.add_argument("--n-test-defect", type=int, default=40,
-                        help="defective test images per category, shared over its defect types (default: 40)")
+    parser.add_argument(
+        "--n-test-defect",
+        type=int,
+        default=40,
+        help="defective test images per category, shared over its defect types (default: 40)",
+    )
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default: 256)")
-    parser.add_argument("--overview", type=Path, default=None, metavar="PNG",
-                        help="also write a contact sheet of the generated categories to this PNG")
+    parser.add_argument(
+        "--overview",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="also write a contact sheet of the generated categories to this PNG",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     return parser
 
@@ -43,9 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: generate, then optionally draw the contact sheet."""
     args = _parser().parse_args(argv)
     try:
-        out = generate(args.out, args.categories, seed=args.seed, n_train=args.n_train,
-                       n_test_good=args.n_test_good, n_test_defect=args.n_test_defect, size=args.size,
-                       progress=not args.no_progress)
+        out = generate(
+            args.out,
+            args.categories,
+            seed=args.seed,
+            n_train=args.n_train,
+            n_test_good=args.n_test_good,
+            n_test_defect=args.n_test_defect,
+            size=args.size,
+            progress=not args.no_progress,
+        )
     except (ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -142,4 +142,3 @@ def drop_shadow(cover: np.ndarray, size: int, strength: float) -> np.ndarray:
     k = size / 256
     shifted = np.roll(cover, (round(5 * k), round(4 * k)), axis=(0, 1))
     return 1 - strength * ndimage.gaussian_filter(shifted, 4 * k)
-

@@ -47,9 +47,7 @@ def benchmark_overview(
     plt = pyplot()
     rows = [(name, _pick_panels(load_category(root, name), per_category, n_good)) for name in names]
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(
-            len(rows), per_category, figsize=(1.75 * per_category, 1.9 * len(rows)), squeeze=False
-        )
+        fig, axes = plt.subplots(len(rows), per_category, figsize=(1.75 * per_category, 1.9 * len(rows)), squeeze=False)
         for r, (category, panels) in enumerate(rows):
             for c in range(per_category):
                 ax = axes[r][c]
@@ -59,8 +57,13 @@ def benchmark_overview(
                 sample = panels[c]
                 image = Image.open(sample.image)
                 gray = image.mode in ("L", "I;16", "I")
-                ax.imshow(np.asarray(image.convert("L" if gray else "RGB")), cmap="gray" if gray else None,
-                          vmin=0, vmax=255, interpolation="antialiased")
+                ax.imshow(
+                    np.asarray(image.convert("L" if gray else "RGB")),
+                    cmap="gray" if gray else None,
+                    vmin=0,
+                    vmax=255,
+                    interpolation="antialiased",
+                )
                 masks = [np.asarray(Image.open(path).convert("L")) > 0 for path in sample.masks]
                 if masks and np.logical_or.reduce(masks).any():
                     draw_mask_outline(ax, np.logical_or.reduce(masks))

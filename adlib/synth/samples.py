@@ -51,8 +51,9 @@ def make_sample(category: str, kind: str, index: int, seed: int = 0, size: int =
     Pure function of its arguments: this is what `generate` writes, and what tests inspect."""
     spec = spec_of(category)
     if kind not in GOOD_KINDS and kind not in spec.defects:
-        raise ValueError(f"unknown kind {kind!r} for {category!r}; use 'train', 'good' or one of "
-                         f"{', '.join(spec.defects)}")
+        raise ValueError(
+            f"unknown kind {kind!r} for {category!r}; use 'train', 'good' or one of {', '.join(spec.defects)}"
+        )
     rng = image_rng(seed, category, split_folder(kind), index)
     scene = spec.render(rng, size)
     noise = rng.normal(0, spec.noise, scene.image.shape).astype(F)

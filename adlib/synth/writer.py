@@ -63,7 +63,8 @@ def _readme(seed: int, categories: Sequence[str], counts: Mapping[str, Mapping[s
         "in the MVTec AD layout (`<category>/train/good`, `test/good`, `test/<defect>`,",
         "`ground_truth/<defect>/NNN_mask.png` with values 0/255). The same seed gives the same bytes.",
         f"Regenerate: `python -m adlib.synth --out <dir> --seed {seed} --size {size} --categories "
-        + " ".join(categories) + "`.",
+        + " ".join(categories)
+        + "`.",
         "This file describes the categories written by the last run into this folder.",
         "",
         "| category | kind | mode | train | test good | defect types (test images) | sources and licences |",
@@ -91,8 +92,9 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _check_args(categories: Sequence[str] | None, n_train: int, n_test_good: int, n_test_defect: int, size: int,
-                seed: int) -> list[str]:
+def _check_args(
+    categories: Sequence[str] | None, n_train: int, n_test_good: int, n_test_defect: int, size: int, seed: int
+) -> list[str]:
     """The category names to write (duplicates dropped), after checking every argument of `generate`."""
     if isinstance(categories, str):
         raise TypeError(f"categories must be a sequence of names, not the string {categories!r}")
@@ -132,9 +134,7 @@ def generate(
     names = _check_args(categories, n_train, n_test_good, n_test_defect, size, seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    counts = {
-        name: {"train": n_train, "good": n_test_good, **defect_counts(name, n_test_defect)} for name in names
-    }
+    counts = {name: {"train": n_train, "good": n_test_good, **defect_counts(name, n_test_defect)} for name in names}
     total = sum(sum(c.values()) for c in counts.values())
     from tqdm.auto import tqdm
 
