@@ -26,7 +26,7 @@ from common import machine
 
 from adlib.data.datasets import Preprocessing, list_categories, load_category
 from adlib.detectors.patchcore import patchcore_settings
-from adlib.evaluation.experiment import evaluate
+from adlib.evaluation.evaluate import evaluate
 from adlib.features.extractor import FeatureExtractor, FeatureSettings
 from adlib.files import atomic_write_bytes
 

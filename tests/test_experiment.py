@@ -10,7 +10,8 @@ from conftest import TINY_CATEGORIES
 from adlib.data.datasets import load_category
 from adlib.data.protocol import low_shot
 from adlib.detectors.patchcore import PatchCoreSettings
-from adlib.evaluation.experiment import evaluate, run, run_grid, summary
+from adlib.evaluation.evaluate import evaluate
+from adlib.evaluation.experiment import run, run_grid, summary
 from adlib.evaluation.store import ResultStore
 from adlib.features.extractor import FeatureExtractor
 
@@ -92,11 +93,11 @@ def two_methods(settings):
 
 
 def count_evaluations(monkeypatch) -> list:
-    """Counts the fits: every call of experiment.evaluate (a store hit makes none)."""
-    import adlib.evaluation.experiment as experiment
+    """Counts the fits: every call of `evaluate` by a job (a store hit makes none)."""
+    import adlib.evaluation.jobs as jobs
 
-    calls, real = [], experiment.evaluate
-    monkeypatch.setattr(experiment, "evaluate", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
+    calls, real = [], jobs.evaluate
+    monkeypatch.setattr(jobs, "evaluate", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
     return calls
 
 

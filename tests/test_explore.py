@@ -9,7 +9,7 @@ from adlib.data.datasets import load_category
 from adlib.data.protocol import add_training_noise
 from adlib.detectors.padim import PaDiMSettings
 from adlib.detectors.patchcore import PatchCoreSettings
-from adlib.evaluation.experiment import evaluate
+from adlib.evaluation.evaluate import evaluate
 from adlib.features.extractor import FeatureSettings
 
 

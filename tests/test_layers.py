@@ -87,11 +87,20 @@ def test_every_package_states_its_job(package):
     assert doc and len(doc.split()) >= 12, f"adlib/{package}/__init__.py needs a docstring saying its job"
 
 
+def docstring_lines(function: ast.FunctionDef) -> int:
+    """How many lines the function's docstring takes (0 without one): prose does not make a function long."""
+    first = function.body[0]
+    is_doc = (
+        isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+    )
+    return first.end_lineno - first.lineno + 1 if is_doc else 0
+
+
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(ADLIB).as_posix())
 def test_modules_and_functions_stay_small(path):
     source = path.read_text()
     assert len(source.splitlines()) <= 450, f"{path.relative_to(ADLIB)} has {len(source.splitlines())} lines"
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            length = node.end_lineno - node.lineno + 1
-            assert length <= 60, f"{path.relative_to(ADLIB)}:{node.lineno} {node.name} has {length} lines"
+            length = node.end_lineno - node.lineno + 1 - docstring_lines(node)
+            assert length <= 60, f"{path.relative_to(ADLIB)}:{node.lineno} {node.name} has {length} lines of code"

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from adlib.data.datasets import load_category
-from adlib.data.protocol import low_shot
+from adlib.data.protocol import Protocol, low_shot
 from adlib.detectors.patchcore import PatchCoreSettings
-from adlib.evaluation.experiment import Job, evaluation_request, execute, prepare, sibling
+from adlib.evaluation.jobs import Job, Runtime, execute
+from adlib.evaluation.keys import evaluation_request
+from adlib.evaluation.sibling import sibling
 from adlib.evaluation.store import (
     FORMAT,
     SCORING_FOLDERS,
@@ -212,31 +214,28 @@ def settings(small_features):
 
 
 def make_job(root, base, base_store, **changes) -> Job:
-    """A job on the tiny benchmark's pill; `changes` replace any field (settings and store too)."""
+    """A job on the tiny benchmark's pill; `changes` replace any field of the job, its protocol or its runtime
+    (the seed reseeds the settings, where a job keeps it)."""
+    protocol = {
+        name: changes.pop(name) for name in ("noise_ratio", "noise_overlap", "shots", "test_images") if name in changes
+    }
+    runtime = {name: changes.pop(name) for name in ("device", "cache_dir", "backend", "store") if name in changes}
+    settings = dataclasses.replace(changes.pop("settings", base), seed=changes.pop("seed", 0))
     values = dict(
         data_root=Path(root),
         category="pill",
         method="patchcore",
-        settings=base,
-        seed=0,
-        noise_ratio=0.0,
-        noise_overlap=False,
-        shots=None,
-        test_images=None,
-        device="cpu",
-        cache_dir=None,
-        backend="auto",
-        store=base_store,
-        progress=False,
+        settings=settings,
+        protocol=Protocol(**protocol),
+        runtime=Runtime(**{"device": "cpu", "store": base_store, "progress": False, **runtime}),
     )
     values.update(changes)
-    values["settings"] = dataclasses.replace(values["settings"], seed=values["seed"])
     return Job(**values)
 
 
 def key_of(job: Job) -> str:
-    category, _ = prepare(job)
-    return job.store.key(evaluation_request(job, category))
+    category, _ = job.prepare()
+    return job.runtime.store.key(evaluation_request(job, category))
 
 
 def test_every_input_changes_the_key(tiny_benchmark, settings, tmp_path):
@@ -308,11 +307,13 @@ def test_a_noisy_job_stores_its_other_overlap_setting_as_a_fresh_run_computes_it
     store = ResultStore(tmp_path / "store", scoring_version="v")
     job = make_job(tiny_benchmark, settings, store, noise_ratio=0.34, noise_overlap=overlap)
     other = sibling(job)
-    assert other is not None and other.noise_overlap is not overlap
+    assert other is not None and other.protocol.noise_overlap is not overlap
     execute(job)
     derived = store.get(key_of(other))
     assert derived is not None, "the sibling was not stored"
-    fresh = execute(dataclasses.replace(other, store=None)).stored  # computed on its own, no store
+    fresh = execute(
+        dataclasses.replace(other, runtime=dataclasses.replace(other.runtime, store=None))
+    ).stored  # computed on its own, no store
     assert derived.images == fresh.images and np.array_equal(derived.labels, fresh.labels)
     assert len(derived.images) != len(execute(job).stored.images)  # the moved images are tested under overlap only
     np.testing.assert_allclose(derived.scores, fresh.scores, rtol=1e-5, atol=1e-6)

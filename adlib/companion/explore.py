@@ -24,7 +24,7 @@ from adlib.data.datasets import Category, Sample, load_category
 from adlib.data.protocol import NoiseRecord, add_training_noise, low_shot
 from adlib.detectors.padim import padim_settings
 from adlib.detectors.patchcore import PatchCoreSettings, improved_patchcore_settings
-from adlib.evaluation.experiment import CategoryResult, evaluate
+from adlib.evaluation.evaluate import CategoryResult, evaluate
 from adlib.features.extractor import FeatureExtractor, FeatureSettings, PatchEmbedding
 from adlib.style import STYLE, draw_mask_outline
 
@@ -278,6 +278,53 @@ def _style():
     return matplotlib.rc_context(STYLE)
 
 
+def _controls(w, explorer: Explorer, choice: Choice, categories: Sequence[str]) -> dict[str, object]:
+    """One ipywidgets control per field of `choice` (sliders act when released), set to its value."""
+    wide = {"style": {"description_width": "100px"}, "layout": w.Layout(width="330px")}
+    slider = {"continuous_update": False, **wide}
+    return {
+        "category": w.Dropdown(options=list(categories), value=choice.category, description="category", **wide),
+        "method": w.Dropdown(options=METHODS, value=choice.method, description="method", **wide),
+        "coreset_ratio": w.FloatSlider(
+            value=choice.coreset_ratio,
+            min=0.01,
+            max=1.0,
+            step=0.01,
+            readout_format=".0%",
+            description="coreset share",
+            **slider,
+        ),
+        "tau": w.FloatSlider(
+            value=choice.tau,
+            min=0.0,
+            max=0.5,
+            step=0.01,
+            readout_format=".2f",
+            description="τ (drop share)",
+            **slider,
+        ),
+        "lof_k": w.IntSlider(value=choice.lof_k, min=2, max=20, description="LOF k", **slider),
+        "noise_ratio": w.FloatSlider(
+            value=choice.noise_ratio,
+            min=0.0,
+            max=0.3,
+            step=0.01,
+            readout_format=".2f",
+            description="noise ratio",
+            **slider,
+        ),
+        "noise_overlap": w.Checkbox(value=choice.noise_overlap, description="noise overlap", **wide),
+        "seed": w.BoundedIntText(value=choice.seed, min=0, max=10**6, description="seed", **wide),
+        "shown": w.SelectMultiple(
+            options=explorer.image_names(choice.category),
+            value=choice.shown or explorer.default_shown(choice.category),
+            rows=8,
+            description="test images",
+            **wide,
+        ),
+    }
+
+
 class ExplorerPanel:
     """ipywidgets controls for every field of a `Choice`, and an output with each update's metrics and heatmaps.
 
@@ -291,49 +338,7 @@ class ExplorerPanel:
         import ipywidgets as w
 
         self.explorer, self.last = explorer, None
-        wide = {"style": {"description_width": "100px"}, "layout": w.Layout(width="330px")}
-        slider = {"continuous_update": False, **wide}
-        self.controls = {
-            "category": w.Dropdown(options=list(categories), value=choice.category, description="category", **wide),
-            "method": w.Dropdown(options=METHODS, value=choice.method, description="method", **wide),
-            "coreset_ratio": w.FloatSlider(
-                value=choice.coreset_ratio,
-                min=0.01,
-                max=1.0,
-                step=0.01,
-                readout_format=".0%",
-                description="coreset share",
-                **slider,
-            ),
-            "tau": w.FloatSlider(
-                value=choice.tau,
-                min=0.0,
-                max=0.5,
-                step=0.01,
-                readout_format=".2f",
-                description="τ (drop share)",
-                **slider,
-            ),
-            "lof_k": w.IntSlider(value=choice.lof_k, min=2, max=20, description="LOF k", **slider),
-            "noise_ratio": w.FloatSlider(
-                value=choice.noise_ratio,
-                min=0.0,
-                max=0.3,
-                step=0.01,
-                readout_format=".2f",
-                description="noise ratio",
-                **slider,
-            ),
-            "noise_overlap": w.Checkbox(value=choice.noise_overlap, description="noise overlap", **wide),
-            "seed": w.BoundedIntText(value=choice.seed, min=0, max=10**6, description="seed", **wide),
-            "shown": w.SelectMultiple(
-                options=explorer.image_names(choice.category),
-                value=choice.shown or explorer.default_shown(choice.category),
-                rows=8,
-                description="test images",
-                **wide,
-            ),
-        }
+        self.controls = _controls(w, explorer, choice, categories)
         self.status = w.HTML()
         self.output = w.Output()
         self.widget = w.HBox(

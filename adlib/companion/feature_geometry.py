@@ -166,7 +166,7 @@ def interval_status(low: float, high: float) -> str:
 
 
 def result_patch_parts(result) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray], int]:
-    """For one `adlib.evaluation.experiment.CategoryResult` of a PatchCore model: `nearest_parts` of its test patches
+    """For one `adlib.evaluation.evaluate.CategoryResult` of a PatchCore model: `nearest_parts` of its test patches
     against its memory bank (as numpy), the (defect, normal) groups of `patch_groups`, and H * W."""
     model, category = result.model, result.category
     test = model.extractor.embed(category.test, progress=False)

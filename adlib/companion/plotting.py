@@ -33,7 +33,7 @@ def spread(indices: Sequence[int], count: int) -> list[int]:
 def heatmap_overlays(result, prep, out: Path, count: int = 8) -> Path:
     """Test images (top) and their anomaly maps over them (bottom), ground truth outlined.
 
-    `result` is an `adlib.evaluation.experiment.CategoryResult`, `prep` the preprocessing the model used. Picks
+    `result` is an `adlib.evaluation.evaluate.CategoryResult`, `prep` the preprocessing the model used. Picks
     about three quarters defective and one quarter good images; all maps share one colour scale, so a
     brighter map means a higher anomaly score.
     """

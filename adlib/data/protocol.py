@@ -1,10 +1,12 @@
 """The experimental protocols on a loaded category: low-shot draws, SoftPatch's noisy training sets, and
 seeded test subsets. Each is a pure function of (category, setting, seed): the same seed always gives
-the same images, and what was moved or kept is recorded."""
+the same images, and what was moved or kept is recorded. `Protocol` is the four settings together, as
+one value an evaluation carries and applies in one fixed order."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -67,9 +69,7 @@ def max_noise_ratio(category: Category, overlap: bool) -> float:
     return _noise_limit(category, overlap) / len(category.train)
 
 
-def add_training_noise(
-    category: Category, ratio: float, overlap: bool, seed: int
-) -> tuple[Category, NoiseRecord]:
+def add_training_noise(category: Category, ratio: float, overlap: bool, seed: int) -> tuple[Category, NoiseRecord]:
     """SoftPatch's noisy training set: move int(ratio * len(train)) anomalous test images into train.
 
     They are drawn with numpy.random.default_rng(seed) from the anomalous test images in sorted path
@@ -125,6 +125,81 @@ def subsample_test(category: Category, count: int, seed: int) -> Category:
         n_defective = min(max(n_defective, 1), count - 1)
     n_defective = min(max(n_defective, count - len(good)), len(defective))
     rng = np.random.default_rng([int(seed), 1])
-    chosen = [*rng.choice(defective, size=n_defective, replace=False),
-              *rng.choice(good, size=count - n_defective, replace=False)]
+    chosen = [
+        *rng.choice(defective, size=n_defective, replace=False),
+        *rng.choice(good, size=count - n_defective, replace=False),
+    ]
     return replace(category, test=tuple(category.test[i] for i in sorted(int(i) for i in chosen)))
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one evaluation's training and test sets are drawn from a clean category, seeded per seed.
+
+    `noise_ratio` > 0 moves int(ratio * |train|) anomalous test images into the training set
+    (`add_training_noise`; they stay in the test set too when `noise_overlap`); `shots` then keeps a
+    seeded subset of that many training images (`low_shot`; noisy images may be drawn); `test_images`
+    keeps a seeded, stratified subset of the test set (`subsample_test`). None keeps everything.
+    """
+
+    noise_ratio: float = 0.0
+    noise_overlap: bool = False
+    shots: int | None = None
+    test_images: int | None = None
+
+    def __post_init__(self) -> None:
+        ratio = self.noise_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)) or not math.isfinite(ratio):
+            raise ValueError(f"noise_ratio={ratio!r}: use a finite number in [0, 1) (SoftPatch uses 0 to 0.15)")
+        if not 0.0 <= ratio < 1.0:
+            raise ValueError(f"noise_ratio={ratio!r}: use a number in [0, 1) (SoftPatch uses 0 to 0.15)")
+        if self.noise_overlap and ratio == 0:
+            raise ValueError("noise_overlap=True only acts with noise_ratio > 0: set a noise ratio or drop the overlap")
+        for name in ("shots", "test_images"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name}={value!r}: use a positive integer, or None to keep every image")
+
+    def apply(self, clean: Category, seed: int) -> tuple[Category, dict[str, object]]:
+        """The category with this protocol applied for `seed`, and the protocol columns of its result rows.
+
+        The order is fixed: noise, then the low-shot draw, then the test subset, so every method of a
+        (category, seed) sees the same images.
+        """
+        category, moved = clean, 0
+        if self.noise_ratio > 0:
+            category, record = add_training_noise(clean, self.noise_ratio, self.noise_overlap, seed)
+            moved = len(record.moved)
+        if self.shots is not None:
+            category = low_shot(category, self.shots, seed)
+        if self.test_images is not None:
+            category = subsample_test(category, self.test_images, seed)
+        columns: dict[str, object] = {
+            "noise_ratio": self.noise_ratio,
+            "noise_overlap": self.noise_overlap,
+            "noise_moved": moved,
+            "shots": len(category.train),
+        }
+        if self.test_images is not None:
+            columns["test_images"] = len(category.test)
+        return category, columns
+
+    def to_dict(self) -> dict[str, object]:
+        """The four settings as JSON values (what a result-store key records)."""
+        return {
+            "noise_ratio": self.noise_ratio,
+            "noise_overlap": self.noise_overlap,
+            "shots": self.shots,
+            "test_images": self.test_images,
+        }
+
+
+def protocols(
+    noise_ratio: float = 0.0,
+    noise_overlap: bool = False,
+    shots: int | Sequence[int] | None = None,
+    test_images: int | None = None,
+) -> list[Protocol]:
+    """One `Protocol` per training-set size in `shots` (a single size or None gives one)."""
+    sizes = [shots] if shots is None or isinstance(shots, (int, np.integer)) else list(shots)
+    return [Protocol(noise_ratio, noise_overlap, size, test_images) for size in sizes]

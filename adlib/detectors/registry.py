@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+
+import torch
 
 from adlib.detectors.base import Detector
 from adlib.detectors.image_denoise import ImageDenoised, image_denoised_settings
 from adlib.detectors.padim import PaDiM, padim_settings
 from adlib.detectors.patchcore import PatchCore, improved_patchcore_settings, patchcore_settings, softpatch_settings
 from adlib.detectors.spade import Spade, spade_settings
+from adlib.features.extractor import FeatureExtractor
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,19 @@ def detector_class(settings) -> type[Detector]:
         f"no detector for settings of type {type(settings).__name__}: add its method to "
         "adlib.detectors.registry.METHODS"
     )
+
+
+def build_detector(
+    settings,
+    device: torch.device | str | None = None,
+    cache_dir: Path | None = None,
+    extractor: FeatureExtractor | None = None,
+    backend: str = "auto",
+) -> Detector:
+    """The detector that `settings` describe (its class chosen by the settings' type, `detector_class`)."""
+    detector = detector_class(settings)
+    if detector is PatchCore:
+        return PatchCore(settings, device=device, cache_dir=cache_dir, extractor=extractor, backend=backend)
+    if backend != "auto":
+        raise ValueError(f"backend={backend!r} only applies to PatchCore's memory-bank search")
+    return detector(settings, device=device, cache_dir=cache_dir, extractor=extractor)

@@ -30,7 +30,7 @@ sum_b dFPR_b dTPR_b / 2 (the within-bin defect-normal pairs counted one half ins
 order), PRO within sum over the bins below fpr_limit of dFPR_b dPRO_b / (2 fpr_limit) (plus the cut
 bin's half rectangle).
 
-Definitions mirrored from `adlib.evaluation.metrics` (as `adlib.evaluation.experiment.evaluate` calls them):
+Definitions mirrored from `adlib.evaluation.metrics` (as `adlib.evaluation.evaluate.evaluate` calls them):
 - pixel AUROC over all pixels of all images (`anomalous_only=False`), ties one half;
 - PRO with `anomalous_only=True`: the normal pixels (FPR) only from images that have a defect;
   PRO(t) = mean over all regions of all (drawn) images of the region's share of pixels >= t (an image

@@ -52,14 +52,14 @@ def image_rows(
 
 
 def image_rows_from_result(result: object, seed: int, method: str) -> pd.DataFrame:
-    """The rows for one `adlib.evaluation.experiment.CategoryResult`: images are the test images' paths (as str)."""
+    """The rows for one `adlib.evaluation.evaluate.CategoryResult`: images are the test images' paths (as str)."""
     category, scores = result.category, result.scores  # type: ignore[attr-defined]
     images = [str(sample.image) for sample in category.test]
     return image_rows(category.name, seed, method, images, [sample.label for sample in category.test], scores.image)
 
 
 def subset_metric(metric: str, masks: object, maps: object) -> SubsetMetric:
-    """Pixel AUROC or PRO of a subset of one unit's images, as `adlib.evaluation.experiment.evaluate` computes them.
+    """Pixel AUROC or PRO of a subset of one unit's images, as `adlib.evaluation.evaluate.evaluate` computes them.
 
     `masks` (bool) and `maps` are [N, H, W] in the order of that method's rows in the per-image table.
     PRO uses `anomalous_only=True` and FPR up to 0.3, pixel AUROC all images, as in `evaluate`.

@@ -56,7 +56,7 @@ resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
 How each metric of every resample is computed (`adlib.evidence.bootstrap`): a resample is turned into draw
 counts per image. Image AUROC follows from the counts for all resamples at once, exactly (ties count
 one half, as `adlib.evaluation.metrics.image_auroc`). Pixel AUROC (all pixels of all images) and PRO (FPR 0.3,
-`anomalous_only=True`, as `adlib.evaluation.experiment.evaluate`) come, with `pixel_stats=run_grid(...).pixel_stats`,
+`anomalous_only=True`, as `adlib.evaluation.evaluate.evaluate`) come, with `pixel_stats=run_grid(...).pixel_stats`,
 from each evaluation's `adlib.evaluation.pixel_stats.PixelStats` (histograms of its map scores over fixed
 thresholds) for all resamples at once, within the binning error that module states (exact when the
 maps hold at most 2000 distinct scores, else bounded per resample by `PixelStats.binning_error`); the point
