@@ -13,11 +13,9 @@ is an edge, and both metrics equal `adlib.evaluation.metrics`' exactly (up to fl
 B/2 edges are quantiles of the normal pixels' scores and B/2 quantiles of the defect pixels' scores
 (nearest rank: actual scores), merged, so that a bin holds at most about 2 / B of the normal and of
 the defect pixels (more only where many pixels tie). For the full test set, pixel AUROC's error bound
-(below) is then at most about 1 / B and PRO's about max dFPR / (2 fpr_limit). B = 2000 by default;
-measured on the synthetic benchmark's PatchCore maps (60 images of 224 x 224): bounds 2e-4 to 5e-4,
-actual errors 2e-6 to 2e-5, against bootstrap intervals 0.1 to 0.25 wide. Kept in the result store
-(uint16 normal histograms, region histograms as their non-zero entries) an evaluation's statistics
-take about 0.4 MB, instead of 12 MB of float32 maps.
+(below) is then at most about 1 / B and PRO's about max dFPR / (2 fpr_limit). B = 2000 by default
+(the bounds and actual errors on the benchmark's maps, and the entries' size: benchmarks/NOTES.md). The
+result store keeps uint16 normal histograms and the region histograms' non-zero entries.
 
 What is exact and what is not. A bin is treated like a group of tied scores: its pixels cross a
 threshold together, and the ROC / PRO curve runs straight between the points at consecutive edges.

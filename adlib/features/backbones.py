@@ -169,7 +169,7 @@ def _fold_resnet_batch_norms(net: nn.Module) -> None:
 def _fold_into(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
     """conv <- norm(conv(.)), scaling the weights where they lie: no copy of the model's weights, whose
     freed copies glibc would keep in the heap (torch's `fuse_conv_bn_eval` deep-copies each convolution,
-    which raised WideResNet-50's build peak by ~360 MB). The same arithmetic as torch's fusion."""
+    which raised WideResNet-50's build peak: benchmarks/NOTES.md). The same arithmetic as torch's fusion."""
     inverse_std = torch.rsqrt(norm.running_var + norm.eps)
     conv.weight.mul_((norm.weight * inverse_std).reshape(-1, *([1] * (conv.weight.dim() - 1))))
     bias = torch.zeros_like(norm.running_mean) if conv.bias is None else conv.bias

@@ -105,10 +105,7 @@ class FeatureExtractor:
     ):
         """`channels_last` runs the fp32 backbone on channels-last (NHWC) tensors: the same maps up to float
         rounding (tests/test_features_memory_format.py), so it is not part of the cache key. Both defaults
-        are measured (`make bench`, figures/bench_features.md, 2 idle cores): channels-last takes 0.72x the
-        contiguous forward time of EfficientNet-Lite0 and 0.94x of WideResNet-50 (0.63x and 0.90x in a second
-        run); batches of 4 and 8 were the fastest per image (of 1, 4, 8, 16), 4 in one run and 8 in the
-        other, within the runs' noise. bf16 always runs channels-last."""
+        are the fastest `make bench` measured (benchmarks/NOTES.md). bf16 always runs channels-last."""
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be at least 1")
         self.settings = settings

@@ -99,8 +99,8 @@ def layer_kernels(
     for layer, channels in enumerate(channel_counts):
         per_layer = stack[:, layer * pre_dim : (layer + 1) * pre_dim]
         # Steps 3 + 4 composed, KERNEL_ROWS outputs at a time: each slice reads only the step-3 rows its
-        # outputs average, so no dense [target_dim, channels * area] float64 matrix is ever held (a
-        # one-off ~280 MB for WRN-50, which was a small fit's peak memory).
+        # outputs average, so no dense [target_dim, channels * area] float64 matrix is ever held (for
+        # WRN-50 it was a small fit's peak memory: benchmarks/NOTES.md).
         pair_parts, kernel_parts = [], []
         for top in range(0, target_dim, KERNEL_ROWS):
             outputs_slice = per_layer[top : top + KERNEL_ROWS]
