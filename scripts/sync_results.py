@@ -71,12 +71,15 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        """The caption's verdict paragraph: its first one, where `adlib.companion.report.publish` puts the bold verdict
-        lines (or `**Verdict.** ...`); a caption without one (the quickstart's) is a single line that ends
-        in its verdict: then its last paragraph."""
+        """The caption's verdict lines: every paragraph that opens with a bold verdict (`**holds**`, ... or
+        `**Verdict.**`, as `adlib.companion.report.publish` writes them; a notebook may publish several, e.g.
+        accuracy verdicts and then timing verdicts), one line each, joined by markdown line breaks; a
+        caption without one (the quickstart's) is a single line that ends in its verdict: then its last
+        paragraph."""
         paragraphs = [part.strip() for part in self.caption.split("\n\n") if part.strip()]
         marked = [part for part in paragraphs if part.startswith(OPENINGS)]
-        return (marked[:1] or paragraphs[-1:] or [""])[0]
+        lines = [line.rstrip() for part in marked for line in part.split("\n") if line.strip()]
+        return "  \n".join(lines) if lines else (paragraphs[-1:] or [""])[0]
 
 
 def figures_of(notebook: nbformat.NotebookNode, stem: str, folder: Path) -> list[Figure]:
@@ -170,11 +173,21 @@ def title_of(notebook: nbformat.NotebookNode, stem: str) -> str:
     return stem
 
 
-def figure_lines(figure: Figure) -> list[str]:
-    """A figure's section of the index: heading (the anchor the notebooks link to), image, caption, files."""
+def figure_lines(figure: Figure, shown_verdicts: set[str] | None = None) -> list[str]:
+    """A figure's section of the index: heading (the anchor the notebooks link to), image, caption, files.
+
+    Verdict lines already in `shown_verdicts` (those of the notebook's earlier figures) are left out, so a
+    notebook whose figures share their verdicts lists them once; the lines shown are added to the set."""
     lines = [f"#### {figure.name}", "", f"![{figure.name}]({figure.name}.png)", ""]
-    if figure.caption:
-        lines += [figure.caption, ""]
+    caption = figure.caption
+    if shown_verdicts is not None:
+        kept = [line for line in caption.split("\n") if line.rstrip() not in shown_verdicts]
+        if len(kept) < len(caption.split("\n")):
+            kept.insert(0, "*Verdicts: those of the figure above.*\n")
+        shown_verdicts.update(line.rstrip() for line in caption.split("\n") if line.startswith(OPENINGS[1:]))
+        caption = "\n".join(kept).strip()
+    if caption:
+        lines += [caption, ""]
     files = [
         f"[{suffix[1:].upper()}]({figure.name}{suffix})"
         for suffix in (".pdf", ".csv")
@@ -234,8 +247,9 @@ def index_text(notebooks_dir: Path, figures_dir: Path) -> str:
                 f"Notebook `{stem}.ipynb`" + (f", wall time {timing} in the last `make reproduce`." if timing else "."),
                 "",
             ]
+            verdicts_shown: set[str] = set()
             for figure in figures_of(notebooks[stem], stem, figures_dir):
-                lines += figure_lines(figure)
+                lines += figure_lines(figure, verdicts_shown)
                 shown.add(figure.name)
     others = [png.stem for png in sorted(figures_dir.glob("*.png")) if png.stem not in shown]
     if others:

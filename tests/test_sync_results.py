@@ -209,3 +209,32 @@ def test_the_readme_table_of_verdicts_is_made_from_the_captions(tmp_path):
     plain = tmp_path / "OTHER.md"
     plain.write_text("no markers")
     assert not sync_results.write_readme_verdicts(plain, notebooks, figures) and plain.read_text() == "no markers"
+
+
+def test_every_verdict_paragraph_reaches_the_notebook_and_the_readme_and_the_index_lists_each_once(tmp_path):
+    notebooks, figures = tmp_path / "notebooks", tmp_path / "figures"
+    notebooks.mkdir()
+    figures.mkdir()
+    code = 'publish(f, "pc_table5_time")\npublish(f, "pc_table5_time_maps")'
+    nbformat.write(notebook(("markdown", "# PC Table 5"), ("code", code)), notebooks / "pc_table5_time.ipynb")
+    accuracy = "**holds** (n = 3 categories x 1 seed x 60 test images): A above B, 95 % CI [+0.01, +0.05]"
+    timing = "**inconclusive** (9 repeats): A faster than C: 0.99x its time per image"
+    for name in ("pc_table5_time", "pc_table5_time_maps"):
+        (figures / f"{name}.png").write_bytes(b"png")
+        (figures / f"{name}.md").write_text(f"{accuracy}\n\n{timing}\n\nThe caption of {name}.\n")
+    figure = sync_results.Figure("pc_table5_time", figures)
+    assert figure.verdict == f"{accuracy}  \n{timing}"  # the second paragraph is not dropped
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{sync_results.README_START}\n{sync_results.README_END}\n")
+    sync_results.write_readme_verdicts(readme, notebooks, figures)
+    assert accuracy in readme.read_text() and timing in readme.read_text()
+    cell = sync_results.result_cell_source(
+        sync_results.figures_of(
+            nbformat.read(notebooks / "pc_table5_time.ipynb", as_version=4), "pc_table5_time", figures
+        ),
+        "../figures",
+    )
+    assert cell.count(timing) == 1 and cell.count(accuracy) == 1
+    index = sync_results.index_text(notebooks, figures)
+    assert index.count(timing) == 1 and index.count(accuracy) == 1  # the second figure shares them
+    assert "The caption of pc_table5_time_maps." in index and "*Verdicts: those of the figure above.*" in index
