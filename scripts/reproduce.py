@@ -10,7 +10,9 @@ reuses (notebook metadata `{"adlib": {"after": [names]}}`); a notebook that time
 `{"adlib": {"exclusive": true}}`) runs alone, after the others, with every core. `--scale full` runs
 every notebook on every category with 5 seeds (its own default sample otherwise). `figures/index.md`
 (every figure with the caption file a notebook writes beside it, `<figure>.md`: verdict, caption,
-settings) and the wall times, `figures/reproduce_times.csv`, are written once, at the end.
+settings) and the wall times, `figures/reproduce_times.csv`, are written once, at the end; last,
+`figures/reproduction.md` says for every figure CSV whether it is identical to the committed one, within
+float rounding, or moved, and which verdicts changed (`scripts/compare_figures.py`).
 
 A run resumes: `build/reproduce/stamps.json` records, per notebook that finished, a digest of its
 inputs (the notebook file, its parameters, the `adlib` sources and a fingerprint of the data folder:
@@ -323,6 +325,11 @@ def main() -> None:
     from sync_results import sync_results  # scripts/ is on sys.path when this file runs as a script
 
     sync_results(NOTEBOOKS, FIGURES)  # each notebook's committed-result cell and figures/index.md
+    from compare_figures import compare_figures, report
+
+    table = report(compare_figures(FIGURES, NOTEBOOKS, "HEAD"), "HEAD")  # what reproduced, against git's version
+    atomic_write_bytes(FIGURES / "reproduction.md", table.encode())
+    print(table)
     if failed:
         lines = "\n".join(f"  {name}: {error}" for name, error in sorted(failed.items()))
         sys.exit(f"{len(failed)} notebook(s) failed (executed copies in {NOTEBOOKS / 'executed'}):\n{lines}")
