@@ -245,19 +245,26 @@ def _run_batch(
                 write_stamps(stamps_path, stamps)  # after every notebook: an interruption loses only running ones
 
 
-def merged_times(stamps: dict[str, dict], previous: Path, profile: str, names: Sequence[str]) -> pd.DataFrame:
-    """Wall times of the notebooks in `names`: from the stamps (this run and resumed ones), else the earlier CSV's."""
+def merged_times(
+    stamps: dict[str, dict], previous: Path, profile: str, names: Sequence[str], ran: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Wall times of the notebooks in `names` for `profile`: from the stamps for the notebooks this run
+    covered (`ran`: all of `names` by default; `--notebook x` covers x alone, so stale stamps of others
+    never replace their committed times), else the earlier CSV's; the earlier CSV's rows of other
+    profiles are kept as they were."""
+    ran = set(names if ran is None else ran)
     rows = [
         {"notebook": name, "profile": profile, "seconds": stamp["seconds"]}
         for name, stamp in stamps.items()
-        if name in names and stamp.get("profile") == profile
+        if name in names and name in ran and stamp.get("profile") == profile
     ]
     times = pd.DataFrame(rows, columns=["notebook", "profile", "seconds"])
     if previous.is_file():
         old = pd.read_csv(previous)
-        old = old[(old["profile"] == profile) & ~old["notebook"].isin(times["notebook"]) & old["notebook"].isin(names)]
-        times = pd.concat([old, times], ignore_index=True) if len(old) else times
-    return times.sort_values("notebook", ignore_index=True)
+        same = old["profile"] == profile
+        keep = (same & ~old["notebook"].isin(times["notebook"]) & old["notebook"].isin(names)) | ~same
+        times = pd.concat([old[keep], times], ignore_index=True) if keep.any() else times
+    return times.sort_values(["profile", "notebook"], ignore_index=True)
 
 
 def contact_sheet(data: Path) -> None:
@@ -320,7 +327,13 @@ def main() -> None:
     )
     from adlib.files import atomic_write_bytes
 
-    times = merged_times(read_stamps(STAMPS), FIGURES / "reproduce_times.csv", args.profile, [nb.stem for nb in every])
+    times = merged_times(
+        read_stamps(STAMPS),
+        FIGURES / "reproduce_times.csv",
+        args.profile,
+        [nb.stem for nb in every],
+        ran=[nb.stem for nb in notebooks],
+    )
     atomic_write_bytes(FIGURES / "reproduce_times.csv", times.to_csv(index=False).encode())
     from sync_results import sync_results  # scripts/ is on sys.path when this file runs as a script
 

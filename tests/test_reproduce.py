@@ -115,6 +115,21 @@ def test_times_come_from_the_stamps_and_keep_earlier_rows(reproduce, tmp_path):
     stamps = {"b": {"digest": "d", "profile": "synthetic", "seconds": 3.0}}
     times = reproduce.merged_times(stamps, previous, "synthetic", ["a", "b"])
     assert times.to_dict("records") == [
+        {"notebook": "b", "profile": "paper", "seconds": 99.0},  # another profile's row is kept as it was
+        {"notebook": "a", "profile": "synthetic", "seconds": 10.0},
+        {"notebook": "b", "profile": "synthetic", "seconds": 3.0},
+    ]
+
+
+def test_one_notebook_run_changes_only_its_own_time(reproduce, tmp_path):
+    previous = tmp_path / "reproduce_times.csv"
+    previous.write_text("notebook,profile,seconds\na,synthetic,10.0\nb,synthetic,20.0\n")
+    stale = {
+        "a": {"digest": "d", "profile": "synthetic", "seconds": 1.0},  # an earlier local run of a
+        "b": {"digest": "d", "profile": "synthetic", "seconds": 3.0},
+    }
+    times = reproduce.merged_times(stale, previous, "synthetic", ["a", "b"], ran=["b"])
+    assert times.to_dict("records") == [
         {"notebook": "a", "profile": "synthetic", "seconds": 10.0},
         {"notebook": "b", "profile": "synthetic", "seconds": 3.0},
     ]
