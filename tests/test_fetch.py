@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 import socket
+import stat
 import tarfile
 import threading
 import zipfile
@@ -181,6 +183,21 @@ def test_extract_refuses_a_truncated_archive_and_extracts_nothing(tmp_path, kind
     with pytest.raises(fetch.FetchError, match=f"cut.{kind}.*truncated or corrupt.*Delete it"):
         fetch.extract(archive, tmp_path / "target")
     assert sorted(p.name for p in tmp_path.iterdir()) == [archive.name]
+
+
+@pytest.mark.parametrize("top", [None, "mvtec"])
+def test_an_extracted_folder_gets_the_users_umask_not_the_scratch_folders_0700(tmp_path, top):
+    archive = tmp_path / "ad.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        prefix = f"{top}/" if top else ""
+        handle.writestr(f"{prefix}pill/train/good/000.png", b"png")
+        handle.writestr(f"{prefix}pill/test/good/000.png", b"png")
+    old = os.umask(0o027)
+    try:
+        target = fetch.extract(archive, tmp_path / "target")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o750
 
 
 def test_an_archive_without_a_category_is_refused(tmp_path):

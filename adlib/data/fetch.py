@@ -34,7 +34,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import socket
 import tarfile
 import tempfile
 import urllib.error
@@ -82,14 +81,14 @@ DATASETS = {
     "mvtec_ad": Pinned(
         filename="mvtec_anomaly_detection.tar.xz",
         url="https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f283/download/420938113-1629960298/"
-            "mvtec_anomaly_detection.tar.xz",
+        "mvtec_anomaly_detection.tar.xz",
         sha256="cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d",
         source="anomalib src/anomalib/data/datamodules/image/mvtecad.py, DOWNLOAD_INFO",
     ),
     "mvtec_loco": Pinned(
         filename="mvtec_loco_anomaly_detection.tar.xz",
         url="https://www.mydrive.ch/shares/48237/1b9106ccdfbb09a0c414bd49fe44a14a/download/430647091-1646842701/"
-            "mvtec_loco_anomaly_detection.tar.xz",
+        "mvtec_loco_anomaly_detection.tar.xz",
         sha256="9e7c84dba550fd2e59d8e9e231c929c45ba737b6b6a6d3814100f54d63aae687",
         source="anomalib src/anomalib/data/datasets/image/mvtec_loco.py, DOWNLOAD_INFO",
     ),
@@ -102,8 +101,12 @@ DATASETS = {
 }
 _TORCHVISION = "https://download.pytorch.org/models/"
 WEIGHTS = {
-    name: Pinned(filename=f"{name}-{prefix}.pth", url=f"{_TORCHVISION}{name}-{prefix}.pth", sha256_prefix=prefix,
-                 source=f"torchvision.models.{name} IMAGENET1K_V1 (prefix of the SHA-256 in the file name)")
+    name: Pinned(
+        filename=f"{name}-{prefix}.pth",
+        url=f"{_TORCHVISION}{name}-{prefix}.pth",
+        sha256_prefix=prefix,
+        source=f"torchvision.models.{name} IMAGENET1K_V1 (prefix of the SHA-256 in the file name)",
+    )
     for name, prefix in (("wide_resnet50_2", "95faca4d"), ("resnet18", "f37072fd"), ("resnet50", "0676ba61"))
 }
 
@@ -123,8 +126,10 @@ def sha256_of(path: Path) -> str:
 
 def _by_hand(pinned: Pinned, dest: Path) -> str:
     """What to do offline: the file, where it is published and where to put it."""
-    return (f"To fetch it by hand: download {pinned.filename} on a connected machine (from {pinned.url}) and put it at "
-            f"{dest}, then run the same command again (it is checked against the pinned SHA-256 there)")
+    return (
+        f"To fetch it by hand: download {pinned.filename} on a connected machine (from {pinned.url}) and put it at "
+        f"{dest}, then run the same command again (it is checked against the pinned SHA-256 there)"
+    )
 
 
 def download(pinned: Pinned, dest: Path, base_url: str | None = None, progress: bool = True) -> Path:
@@ -134,8 +139,10 @@ def download(pinned: Pinned, dest: Path, base_url: str | None = None, progress: 
         found = pinned.verified(dest)
         if found is None:
             return dest
-        raise FetchError(f"{dest} is there but its SHA-256 is {found}, not the pinned {pinned.pin}: it is truncated, "
-                         f"corrupt or another file. Delete it and run the same command again")
+        raise FetchError(
+            f"{dest} is there but its SHA-256 is {found}, not the pinned {pinned.pin}: it is truncated, "
+            f"corrupt or another file. Delete it and run the same command again"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     for attempt in range(_ATTEMPTS):
@@ -144,15 +151,19 @@ def download(pinned: Pinned, dest: Path, base_url: str | None = None, progress: 
             break
         except _Incomplete as cut:
             if attempt == _ATTEMPTS - 1:
-                raise FetchError(f"the download of {url} stopped after {cut.have} of {cut.total} bytes "
-                                 f"({_ATTEMPTS} tries); the part is kept in {part}: run the same command again to "
-                                 "resume it") from None
+                raise FetchError(
+                    f"the download of {url} stopped after {cut.have} of {cut.total} bytes "
+                    f"({_ATTEMPTS} tries); the part is kept in {part}: run the same command again to "
+                    "resume it"
+                ) from None
     found = pinned.verified(part)
     if found is not None:
         part.unlink()
-        raise FetchError(f"the download of {url} has SHA-256 {found}, not the pinned {pinned.pin} ({pinned.source}): "
-                         f"corrupt, truncated or changed on the server, so it was deleted. Run the same command again; "
-                         f"if it fails the same way, the server's file differs from the pinned one. {_by_hand(pinned, dest)}")
+        raise FetchError(
+            f"the download of {url} has SHA-256 {found}, not the pinned {pinned.pin} ({pinned.source}): "
+            f"corrupt, truncated or changed on the server, so it was deleted. Run the same command again; "
+            f"if it fails the same way, the server's file differs from the pinned one. {_by_hand(pinned, dest)}"
+        )
     os.replace(part, dest)
     return dest
 
@@ -181,20 +192,29 @@ def _transfer(url: str, part: Path, pinned: Pinned, dest: Path, progress: bool) 
         reason = getattr(error, "reason", error)
         raise FetchError(f"cannot reach {url} ({reason}). {_by_hand(pinned, dest)}") from None
     with response:
-        resumed = have and response.status == 206 and response.headers.get("Content-Range", "").startswith(
-            f"bytes {have}-")
+        resumed = (
+            have and response.status == 206 and response.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+        )
         if not resumed:
             have = 0  # the server sends the whole file
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        with open(part, "ab" if resumed else "wb") as out, tqdm(
-            total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=pinned.filename,
-            disable=not progress,
-        ) as bar:
+        with (
+            open(part, "ab" if resumed else "wb") as out,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=pinned.filename,
+                disable=not progress,
+            ) as bar,
+        ):
             while True:
                 try:
                     chunk = response.read(_CHUNK)
-                except (http.client.IncompleteRead, ConnectionError, socket.timeout):
+                except (TimeoutError, http.client.IncompleteRead, ConnectionError):
                     break
                 if not chunk:
                     break
@@ -210,8 +230,10 @@ def _transfer(url: str, part: Path, pinned: Pinned, dest: Path, progress: bool) 
 
 
 def _open_error(archive: Path, error: Exception) -> FetchError:
-    return FetchError(f"{archive} cannot be read as an archive ({type(error).__name__}: {error}): it is truncated or "
-                      "corrupt. Delete it and run the same command again (nothing was extracted)")
+    return FetchError(
+        f"{archive} cannot be read as an archive ({type(error).__name__}: {error}): it is truncated or "
+        "corrupt. Delete it and run the same command again (nothing was extracted)"
+    )
 
 
 def _unpack(archive: Path, into: Path) -> None:
@@ -230,8 +252,10 @@ def _unpack(archive: Path, into: Path) -> None:
             with tarfile.open(archive, "r:*") as handle:
                 handle.extractall(into, filter="data")  # refuses links and paths outside `into`
     except tarfile.FilterError as error:
-        raise FetchError(f"{archive} holds {error}: refused (a member outside the target, or a link); it is not the "
-                         "expected archive. Delete it and run the same command again") from None
+        raise FetchError(
+            f"{archive} holds {error}: refused (a member outside the target, or a link); it is not the "
+            "expected archive. Delete it and run the same command again"
+        ) from None
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, zlib.error) as error:
         raise _open_error(archive, error) from None
 
@@ -248,6 +272,13 @@ def _data_root(folder: Path) -> Path | None:
     return None
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def extract(archive: Path, target: Path) -> Path:
     """Extracts `archive` into `target` in the MVTec layout: into a temporary folder beside it, then one rename."""
     target = Path(target)
@@ -262,12 +293,15 @@ def extract(archive: Path, target: Path) -> Path:
         root = _data_root(scratch)
         if root is None:
             found = ", ".join(sorted(p.name for p in scratch.iterdir())) or "nothing"
-            raise FetchError(f"{archive} holds no category folder in the MVTec layout (<category>/train, "
-                             f"<category>/test; found: {found}): it is not the expected archive. Delete it and run "
-                             "the same command again")
+            raise FetchError(
+                f"{archive} holds no category folder in the MVTec layout (<category>/train, "
+                f"<category>/test; found: {found}): it is not the expected archive. Delete it and run "
+                "the same command again"
+            )
         if target.is_dir():
             target.rmdir()
         os.rename(root, target)
+        target.chmod(0o777 & ~_umask())  # the scratch folder was made 0700 (mkdtemp): give it the user's umask
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
@@ -288,8 +322,10 @@ def fetch_dataset(name: str, to: Path, base_url: str | None = None, progress: bo
         return to
     archive = download(pinned, to.parent / pinned.filename, base_url, progress)
     extract(archive, to)
-    print(f"{name}: {len(list_categories(to))} categories in {to} (SHA-256 of {archive.name} verified against "
-          f"{pinned.source}); the archive {archive} can be deleted")
+    print(
+        f"{name}: {len(list_categories(to))} categories in {to} (SHA-256 of {archive.name} verified against "
+        f"{pinned.source}); the archive {archive} can be deleted"
+    )
     return to
 
 
@@ -307,8 +343,10 @@ def fetch_weights(to: Path | None = None, base_url: str | None = None, progress:
     for path, pinned in zip(paths, WEIGHTS.values()):
         print(f"weights: {path} (SHA-256 prefix {pinned.sha256_prefix} verified; torchvision publishes no full digest)")
     if to is not None and folder.resolve() != weights_dir().resolve():
-        print(f"adlib looks in {weights_dir()}: set TORCH_HOME so that TORCH_HOME/hub/checkpoints is {folder}, "
-              f"or pass --weights {folder}/<file>")
+        print(
+            f"adlib looks in {weights_dir()}: set TORCH_HOME so that TORCH_HOME/hub/checkpoints is {folder}, "
+            f"or pass --weights {folder}/<file>"
+        )
     return paths
 
 
@@ -318,14 +356,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "fetch",
         help="download a public data set or the ImageNet weights, checked against pinned SHA-256 digests",
         description="Download (resumably) and check a public data set and extract it in the MVTec layout, or "
-                    "torchvision's ImageNet weights of the ResNet backbones into torchvision's cache.",
+        "torchvision's ImageNet weights of the ResNet backbones into torchvision's cache.",
     )
     fetch.add_argument("what", choices=[*DATASETS, "weights"], help="a data set, or the weights")
-    fetch.add_argument("--to", type=Path, help="data set: the folder that will hold its categories (default: "
-                       "data/NAME); weights: the folder for the .pth files (default: torchvision's cache, "
-                       "TORCH_HOME/hub/checkpoints, where adlib looks)")
-    fetch.add_argument("--url", default=os.environ.get(FETCH_URL_ENV),
-                       help=f"base URL of a mirror (files as URL/FILE) instead of the pinned URLs; env {FETCH_URL_ENV}")
+    fetch.add_argument(
+        "--to",
+        type=Path,
+        help="data set: the folder that will hold its categories (default: "
+        "data/NAME); weights: the folder for the .pth files (default: torchvision's cache, "
+        "TORCH_HOME/hub/checkpoints, where adlib looks)",
+    )
+    fetch.add_argument(
+        "--url",
+        default=os.environ.get(FETCH_URL_ENV),
+        help=f"base URL of a mirror (files as URL/FILE) instead of the pinned URLs; env {FETCH_URL_ENV}",
+    )
     fetch.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
