@@ -433,6 +433,37 @@ def test_corrupt_image_names_the_file(tmp_path: Path, content: bytes | str) -> N
     assert str(path) in str(error.value) and "re-download" in str(error.value)
 
 
+def _bomb_png(path: Path, width: int = 30000, height: int = 30000) -> None:
+    """A valid 1 x 1 PNG whose header (IHDR, with a correct CRC) claims `width` x `height` pixels."""
+    import struct
+    import zlib
+
+    _noise_image(path, size=(1, 1))
+    data = bytearray(path.read_bytes())
+    start = data.index(b"IHDR")
+    data[start + 4 : start + 12] = struct.pack(">II", width, height)
+    data[start + 17 : start + 21] = struct.pack(">I", zlib.crc32(bytes(data[start : start + 17])))
+    path.write_bytes(bytes(data))
+
+
+def test_an_image_whose_header_claims_a_huge_size_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    _bomb_png(path)
+    with pytest.raises(DataError) as error:
+        read_image(path, Preprocessing(resize=8, crop=8))
+    message = str(error.value)
+    assert str(path) in message and "more pixels than PIL decodes safely" in message and "\n" not in message
+    with pytest.raises(DataError, match="bomb.png"):
+        load_category_image_size(path)
+
+
+def load_category_image_size(path: Path) -> tuple[int, int]:
+    """The header read the loader does before decoding (mask checks), through the same error path."""
+    from adlib.data.datasets import _image_size
+
+    return _image_size(path)
+
+
 def test_missing_image_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="gone.png"):
         read_image(tmp_path / "gone.png", Preprocessing(resize=8, crop=8))

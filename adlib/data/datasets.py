@@ -155,8 +155,11 @@ def require_categories(root: Path | str) -> list[str]:
         return categories
     path = _check_root(root)
     found = ", ".join(p.name for p in sorted(path.iterdir()) if not p.name.startswith(".")) or "nothing"
-    hint = (f"; {path} itself looks like a category folder: pass its parent"
-            if (path / "train").is_dir() or (path / "test").is_dir() else "")
+    hint = (
+        f"; {path} itself looks like a category folder: pass its parent"
+        if (path / "train").is_dir() or (path / "test").is_dir()
+        else ""
+    )
     raise DataError(
         f"no category folder under {path} (found: {found}): a data root holds one folder per category, each with "
         f"train/ and test/ in the MVTec layout (e.g. bottle/train/good){hint}. To download MVTec AD: python -m adlib "
@@ -226,9 +229,7 @@ def _masks_by_stem(image: Path, index: dict[str, list[Path]], expected: Path) ->
     if not masks:
         raise FileNotFoundError(f"no mask for the anomalous test image {image}: expected {expected}")
     if len(masks) > 1:
-        raise DataError(
-            f"several masks for the test image {image}: {', '.join(map(str, masks))}; keep exactly one"
-        )
+        raise DataError(f"several masks for the test image {image}: {', '.join(map(str, masks))}; keep exactly one")
     return (masks[0],)
 
 
@@ -303,11 +304,20 @@ def _decode(path: Path, what: str, convert: Callable[[Image.Image], T]) -> T:
         with Image.open(path) as image:
             image.load()
             return convert(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DataError(
-            f"cannot read the {what} {path} ({error}); the file is corrupt or not an image: re-create or "
-            f"re-download it"
-        ) from error
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise _unreadable(path, what, error) from error
+
+
+def _unreadable(path: Path, what: str, error: Exception) -> DataError:
+    """The one-line error for an image file PIL cannot or will not decode."""
+    if isinstance(error, Image.DecompressionBombError):
+        return DataError(
+            f"the {what} {path} claims more pixels than PIL decodes safely ({error}); it is corrupt or not a "
+            f"real image: replace it (for a real image that large, raise PIL.Image.MAX_IMAGE_PIXELS)"
+        )
+    return DataError(
+        f"cannot read the {what} {path} ({error}); the file is corrupt or not an image: re-create or re-download it"
+    )
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -363,11 +373,8 @@ def _image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             return image.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DataError(
-            f"cannot read the image {path} ({error}); the file is corrupt or not an image: re-create or "
-            f"re-download it"
-        ) from error
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise _unreadable(path, "image", error) from error
 
 
 def _binary(mask: Image.Image) -> np.ndarray:
