@@ -12,6 +12,7 @@ from scipy.ndimage import gaussian_filter
 
 from adlib.data.datasets import Preprocessing, load_category, read_mask
 from adlib.detectors.image_denoise import ImageDenoised, ImageDenoisedSettings
+from adlib.detectors.modelfile import read_state, write_state
 from adlib.detectors.padim import (
     PADIM_CHANNELS,
     PADIM_LAYERS,
@@ -452,9 +453,9 @@ def test_save_load_round_trip_and_refusals(category, cache, tmp_path, detector, 
         wrong.load(path, device="cpu", cache_dir=cache)
     with pytest.raises(RuntimeError, match="save before fit"):
         detector(settings, device="cpu", cache_dir=cache).save(tmp_path / "empty.pt")
-    retagged = torch.load(path, weights_only=True)
+    retagged = read_state(path)
     retagged["weights_tag"] = "other.pth:0123"
-    torch.save(retagged, tmp_path / "retagged.pt")
+    write_state(tmp_path / "retagged.pt", retagged)
     with pytest.raises(ValueError, match="other.pth:0123.*same weights file or refit"):
         detector.load(tmp_path / "retagged.pt", device="cpu", cache_dir=cache)
 
@@ -481,8 +482,8 @@ def test_image_denoised_save_load_round_trip_and_refusals(category, cache, tmp_p
         PaDiM.load(path, device="cpu", cache_dir=cache)
     with pytest.raises(RuntimeError, match="save before fit"):
         ImageDenoised(settings, device="cpu", cache_dir=cache).save(tmp_path / "empty.pt")
-    retagged = torch.load(path, weights_only=True)
+    retagged = read_state(path)
     retagged["filter_weights_tag"] = "other.pth:0123"
-    torch.save(retagged, tmp_path / "retagged.pt")
+    write_state(tmp_path / "retagged.pt", retagged)
     with pytest.raises(ValueError, match="other.pth:0123.*same weights file or refit"):
         ImageDenoised.load(tmp_path / "retagged.pt", device="cpu", cache_dir=cache)

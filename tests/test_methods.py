@@ -12,6 +12,7 @@ from adlib.bank.clustering import KMeansBank
 from adlib.bank.denoise import denoise, outlier_scores
 from adlib.bank.sampling import ApproximateGreedyCoreset, LearnedProxies, RandomSubset
 from adlib.data.datasets import load_category
+from adlib.detectors.modelfile import MAGIC, read_state, write_state
 from adlib.detectors.patchcore import PatchCore, PatchCoreSettings, improved_patchcore_settings, softpatch_settings
 
 
@@ -113,14 +114,28 @@ def test_save_load_round_trip_and_refusals(category, small_features, tmp_path):
     other = dataclasses.replace(settings, coreset_ratio=0.5)
     with pytest.raises(ValueError, match=r"other settings.*coreset_ratio: 0\.5 asked, 0\.25 in the file"):
         PatchCore.load(path, other, device="cpu")
-    state = torch.load(path, weights_only=True)
+    state = read_state(path)
     state["format"] = 99
-    torch.save(state, tmp_path / "newer.pt")
+    write_state(tmp_path / "newer.pt", state)
     with pytest.raises(ValueError, match="format 99.*upgrade adlib"):
         PatchCore.load(tmp_path / "newer.pt", device="cpu")
     (tmp_path / "broken.pt").write_bytes(path.read_bytes()[:50])
-    with pytest.raises(ValueError, match="broken.pt.*not a readable"):
+    with pytest.raises(ValueError, match="broken.pt.*fails its checksum"):
         PatchCore.load(tmp_path / "broken.pt", device="cpu")
+    (tmp_path / "bare.pt").write_bytes(path.read_bytes()[path.read_bytes().index(b"\n", len(MAGIC)) + 1 :])
+    with pytest.raises(ValueError, match="bare.pt is not an adlib model file of format 2"):
+        PatchCore.load(tmp_path / "bare.pt", device="cpu")
+
+
+def test_a_flipped_bit_in_a_saved_bank_is_refused_with_the_file_named(category, small_features, tmp_path):
+    settings = PatchCoreSettings(features=small_features, coreset_ratio=0.25)
+    path = tmp_path / "copied.patchcore"
+    PatchCore(settings, device="cpu", cache_dir=tmp_path).fit(category.train, progress=False).save(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10  # a bit in the middle of the payload: the memory bank's tensor data
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="copied.patchcore fails its checksum"):
+        PatchCore.load(path, device="cpu")
 
 
 def test_misuse_is_explained(category, small_features):

@@ -1,14 +1,18 @@
 """One file per fitted model: its method, settings, backbone-weights tag and tensors, written atomically.
 
 Every detector saves through `write_model` and loads through `read_model`, so they share one format and
-one set of refusals: a file that is not a model, a model of another method, a newer format, other
-settings than the caller asked for, and backbone weights that differ from the fit's.
+one set of refusals: a file that is not a model, one whose bytes changed after it was written (a model
+file is what users copy between machines, so it carries the SHA-256 of its contents and `read_state`
+checks it), a model of another method, a newer format, other settings than the caller asked for, and
+backbone weights that differ from the fit's. Layout: a magic line, the payload's SHA-256 in hex and a
+newline, then the payload (a `torch.save` of the header and the state).
 `settings_to_dict` / `settings_from_dict` are the detectors' settings as JSON-able dicts and back.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -21,7 +25,8 @@ from adlib import __version__
 from adlib.features.extractor import FeatureSettings
 from adlib.files import atomic_write_bytes
 
-FORMAT = 1
+FORMAT = 2  # 2: the payload's SHA-256 after a magic line (format 1, a bare torch file, had no checksum)
+MAGIC = b"adlib-model\n"
 S = TypeVar("S")  # settings
 M = TypeVar("M")  # model
 
@@ -46,9 +51,32 @@ def write_model(path: Path, method: str, settings, weights_tag: str, state: dict
         "settings": settings.to_dict(),
         "weights_tag": weights_tag,
     }
+    write_state(Path(path), {**header, **state})
+
+
+def write_state(path: Path, state: dict[str, object]) -> None:
+    """Writes a model file's whole state (header included) with its checksum, atomically."""
     buffer = io.BytesIO()
-    torch.save({**header, **state}, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    atomic_write_bytes(Path(path), MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+
+
+def read_state(path: Path) -> dict[str, object]:
+    """A model file's whole state, after checking its magic line and checksum (errors name the file)."""
+    data = Path(path).read_bytes()
+    if not data.startswith(MAGIC):
+        raise ValueError(
+            f"{path} is not an adlib model file of format {FORMAT} (no magic line; files of adlib's format 1 "
+            "carried no checksum): fit and save it again"
+        )
+    digest, _, payload = data[len(MAGIC) :].partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise ValueError(
+            f"{path} fails its checksum: its bytes changed after it was written (a damaged or edited copy): "
+            "copy it again from where it was saved, or refit"
+        )
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
 def read_model(
@@ -61,8 +89,8 @@ def read_model(
     model's extractor loads (by tag: the weights file's name and digest).
     """
     path = Path(path)
+    state = read_state(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         version, stored_method = state["format"], state["method"]
     except Exception as error:
         raise ValueError(f"{path} is not a readable adlib model file ({error}); fit and save it again") from None
