@@ -73,52 +73,11 @@ import numpy as np
 import pandas as pd
 
 from adlib.evaluation.pixel_stats import PixelStats
-from adlib.evidence.bootstrap import resampled_image_auroc, resampled_pixel_metric, stratified_indices
+from adlib.evidence.bootstrap import Resampler
 from adlib.evidence.claims import METRICS, Claim
 from adlib.evidence.per_image import SubsetMetric, Unit, units_of
 
 # --------------------------------------------------------------------------- bootstrap
-
-
-def _metric_values(
-    claim: Claim,
-    unit: Unit,
-    method: str,
-    indices: np.ndarray,
-    subset_metrics: Mapping[tuple, SubsetMetric] | None,
-    pixel_stats: Mapping[str, PixelStats] | None = None,
-) -> np.ndarray:
-    """[1 + R]: the metric on the test set as it is, then on each resample."""
-    everything = np.arange(unit.labels.size)[None, :]
-    if claim.metric != "image_auroc" and pixel_stats is not None:
-        key = unit.results[method]
-        if key not in pixel_stats:
-            raise ValueError(
-                f"pixel_stats has no entry for result_key {key[:12]}... ({method!r}, {unit.key}): pass "
-                "the pixel_stats of the run_grid that made the table (grid.pixel_stats)"
-            )
-        return resampled_pixel_metric(
-            claim.metric, pixel_stats[key], unit.images, np.concatenate([everything, indices])
-        )
-    if subset_metrics is None:
-        return resampled_image_auroc(unit.labels, unit.scores[method], np.concatenate([everything, indices]))
-    key = (*unit.key, method) if claim.sweep is None else (*unit.key[:2], method, unit.key[2])
-    if key not in subset_metrics:
-        raise ValueError(
-            f"subset_metrics has no entry {key!r}: give one callable per (category, seed, method"
-            f"{', sweep value' if claim.sweep else ''})"
-        )
-    function = subset_metrics[key]
-    positions = unit.rows[method]
-    return np.array([float(function(positions[row])) for row in np.concatenate([everything, indices])])
-
-
-def _trend(claim: Claim, values: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The trend statistic of curves [k, 1 + R] over sweep values x [k] (ascending)."""
-    if claim.statistic == "last_minus_first":
-        return values[-1] - values[0]
-    centred = x - x.mean()
-    return (centred[:, None] * (values - values.mean(axis=0))).sum(axis=0) / (centred**2).sum()
 
 
 @dataclass(frozen=True)
@@ -130,6 +89,13 @@ class UnitCount:
     sweep: object
     good: int
     defective: int
+
+    @classmethod
+    def of(cls, unit: Unit, sweep: str | None = None) -> UnitCount:
+        """The size of a bootstrap unit (its key: category, seed[, sweep value])."""
+        labels = unit.labels
+        category, seed = unit.key[:2]
+        return cls(str(category), int(seed), unit.key[2] if sweep else None, int((~labels).sum()), int(labels.sum()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,6 +172,21 @@ def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
     return f"{shape} x {count(images)} test images ({count(good)} good / {count(defective)} defective)"
 
 
+def check_level(level: float) -> None:
+    """Raises unless `level`, an interval's coverage, lies in (0, 1): the one check of every interval and verdict."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The `level` percentile interval of `values` (numpy's linear interpolation): for 0.95 the 2.5th and
+    97.5th percentiles."""
+    check_level(level)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def status(claim: Claim, low: float, high: float) -> str:
     """ "holds", "does not hold" or "inconclusive" for the interval [low, high] (rules in the module docstring)."""
     if claim.comparison == "within":
@@ -237,82 +218,27 @@ def assess(
     Image AUROC comes from the table's `score` column unless `subset_metrics` is given; pixel AUROC and
     PRO need `pixel_stats` (below) or, the slow exact reference, `subset_metrics`: a callable per
     (category, seed, method) — per (category, seed, method, sweep value) for a trend — e.g.
-    `subset_metric("pro", masks, maps)`, taking indices into that method's rows of the unit in table order. `seed` seeds the resampling: equal inputs and seed give
-    equal verdicts.
+    `subset_metric("pro", masks, maps)`, taking indices into that method's rows of the unit in table order.
+    `seed` seeds the resampling: equal inputs and seed give equal verdicts.
 
     `pixel_stats` (`run_grid(...).pixel_stats`, by result_key) is the fast route for pixel AUROC and PRO:
     each method's rows of a unit name their evaluation in the table's `result_key` column, and every
     resample's metric comes from that evaluation's `PixelStats` (within its binning error, see
     `adlib.evaluation.pixel_stats`; the point estimate too). It is ignored for image AUROC claims.
     """
-    if not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer (default 2000); got {n_resamples!r}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
+    check_level(level)
+    fast_pixels = _fast_pixel_route(claim, subset_metrics, pixel_stats)
+    resampler = Resampler(claim.metric, n_resamples, seed, pixel_stats if fast_pixels else None, subset_metrics)
     pixel = claim.metric != "image_auroc"
-    if pixel and subset_metrics is not None and pixel_stats is not None:
-        raise ValueError("pass either pixel_stats (fast, binned) or subset_metrics (slow, exact), not both")
-    if pixel and subset_metrics is None and pixel_stats is None:
-        raise ValueError(
-            f"metric {claim.metric!r} needs the pixel statistics: pass pixel_stats=grid.pixel_stats (from run_grid), "
-            f"or subset_metrics={{(category, seed, method): subset_metric({claim.metric!r}, masks, maps), ...}}; "
-            "only image_auroc is computed from the score column"
-        )
-    fast_pixels = pixel and pixel_stats is not None
     units = units_of(claim, table, need_scores=subset_metrics is None and not pixel, need_keys=fast_pixels)
-    rng = np.random.default_rng(seed)
-    drawn: dict[tuple, np.ndarray] = {}
-    values: dict[str, list[np.ndarray]] = {method: [] for method in claim.methods}
-    for unit in units:
-        draw_key = (*unit.key[:2], unit.images)
-        if draw_key not in drawn:
-            drawn[draw_key] = stratified_indices(unit.labels, n_resamples, rng)
-        for method in claim.methods:
-            values[method].append(
-                _metric_values(
-                    claim, unit, method, drawn[draw_key], subset_metrics, pixel_stats if fast_pixels else None
-                )
-            )
-    a = np.stack(values[claim.a])  # [units, 1 + R]
-    b = None if claim.b is None else np.stack(values[claim.b])
+    values = resampler.metrics(units, claim.methods)  # per method [units, 1 + R]
+    a, b = values[claim.a], None if claim.b is None else values[claim.b]
     if claim.comparison == "trend":
-        x_values = sorted({unit.key[2] for unit in units})
-        if len(x_values) < 2:
-            raise ValueError(f"a trend needs at least two values of {claim.sweep!r}; the table has {x_values}")
-        per_x = {x: {unit.key[:2] for unit in units if unit.key[2] == x} for x in x_values}
-        if any(cells != per_x[x_values[0]] for cells in per_x.values()):
-            raise ValueError(
-                f"every value of {claim.sweep!r} must cover the same (category, seed) units; "
-                f"got {[len(cells) for cells in per_x.values()]} units per value: complete the sweep"
-            )
-        if claim.statistic == "slope":
-            try:
-                x = np.asarray(x_values, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"a slope needs numeric {claim.sweep!r} values; got {x_values}: use statistic='last_minus_first'"
-                ) from None
-        else:
-            x = np.arange(len(x_values), dtype=np.float64)
-        measured = a if b is None else a - b
-        sweep_of = np.array([x_values.index(unit.key[2]) for unit in units])
-        curves = np.stack([measured[sweep_of == i].mean(axis=0) for i in range(len(x_values))])
-        statistic = _trend(claim, curves, x)
+        statistic = _trend_statistic(claim, units, a if b is None else a - b)
     else:
         statistic = (a - b).mean(axis=0)
     estimate, resampled = float(statistic[0]), statistic[1:]
-    tail = (1.0 - level) / 2 * 100
-    low, high = (float(v) for v in np.percentile(resampled, [tail, 100 - tail]))
-    counts = tuple(
-        UnitCount(
-            str(unit.key[0]),
-            int(unit.key[1]),
-            unit.key[2] if claim.sweep else None,
-            int((~unit.labels).sum()),
-            int(unit.labels.sum()),
-        )
-        for unit in units
-    )
+    low, high = percentile_interval(resampled, level)
     return Verdict(
         claim,
         status(claim, low, high),
@@ -321,11 +247,54 @@ def assess(
         high,
         level,
         int(n_resamples),
-        counts,
+        tuple(UnitCount.of(unit, claim.sweep) for unit in units),
         float(a[:, 0].mean()),
         None if b is None else float(b[:, 0].mean()),
         resampled,
     )
+
+
+def _fast_pixel_route(
+    claim: Claim, subset_metrics: Mapping[tuple, SubsetMetric] | None, pixel_stats: Mapping[str, PixelStats] | None
+) -> bool:
+    """Whether a pixel claim reads `pixel_stats` (True) or `subset_metrics`; raises unless exactly one is given."""
+    if claim.metric == "image_auroc":
+        return False
+    if subset_metrics is not None and pixel_stats is not None:
+        raise ValueError("pass either pixel_stats (fast, binned) or subset_metrics (slow, exact), not both")
+    if subset_metrics is None and pixel_stats is None:
+        raise ValueError(
+            f"metric {claim.metric!r} needs the pixel statistics: pass pixel_stats=grid.pixel_stats (from run_grid), "
+            f"or subset_metrics={{(category, seed, method): subset_metric({claim.metric!r}, masks, maps), ...}}; "
+            "only image_auroc is computed from the score column"
+        )
+    return pixel_stats is not None
+
+
+def _trend_statistic(claim: Claim, units: Sequence[Unit], measured: np.ndarray) -> np.ndarray:
+    """The trend statistic [1 + R] of a trend claim: the curve over the sweep values (the mean of `measured`
+    [units, 1 + R] over the units at each value), then its slope or last - first."""
+    x_values = sorted({unit.key[2] for unit in units})
+    if len(x_values) < 2:
+        raise ValueError(f"a trend needs at least two values of {claim.sweep!r}; the table has {x_values}")
+    per_x = {x: {unit.key[:2] for unit in units if unit.key[2] == x} for x in x_values}
+    if any(cells != per_x[x_values[0]] for cells in per_x.values()):
+        raise ValueError(
+            f"every value of {claim.sweep!r} must cover the same (category, seed) units; "
+            f"got {[len(cells) for cells in per_x.values()]} units per value: complete the sweep"
+        )
+    sweep_of = np.array([x_values.index(unit.key[2]) for unit in units])
+    curves = np.stack([measured[sweep_of == i].mean(axis=0) for i in range(len(x_values))])
+    if claim.statistic == "last_minus_first":
+        return curves[-1] - curves[0]
+    try:
+        x = np.asarray(x_values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"a slope needs numeric {claim.sweep!r} values; got {x_values}: use statistic='last_minus_first'"
+        ) from None
+    centred = x - x.mean()
+    return (centred[:, None] * (curves - curves.mean(axis=0))).sum(axis=0) / (centred**2).sum()
 
 
 # --------------------------------------------------------------------------- one method's metric
@@ -350,6 +319,24 @@ def method_intervals(
     (`run_grid(...).pixel_stats`; each unit's rows name their evaluation in `result_key`), as in `assess`.
     """
     by = list(by)
+    _check_interval_table(images, metric, by, pixel_stats)
+    check_level(level)
+    resampler = Resampler(metric, n_resamples, seed, pixel_stats=pixel_stats)
+    rows = []
+    for key, group in images.groupby(by, sort=True):
+        where = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        units = _group_units(group, where, metric, pixel_stats)
+        mean = resampler.metrics(units, [where["method"]])[where["method"]].mean(axis=0)
+        low, high = percentile_interval(mean[1:], level)
+        n = sample_text([UnitCount.of(unit) for unit in units])
+        rows.append({**where, "estimate": float(mean[0]), "low": low, "high": high, "units": len(units), "n": n})
+    return pd.DataFrame(rows)
+
+
+def _check_interval_table(
+    images: pd.DataFrame, metric: str, by: list[str], pixel_stats: Mapping[str, PixelStats] | None
+) -> None:
+    """Raises unless `method_intervals` can group `images` by `by` and compute `metric` from it."""
     if "method" not in by:
         raise ValueError(f"by={by}: include 'method' (an interval is of one method's metric)")
     if metric not in METRICS:
@@ -361,46 +348,32 @@ def method_intervals(
     missing = [column for column in dict.fromkeys(needed) if column not in images.columns]
     if missing:
         raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(images.columns)}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
-    rng, drawn, rows = np.random.default_rng(seed), {}, []
-    tail = (1.0 - level) / 2 * 100
-    for key, group in images.groupby(by, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        values, counts = [], []
-        for (category, unit_seed), unit in group.groupby(["category", "seed"], sort=True):
-            unit = unit.sort_values("image", kind="stable")
-            labels = unit["label"].to_numpy().astype(bool)
-            if labels.all() or not labels.any():
+
+
+def _group_units(
+    group: pd.DataFrame, where: dict, metric: str, pixel_stats: Mapping[str, PixelStats] | None
+) -> list[Unit]:
+    """One group's (category, seed) units, in sorted order, each with its images in sorted order and the
+    group's method's scores (image AUROC) or evaluation (pixel metrics)."""
+    method, units = where["method"], []
+    for (category, unit_seed), rows in group.groupby(["category", "seed"], sort=True):
+        rows = rows.sort_values("image", kind="stable")
+        labels = rows["label"].to_numpy().astype(bool)
+        if labels.all() or not labels.any():
+            raise ValueError(
+                f"{where}, category {category!r}, seed {unit_seed}: the test images "
+                "need both good and defective ones for an AUROC"
+            )
+        scores, results = {}, {}
+        if metric == "image_auroc":
+            scores[method] = rows["score"].to_numpy(dtype=np.float64)
+        else:
+            keys = rows["result_key"].unique()
+            if len(keys) != 1 or keys[0] not in pixel_stats:
                 raise ValueError(
-                    f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: the test images "
-                    "need both good and defective ones for an AUROC"
+                    f"{where}, category {category!r}, seed {unit_seed}: result_key "
+                    f"{list(keys)[:2]} is not one evaluation of pixel_stats: pass the run_grid's own"
                 )
-            draw_key = (category, unit_seed, tuple(unit["image"]))
-            if draw_key not in drawn:
-                drawn[draw_key] = stratified_indices(labels, n_resamples, rng)
-            rows_drawn = np.concatenate([np.arange(labels.size)[None, :], drawn[draw_key]])
-            if pixel:
-                keys = unit["result_key"].unique()
-                if len(keys) != 1 or keys[0] not in pixel_stats:
-                    raise ValueError(
-                        f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: result_key "
-                        f"{list(keys)[:2]} is not one evaluation of pixel_stats: pass the run_grid's own"
-                    )
-                values.append(resampled_pixel_metric(metric, pixel_stats[keys[0]], tuple(unit["image"]), rows_drawn))
-            else:
-                values.append(resampled_image_auroc(labels, unit["score"].to_numpy(dtype=np.float64), rows_drawn))
-            counts.append(UnitCount(str(category), int(unit_seed), None, int((~labels).sum()), int(labels.sum())))
-        mean = np.mean(values, axis=0)
-        low, high = np.percentile(mean[1:], [tail, 100 - tail])
-        rows.append(
-            {
-                **dict(zip(by, key)),
-                "estimate": float(mean[0]),
-                "low": float(low),
-                "high": float(high),
-                "units": len(values),
-                "n": sample_text(counts),
-            }
-        )
-    return pd.DataFrame(rows)
+            results[method] = keys[0]
+        units.append(Unit((category, unit_seed), tuple(rows["image"]), labels, scores, {}, results))
+    return units
