@@ -1,9 +1,16 @@
-"""Paired-bootstrap evidence over test images, and three-valued verdicts with n and a 95 % interval.
+"""The one verdict type, and the paired bootstrap over test images that most verdicts come from.
+
+A `Verdict` is a claim weighed on an interval [low, high] of one estimate: it **holds** when the interval
+lies entirely on the claimed side of a bound (above or below a threshold, or within +-delta), **does not
+hold** when it lies entirely on the other side, and is **inconclusive** otherwise (`interval_status`, the
+one rule). Every kind of evidence gives one: `assess` (below), `adlib.evidence.intervals.interval_verdict`
+(a Student t interval over replicates), `adlib.evidence.timing.timing_verdicts` (the range of per-repeat
+time ratios) and the companion's diagnostics. `Verdict.caption()` is the bold line a notebook's caption
+starts with, one shape for all of them.
 
 A `Claim` is what a paper states (one metric; "A above B", "A within delta of B", or a trend over a
 sweep) with the paper's own number for display. `assess(claim, table)` weighs it against our per-image
-results and returns a `Verdict` ("holds" / "does not hold" / "inconclusive"), whose `caption()` is the
-bold line a notebook's caption starts with.
+results by a paired bootstrap over the test images.
 
 The per-image table (the input)
 -------------------------------
@@ -46,12 +53,12 @@ The bootstrap (what exactly is computed)
   2.5th and 97.5th percentiles (numpy's linear interpolation) of the statistic over the resamples
   (a percentile interval; `level` sets another coverage).
 
-Verdicts, with [low, high] the interval: "above" holds when low > 0 and does not hold when high < 0;
-"within delta" holds when [low, high] lies inside [-delta, delta] and does not hold when it lies
-entirely outside (low > delta or high < -delta); a trend holds when its interval lies entirely on the
-claimed side of 0 and does not hold when it lies entirely on the other side. Everything else is
-"inconclusive", including an interval that touches 0: two methods that both score 1.0 on every
-resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
+Verdicts, with [low, high] the interval (`interval_status` with the claim's `side` and `bound`): "above"
+holds when low > 0 and does not hold when high < 0; "within delta" holds when [low, high] lies inside
+[-delta, delta] and does not hold when it lies entirely outside (low > delta or high < -delta); a trend
+holds when its interval lies entirely on the claimed side of 0 and does not hold when it lies entirely
+on the other side. Everything else is "inconclusive", including an interval that touches 0: two methods
+that both score 1.0 on every resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
 
 How each metric of every resample is computed (`adlib.evidence.bootstrap`): a resample is turned into draw
 counts per image. Image AUROC follows from the counts for all resamples at once, exactly (ties count
@@ -66,6 +73,7 @@ estimate is then the binned metric too. The slow, exact reference route is `subs
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -77,7 +85,123 @@ from adlib.evidence.bootstrap import Resampler
 from adlib.evidence.claims import METRICS, Claim
 from adlib.evidence.per_image import SubsetMetric, Unit, units_of
 
-# --------------------------------------------------------------------------- bootstrap
+# --------------------------------------------------------------------------- the verdict
+
+SIDES = ("above", "below", "within")
+
+
+def check_level(level: float) -> None:
+    """Raises unless `level`, an interval's coverage, lies in (0, 1): the one check of every interval and verdict."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The `level` percentile interval of `values` (numpy's linear interpolation): for 0.95 the 2.5th and
+    97.5th percentiles."""
+    check_level(level)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def interval_status(low: float, high: float, side: str, bound: float) -> str:
+    """ "holds", "does not hold" or "inconclusive": where the interval [low, high] lies against the claim.
+
+    side "above": holds when low > bound, does not hold when high < bound; "below": holds when high < bound,
+    does not hold when low > bound; "within" (bound = delta > 0): holds when [low, high] lies inside
+    [-delta, delta], does not hold when it lies entirely outside (low > delta or high < -delta). Anything
+    else is inconclusive, so an interval that touches the bound of "above" / "below" is (a ceiling tie
+    [0, 0] cannot say that A is above B), while "within" includes its ends, as |difference| <= delta does.
+    """
+    if side == "above":
+        claimed, other = low > bound, high < bound
+    elif side == "below":
+        claimed, other = high < bound, low > bound
+    elif side == "within":
+        claimed, other = -bound <= low and high <= bound, low > bound or high < -bound
+    else:
+        raise ValueError(f"side={side!r}: choose one of {list(SIDES)}")
+    return "holds" if claimed else "does not hold" if other else "inconclusive"
+
+
+def threshold_finding(statement: str, quantity: str, estimate: float, side: str, bound: float) -> str:
+    """The finding of a claim on a named quantity, e.g. 'greedy nearer: greedy - random max distance -0.366
+    (claimed below 0)'."""
+    return f"{statement}: {quantity} {estimate:+.3f} (claimed {side} {bound:g})"
+
+
+@dataclass(frozen=True, eq=False)
+class Verdict:
+    """A claim weighed on an interval of one estimate, whatever made the interval: the three-valued status,
+    the estimate, [low, high], n in words and the paper's value.
+
+    `status` follows from [low, high], `side` and `bound` by `interval_status`. `statement` is the claim
+    (a table row or plot label), `quantity` what the estimate measures, `finding` the claim with the
+    estimate in words (the caption's middle). `level` is the interval's coverage, None for the plain range
+    of the values (timed repeats); `basis` says how the interval was made, after it in the caption (e.g.
+    't over seeds'; None for a percentile bootstrap). `values` are the numbers the interval was read from,
+    where there are any: the statistic of every bootstrap resample, each replicate's estimate, each
+    repeat's ratio. `metric` is the paper metric of a bootstrap claim (None otherwise); `note` what a
+    caption adds after the numbers.
+    """
+
+    statement: str
+    quantity: str
+    finding: str
+    side: str
+    bound: float
+    estimate: float
+    low: float
+    high: float
+    level: float | None
+    n: str
+    basis: str | None = None
+    paper: float | None = None
+    metric: str | None = None
+    note: str | None = None
+    values: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.side not in SIDES:
+            raise ValueError(f"side={self.side!r}: choose one of {list(SIDES)}")
+        if not math.isfinite(self.bound) or (self.side == "within" and not self.bound > 0):
+            raise ValueError(f"bound={self.bound}: a finite threshold, or for 'within' a margin delta > 0")
+        if self.level is not None:
+            check_level(self.level)
+        if not self.low <= self.high:
+            raise ValueError(f"the interval [{self.low}, {self.high}] is empty or not a number")
+        if self.paper is not None and not math.isfinite(self.paper):
+            raise ValueError(f"paper must be a finite number or None; got {self.paper}")
+
+    @property
+    def status(self) -> str:
+        """ "holds", "does not hold" or "inconclusive" (`interval_status`)."""
+        return interval_status(self.low, self.high, self.side, self.bound)
+
+    def sample(self) -> str:
+        """n in words, e.g. '9 categories x 1 seed x 60 test images (20 good / 40 defective)' or '5 seeds x
+        2000 points'."""
+        return self.n
+
+    def interval(self) -> str:
+        """The interval in words: '95 % CI [-0.506, -0.226]', with its basis if any ('... (t over seeds)'),
+        or 'range [+0.210, +0.260] (over the repeats)' without a level."""
+        name = "range" if self.level is None else f"{self.level * 100:g} % CI"
+        text = f"{name} [{self.low:+.3f}, {self.high:+.3f}]"
+        return text if self.basis is None else f"{text} ({self.basis})"
+
+    def caption(self) -> str:
+        """The bold verdict line a caption starts with: status, n, finding, interval, the paper's value and
+        the note, e.g. '**holds** (n = ...): A above B by +0.076 image AUROC, 95 % CI [+0.041, +0.112];
+        paper: +0.299'."""
+        line = f"**{self.status}** (n = {self.sample()}): {self.finding}, {self.interval()}"
+        if self.paper is not None:
+            line += f"; paper: {self.paper:+.3f}"
+        return line if self.note is None else f"{line}; {self.note}"
+
+
+# --------------------------------------------------------------------------- n in words
 
 
 @dataclass(frozen=True)
@@ -96,58 +220,6 @@ class UnitCount:
         labels = unit.labels
         category, seed = unit.key[:2]
         return cls(str(category), int(seed), unit.key[2] if sweep else None, int((~labels).sum()), int(labels.sum()))
-
-
-@dataclass(frozen=True, eq=False)
-class Verdict:
-    """The claim's verdict: status, point estimate, `level` percentile interval [low, high], the sample.
-
-    `resampled` holds the statistic of every resample (for plots or a second look). `estimate_a` and
-    `estimate_b` are the mean metric of a and b over the units (b None for a one-method trend; for a
-    trend, the mean over every unit and sweep value).
-    """
-
-    claim: Claim
-    status: str
-    estimate: float
-    low: float
-    high: float
-    level: float
-    n_resamples: int
-    units: tuple[UnitCount, ...]
-    estimate_a: float
-    estimate_b: float | None
-    resampled: np.ndarray = field(repr=False)
-
-    @property
-    def paper(self) -> float | None:
-        """The paper's value of the same quantity, if the claim carries one."""
-        return self.claim.paper
-
-    @property
-    def n_categories(self) -> int:
-        return len({unit.category for unit in self.units})
-
-    @property
-    def n_seeds(self) -> int:
-        return len({unit.seed for unit in self.units})
-
-    @property
-    def n_sweep_values(self) -> int:
-        return len({unit.sweep for unit in self.units})
-
-    def sample(self) -> str:
-        """n in words: '9 categories x 1 seed x 60 test images (20 good / 40 defective)' (ranges where units differ)."""
-        return sample_text(self.units, self.claim.sweep)
-
-    def caption(self) -> str:
-        """The bold verdict line a caption starts with, e.g. '**holds** (n = ...): A above B by +0.076 image
-        AUROC, 95 % CI [+0.041, +0.112]; paper: +0.299'."""
-        line = (
-            f"**{self.status}** (n = {self.sample()}): {self.claim.describe(self.estimate)}, "
-            f"{self.level * 100:g} % CI [{self.low:+.3f}, {self.high:+.3f}]"
-        )
-        return line if self.paper is None else f"{line}; paper: {self.paper:+.3f}"
 
 
 def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
@@ -172,36 +244,7 @@ def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
     return f"{shape} x {count(images)} test images ({count(good)} good / {count(defective)} defective)"
 
 
-def check_level(level: float) -> None:
-    """Raises unless `level`, an interval's coverage, lies in (0, 1): the one check of every interval and verdict."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
-
-
-def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    """The `level` percentile interval of `values` (numpy's linear interpolation): for 0.95 the 2.5th and
-    97.5th percentiles."""
-    check_level(level)
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def status(claim: Claim, low: float, high: float) -> str:
-    """ "holds", "does not hold" or "inconclusive" for the interval [low, high] (rules in the module docstring)."""
-    if claim.comparison == "within":
-        if -claim.delta <= low and high <= claim.delta:
-            return "holds"
-        if low > claim.delta or high < -claim.delta:
-            return "does not hold"
-        return "inconclusive"
-    sign = -1.0 if claim.direction == "decreasing" else 1.0
-    low, high = sorted((sign * low, sign * high))
-    if low > 0:
-        return "holds"
-    if high < 0:
-        return "does not hold"
-    return "inconclusive"
+# --------------------------------------------------------------------------- the paired bootstrap
 
 
 def assess(
@@ -240,17 +283,19 @@ def assess(
     estimate, resampled = float(statistic[0]), statistic[1:]
     low, high = percentile_interval(resampled, level)
     return Verdict(
-        claim,
-        status(claim, low, high),
+        claim.statement,
+        claim.quantity,
+        claim.describe(estimate),
+        claim.side,
+        claim.bound,
         estimate,
         low,
         high,
         level,
-        int(n_resamples),
-        tuple(UnitCount.of(unit, claim.sweep) for unit in units),
-        float(a[:, 0].mean()),
-        None if b is None else float(b[:, 0].mean()),
-        resampled,
+        sample_text([UnitCount.of(unit, claim.sweep) for unit in units], claim.sweep),
+        paper=claim.paper,
+        metric=claim.metric,
+        values=resampled,
     )
 
 
