@@ -26,7 +26,8 @@ def test_interval_is_the_t_interval_of_the_estimates(n):
     verdict = interval_verdict("a below b", "A - B max distance", values, "below", detail="100 points")
     assert verdict.estimate == pytest.approx(mean)
     assert verdict.low == pytest.approx(low, abs=2e-3 * sd) and verdict.high == pytest.approx(high, abs=2e-3 * sd)
-    assert verdict.n == n and f"(n = {n} seeds x 100 points)" in verdict.caption()
+    np.testing.assert_array_equal(verdict.values, values)
+    assert f"(n = {n} seeds x 100 points)" in verdict.caption()
 
 
 def test_status_follows_the_side_of_the_threshold():

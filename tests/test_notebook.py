@@ -51,7 +51,7 @@ def test_judge_assesses_every_claim_in_order_and_tabulates_them():
     )
     claims = [Claim.above("A beats B", "image_auroc", "A", "B"), Claim.above("B beats A", "image_auroc", "B", "A")]
     verdicts = judge(claims, table, n_resamples=300)
-    assert [v.claim.statement for v in verdicts] == ["A beats B", "B beats A"]
+    assert [v.statement for v in verdicts] == ["A beats B", "B beats A"]
     assert [v.status for v in verdicts] == ["holds", "does not hold"]
     assert verdicts[0].estimate == assess(claims[0], table, n_resamples=300).estimate
     frame = verdict_table(verdicts)

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from adlib.evidence.timing import TimingClaim, caption_line, seconds_per_image, timing_verdicts
+from adlib.evidence.timing import TimingClaim, seconds_per_image, timing_verdicts
 
 
 def results(times: dict[tuple[str, int, str], float]) -> pd.DataFrame:
@@ -25,20 +25,25 @@ TIMES = {
 
 def test_ratios_per_unit_with_extra_seconds():
     seconds = seconds_per_image(results(TIMES), extra={"fast": 1.0})
-    verdict = timing_verdicts(seconds, [TimingClaim("fast beats slow", "fast", "slow", paper=0.5)]).iloc[0]
+    (verdict,) = timing_verdicts(seconds, [TimingClaim("fast beats slow", "fast", "slow", paper=0.5)])
     ratios = sorted([(1 + 1) / 4, (2 + 1) / 4, (3 + 1) / 4])  # computed by hand: (fast + 1) / slow
-    assert verdict["status"] == "inconclusive"  # 4 / 4 = 1 is not faster
-    assert verdict["median"] == pytest.approx(ratios[1])
-    assert (verdict["low"], verdict["high"]) == pytest.approx((ratios[0], ratios[-1]))
-    assert verdict["repeats"] == 3
-    assert caption_line(verdict).startswith("**inconclusive** (3 repeats): fast beats slow: 0.75x")
+    assert verdict.status == "inconclusive"  # 4 / 4 = 1 is not faster
+    assert verdict.estimate == pytest.approx(ratios[1])
+    assert (verdict.low, verdict.high) == pytest.approx((ratios[0], ratios[-1]))
+    assert sorted(verdict.values) == pytest.approx(ratios) and verdict.sample() == "3 repeats"
+    assert verdict.caption() == (
+        "**inconclusive** (n = 3 repeats): fast beats slow: time per image fast / slow (median ratio) +0.750 "
+        "(claimed below 1), range [+0.500, +1.000] (over the repeats); paper: +0.500"
+    )
 
 
 def test_status_holds_and_does_not_hold():
     seconds = seconds_per_image(results(TIMES))
-    table = timing_verdicts(seconds, [TimingClaim("fast", "fast", "slow"), TimingClaim("slow", "slow", "fast")])
-    assert list(table["status"]) == ["holds", "does not hold"]
-    assert "paper" not in caption_line(table.iloc[0])
+    verdicts = timing_verdicts(seconds, [TimingClaim("fast", "fast", "slow"), TimingClaim("slow", "slow", "fast")])
+    assert [verdict.status for verdict in verdicts] == ["holds", "does not hold"]
+    assert "paper" not in verdicts[0].caption()
+    (one,) = timing_verdicts(seconds.iloc[:1], [TimingClaim("fast", "fast", "slow")])
+    assert one.sample() == "1 repeat" and one.low == one.high == 0.25
 
 
 def test_unknown_method_is_named():

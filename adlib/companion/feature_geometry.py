@@ -18,13 +18,13 @@ patch-level AUROC (defect vs normal) with a bootstrap interval over test images.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from adlib.bank.search import NearestNeighbours
+from adlib.evidence.verdicts import Verdict, percentile_interval
 
 QUANTITIES = {
     "euclidean": "Euclidean NN distance ‖p − m‖² (PatchCore)",
@@ -144,25 +144,19 @@ def _stratified_draw(has_defect: np.ndarray, rng: np.random.Generator) -> np.nda
 
 def _row(category: str, name: str, series: np.ndarray, level: float, n_images, n_defect, n_normal) -> dict:
     """One table row: the estimate (first entry: the data as they are) and the percentile interval."""
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(series[1:], [tail, 100 - tail])
+    low, high = percentile_interval(series[1:], level)
     label = QUANTITIES.get(name, "pure norm part − pure direction part")
     return {
         "category": category,
         "quantity": name,
         "label": label,
         "estimate": float(series[0]),
-        "low": float(low),
-        "high": float(high),
+        "low": low,
+        "high": high,
         "n_images": n_images,
         "n_defect": n_defect,
         "n_normal": n_normal,
     }
-
-
-def interval_status(low: float, high: float) -> str:
-    """ "holds" when the interval lies above 0, "does not hold" below 0, else "inconclusive" (as `adlib.evidence.verdicts`)."""
-    return "holds" if low > 0 else "does not hold" if high < 0 else "inconclusive"
 
 
 def result_patch_parts(result) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray], int]:
@@ -176,38 +170,35 @@ def result_patch_parts(result) -> tuple[dict[str, np.ndarray], tuple[np.ndarray,
     return parts, groups, test.grid[0] * test.grid[1]
 
 
-@dataclass(frozen=True)
-class SeparationVerdict:
-    """The diagnostic's verdict for `adlib.companion.report.publish`: a three-valued status and its bold caption line."""
-
-    status: str
-    line: str
-
-    def caption(self) -> str:
-        return self.line
-
-
-def separation_verdict(table: pd.DataFrame, level: float = 0.95) -> SeparationVerdict:
+def separation_verdict(table: pd.DataFrame, level: float = 0.95) -> Verdict:
     """The verdict on "the defect signal a direction-only score misses lives in the norm": the mean row's
-    paired difference pure norm part - pure direction part (patch AUROC) with its interval, n, and the
-    same difference per category (where the signal lives can differ from category to category)."""
+    paired difference pure norm part - pure direction part (patch AUROC) above 0, by its interval, with n
+    and, as the caption's note, the other quantities' patch AUROC and the same difference per category
+    (where the signal lives can differ from category to category)."""
     rows = table.set_index(["category", "quantity"])
     per = table[(table.category != "mean") & (table.quantity == "euclidean")]
     difference = rows.loc[("mean", "norm_minus_direction")]
     per_difference = table[(table.category != "mean") & (table.quantity == "norm_minus_direction")]
     estimates = rows.xs("mean")["estimate"]
-    status = interval_status(difference["low"], difference["high"])
     categories = "1 category" if len(per) == 1 else f"{len(per)} categories"
     per_category = ", ".join(
         f"{row.category} {row.estimate:+.3f} [{row.low:+.3f}, {row.high:+.3f}]" for row in per_difference.itertuples()
     )
-    line = (
-        f"**{status}** (n = {categories}, {int(per['n_images'].sum())} test images, {int(per['n_defect'].sum())} "
-        f"defect / {int(per['n_normal'].sum())} normal patches): the pure norm part (‖p‖ − ‖m‖)² separates defect "
-        f"from normal patches better than the pure direction part 1 − cos(p, m) by {difference['estimate']:+.3f} "
-        f"patch AUROC, {level * 100:g} % CI [{difference['low']:+.3f}, {difference['high']:+.3f}]; patch AUROC of "
-        f"the Euclidean NN distance {estimates['euclidean']:.3f}, of the cosine NN distance (KC) "
-        f"{estimates['cosine_nn']:.3f}, of the feature norm alone {estimates['norm']:.3f}; the difference per "
-        f"category: {per_category}"
+    estimate = float(difference["estimate"])
+    return Verdict(
+        "the pure norm part separates defect from normal patches better than the pure direction part",
+        "patch AUROC of the pure norm part - of the pure direction part",
+        "the pure norm part (‖p‖ − ‖m‖)² separates defect from normal patches better than the pure direction "
+        f"part 1 − cos(p, m) by {estimate:+.3f} patch AUROC",
+        "above",
+        0.0,
+        estimate,
+        float(difference["low"]),
+        float(difference["high"]),
+        level,
+        f"{categories}, {int(per['n_images'].sum())} test images, {int(per['n_defect'].sum())} defect / "
+        f"{int(per['n_normal'].sum())} normal patches",
+        note=f"patch AUROC of the Euclidean NN distance {estimates['euclidean']:.3f}, of the cosine NN distance "
+        f"(KC) {estimates['cosine_nn']:.3f}, of the feature norm alone {estimates['norm']:.3f}; the difference "
+        f"per category: {per_category}",
     )
-    return SeparationVerdict(status, line)

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from adlib.evidence.intervals import IntervalVerdict, interval_verdict
+from adlib.evidence.intervals import interval_verdict
+from adlib.evidence.verdicts import Verdict, percentile_interval
 
 LUMA = np.array([0.299, 0.587, 0.114])
 """ITU-R BT.601 weights: grey value from RGB, both on a 0-1 scale."""
@@ -85,7 +86,6 @@ def spread_table(
     ratio_low, ratio_high (all but images and the ratios on the 0-1 grey scale).
     """
     rng = np.random.default_rng(seed)
-    tail = (1 - level) / 2 * 100
     rows, curves = [], {"between": [], "within": [], "floor": [], "ratio": []}
     for category in sorted(greys):
         images = np.asarray(greys[category])
@@ -102,7 +102,7 @@ def spread_table(
         for name, series in (("between", between), ("within", within), ("ratio", ratio)):
             curves[name].append(series[: n_resamples + 1])
         curves["floor"].append(np.full(len(ratio), floor)[: n_resamples + 1])
-        low, high = np.percentile(ratio[1:], [tail, 100 - tail])
+        low, high = percentile_interval(ratio[1:], level)
         rows.append(
             {
                 "category": category,
@@ -117,7 +117,7 @@ def spread_table(
         )
     length = min(len(series) for series in curves["ratio"])
     mean = {name: np.mean([series[:length] for series in values], axis=0) for name, values in curves.items()}
-    low, high = np.percentile(mean["ratio"][1:], [tail, 100 - tail])
+    low, high = percentile_interval(mean["ratio"][1:], level)
     rows.append(
         {
             "category": "mean",
@@ -133,7 +133,7 @@ def spread_table(
     return pd.DataFrame(rows)
 
 
-def ratio_verdict(table: pd.DataFrame, level: float = 0.95) -> IntervalVerdict:
+def ratio_verdict(table: pd.DataFrame, level: float = 0.95) -> Verdict:
     """KC's claim read as "images differ from each other at least as much as the pixels of one image do": the
     mean of `spread_table`'s per-category ratios lies above 1, judged by `adlib.evidence.intervals.interval_verdict` with
     the categories as the replicates (a Student t interval over them; n = categories x good training images)."""

@@ -152,12 +152,13 @@ def judge(
 
 
 def verdict_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
-    """One row per verdict: the claim, its metric, status, estimate, interval, the paper's value and n."""
+    """One row per verdict: the claim, its metric (empty where the verdict has none, e.g. a timing), status,
+    estimate, interval, the paper's value and n."""
     return pd.DataFrame(
         [
             {
-                "claim": v.claim.statement,
-                "metric": v.claim.metric,
+                "claim": v.statement,
+                "metric": v.metric,
                 "status": v.status,
                 "estimate": v.estimate,
                 "low": v.low,

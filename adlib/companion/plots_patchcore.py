@@ -14,8 +14,9 @@ from adlib.style import draw_mask_outline, pyplot
 
 
 def seed_verdict_dots(ax, verdicts) -> None:
-    """One row per `adlib.evidence.intervals.IntervalVerdict` (first on top): the mean per-seed difference a - b as a dot
-    with its t interval, a zero line, coloured by status; the row label is the verdict's statement."""
+    """One row per `adlib.evidence.verdicts.Verdict` of `adlib.evidence.intervals.interval_verdict` (first on top):
+    the mean per-seed difference a - b as a dot with its t interval, a zero line, coloured by status; the row
+    label is the verdict's statement."""
     rows = list(verdicts)
     for y, verdict in enumerate(reversed(rows)):
         colour = STATUS_COLORS[verdict.status]

@@ -154,8 +154,8 @@ def _wrap(text: str, width: int = 44) -> str:
 
 
 def verdict_dots(ax, verdicts) -> None:
-    """Each claim's difference (or trend statistic) with its interval, coloured by its verdict, a zero
-    line, a 'within delta' claim's band, and the paper's value of the same quantity as a grey tick."""
+    """Each verdict's estimate (a difference, a trend statistic) with its interval, coloured by its status, a
+    zero line, a 'within delta' verdict's band, and the paper's value of the same quantity as a grey tick."""
     n = len(verdicts)
     if not n:
         raise ValueError("verdict_dots needs at least one verdict")
@@ -182,10 +182,8 @@ def verdict_dots(ax, verdicts) -> None:
             color=color,
             fontsize=8,
         )
-        if verdict.claim.comparison == "within":
-            ax.fill_betweenx(
-                [y - 0.35, y + 0.35], -verdict.claim.delta, verdict.claim.delta, color=color, alpha=0.12, lw=0
-            )
+        if verdict.side == "within":
+            ax.fill_betweenx([y - 0.35, y + 0.35], -verdict.bound, verdict.bound, color=color, alpha=0.12, lw=0)
         if verdict.paper is not None:
             ax.plot(
                 [verdict.paper],
@@ -199,7 +197,7 @@ def verdict_dots(ax, verdicts) -> None:
             )
             paper_shown = True
     ax.axvline(0.0, color="black", lw=0.8)
-    ax.set_yticks(range(n), [_wrap(v.claim.statement) for v in verdicts][::-1])
+    ax.set_yticks(range(n), [_wrap(v.statement) for v in verdicts][::-1])
     ax.set_ylim(-0.6, n - 0.4)
     ax.set_xlabel("difference / trend, with 95 % CI")
     ax.grid(axis="x", alpha=0.3)

@@ -34,7 +34,7 @@ def publish(
     `table` is the data the figure shows (tidy is best); `settings` (e.g. profile, data_root, backbone,
     seeds, quick) become its leading columns and the caption's settings line. `verdicts`: the
     `adlib.evidence.verdicts.Verdict`s of a comparative figure, headline claim first: the caption file opens with
-    one bold line per verdict (`Verdict.caption()`: status, n, estimate, 95 % interval, the paper's
+    one bold line per verdict (`Verdict.caption()`: status, n, estimate, interval, the paper's
     value); or, for a figure that compares nothing (an illustration), one or two plain sentences, which
     open the caption as `**Verdict.** ...`. The caption text and the settings line follow.
     """

@@ -13,7 +13,6 @@ METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro
 COMPARISONS = ("above", "within", "trend")
 DIRECTIONS = ("increasing", "decreasing")
 TREND_STATISTICS = ("slope", "last_minus_first")
-STATUSES = ("holds", "does not hold", "inconclusive")
 
 
 # --------------------------------------------------------------------------- claims
@@ -108,6 +107,30 @@ class Claim:
     def methods(self) -> tuple[str, ...]:
         """The methods the claim reads from the table."""
         return (self.a,) if self.b is None else (self.a, self.b)
+
+    @property
+    def side(self) -> str:
+        """Where the claim puts its statistic against `bound`: "above" (a above b, a rising trend), "below"
+        (a falling trend) or "within" (|a - b| <= delta)."""
+        if self.comparison == "trend":
+            return "above" if self.direction == "increasing" else "below"
+        return self.comparison
+
+    @property
+    def bound(self) -> float:
+        """The bound `side` refers to: the margin delta of a "within" claim, else 0."""
+        return self.delta if self.comparison == "within" else 0.0
+
+    @property
+    def quantity(self) -> str:
+        """What the claim's statistic measures, in words, e.g. 'image AUROC of A - B'."""
+        name = METRIC_NAMES[self.metric]
+        subject = self.a if self.b is None else f"{self.a} - {self.b}"
+        if self.comparison != "trend":
+            return f"{name} of {subject}"
+        if self.statistic == "slope":
+            return f"slope of {subject} {name} per unit of {self.sweep}"
+        return f"last - first {subject} {name} over {self.sweep}"
 
     def describe(self, estimate: float) -> str:
         """The claim and our point estimate in words, e.g. 'SoftPatch above PatchCore by +0.076 image AUROC'."""

@@ -77,7 +77,8 @@ def subset_metric(metric: str, masks: object, maps: object) -> SubsetMetric:
 @dataclass(frozen=True)
 class Unit:
     """One (category, seed[, sweep value]): its images in sorted order, labels, and per method the
-    scores (in that order) and the positions of those images among the method's own rows."""
+    scores (in that order) and the positions of those images among the method's own rows (each dict
+    empty where the metric does not need it)."""
 
     key: tuple
     images: tuple
@@ -90,24 +91,43 @@ class Unit:
 def units_of(claim: object, table: pd.DataFrame, need_scores: bool, need_keys: bool = False) -> list[Unit]:
     """The table split into the units of an `adlib.evidence.claims.Claim` (its methods; its sweep column, if any),
     validated: every message names the unit and how to fix the table."""
+    keys = ["category", "seed"] + ([claim.sweep] if claim.sweep else [])
+    _check_table(claim.methods, table, keys, need_scores, need_keys)
+    groups = _paired_groups(claim.methods, table, keys)
+    units = []
+    for group_key in sorted(groups[claim.methods[0]]):
+        key = tuple(value.item() if isinstance(value, np.generic) else value for value in group_key)  # plain reprs
+        where = ", ".join(f"{name} {value!r}" for name, value in zip(keys, key))
+        per_method = {method: groups[method][group_key].reset_index(drop=True) for method in claim.methods}
+        units.append(_unit(key, where, per_method, keys, need_scores, need_keys))
+    return units
+
+
+def _check_table(
+    methods: Sequence[str], table: pd.DataFrame, keys: list[str], need_scores: bool, need_keys: bool
+) -> None:
+    """Raises unless `table` has the columns, the methods, 0 / 1 labels and finite scores a claim needs."""
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame with columns {list(COLUMNS)}; got {type(table).__name__}")
-    keys = ["category", "seed"] + ([claim.sweep] if claim.sweep else [])
     needed = ["category", "seed", "method", "image", "label"] + (["score"] if need_scores else []) + keys[2:]
     needed += ["result_key"] if need_keys else []
     missing = [column for column in needed if column not in table.columns]
     if missing:
         raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(table.columns)}")
     present = set(table["method"].unique())
-    for method in claim.methods:
+    for method in methods:
         if method not in present:
             raise ValueError(f"method {method!r} is not in the table's method column; it has {sorted(present)}")
     if not table["label"].isin([0, 1]).all():
         raise ValueError(f"label must be 0 (good) or 1 (defective); got {sorted(table['label'].unique())[:6]}")
     if need_scores and not np.isfinite(table["score"].to_numpy(dtype=np.float64)).all():
         raise ValueError("score holds NaN or infinite values: fix or drop those images for every method first")
-    groups = {method: dict(iter(table[table["method"] == method].groupby(keys, sort=True))) for method in claim.methods}
-    first, *others = claim.methods
+
+
+def _paired_groups(methods: Sequence[str], table: pd.DataFrame, keys: list[str]) -> dict[str, dict]:
+    """Per method its rows by unit key; raises unless every method covers the same units (the comparison is paired)."""
+    groups = {method: dict(iter(table[table["method"] == method].groupby(keys, sort=True))) for method in methods}
+    first, *others = methods
     for other in others:
         if set(groups[other]) != set(groups[first]):
             only = sorted(set(groups[first]) ^ set(groups[other]))
@@ -115,57 +135,74 @@ def units_of(claim: object, table: pd.DataFrame, need_scores: bool, need_keys: b
                 f"methods {first!r} and {other!r} cover different {keys}: {only[:4]} are in one only; "
                 "the comparison is paired, so run both on the same units"
             )
-    units = []
-    for key in sorted(groups[first]):
-        group_key = key
-        key = tuple(value.item() if isinstance(value, np.generic) else value for value in key)  # plain reprs
-        where = ", ".join(f"{name} {value!r}" for name, value in zip(keys, key))
-        scores, rows, results, images, labels = {}, {}, {}, None, None
-        for method in claim.methods:
-            group = groups[method][group_key].reset_index(drop=True)
-            duplicated = group["image"].duplicated(keep=False)
-            if duplicated.any():
-                extra = [
-                    c for c in group.columns if c not in (*COLUMNS, *keys) and group.loc[duplicated, c].nunique() > 1
-                ]
-                raise ValueError(
-                    f"{where}, method {method!r}: image {group.loc[duplicated, 'image'].iloc[0]!r} appears "
-                    f"{int((group['image'] == group.loc[duplicated, 'image'].iloc[0]).sum())} times; filter the table "
-                    f"to one run per unit (columns that vary: {extra}) or name the swept column as the claim's sweep"
-                )
-            order = group["image"].argsort(kind="stable").to_numpy()
-            method_images = tuple(group["image"].to_numpy()[order].tolist())
-            method_labels = group["label"].to_numpy()[order].astype(bool)
-            if images is None:
-                images, labels = method_images, method_labels
-            elif method_images != images:
-                only_a, only_b = set(images) - set(method_images), set(method_images) - set(images)
-                raise ValueError(
-                    f"{where}: methods {first!r} and {method!r} were scored on different test images "
-                    f"({len(only_a)} only in {first!r}, e.g. {sorted(map(str, only_a))[:2]}; {len(only_b)} only in "
-                    f"{method!r}, e.g. {sorted(map(str, only_b))[:2]}); the bootstrap is paired: "
-                    "give both the same images"
-                )
-            elif not np.array_equal(method_labels, labels):
-                raise ValueError(f"{where}: methods {first!r} and {method!r} give different labels to the same images")
-            rows[method] = order
-            if need_scores:
-                scores[method] = group["score"].to_numpy(dtype=np.float64)[order]
-            if need_keys:
-                found = group["result_key"].unique()
-                if len(found) != 1 or not isinstance(found[0], str):
-                    raise ValueError(
-                        f"{where}, method {method!r}: result_key {list(found)[:3]}; each unit's images must "
-                        "come from one evaluation, named by run_grid's result_key column"
-                    )
-                results[method] = found[0]
-        n_defective = int(labels.sum())
-        if n_defective == 0 or n_defective == labels.size:
-            has = "defective" if n_defective else "good"
-            lacks = "good" if n_defective else "defective"
-            raise ValueError(
-                f"{where}: {labels.size} test images, all {has}, no {lacks} one; the bootstrap is stratified "
-                f"good / defective and the metrics need both: drop this unit or add {lacks} test images"
-            )
-        units.append(Unit(key, images, labels, scores, rows, results))
-    return units
+    return groups
+
+
+def _unit(
+    key: tuple, where: str, per_method: dict[str, pd.DataFrame], keys: list[str], need_scores: bool, need_keys: bool
+) -> Unit:
+    """One unit from each method's rows: the same images with the same labels for every method, both labels present."""
+    scores, rows, results, images, labels = {}, {}, {}, None, None
+    first = next(iter(per_method))
+    for method, group in per_method.items():
+        order, method_images, method_labels = _sorted_images(where, method, group, keys)
+        if images is None:
+            images, labels = method_images, method_labels
+        else:
+            _check_same_images(where, (first, images, labels), (method, method_images, method_labels))
+        rows[method] = order
+        if need_scores:
+            scores[method] = group["score"].to_numpy(dtype=np.float64)[order]
+        if need_keys:
+            results[method] = _result_key(where, method, group)
+    n_defective = int(labels.sum())
+    if n_defective == 0 or n_defective == labels.size:
+        has, lacks = ("defective", "good") if n_defective else ("good", "defective")
+        raise ValueError(
+            f"{where}: {labels.size} test images, all {has}, no {lacks} one; the bootstrap is stratified "
+            f"good / defective and the metrics need both: drop this unit or add {lacks} test images"
+        )
+    return Unit(key, images, labels, scores, rows, results)
+
+
+def _sorted_images(
+    where: str, method: str, group: pd.DataFrame, keys: list[str]
+) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """The order that sorts one method's rows of a unit by image, the sorted images and their labels (bool);
+    raises if an image appears twice."""
+    duplicated = group["image"].duplicated(keep=False)
+    if duplicated.any():
+        image = group.loc[duplicated, "image"].iloc[0]
+        extra = [c for c in group.columns if c not in (*COLUMNS, *keys) and group.loc[duplicated, c].nunique() > 1]
+        raise ValueError(
+            f"{where}, method {method!r}: image {image!r} appears {int((group['image'] == image).sum())} times; "
+            f"filter the table to one run per unit (columns that vary: {extra}) or name the swept column as the "
+            "claim's sweep"
+        )
+    order = group["image"].argsort(kind="stable").to_numpy()
+    return order, tuple(group["image"].to_numpy()[order].tolist()), group["label"].to_numpy()[order].astype(bool)
+
+
+def _check_same_images(where: str, first: tuple, other: tuple) -> None:
+    """Raises unless two methods' (name, sorted images, labels) of one unit have the same images and labels."""
+    (name_a, images_a, labels_a), (name_b, images_b, labels_b) = first, other
+    if images_b != images_a:
+        only_a, only_b = set(images_a) - set(images_b), set(images_b) - set(images_a)
+        raise ValueError(
+            f"{where}: methods {name_a!r} and {name_b!r} were scored on different test images "
+            f"({len(only_a)} only in {name_a!r}, e.g. {sorted(map(str, only_a))[:2]}; {len(only_b)} only in "
+            f"{name_b!r}, e.g. {sorted(map(str, only_b))[:2]}); the bootstrap is paired: give both the same images"
+        )
+    if not np.array_equal(labels_b, labels_a):
+        raise ValueError(f"{where}: methods {name_a!r} and {name_b!r} give different labels to the same images")
+
+
+def _result_key(where: str, method: str, group: pd.DataFrame) -> str:
+    """The one evaluation (run_grid's result_key) that one method's rows of a unit come from."""
+    found = group["result_key"].unique()
+    if len(found) != 1 or not isinstance(found[0], str):
+        raise ValueError(
+            f"{where}, method {method!r}: result_key {list(found)[:3]}; each unit's images must "
+            "come from one evaluation, named by run_grid's result_key column"
+        )
+    return found[0]

@@ -2,11 +2,12 @@
 
 A timing claim ("PatchCore-1 % is faster than PatchCore-100 %") is not a bootstrap over test images:
 its noise is the machine's. Each (category, seed) evaluation is one repeat, timed on its own, so the
-claim is judged by the ratio time(A) / time(B) per repeat: it **holds** when A is faster in every
-repeat (largest ratio < 1), **does not hold** when A is slower in every repeat (smallest ratio > 1),
-and is **inconclusive** otherwise. The median ratio and its range over the repeats are what a caption
-quotes. Times are per test image: `predict_seconds_per_image` of `adlib.evaluation.experiment.run`, plus a
-per-method constant such as a separately timed backbone pass.
+claim is judged by the ratio time(A) / time(B) per repeat, as a `adlib.evidence.verdicts.Verdict` whose
+estimate is the median ratio and whose interval is the range of the ratios (smallest to largest) against
+the threshold 1: it **holds** when A is faster in every repeat (largest ratio < 1), **does not hold**
+when A is slower in every repeat (smallest ratio > 1), and is **inconclusive** otherwise. Times are per
+test image: `predict_seconds_per_image` of `adlib.evaluation.experiment.run`, plus a per-method constant
+such as a separately timed backbone pass.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+
+from adlib.evidence.verdicts import Verdict, threshold_finding
 
 UNIT = ("category", "seed")
 
@@ -60,46 +63,35 @@ def ratio_table(seconds: pd.DataFrame, reference: str) -> pd.DataFrame:
     )
 
 
-def status(ratios: pd.Series) -> str:
-    """ "holds" if every ratio < 1, "does not hold" if every ratio > 1, else "inconclusive"."""
-    if (ratios < 1).all():
-        return "holds"
-    if (ratios > 1).all():
-        return "does not hold"
-    return "inconclusive"
+def timing_verdicts(seconds: pd.DataFrame, claims: Sequence[TimingClaim]) -> list[Verdict]:
+    """One verdict per claim on the ratios time(faster) / time(slower) of the repeats (rows of `seconds`,
+    e.g. `seconds_per_image`'s table, that time both methods): estimate the median ratio, interval the
+    range of the ratios, claimed below 1, n the number of repeats, and the paper's ratio."""
+    return [_timing_verdict(seconds, claim) for claim in claims]
 
 
-def timing_verdicts(seconds: pd.DataFrame, claims: Sequence[TimingClaim]) -> pd.DataFrame:
-    """One row per claim: status, median ratio time(faster) / time(slower) over the repeats, its range
-    (low = smallest, high = largest), the number of repeats and the paper's ratio."""
-    rows = []
-    for claim in claims:
-        for method in (claim.faster, claim.slower):
-            if method not in seconds.columns:
-                raise ValueError(f"{claim.statement}: no times for {method!r}; methods: {list(seconds.columns)}")
-        ratios = (seconds[claim.faster] / seconds[claim.slower]).dropna()
-        if ratios.empty:
-            raise ValueError(f"{claim.statement}: no (category, seed) unit has times for both methods")
-        rows.append(
-            {
-                "claim": claim.statement,
-                "status": status(ratios),
-                "median": float(ratios.median()),
-                "low": float(ratios.min()),
-                "high": float(ratios.max()),
-                "repeats": len(ratios),
-                "paper": claim.paper,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def caption_line(row: Mapping[str, object]) -> str:
-    """The bold line of one timing verdict, e.g. '**holds** (9 repeats): PatchCore-1% faster than
-    PatchCore-100%: 0.04x its time per image (median; 0.03x-0.05x over the repeats); paper 0.28x'."""
-    paper = "" if row["paper"] is None or pd.isna(row["paper"]) else f"; paper {row['paper']:.2f}x"
-    repeats = f"{row['repeats']} repeat{'s' if row['repeats'] != 1 else ''}"
-    return (
-        f"**{row['status']}** ({repeats}): {row['claim']}: {row['median']:.2f}x its time per "
-        f"image (median; {row['low']:.2f}x-{row['high']:.2f}x over the repeats){paper}"
+def _timing_verdict(seconds: pd.DataFrame, claim: TimingClaim) -> Verdict:
+    """`timing_verdicts` for one claim."""
+    for method in (claim.faster, claim.slower):
+        if method not in seconds.columns:
+            raise ValueError(f"{claim.statement}: no times for {method!r}; methods: {list(seconds.columns)}")
+    ratios = (seconds[claim.faster] / seconds[claim.slower]).dropna()
+    if ratios.empty:
+        raise ValueError(f"{claim.statement}: no (category, seed) unit has times for both methods")
+    quantity = f"time per image {claim.faster} / {claim.slower} (median ratio)"
+    median, repeats = float(ratios.median()), len(ratios)
+    return Verdict(
+        claim.statement,
+        quantity,
+        threshold_finding(claim.statement, quantity, median, "below", 1.0),
+        "below",
+        1.0,
+        median,
+        float(ratios.min()),
+        float(ratios.max()),
+        None,
+        f"{repeats} repeat{'s' if repeats != 1 else ''}",
+        basis="over the repeats",
+        paper=claim.paper,
+        values=ratios.to_numpy(dtype=float),
     )

@@ -1,9 +1,16 @@
-"""Paired-bootstrap evidence over test images, and three-valued verdicts with n and a 95 % interval.
+"""The one verdict type, and the paired bootstrap over test images that most verdicts come from.
+
+A `Verdict` is a claim weighed on an interval [low, high] of one estimate: it **holds** when the interval
+lies entirely on the claimed side of a bound (above or below a threshold, or within +-delta), **does not
+hold** when it lies entirely on the other side, and is **inconclusive** otherwise (`interval_status`, the
+one rule). Every kind of evidence gives one: `assess` (below), `adlib.evidence.intervals.interval_verdict`
+(a Student t interval over replicates), `adlib.evidence.timing.timing_verdicts` (the range of per-repeat
+time ratios) and the companion's diagnostics. `Verdict.caption()` is the bold line a notebook's caption
+starts with, one shape for all of them.
 
 A `Claim` is what a paper states (one metric; "A above B", "A within delta of B", or a trend over a
 sweep) with the paper's own number for display. `assess(claim, table)` weighs it against our per-image
-results and returns a `Verdict` ("holds" / "does not hold" / "inconclusive"), whose `caption()` is the
-bold line a notebook's caption starts with.
+results by a paired bootstrap over the test images.
 
 The per-image table (the input)
 -------------------------------
@@ -46,12 +53,12 @@ The bootstrap (what exactly is computed)
   2.5th and 97.5th percentiles (numpy's linear interpolation) of the statistic over the resamples
   (a percentile interval; `level` sets another coverage).
 
-Verdicts, with [low, high] the interval: "above" holds when low > 0 and does not hold when high < 0;
-"within delta" holds when [low, high] lies inside [-delta, delta] and does not hold when it lies
-entirely outside (low > delta or high < -delta); a trend holds when its interval lies entirely on the
-claimed side of 0 and does not hold when it lies entirely on the other side. Everything else is
-"inconclusive", including an interval that touches 0: two methods that both score 1.0 on every
-resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
+Verdicts, with [low, high] the interval (`interval_status` with the claim's `side` and `bound`): "above"
+holds when low > 0 and does not hold when high < 0; "within delta" holds when [low, high] lies inside
+[-delta, delta] and does not hold when it lies entirely outside (low > delta or high < -delta); a trend
+holds when its interval lies entirely on the claimed side of 0 and does not hold when it lies entirely
+on the other side. Everything else is "inconclusive", including an interval that touches 0: two methods
+that both score 1.0 on every resample (a ceiling tie) give [0, 0], which cannot tell whether A is above B.
 
 How each metric of every resample is computed (`adlib.evidence.bootstrap`): a resample is turned into draw
 counts per image. Image AUROC follows from the counts for all resamples at once, exactly (ties count
@@ -66,6 +73,7 @@ estimate is then the binned metric too. The slow, exact reference route is `subs
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -73,52 +81,127 @@ import numpy as np
 import pandas as pd
 
 from adlib.evaluation.pixel_stats import PixelStats
-from adlib.evidence.bootstrap import resampled_image_auroc, resampled_pixel_metric, stratified_indices
+from adlib.evidence.bootstrap import Resampler
 from adlib.evidence.claims import METRICS, Claim
 from adlib.evidence.per_image import SubsetMetric, Unit, units_of
 
-# --------------------------------------------------------------------------- bootstrap
+# --------------------------------------------------------------------------- the verdict
+
+SIDES = ("above", "below", "within")
 
 
-def _metric_values(
-    claim: Claim,
-    unit: Unit,
-    method: str,
-    indices: np.ndarray,
-    subset_metrics: Mapping[tuple, SubsetMetric] | None,
-    pixel_stats: Mapping[str, PixelStats] | None = None,
-) -> np.ndarray:
-    """[1 + R]: the metric on the test set as it is, then on each resample."""
-    everything = np.arange(unit.labels.size)[None, :]
-    if claim.metric != "image_auroc" and pixel_stats is not None:
-        key = unit.results[method]
-        if key not in pixel_stats:
-            raise ValueError(
-                f"pixel_stats has no entry for result_key {key[:12]}... ({method!r}, {unit.key}): pass "
-                "the pixel_stats of the run_grid that made the table (grid.pixel_stats)"
-            )
-        return resampled_pixel_metric(
-            claim.metric, pixel_stats[key], unit.images, np.concatenate([everything, indices])
-        )
-    if subset_metrics is None:
-        return resampled_image_auroc(unit.labels, unit.scores[method], np.concatenate([everything, indices]))
-    key = (*unit.key, method) if claim.sweep is None else (*unit.key[:2], method, unit.key[2])
-    if key not in subset_metrics:
-        raise ValueError(
-            f"subset_metrics has no entry {key!r}: give one callable per (category, seed, method"
-            f"{', sweep value' if claim.sweep else ''})"
-        )
-    function = subset_metrics[key]
-    positions = unit.rows[method]
-    return np.array([float(function(positions[row])) for row in np.concatenate([everything, indices])])
+def check_level(level: float) -> None:
+    """Raises unless `level`, an interval's coverage, lies in (0, 1): the one check of every interval and verdict."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
 
 
-def _trend(claim: Claim, values: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The trend statistic of curves [k, 1 + R] over sweep values x [k] (ascending)."""
-    if claim.statistic == "last_minus_first":
-        return values[-1] - values[0]
-    centred = x - x.mean()
-    return (centred[:, None] * (values - values.mean(axis=0))).sum(axis=0) / (centred**2).sum()
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The `level` percentile interval of `values` (numpy's linear interpolation): for 0.95 the 2.5th and
+    97.5th percentiles."""
+    check_level(level)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def interval_status(low: float, high: float, side: str, bound: float) -> str:
+    """ "holds", "does not hold" or "inconclusive": where the interval [low, high] lies against the claim.
+
+    side "above": holds when low > bound, does not hold when high < bound; "below": holds when high < bound,
+    does not hold when low > bound; "within" (bound = delta > 0): holds when [low, high] lies inside
+    [-delta, delta], does not hold when it lies entirely outside (low > delta or high < -delta). Anything
+    else is inconclusive, so an interval that touches the bound of "above" / "below" is (a ceiling tie
+    [0, 0] cannot say that A is above B), while "within" includes its ends, as |difference| <= delta does.
+    """
+    if side == "above":
+        claimed, other = low > bound, high < bound
+    elif side == "below":
+        claimed, other = high < bound, low > bound
+    elif side == "within":
+        claimed, other = -bound <= low and high <= bound, low > bound or high < -bound
+    else:
+        raise ValueError(f"side={side!r}: choose one of {list(SIDES)}")
+    return "holds" if claimed else "does not hold" if other else "inconclusive"
+
+
+def threshold_finding(statement: str, quantity: str, estimate: float, side: str, bound: float) -> str:
+    """The finding of a claim on a named quantity, e.g. 'greedy nearer: greedy - random max distance -0.366
+    (claimed below 0)'."""
+    return f"{statement}: {quantity} {estimate:+.3f} (claimed {side} {bound:g})"
+
+
+@dataclass(frozen=True, eq=False)
+class Verdict:
+    """A claim weighed on an interval of one estimate, whatever made the interval: the three-valued status,
+    the estimate, [low, high], n in words and the paper's value.
+
+    `status` follows from [low, high], `side` and `bound` by `interval_status`. `statement` is the claim
+    (a table row or plot label), `quantity` what the estimate measures, `finding` the claim with the
+    estimate in words (the caption's middle). `level` is the interval's coverage, None for the plain range
+    of the values (timed repeats); `basis` says how the interval was made, after it in the caption (e.g.
+    't over seeds'; None for a percentile bootstrap). `values` are the numbers the interval was read from,
+    where there are any: the statistic of every bootstrap resample, each replicate's estimate, each
+    repeat's ratio. `metric` is the paper metric of a bootstrap claim (None otherwise); `note` what a
+    caption adds after the numbers.
+    """
+
+    statement: str
+    quantity: str
+    finding: str
+    side: str
+    bound: float
+    estimate: float
+    low: float
+    high: float
+    level: float | None
+    n: str
+    basis: str | None = None
+    paper: float | None = None
+    metric: str | None = None
+    note: str | None = None
+    values: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.side not in SIDES:
+            raise ValueError(f"side={self.side!r}: choose one of {list(SIDES)}")
+        if not math.isfinite(self.bound) or (self.side == "within" and not self.bound > 0):
+            raise ValueError(f"bound={self.bound}: a finite threshold, or for 'within' a margin delta > 0")
+        if self.level is not None:
+            check_level(self.level)
+        if not self.low <= self.high:
+            raise ValueError(f"the interval [{self.low}, {self.high}] is empty or not a number")
+        if self.paper is not None and not math.isfinite(self.paper):
+            raise ValueError(f"paper must be a finite number or None; got {self.paper}")
+
+    @property
+    def status(self) -> str:
+        """ "holds", "does not hold" or "inconclusive" (`interval_status`)."""
+        return interval_status(self.low, self.high, self.side, self.bound)
+
+    def sample(self) -> str:
+        """n in words, e.g. '9 categories x 1 seed x 60 test images (20 good / 40 defective)' or '5 seeds x
+        2000 points'."""
+        return self.n
+
+    def interval(self) -> str:
+        """The interval in words: '95 % CI [-0.506, -0.226]', with its basis if any ('... (t over seeds)'),
+        or 'range [+0.210, +0.260] (over the repeats)' without a level."""
+        name = "range" if self.level is None else f"{self.level * 100:g} % CI"
+        text = f"{name} [{self.low:+.3f}, {self.high:+.3f}]"
+        return text if self.basis is None else f"{text} ({self.basis})"
+
+    def caption(self) -> str:
+        """The bold verdict line a caption starts with: status, n, finding, interval, the paper's value and
+        the note, e.g. '**holds** (n = ...): A above B by +0.076 image AUROC, 95 % CI [+0.041, +0.112];
+        paper: +0.299'."""
+        line = f"**{self.status}** (n = {self.sample()}): {self.finding}, {self.interval()}"
+        if self.paper is not None:
+            line += f"; paper: {self.paper:+.3f}"
+        return line if self.note is None else f"{line}; {self.note}"
+
+
+# --------------------------------------------------------------------------- n in words
 
 
 @dataclass(frozen=True)
@@ -131,57 +214,12 @@ class UnitCount:
     good: int
     defective: int
 
-
-@dataclass(frozen=True, eq=False)
-class Verdict:
-    """The claim's verdict: status, point estimate, `level` percentile interval [low, high], the sample.
-
-    `resampled` holds the statistic of every resample (for plots or a second look). `estimate_a` and
-    `estimate_b` are the mean metric of a and b over the units (b None for a one-method trend; for a
-    trend, the mean over every unit and sweep value).
-    """
-
-    claim: Claim
-    status: str
-    estimate: float
-    low: float
-    high: float
-    level: float
-    n_resamples: int
-    units: tuple[UnitCount, ...]
-    estimate_a: float
-    estimate_b: float | None
-    resampled: np.ndarray = field(repr=False)
-
-    @property
-    def paper(self) -> float | None:
-        """The paper's value of the same quantity, if the claim carries one."""
-        return self.claim.paper
-
-    @property
-    def n_categories(self) -> int:
-        return len({unit.category for unit in self.units})
-
-    @property
-    def n_seeds(self) -> int:
-        return len({unit.seed for unit in self.units})
-
-    @property
-    def n_sweep_values(self) -> int:
-        return len({unit.sweep for unit in self.units})
-
-    def sample(self) -> str:
-        """n in words: '9 categories x 1 seed x 60 test images (20 good / 40 defective)' (ranges where units differ)."""
-        return sample_text(self.units, self.claim.sweep)
-
-    def caption(self) -> str:
-        """The bold verdict line a caption starts with, e.g. '**holds** (n = ...): A above B by +0.076 image
-        AUROC, 95 % CI [+0.041, +0.112]; paper: +0.299'."""
-        line = (
-            f"**{self.status}** (n = {self.sample()}): {self.claim.describe(self.estimate)}, "
-            f"{self.level * 100:g} % CI [{self.low:+.3f}, {self.high:+.3f}]"
-        )
-        return line if self.paper is None else f"{line}; paper: {self.paper:+.3f}"
+    @classmethod
+    def of(cls, unit: Unit, sweep: str | None = None) -> UnitCount:
+        """The size of a bootstrap unit (its key: category, seed[, sweep value])."""
+        labels = unit.labels
+        category, seed = unit.key[:2]
+        return cls(str(category), int(seed), unit.key[2] if sweep else None, int((~labels).sum()), int(labels.sum()))
 
 
 def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
@@ -206,21 +244,7 @@ def sample_text(units: Sequence[UnitCount], sweep: str | None = None) -> str:
     return f"{shape} x {count(images)} test images ({count(good)} good / {count(defective)} defective)"
 
 
-def status(claim: Claim, low: float, high: float) -> str:
-    """ "holds", "does not hold" or "inconclusive" for the interval [low, high] (rules in the module docstring)."""
-    if claim.comparison == "within":
-        if -claim.delta <= low and high <= claim.delta:
-            return "holds"
-        if low > claim.delta or high < -claim.delta:
-            return "does not hold"
-        return "inconclusive"
-    sign = -1.0 if claim.direction == "decreasing" else 1.0
-    low, high = sorted((sign * low, sign * high))
-    if low > 0:
-        return "holds"
-    if high < 0:
-        return "does not hold"
-    return "inconclusive"
+# --------------------------------------------------------------------------- the paired bootstrap
 
 
 def assess(
@@ -237,95 +261,85 @@ def assess(
     Image AUROC comes from the table's `score` column unless `subset_metrics` is given; pixel AUROC and
     PRO need `pixel_stats` (below) or, the slow exact reference, `subset_metrics`: a callable per
     (category, seed, method) — per (category, seed, method, sweep value) for a trend — e.g.
-    `subset_metric("pro", masks, maps)`, taking indices into that method's rows of the unit in table order. `seed` seeds the resampling: equal inputs and seed give
-    equal verdicts.
+    `subset_metric("pro", masks, maps)`, taking indices into that method's rows of the unit in table order.
+    `seed` seeds the resampling: equal inputs and seed give equal verdicts.
 
     `pixel_stats` (`run_grid(...).pixel_stats`, by result_key) is the fast route for pixel AUROC and PRO:
     each method's rows of a unit name their evaluation in the table's `result_key` column, and every
     resample's metric comes from that evaluation's `PixelStats` (within its binning error, see
     `adlib.evaluation.pixel_stats`; the point estimate too). It is ignored for image AUROC claims.
     """
-    if not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer (default 2000); got {n_resamples!r}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
+    check_level(level)
+    fast_pixels = _fast_pixel_route(claim, subset_metrics, pixel_stats)
+    resampler = Resampler(claim.metric, n_resamples, seed, pixel_stats if fast_pixels else None, subset_metrics)
     pixel = claim.metric != "image_auroc"
-    if pixel and subset_metrics is not None and pixel_stats is not None:
+    units = units_of(claim, table, need_scores=subset_metrics is None and not pixel, need_keys=fast_pixels)
+    values = resampler.metrics(units, claim.methods)  # per method [units, 1 + R]
+    a, b = values[claim.a], None if claim.b is None else values[claim.b]
+    if claim.comparison == "trend":
+        statistic = _trend_statistic(claim, units, a if b is None else a - b)
+    else:
+        statistic = (a - b).mean(axis=0)
+    estimate, resampled = float(statistic[0]), statistic[1:]
+    low, high = percentile_interval(resampled, level)
+    return Verdict(
+        claim.statement,
+        claim.quantity,
+        claim.describe(estimate),
+        claim.side,
+        claim.bound,
+        estimate,
+        low,
+        high,
+        level,
+        sample_text([UnitCount.of(unit, claim.sweep) for unit in units], claim.sweep),
+        paper=claim.paper,
+        metric=claim.metric,
+        values=resampled,
+    )
+
+
+def _fast_pixel_route(
+    claim: Claim, subset_metrics: Mapping[tuple, SubsetMetric] | None, pixel_stats: Mapping[str, PixelStats] | None
+) -> bool:
+    """Whether a pixel claim reads `pixel_stats` (True) or `subset_metrics`; raises unless exactly one is given."""
+    if claim.metric == "image_auroc":
+        return False
+    if subset_metrics is not None and pixel_stats is not None:
         raise ValueError("pass either pixel_stats (fast, binned) or subset_metrics (slow, exact), not both")
-    if pixel and subset_metrics is None and pixel_stats is None:
+    if subset_metrics is None and pixel_stats is None:
         raise ValueError(
             f"metric {claim.metric!r} needs the pixel statistics: pass pixel_stats=grid.pixel_stats (from run_grid), "
             f"or subset_metrics={{(category, seed, method): subset_metric({claim.metric!r}, masks, maps), ...}}; "
             "only image_auroc is computed from the score column"
         )
-    fast_pixels = pixel and pixel_stats is not None
-    units = units_of(claim, table, need_scores=subset_metrics is None and not pixel, need_keys=fast_pixels)
-    rng = np.random.default_rng(seed)
-    drawn: dict[tuple, np.ndarray] = {}
-    values: dict[str, list[np.ndarray]] = {method: [] for method in claim.methods}
-    for unit in units:
-        draw_key = (*unit.key[:2], unit.images)
-        if draw_key not in drawn:
-            drawn[draw_key] = stratified_indices(unit.labels, n_resamples, rng)
-        for method in claim.methods:
-            values[method].append(
-                _metric_values(
-                    claim, unit, method, drawn[draw_key], subset_metrics, pixel_stats if fast_pixels else None
-                )
-            )
-    a = np.stack(values[claim.a])  # [units, 1 + R]
-    b = None if claim.b is None else np.stack(values[claim.b])
-    if claim.comparison == "trend":
-        x_values = sorted({unit.key[2] for unit in units})
-        if len(x_values) < 2:
-            raise ValueError(f"a trend needs at least two values of {claim.sweep!r}; the table has {x_values}")
-        per_x = {x: {unit.key[:2] for unit in units if unit.key[2] == x} for x in x_values}
-        if any(cells != per_x[x_values[0]] for cells in per_x.values()):
-            raise ValueError(
-                f"every value of {claim.sweep!r} must cover the same (category, seed) units; "
-                f"got {[len(cells) for cells in per_x.values()]} units per value: complete the sweep"
-            )
-        if claim.statistic == "slope":
-            try:
-                x = np.asarray(x_values, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"a slope needs numeric {claim.sweep!r} values; got {x_values}: use statistic='last_minus_first'"
-                ) from None
-        else:
-            x = np.arange(len(x_values), dtype=np.float64)
-        measured = a if b is None else a - b
-        sweep_of = np.array([x_values.index(unit.key[2]) for unit in units])
-        curves = np.stack([measured[sweep_of == i].mean(axis=0) for i in range(len(x_values))])
-        statistic = _trend(claim, curves, x)
-    else:
-        statistic = (a - b).mean(axis=0)
-    estimate, resampled = float(statistic[0]), statistic[1:]
-    tail = (1.0 - level) / 2 * 100
-    low, high = (float(v) for v in np.percentile(resampled, [tail, 100 - tail]))
-    counts = tuple(
-        UnitCount(
-            str(unit.key[0]),
-            int(unit.key[1]),
-            unit.key[2] if claim.sweep else None,
-            int((~unit.labels).sum()),
-            int(unit.labels.sum()),
+    return pixel_stats is not None
+
+
+def _trend_statistic(claim: Claim, units: Sequence[Unit], measured: np.ndarray) -> np.ndarray:
+    """The trend statistic [1 + R] of a trend claim: the curve over the sweep values (the mean of `measured`
+    [units, 1 + R] over the units at each value), then its slope or last - first."""
+    x_values = sorted({unit.key[2] for unit in units})
+    if len(x_values) < 2:
+        raise ValueError(f"a trend needs at least two values of {claim.sweep!r}; the table has {x_values}")
+    per_x = {x: {unit.key[:2] for unit in units if unit.key[2] == x} for x in x_values}
+    if any(cells != per_x[x_values[0]] for cells in per_x.values()):
+        raise ValueError(
+            f"every value of {claim.sweep!r} must cover the same (category, seed) units; "
+            f"got {[len(cells) for cells in per_x.values()]} units per value: complete the sweep"
         )
-        for unit in units
-    )
-    return Verdict(
-        claim,
-        status(claim, low, high),
-        estimate,
-        low,
-        high,
-        level,
-        int(n_resamples),
-        counts,
-        float(a[:, 0].mean()),
-        None if b is None else float(b[:, 0].mean()),
-        resampled,
-    )
+    sweep_of = np.array([x_values.index(unit.key[2]) for unit in units])
+    curves = np.stack([measured[sweep_of == i].mean(axis=0) for i in range(len(x_values))])
+    if claim.statistic == "last_minus_first":
+        return curves[-1] - curves[0]
+    try:
+        x = np.asarray(x_values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"a slope needs numeric {claim.sweep!r} values; got {x_values}: use statistic='last_minus_first'"
+        ) from None
+    centred = x - x.mean()
+    return (centred[:, None] * (curves - curves.mean(axis=0))).sum(axis=0) / (centred**2).sum()
 
 
 # --------------------------------------------------------------------------- one method's metric
@@ -350,6 +364,24 @@ def method_intervals(
     (`run_grid(...).pixel_stats`; each unit's rows name their evaluation in `result_key`), as in `assess`.
     """
     by = list(by)
+    _check_interval_table(images, metric, by, pixel_stats)
+    check_level(level)
+    resampler = Resampler(metric, n_resamples, seed, pixel_stats=pixel_stats)
+    rows = []
+    for key, group in images.groupby(by, sort=True):
+        where = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        units = _group_units(group, where, metric, pixel_stats)
+        mean = resampler.metrics(units, [where["method"]])[where["method"]].mean(axis=0)
+        low, high = percentile_interval(mean[1:], level)
+        n = sample_text([UnitCount.of(unit) for unit in units])
+        rows.append({**where, "estimate": float(mean[0]), "low": low, "high": high, "units": len(units), "n": n})
+    return pd.DataFrame(rows)
+
+
+def _check_interval_table(
+    images: pd.DataFrame, metric: str, by: list[str], pixel_stats: Mapping[str, PixelStats] | None
+) -> None:
+    """Raises unless `method_intervals` can group `images` by `by` and compute `metric` from it."""
     if "method" not in by:
         raise ValueError(f"by={by}: include 'method' (an interval is of one method's metric)")
     if metric not in METRICS:
@@ -361,46 +393,32 @@ def method_intervals(
     missing = [column for column in dict.fromkeys(needed) if column not in images.columns]
     if missing:
         raise ValueError(f"the per-image table lacks the columns {missing}; it has {list(images.columns)}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level is the interval's coverage in (0, 1), e.g. 0.95; got {level}")
-    rng, drawn, rows = np.random.default_rng(seed), {}, []
-    tail = (1.0 - level) / 2 * 100
-    for key, group in images.groupby(by, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        values, counts = [], []
-        for (category, unit_seed), unit in group.groupby(["category", "seed"], sort=True):
-            unit = unit.sort_values("image", kind="stable")
-            labels = unit["label"].to_numpy().astype(bool)
-            if labels.all() or not labels.any():
+
+
+def _group_units(
+    group: pd.DataFrame, where: dict, metric: str, pixel_stats: Mapping[str, PixelStats] | None
+) -> list[Unit]:
+    """One group's (category, seed) units, in sorted order, each with its images in sorted order and the
+    group's method's scores (image AUROC) or evaluation (pixel metrics)."""
+    method, units = where["method"], []
+    for (category, unit_seed), rows in group.groupby(["category", "seed"], sort=True):
+        rows = rows.sort_values("image", kind="stable")
+        labels = rows["label"].to_numpy().astype(bool)
+        if labels.all() or not labels.any():
+            raise ValueError(
+                f"{where}, category {category!r}, seed {unit_seed}: the test images "
+                "need both good and defective ones for an AUROC"
+            )
+        scores, results = {}, {}
+        if metric == "image_auroc":
+            scores[method] = rows["score"].to_numpy(dtype=np.float64)
+        else:
+            keys = rows["result_key"].unique()
+            if len(keys) != 1 or keys[0] not in pixel_stats:
                 raise ValueError(
-                    f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: the test images "
-                    "need both good and defective ones for an AUROC"
+                    f"{where}, category {category!r}, seed {unit_seed}: result_key "
+                    f"{list(keys)[:2]} is not one evaluation of pixel_stats: pass the run_grid's own"
                 )
-            draw_key = (category, unit_seed, tuple(unit["image"]))
-            if draw_key not in drawn:
-                drawn[draw_key] = stratified_indices(labels, n_resamples, rng)
-            rows_drawn = np.concatenate([np.arange(labels.size)[None, :], drawn[draw_key]])
-            if pixel:
-                keys = unit["result_key"].unique()
-                if len(keys) != 1 or keys[0] not in pixel_stats:
-                    raise ValueError(
-                        f"{dict(zip(by, key))}, category {category!r}, seed {unit_seed}: result_key "
-                        f"{list(keys)[:2]} is not one evaluation of pixel_stats: pass the run_grid's own"
-                    )
-                values.append(resampled_pixel_metric(metric, pixel_stats[keys[0]], tuple(unit["image"]), rows_drawn))
-            else:
-                values.append(resampled_image_auroc(labels, unit["score"].to_numpy(dtype=np.float64), rows_drawn))
-            counts.append(UnitCount(str(category), int(unit_seed), None, int((~labels).sum()), int(labels.sum())))
-        mean = np.mean(values, axis=0)
-        low, high = np.percentile(mean[1:], [tail, 100 - tail])
-        rows.append(
-            {
-                **dict(zip(by, key)),
-                "estimate": float(mean[0]),
-                "low": float(low),
-                "high": float(high),
-                "units": len(values),
-                "n": sample_text(counts),
-            }
-        )
-    return pd.DataFrame(rows)
+            results[method] = keys[0]
+        units.append(Unit((category, unit_seed), tuple(rows["image"]), labels, scores, {}, results))
+    return units
