@@ -16,7 +16,7 @@ from collections import defaultdict
 import pandas as pd
 import pytest
 
-from adlib.evidence.paper import PaperDataError, beside, read_paper_folder, reported
+from adlib.evidence.paper import REGISTER_FILE, PaperDataError, beside, read_paper_folder, reported
 
 HEADER = "paper,table,method,setting,category,metric,value,unit"
 MVTEC = {
@@ -29,11 +29,12 @@ MVTEC = {
 
 
 def raw_rows() -> list[dict[str, str]]:
-    """Every row of every packaged CSV as printed (strings), with the file name."""
+    """Every row of every packaged numbers CSV as printed (strings), with the file name (the claims
+    register beside them has its own schema and tests)."""
     folder = importlib.resources.files("adlib.evidence") / "paper_data"
     rows = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".csv"):
+        if entry.name.endswith(".csv") and entry.name != REGISTER_FILE:
             for row in csv.DictReader(io.StringIO(entry.read_text(encoding="utf-8"))):
                 rows.append({**row, "file": entry.name})
     return rows
@@ -111,6 +112,12 @@ def test_wrong_header_names_file(tmp_path):
     write(tmp_path, "header.csv", ["paper,table,method,category,metric,value,unit", GOOD])
     with pytest.raises(PaperDataError, match=r"header\.csv: the header must be exactly"):
         read_paper_folder(tmp_path)
+
+
+def test_claims_register_beside_the_numbers_is_left_out(tmp_path):
+    write(tmp_path, "pc.csv", [HEADER, GOOD])
+    write(tmp_path, REGISTER_FILE, ["id,paper,where", "pc-x,PC,Table 1"])  # another schema: not numbers
+    assert read_paper_folder(tmp_path)["method"].tolist() == ["PatchCore-25%"]
 
 
 def test_duplicate_cell_across_files_names_both(tmp_path):

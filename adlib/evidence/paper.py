@@ -11,6 +11,8 @@ What is in the data
 - `kc.csv` (improved PatchCore, K-means + cosine) and `sp.csv` (SoftPatch): written separately in the
   same schema; their notes (sources, cells left out, the SP Table 1 bottle cells that the extracted
   text swaps) are in `adlib/evidence/paper_data/NOTES.md`, checked by `tests/test_paper_data_kc_sp.py`.
+- `claims.csv` is not a table of numbers: it is the register of the papers' claims, with its own schema,
+  read by `adlib.evidence.register`; `read_paper_folder` leaves it out.
 
 Schema (header exactly `paper,table,method,setting,category,metric,value,unit`)
 -------------------------------------------------------------------------------
@@ -78,6 +80,7 @@ COLUMNS = ("paper", "table", "method", "setting", "category", "metric", "value",
 PAPERS = frozenset({"PC", "KC", "SP"})
 UNITS = frozenset({"%", "s", "ms", "count", ""})
 KEY = ("paper", "table", "method", "setting", "category", "metric")
+REGISTER_FILE = "claims.csv"  # the claims register (adlib.evidence.register) lives beside the numbers
 _NAME = re.compile(r"[a-z0-9][a-z0-9_]*")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 _SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=[^;=]+(;[A-Za-z_][A-Za-z0-9_]*=[^;=]+)*")
@@ -126,8 +129,12 @@ def _parse_file(name: str, text: str) -> list[dict[str, object]]:
 
 
 def read_paper_folder(folder: Traversable | Path) -> pd.DataFrame:
-    """Every `*.csv` in `folder`, validated and concatenated (files in name order, rows as in the file)."""
-    files = sorted((entry for entry in folder.iterdir() if entry.name.endswith(".csv")), key=lambda e: e.name)
+    """Every `*.csv` in `folder` but the claims register, validated and concatenated (files in name order,
+    rows as in the file)."""
+    files = sorted(
+        (entry for entry in folder.iterdir() if entry.name.endswith(".csv") and entry.name != REGISTER_FILE),
+        key=lambda e: e.name,
+    )
     rows: list[dict[str, object]] = []
     for entry in files:
         rows += _parse_file(entry.name, entry.read_text(encoding="utf-8"))
