@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 
 from adlib.bank.clustering import KMeansBank
-from adlib.bank.denoise import METHODS as DENOISERS
-from adlib.bank.denoise import denoise, outlier_scores
+from adlib.bank.denoise import DENOISERS, denoise, outlier_scores
 from adlib.bank.sampling import (
     ApproximateGreedyCoreset,
     ExactGreedyCoreset,
