@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adlib.companion.notebook import softpatch_variants
 from adlib.companion.plotting import display_image
 from adlib.data.datasets import Category, Sample, load_category
 from adlib.data.protocol import NoiseRecord, add_training_noise, low_shot
 from adlib.detectors.padim import padim_settings
-from adlib.detectors.patchcore import PatchCoreSettings, improved_patchcore_settings
+from adlib.detectors.patchcore import PatchCoreSettings, improved_patchcore_settings, softpatch_variants
 from adlib.evaluation.evaluate import CategoryResult, evaluate
 from adlib.features.extractor import FeatureExtractor, FeatureSettings, PatchEmbedding
 from adlib.style import STYLE, draw_mask_outline

@@ -11,7 +11,7 @@ settings of the same model, with presets:
 - SoftPatch (SP): `denoise="nearest" | "gaussian" | "lof"` scores every training patch within its
   position's group, drops the top `tau` share before the coreset, and (with `soft_weight`) keeps the
   rest's soft weights in the bank; a test patch's score is multiplied by the weight of its nearest
-  bank patch. `softpatch_settings()`.
+  bank patch. `softpatch_settings()`; `softpatch_variants()` gives one per discriminator.
 """
 
 from __future__ import annotations
@@ -186,6 +186,23 @@ def softpatch_settings(
         soft_weight=soft_weight,
         reweight_neighbours=reweight_neighbours,
     )
+
+
+def softpatch_variants(
+    features: FeatureSettings,
+    coreset_ratio: float,
+    tau: float,
+    lof_k: int,
+    denoisers: Sequence[str] = DENOISERS,
+) -> dict[str, PatchCoreSettings]:
+    """{"SoftPatch-<denoiser>": settings}: SP with each of its discriminators (SP Table 4 compares them), with
+    the same coreset and tau; LOF with `lof_k` (the others have no k)."""
+    return {
+        f"SoftPatch-{denoise}": softpatch_settings(
+            features, denoise, coreset_ratio, tau=tau, **({"lof_k": lof_k} if denoise == "lof" else {})
+        )
+        for denoise in denoisers
+    }
 
 
 class PatchCore(Detector):
