@@ -102,6 +102,7 @@ class ImageDenoised(Detector):
 
     method = "image_denoised"
     settings_type = ImageDenoisedSettings
+    takes_backend = True  # its detector's (PatchCore's memory-bank search; a PaDiM detector refuses one)
 
     def __init__(
         self,
@@ -110,8 +111,9 @@ class ImageDenoised(Detector):
         cache_dir: Path | None = None,
         use_cache: bool = True,
         extractor: FeatureExtractor | None = None,
+        backend: str = "auto",
     ):
-        super().__init__(settings, device, cache_dir, use_cache, extractor)  # self.extractor: the detector's
+        super().__init__(settings, device, cache_dir, use_cache, extractor, backend)  # self.extractor: the detector's
         settings = self.settings
         filter_extractor = self.extractor if settings.filter.features == settings.features else None
         self.filter = PaDiM(
@@ -119,7 +121,12 @@ class ImageDenoised(Detector):
         )
         detector = PatchCore if isinstance(settings.detector, PatchCoreSettings) else PaDiM
         self.detector = detector(
-            settings.detector, device=device, cache_dir=cache_dir, use_cache=use_cache, extractor=self.extractor
+            settings.detector,
+            device=device,
+            cache_dir=cache_dir,
+            use_cache=use_cache,
+            extractor=self.extractor,
+            backend=backend,
         )
         self.train_scores: torch.Tensor | None = None  # [N] the filter's in-sample image scores
         self.dropped: tuple[Path, ...] = ()

@@ -212,6 +212,7 @@ class PatchCore(Detector):
 
     method = "patchcore"
     settings_type = PatchCoreSettings
+    takes_backend = True
 
     def __init__(
         self,
@@ -222,8 +223,7 @@ class PatchCore(Detector):
         backend: str = "auto",
         extractor: FeatureExtractor | None = None,
     ):
-        super().__init__(settings, device, cache_dir, use_cache, extractor)
-        self.backend = backend
+        super().__init__(settings, device, cache_dir, use_cache, extractor, backend)
         self.bank: torch.Tensor | None = None
         self.bank_weights: torch.Tensor | None = None  # SoftPatch's soft weights, one per bank feature
         # Which training patch each bank row copies: row i * P + p is position p of training image i
@@ -312,20 +312,3 @@ class PatchCore(Detector):
         weights = state.get("bank_weights")
         device = self.extractor.device
         self._set_bank(state["bank"].to(device), tuple(state["grid"]), None if weights is None else weights.to(device))
-
-    @classmethod
-    def load(
-        cls,
-        path: Path,
-        settings: PatchCoreSettings | None = None,
-        device: torch.device | str | None = None,
-        cache_dir: Path | None = None,
-        use_cache: bool = True,
-        backend: str = "auto",
-    ) -> PatchCore:
-        """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        return cls._read(
-            path,
-            settings,
-            lambda stored: cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache, backend=backend),
-        )

@@ -60,9 +60,4 @@ def build_detector(
     backend: str = "auto",
 ) -> Detector:
     """The detector that `settings` describe (its class chosen by the settings' type, `detector_class`)."""
-    detector = detector_class(settings)
-    if detector is PatchCore:
-        return PatchCore(settings, device=device, cache_dir=cache_dir, extractor=extractor, backend=backend)
-    if backend != "auto":
-        raise ValueError(f"backend={backend!r} only applies to PatchCore's memory-bank search")
-    return detector(settings, device=device, cache_dir=cache_dir, extractor=extractor)
+    return detector_class(settings)(settings, device=device, cache_dir=cache_dir, extractor=extractor, backend=backend)
