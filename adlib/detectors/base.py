@@ -1,7 +1,8 @@
 """What every detector shares: settings -> fit(train) -> predict(test) -> Scores, and one model file.
 
 A detector is a `Detector` subclass with a `settings_type` (a frozen settings dataclass with a
-`features` field and `to_dict` / `from_dict`, see `Settings`), a `method` name for its model files,
+`features` field and `to_dict` / `from_dict`, see `Settings`), its command-line `options` (if any, see
+`adlib.detectors.options`), a `method` name for its model files,
 `fit` and `predict`, and the two halves of its fitted state: `state()` (tensors, lists, None: what
 `save` writes) and `set_state(state)` (what `load` restores). The constructor, `save` and `load` live
 here once, on top of `adlib.detectors.modelfile`; every detector takes the same constructor arguments,
@@ -10,7 +11,7 @@ so `adlib.detectors.registry.build_detector` builds any of them the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,6 +20,7 @@ import torch
 from adlib.bank.scoring import Scores
 from adlib.data.datasets import Sample
 from adlib.detectors.modelfile import read_model, settings_from_dict, settings_to_dict, write_model
+from adlib.detectors.options import Option
 from adlib.features.extractor import FeatureExtractor, FeatureSettings
 
 
@@ -86,6 +88,8 @@ class Detector:
     # Whether `backend` (the nearest-neighbour search engine, `adlib.bank.search.BACKENDS`) acts in this
     # detector; one without a memory-bank search refuses any backend but 'auto'.
     takes_backend: ClassVar[bool] = False
+    # The command-line options that change its settings, by the (dotted) settings field each sets.
+    options: ClassVar[Mapping[str, Option]] = {}
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ from adlib.bank.scoring import DISTANCES, Scores, anomaly_maps, reweighted_image
 from adlib.bank.search import NearestNeighbours, Search
 from adlib.data.datasets import Sample
 from adlib.detectors.base import Detector, Settings
+from adlib.detectors.options import Option
 from adlib.features.extractor import FeatureExtractor, FeatureSettings, PatchEmbedding
 
 SAMPLERS: dict[str, Sampler] = {
@@ -135,6 +136,43 @@ class PatchCoreSettings(Settings):
         return SAMPLERS[self.sampler]
 
 
+# The PatchCore family's command-line options (`python -m adlib run --help`), by the settings field each sets.
+PATCHCORE_OPTIONS = {
+    "features.patch_size": Option("--patch-size", "neighbourhood size p of the local aggregation", int, 3),
+    "coreset_ratio": Option("--coreset", "memory bank size as a share of all patches", float, 0.1),
+    "sampler": Option(
+        "--sampler",
+        "memory bank: approximate_greedy (PatchCore, default), exact_greedy, random, kmeans (KC), "
+        "learned_proxies (PC Eq. 8)",
+        choices=tuple(SAMPLERS),
+    ),
+    "search": Option(
+        "--search",
+        "memory-bank search: exact, or ivfpq (faiss IVF-PQ, approximate; PC Table 5)",
+        default="exact",
+        choices=tuple(SEARCHES),
+    ),
+    "distance": Option(
+        "--distance", "patch score: euclidean (paper, default), squared (official code), cosine (KC)", choices=DISTANCES
+    ),
+    "top_k": Option("--top-k", "with --distance cosine: average over the top k bank features", int, 1),
+    "reweight_neighbours": Option(
+        "--reweight",
+        "b of PatchCore's Eq. 7 image score (patchcore default 9; 1 = plain maximum: the official code, "
+        "KC, and softpatch's default, as the SoftPatch paper scores images)",
+        int,
+    ),
+    "denoise": Option(
+        "--denoise", "SoftPatch outlier score per position (softpatch: lof); none for the others", choices=DENOISERS
+    ),
+    "tau": Option("--tau", "SoftPatch: share of training patches dropped", float, 0.15),
+    "lof_k": Option("--lof-k", "SoftPatch: LOF neighbours", int, 6),
+    "soft_weight": Option(
+        "--no-soft-weight", "SoftPatch: drop patches but keep no soft weights", default=False, negates=True
+    ),
+}
+
+
 def patchcore_settings(
     features: FeatureSettings | None = None,
     coreset_ratio: float = 0.1,
@@ -213,6 +251,7 @@ class PatchCore(Detector):
     method = "patchcore"
     settings_type = PatchCoreSettings
     takes_backend = True
+    options = PATCHCORE_OPTIONS
 
     def __init__(
         self,
