@@ -14,34 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 PROFILE_DATA = {"synthetic": "data/synthetic"}
-# The methods (`--method`) and their settings presets are `adlib.detectors.registry.METHODS`.
-# Options that only PatchCore-family methods (PatchCore's patches and memory bank) read, and other methods' own.
-PATCHCORE_ONLY = (
-    "patch_size",
-    "coreset",
-    "sampler",
-    "search",
-    "distance",
-    "top_k",
-    "reweight",
-    "denoise",
-    "tau",
-    "lof_k",
-    "no_soft_weight",
-    "backend",
-)
-OWN_OPTIONS = {
-    "channels": ("padim", "image-denoised-patchcore"),
-    "image_k": ("spade",),
-    "drop": ("image-denoised-patchcore",),
-}
+# The methods (`--method`), their settings presets and their options are `adlib.detectors.registry.METHODS`.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from adlib.bank.scoring import DISTANCES
     from adlib.bank.search import BACKENDS
     from adlib.data.fetch import add_parser as add_fetch_parser
-    from adlib.detectors.patchcore import DENOISERS, SAMPLERS, SEARCHES
     from adlib.detectors.registry import METHODS
     from adlib.features.backbones import BACKBONES
     from adlib.features.extractor import PROFILES
@@ -55,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _add_data_options(run, PROFILES, BACKBONES, METHODS)
-    _add_method_options(run, SAMPLERS, SEARCHES, DISTANCES, DENOISERS)
+    _add_method_options(run)
     _add_run_options(run, BACKENDS)
     add_fetch_parser(commands)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -78,9 +56,9 @@ def _add_data_options(run: argparse.ArgumentParser, profiles, backbones, methods
         "--method",
         default="patchcore",
         choices=list(methods),
-        help="detector: improved-patchcore = K-means bank + cosine scores; softpatch = LOF denoising "
-        "with soft weights (each only changes the options below it sets); image-denoised-patchcore "
-        "= a PaDiM filter drops the worst training images, then PatchCore; padim; spade",
+        help="detector: "
+        + "; ".join(f"{name} = {method.summary}" for name, method in methods.items())
+        + " (a method sets only some of the options below; the others keep its own defaults)",
     )
     run.add_argument(
         "--profile",
@@ -95,56 +73,18 @@ def _add_data_options(run: argparse.ArgumentParser, profiles, backbones, methods
     run.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="backbone precision")
 
 
-def _add_method_options(run: argparse.ArgumentParser, samplers, searches, distances, denoisers) -> None:
-    """The methods' own settings (an option the chosen method does not read is refused)."""
-    run.add_argument("--patch-size", type=int, default=3, help="neighbourhood size p of the local aggregation")
-    run.add_argument("--coreset", type=float, default=0.1, help="memory bank size as a share of all patches")
-    run.add_argument(
-        "--sampler",
-        choices=list(samplers),
-        help="memory bank: approximate_greedy (PatchCore, default), exact_greedy, random, kmeans (KC), "
-        "learned_proxies (PC Eq. 8)",
-    )
-    run.add_argument(
-        "--search",
-        default="exact",
-        choices=searches,
-        help="memory-bank search: exact, or ivfpq (faiss IVF-PQ, approximate; PC Table 5)",
-    )
-    run.add_argument(
-        "--distance",
-        choices=distances,
-        help="patch score: euclidean (paper, default), squared (official code), cosine (KC)",
-    )
-    run.add_argument(
-        "--top-k", type=int, default=1, help="with --distance cosine: average over the top k bank features"
-    )
-    run.add_argument(
-        "--reweight",
-        type=int,
-        help="b of PatchCore's Eq. 7 image score (patchcore default 9; 1 = plain maximum: the official code, "
-        "KC, and softpatch's default, as the SoftPatch paper scores images)",
-    )
-    run.add_argument(
-        "--denoise",
-        choices=denoisers,
-        help="SoftPatch outlier score per position (softpatch: lof); none for the others",
-    )
-    run.add_argument("--tau", type=float, default=0.15, help="SoftPatch: share of training patches dropped")
-    run.add_argument("--lof-k", type=int, default=6, help="SoftPatch: LOF neighbours")
-    run.add_argument("--no-soft-weight", action="store_true", help="SoftPatch: drop patches but keep no soft weights")
-    run.add_argument(
-        "--channels",
-        type=int,
-        help="PaDiM (and the image-denoising filter): random channel subset (default per backbone)",
-    )
-    run.add_argument("--image-k", type=int, default=50, help="SPADE: training images retrieved per test image")
-    run.add_argument(
-        "--drop",
-        type=float,
-        default=0.15,
-        help="image-denoised-patchcore: share of training images the PaDiM filter removes",
-    )
+def _add_method_options(run: argparse.ArgumentParser) -> None:
+    """The methods' own settings, as their detectors declare them (`adlib.detectors.options`); an option the
+    chosen method does not read is refused."""
+    from adlib.detectors.registry import command_line_options
+
+    for option in command_line_options().values():
+        if option.negates:
+            run.add_argument(option.flag, action="store_true", help=option.help)
+        else:
+            run.add_argument(
+                option.flag, type=option.type, default=option.default, choices=option.choices, help=option.help
+            )
 
 
 def _add_run_options(run: argparse.ArgumentParser, backends) -> None:
@@ -182,64 +122,37 @@ def _add_run_options(run: argparse.ArgumentParser, backends) -> None:
     )
 
 
-def settings_from_args(args: argparse.Namespace):
-    """The method's settings from the options; an option the chosen method does not read is an error."""
-    from adlib.detectors.image_denoise import ImageDenoised
-    from adlib.detectors.padim import PaDiM
-    from adlib.detectors.patchcore import PatchCore, PatchCoreSettings
-    from adlib.detectors.registry import METHODS
-    from adlib.detectors.spade import Spade
+def features_from_args(args: argparse.Namespace):
+    """The profile's feature settings with the backbone options (`--backbone`, `--weights`, ...) applied."""
     from adlib.features.extractor import profile_settings
 
-    method = METHODS[args.method]
-    patchcore_family = method.detector in (PatchCore, ImageDenoised)
-    defaults = vars(build_parser().parse_args(["run"]))
-    changed = [name for name in (*PATCHCORE_ONLY, *OWN_OPTIONS) if getattr(args, name) != defaults[name]]
-    unread = [
-        name
-        for name in changed
-        if (name in PATCHCORE_ONLY and not patchcore_family)
-        or (name in OWN_OPTIONS and args.method not in OWN_OPTIONS[name])
-    ]
-    if unread:
-        options = ", ".join("--" + name.replace("_", "-") for name in unread)
-        raise ValueError(f"{options} do(es) nothing with --method {args.method}: drop it or choose another method")
-    features = profile_settings(args.profile)
     weights = None if args.weights.lower() in ("none", "random") else args.weights
     changes = {"precision": args.precision, "init_seed": args.init_seed, "weights": weights}
     if args.backbone:
         changes["backbone"] = args.backbone
     if args.layers:
         changes["layers"] = tuple(args.layers)
-    if patchcore_family:
-        changes["patch_size"] = args.patch_size
-    features = dataclasses.replace(features, **changes)
+    return dataclasses.replace(profile_settings(args.profile), **changes)
 
-    if method.detector is PaDiM:
-        return method.preset(features, channels=args.channels)
-    if method.detector is Spade:
-        return method.preset(features, image_k=args.image_k)
-    if not patchcore_family:
-        return method.preset(features)
-    explicit = {
-        "sampler": args.sampler,
-        "distance": args.distance,
-        "reweight_neighbours": args.reweight,
-        "denoise": args.denoise,
+
+def settings_from_args(args: argparse.Namespace):
+    """The method's settings from the options (`adlib.detectors.registry.method_settings`): an option the chosen
+    method does not read is an error, and so is one its settings refuse, each named as typed. An option
+    left at its default is not applied: the default is what the method has anyway."""
+    from adlib.detectors.registry import METHODS, command_line_options, does_nothing, method_settings
+
+    method = METHODS[args.method]
+    typed = {
+        flag: getattr(args, option.dest)
+        for flag, option in command_line_options().items()
+        if getattr(args, option.dest) != option.default
     }
-    patchcore = {
-        "coreset_ratio": args.coreset,
-        "search": args.search,
-        "top_k": args.top_k,
-        "tau": args.tau,
-        "lof_k": args.lof_k,
-        "soft_weight": not args.no_soft_weight,
-        **{name: value for name, value in explicit.items() if value is not None},
-    }
-    if method.detector is ImageDenoised:  # a PaDiM filter drops the worst training images, then PatchCore
-        detector = dataclasses.replace(PatchCoreSettings(features=features), **patchcore)
-        return method.preset(features, detector=detector, drop=args.drop, channels=args.channels)
-    return dataclasses.replace(method.preset(features), **patchcore)
+    unread = [flag for flag in typed if flag not in method.options]
+    if args.backend != "auto" and not method.detector.takes_backend:
+        unread.append("--backend")
+    if unread:
+        raise ValueError(does_nothing(unread, args.method))
+    return method_settings(args.method, features_from_args(args), typed)
 
 
 def run_command(args: argparse.Namespace) -> None:

@@ -212,11 +212,17 @@ def test_other_methods_run_from_the_cli(tiny_benchmark, tmp_path, monkeypatch, m
         assert (results["sampler"] == "kmeans").all() and (results["distance"] == "cosine").all()
 
 
-def test_method_options_that_would_do_nothing_are_rejected():
-    with pytest.raises(ValueError, match="tau"):
+def test_method_options_that_would_do_nothing_are_rejected_by_their_flag():
+    with pytest.raises(ValueError, match="^--tau with --method patchcore: tau only act"):
         settings_from_args(build_parser().parse_args(["run", "--tau", "0.3"]))
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(ValueError, match="^--top-k with --method patchcore: top_k=3"):
         settings_from_args(build_parser().parse_args(["run", "--top-k", "3"]))
+    with pytest.raises(
+        ValueError, match="^--lof-k with --method softpatch-nearest: lof_k=3 only acts with denoise='lof'"
+    ):
+        settings_from_args(build_parser().parse_args(["run", "--method", "softpatch-nearest", "--lof-k", "3"]))
+    with pytest.raises(ValueError, match="^--backend do"):
+        settings_from_args(build_parser().parse_args(["run", "--method", "padim", "--backend", "torch"]))
 
 
 def test_noise_protocol_from_the_cli(tiny_benchmark, tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import torch
 from sklearn.neighbors import LocalOutlierFactor
 
 import adlib.bank.denoise as denoise_module
-from adlib.bank.denoise import METHODS, DenoiseResult, denoise, outlier_scores
+from adlib.bank.denoise import DENOISERS, DenoiseResult, denoise, outlier_scores
 
 
 def grouped(n_images=20, positions=5, dims=8, seed=0, dtype=torch.float64):
@@ -111,7 +111,7 @@ def test_gaussian_with_more_dims_than_images():
     np.testing.assert_allclose(scores.numpy(), numpy_mahalanobis(features, 0.01), rtol=1e-7)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", DENOISERS)
 def test_chunks_of_positions_give_the_same_scores(method, monkeypatch):
     features = grouped(n_images=15, positions=7, dims=5, seed=8)
     whole = outlier_scores(features, method, lof_k=4, projection_dim=None)
@@ -131,7 +131,7 @@ def test_public_nearest_plus_one_is_our_weight():
     torch.testing.assert_close(ours, public, rtol=0, atol=1e-6)  # the public self-distance is float noise
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", DENOISERS)
 def test_planted_outlier_scores_highest_and_is_dropped(method):
     features = grouped(n_images=40, positions=6, dims=4, seed=10)
     features[7, 3] = 25.0  # one image's patch at one position replaced by a far vector
@@ -151,7 +151,7 @@ def test_projection_is_a_seeded_fresh_linear_layer():
     layer = torch.nn.Linear(40, 16, bias=False).double()  # nn.Linear's default init from seed 5
     with torch.no_grad():
         projected = layer(features)
-    for method in METHODS:
+    for method in DENOISERS:
         ours = outlier_scores(features, method, lof_k=3, projection_dim=16, seed=5)
         expected = outlier_scores(projected, method, lof_k=3, projection_dim=None)
         torch.testing.assert_close(ours, expected, rtol=1e-9, atol=1e-12)

@@ -4,11 +4,21 @@ import dataclasses
 
 import pytest
 
-from adlib.companion.explore import METHODS, Choice, Explorer, ExplorerPanel, heatmap_grid, image_name, method_settings
+from adlib.companion.explore import (
+    Choice,
+    Explorer,
+    ExplorerPanel,
+    acting_controls,
+    display_name,
+    heatmap_grid,
+    image_name,
+    method_settings,
+)
 from adlib.data.datasets import load_category
 from adlib.data.protocol import add_training_noise
 from adlib.detectors.padim import PaDiMSettings
 from adlib.detectors.patchcore import PatchCoreSettings
+from adlib.detectors.registry import METHODS
 from adlib.evaluation.evaluate import evaluate
 from adlib.features.extractor import FeatureSettings
 
@@ -25,17 +35,27 @@ def test_method_settings_follow_the_papers_presets(features):
     made = {
         method: method_settings(method, features, coreset_ratio=0.2, tau=0.3, lof_k=9, seed=4) for method in METHODS
     }
-    assert made["PatchCore"] == PatchCoreSettings(features=features, coreset_ratio=0.2, seed=4)
-    assert made["PatchCore-random"].sampler == "random"
-    improved = made["improved PatchCore"]
+    assert made["patchcore"] == PatchCoreSettings(features=features, coreset_ratio=0.2, seed=4)
+    assert made["patchcore-random"].sampler == "random"
+    improved = made["improved-patchcore"]
     assert (improved.sampler, improved.distance, improved.coreset_ratio, improved.seed) == ("kmeans", "cosine", 0.2, 4)
-    for label, denoise in (("nearest", "nearest"), ("gaussian", "gaussian"), ("LOF", "lof")):
-        soft = made[f"SoftPatch {label}"]
+    for method, denoise in (("softpatch-nearest", "nearest"), ("softpatch-gaussian", "gaussian"), ("softpatch", "lof")):
+        soft = made[method]
         assert (soft.denoise, soft.tau, soft.coreset_ratio, soft.soft_weight) == (denoise, 0.3, 0.2, True)
         assert soft.lof_k == (9 if denoise == "lof" else PatchCoreSettings().lof_k)  # k acts on LOF only
-    assert isinstance(made["PaDiM"], PaDiMSettings) and made["PaDiM"].seed == 4
+    assert isinstance(made["padim"], PaDiMSettings) and made["padim"].seed == 4
+    assert made["image-denoised-patchcore"].detector.coreset_ratio == 0.2 and made["spade"].seed == 4
     with pytest.raises(ValueError, match="choose one of"):
         method_settings("PatchCore-42", features)
+
+
+def test_the_methods_are_the_registrys_with_the_controls_that_act_on_each(features):
+    assert [display_name(method) for method in METHODS][:3] == ["PatchCore", "PatchCore-random", "improved PatchCore"]
+    assert acting_controls("patchcore", features) == ("coreset_ratio",)  # tau needs denoising
+    assert acting_controls("softpatch", features) == ("coreset_ratio", "tau", "lof_k")
+    assert acting_controls("softpatch-gaussian", features) == ("coreset_ratio", "tau")  # k is LOF's
+    assert acting_controls("image-denoised-patchcore", features) == ("coreset_ratio",)
+    assert acting_controls("padim", features) == acting_controls("spade", features) == ()
 
 
 @pytest.fixture
@@ -54,11 +74,11 @@ def test_default_shown_cycles_over_defect_types_and_ends_with_a_good_image(explo
 
 
 def test_update_gives_what_evaluate_gives_on_the_same_noisy_training_set(explorer, tiny_benchmark, features, tmp_path):
-    choice = Choice("brick", method="SoftPatch LOF", tau=0.1, lof_k=3, noise_ratio=0.34, seed=1)
+    choice = Choice("brick", method="softpatch", tau=0.1, lof_k=3, noise_ratio=0.34, seed=1)
     first = explorer.update(choice)
     again = explorer.update(choice)  # now from the remembered patch features
     noisy, record = add_training_noise(load_category(tiny_benchmark, "brick"), 0.34, False, 1)
-    settings = method_settings("SoftPatch LOF", features, tau=0.1, lof_k=3, seed=1)
+    settings = method_settings("softpatch", features, tau=0.1, lof_k=3, seed=1)
     expected = evaluate(noisy, settings, device="cpu", cache_dir=tmp_path / "cache", progress=False).metrics
     for exploration in (first, again):
         assert exploration.metrics == pytest.approx({k: expected[k] for k in ("image_auroc", "pixel_auroc", "pro")})
@@ -74,7 +94,7 @@ def test_update_gives_what_evaluate_gives_on_the_same_noisy_training_set(explore
 
 
 def test_mean_scores_put_the_moved_images_in_their_own_group_with_overlap(explorer):
-    exploration = explorer.update(Choice("brick", method="PatchCore-random", noise_ratio=0.34, noise_overlap=True))
+    exploration = explorer.update(Choice("brick", method="patchcore-random", noise_ratio=0.34, noise_overlap=True))
     scores = dict(zip(map(image_name, exploration.result.category.test), exploration.result.scores.image.tolist()))
     moved = [scores[name] for name in exploration.moved]
     assert len(moved) == 2
@@ -82,7 +102,7 @@ def test_mean_scores_put_the_moved_images_in_their_own_group_with_overlap(explor
 
 
 def test_heatmap_grid_has_two_panels_per_image_and_marks_moved_ones(explorer):
-    exploration = explorer.update(Choice("pill", method="PatchCore-random", noise_ratio=0.34, seed=2))
+    exploration = explorer.update(Choice("pill", method="patchcore-random", noise_ratio=0.34, seed=2))
     shown = (exploration.moved[0],) + explorer.default_shown("pill", count=3)
     figure = heatmap_grid(exploration.result, exploration.settings.features.preprocessing, shown, exploration.moved)
     axes = figure.axes[:-1]  # the last one is the colour bar
@@ -103,10 +123,10 @@ def test_panel_refits_on_a_control_change_and_only_redraws_for_other_images(expl
     assert panel.controls["tau"].disabled and not panel.controls["coreset_ratio"].disabled
     panel.refresh()
     first_png, first = _png_output(panel), panel.last
-    assert first.choice.method == "PatchCore"
+    assert first.choice.method == "patchcore"
 
-    panel.controls["method"].value = "SoftPatch LOF"  # an observer refits
-    assert panel.last.choice.method == "SoftPatch LOF" and panel.last.result is not first.result
+    panel.controls["method"].value = "softpatch"  # an observer refits
+    assert panel.last.choice.method == "softpatch" and panel.last.result is not first.result
     assert not panel.controls["tau"].disabled and not panel.controls["lof_k"].disabled
     assert _png_output(panel) != first_png
 

@@ -13,7 +13,14 @@ from adlib.bank.denoise import denoise, outlier_scores
 from adlib.bank.sampling import ApproximateGreedyCoreset, LearnedProxies, RandomSubset
 from adlib.data.datasets import load_category
 from adlib.detectors.modelfile import MAGIC, read_state, write_state
-from adlib.detectors.patchcore import PatchCore, PatchCoreSettings, improved_patchcore_settings, softpatch_settings
+from adlib.detectors.patchcore import (
+    PatchCore,
+    PatchCoreSettings,
+    improved_patchcore_settings,
+    softpatch_settings,
+    softpatch_variants,
+)
+from adlib.features.extractor import profile_settings
 
 
 @pytest.fixture
@@ -237,3 +244,14 @@ def test_softpatch_and_kc_settings_reach_the_scores(category, small_features, tm
     other = PatchCore(dataclasses.replace(kc, top_k=3), device="cpu", cache_dir=tmp_path).fit(category.train, False)
     a, b = first.predict(category.test, progress=False), other.predict(category.test, progress=False)
     assert not torch.allclose(a.maps, b.maps)
+
+
+def test_softpatch_variants_share_coreset_and_tau_and_only_lof_takes_k():
+    features = profile_settings("synthetic")
+    variants = softpatch_variants(features, 0.05, 0.2, 4)
+    assert list(variants) == ["SoftPatch-nearest", "SoftPatch-gaussian", "SoftPatch-lof"]
+    for denoiser in ("nearest", "gaussian"):
+        expected = dataclasses.replace(softpatch_settings(features, denoiser, 0.05), tau=0.2)
+        assert variants[f"SoftPatch-{denoiser}"] == expected
+    assert variants["SoftPatch-lof"] == dataclasses.replace(softpatch_settings(features, "lof", 0.05), tau=0.2, lof_k=4)
+    assert all(v.reweight_neighbours == 1 for v in variants.values())  # SP's image score: the plain maximum

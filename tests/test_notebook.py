@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adlib.companion.notebook import judge, record, setup, softpatch_variants, verdict_table
-from adlib.detectors.patchcore import softpatch_settings
+from adlib.companion.notebook import judge, record, setup, verdict_table
 from adlib.evidence.claims import Claim
 from adlib.evidence.per_image import image_rows
 from adlib.evidence.verdicts import assess
@@ -101,14 +100,3 @@ def test_record_puts_the_common_settings_first_and_lets_a_notebook_override_them
         ("tau", 0.1),
     ]
     assert record("synthetic", "x", features, [], [], True, backbone="none (pixels)")["backbone"] == "none (pixels)"
-
-
-def test_softpatch_variants_share_coreset_and_tau_and_only_lof_takes_k():
-    features = profile_settings("synthetic")
-    variants = softpatch_variants(features, 0.05, 0.2, 4)
-    assert list(variants) == ["SoftPatch-nearest", "SoftPatch-gaussian", "SoftPatch-lof"]
-    for denoise in ("nearest", "gaussian"):
-        expected = dataclasses.replace(softpatch_settings(features, denoise, 0.05), tau=0.2)
-        assert variants[f"SoftPatch-{denoise}"] == expected
-    assert variants["SoftPatch-lof"] == dataclasses.replace(softpatch_settings(features, "lof", 0.05), tau=0.2, lof_k=4)
-    assert all(v.reweight_neighbours == 1 for v in variants.values())  # SP's image score: the plain maximum

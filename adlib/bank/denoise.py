@@ -56,7 +56,7 @@ import torch
 
 from adlib.bank.sampling import random_projection
 
-METHODS = ("nearest", "gaussian", "lof")
+DENOISERS = ("nearest", "gaussian", "lof")
 # Added to the outlier score to give the soft weight, as the public code adds 1 to these two scores.
 _WEIGHT_OFFSET = {"nearest": 1.0, "gaussian": 1.0, "lof": 0.0}
 _CHUNK_BYTES = 128 * 1024**2  # work memory per chunk of positions (~140 positions at N = 200, k = 128)
@@ -77,8 +77,8 @@ def outlier_scores(
     `features` [N, P, D]: N images x P positions. `lof_k` is used by `lof` only, `eps` by `gaussian`
     only; `projection_dim` and `seed` set the random projection of the grouping space (None: none).
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}: choose one of {', '.join(METHODS)}")
+    if method not in DENOISERS:
+        raise ValueError(f"method={method!r}: choose one of {', '.join(DENOISERS)}")
     if features.ndim != 3:
         raise ValueError(
             f"features of shape {tuple(features.shape)}: pass [N_images, P, D], "
@@ -148,8 +148,8 @@ def denoise(scores: torch.Tensor, method: str, tau: float = 0.15) -> DenoiseResu
       the paper; squared in the public code's faiss search). Weights > 1 raise the score of a test
       patch whose best match is itself an outlying training patch.
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}: name the method the scores came from, one of {', '.join(METHODS)}")
+    if method not in DENOISERS:
+        raise ValueError(f"method={method!r}: name the method the scores came from, one of {', '.join(DENOISERS)}")
     if not 0 <= tau < 1:
         raise ValueError(f"tau={tau}: the share of patches to drop must be in [0, 1) (the paper uses 0.15)")
     if scores.ndim != 2 or scores.numel() == 0:

@@ -18,36 +18,40 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adlib.companion.notebook import softpatch_variants
 from adlib.companion.plotting import display_image
 from adlib.data.datasets import Category, Sample, load_category
 from adlib.data.protocol import NoiseRecord, add_training_noise, low_shot
-from adlib.detectors.padim import padim_settings
-from adlib.detectors.patchcore import PatchCoreSettings, improved_patchcore_settings
+from adlib.detectors import registry
 from adlib.evaluation.evaluate import CategoryResult, evaluate
 from adlib.features.extractor import FeatureExtractor, FeatureSettings, PatchEmbedding
 from adlib.style import STYLE, draw_mask_outline
 
-#: The methods the explorer offers, and the controls that act on each (the others are greyed out).
-METHOD_CONTROLS: dict[str, tuple[str, ...]] = {
-    "PatchCore": ("coreset_ratio",),
-    "PatchCore-random": ("coreset_ratio",),
-    "improved PatchCore": ("coreset_ratio",),
-    "SoftPatch nearest": ("coreset_ratio", "tau"),
-    "SoftPatch gaussian": ("coreset_ratio", "tau"),
-    "SoftPatch LOF": ("coreset_ratio", "tau", "lof_k"),
-    "PaDiM": (),
+#: How the explorer names the registry's methods (`adlib.detectors.registry.METHODS`, by their command-line
+#: names, which `Choice.method` takes). It offers every registry method; one missing here shows its CLI name.
+DISPLAY_NAMES = {
+    "patchcore": "PatchCore",
+    "patchcore-random": "PatchCore-random",
+    "improved-patchcore": "improved PatchCore",
+    "softpatch": "SoftPatch LOF",
+    "softpatch-nearest": "SoftPatch nearest",
+    "softpatch-gaussian": "SoftPatch gaussian",
+    "image-denoised-patchcore": "PaDiM filter + PatchCore",
+    "padim": "PaDiM",
+    "spade": "SPADE",
 }
-METHODS = tuple(METHOD_CONTROLS)
+#: The method controls: a `Choice` field -> the command-line option it sets, and a value other than the
+#: option's default that tells whether it acts on a method (`acting_controls`).
+CONTROLS = {"coreset_ratio": ("--coreset", 0.5), "tau": ("--tau", 0.3), "lof_k": ("--lof-k", 3)}
 
 
 @dataclass(frozen=True)
 class Choice:
-    """What the explorer's controls say. `shown`: test images for the heatmap grid, as `Explorer.image_names`
-    names them; `tau`, `lof_k` and `coreset_ratio` are used only by the methods `METHOD_CONTROLS` lists."""
+    """What the explorer's controls say. `method` is a registry method by its CLI name; `shown`: test images for
+    the heatmap grid, as `Explorer.image_names` names them; `coreset_ratio`, `tau` and `lof_k` (`CONTROLS`)
+    are used only by the methods they act on."""
 
     category: str
-    method: str = "PatchCore"
+    method: str = "patchcore"
     coreset_ratio: float = 0.1
     tau: float = 0.15
     lof_k: int = 6
@@ -57,22 +61,32 @@ class Choice:
     shown: tuple[str, ...] = ()
 
 
+def display_name(method: str) -> str:
+    """The explorer's name of a registry method (`DISPLAY_NAMES`, else its CLI name)."""
+    return DISPLAY_NAMES.get(method, method)
+
+
+def acting_controls(method: str, features: FeatureSettings) -> tuple[str, ...]:
+    """The `CONTROLS` that change `method`'s settings: the method reads their option, and its settings take
+    another value of it (PatchCore's settings refuse one that would do nothing, e.g. tau without denoising)."""
+    acting = []
+    for name, (flag, other) in CONTROLS.items():
+        try:
+            registry.method_settings(method, features, {flag: other})
+        except ValueError:
+            continue
+        acting.append(name)
+    return tuple(acting)
+
+
 def method_settings(
     method: str, features: FeatureSettings, coreset_ratio: float = 0.1, tau: float = 0.15, lof_k: int = 6, seed: int = 0
 ):
-    """The settings of one of `METHODS` on `features`; controls the method does not use are left out."""
-    if method not in METHOD_CONTROLS:
-        raise ValueError(f"method={method!r}: choose one of {', '.join(METHODS)}")
-    if method == "PaDiM":
-        return padim_settings(features, seed=seed)
-    if method == "improved PatchCore":
-        return dataclasses.replace(improved_patchcore_settings(features, coreset_ratio), seed=seed)
-    if method.startswith("SoftPatch"):
-        denoise = method.removeprefix("SoftPatch ").lower()
-        variant = softpatch_variants(features, coreset_ratio, tau, lof_k, denoisers=(denoise,))
-        return dataclasses.replace(variant[f"SoftPatch-{denoise}"], seed=seed)
-    sampler = "random" if method == "PatchCore-random" else "approximate_greedy"
-    return PatchCoreSettings(features=features, coreset_ratio=coreset_ratio, sampler=sampler, seed=seed)
+    """The settings of registry method `method` on `features`, with the controls that act on it (the others
+    are left out) and `seed`."""
+    values = {"coreset_ratio": coreset_ratio, "tau": tau, "lof_k": lof_k}
+    options = {CONTROLS[name][0]: values[name] for name in acting_controls(method, features)}
+    return dataclasses.replace(registry.method_settings(method, features, options), seed=seed)
 
 
 def image_name(sample: Sample) -> str:
@@ -102,7 +116,8 @@ class Exploration:
         m, c = self.metrics, self.result.category
         moved = f" ({len(self.moved)} of them defective: {', '.join(self.moved)})" if self.moved else ""
         return (
-            f"{self.choice.method} on {c.name}: {len(c.train)} training images{moved}, {len(c.test)} test images"
+            f"{display_name(self.choice.method)} on {c.name}: {len(c.train)} training images{moved}, "
+            f"{len(c.test)} test images"
             f" | image AUROC {m['image_auroc']:.3f}, pixel AUROC {m['pixel_auroc']:.3f}, PRO {m['pro']:.3f}"
         )
 
@@ -284,7 +299,12 @@ def _controls(w, explorer: Explorer, choice: Choice, categories: Sequence[str]) 
     slider = {"continuous_update": False, **wide}
     return {
         "category": w.Dropdown(options=list(categories), value=choice.category, description="category", **wide),
-        "method": w.Dropdown(options=METHODS, value=choice.method, description="method", **wide),
+        "method": w.Dropdown(
+            options=[(display_name(name), name) for name in registry.METHODS],
+            value=choice.method,
+            description="method",
+            **wide,
+        ),
         "coreset_ratio": w.FloatSlider(
             value=choice.coreset_ratio,
             min=0.01,
@@ -360,9 +380,9 @@ class ExplorerPanel:
         return Choice(**{**values, "shown": tuple(values["shown"])})
 
     def _enable_controls(self) -> None:
-        used = METHOD_CONTROLS[self.controls["method"].value]
-        for name in ("coreset_ratio", "tau", "lof_k"):
-            self.controls[name].disabled = name not in used
+        acting = acting_controls(self.controls["method"].value, self.explorer.features)
+        for name in CONTROLS:
+            self.controls[name].disabled = name not in acting
 
     def _category_changed(self, change) -> None:
         self._syncing = True  # new options and default images for the new category, then one update

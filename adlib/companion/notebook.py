@@ -4,8 +4,7 @@ Every notebook starts from the same parameters (`profile`, `data_root`, `backbon
 `scale`, `quick`). `setup` turns them into the feature settings, the categories and the seeds (and
 applies the plot style); `record` is the settings dict a figure's CSV and caption carry
 (`adlib.companion.report.publish`); `judge` weighs the notebook's claims (`adlib.evidence.verdicts`) and `verdict_table`
-lays the verdicts out for a CSV; `softpatch_variants` builds SoftPatch's three discriminators with the
-notebook's tau and LOF k.
+lays the verdicts out for a CSV.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING, NamedTuple
 import pandas as pd
 
 from adlib.data.datasets import list_categories
-from adlib.detectors.patchcore import PatchCoreSettings, softpatch_settings
 from adlib.features.extractor import FeatureSettings, profile_settings
 
 if TYPE_CHECKING:
@@ -104,23 +102,6 @@ def record(
         "quick": quick,
     }
     return {**common, **settings}
-
-
-def softpatch_variants(
-    features: FeatureSettings,
-    coreset_ratio: float,
-    tau: float,
-    lof_k: int,
-    denoisers: Sequence[str] = ("nearest", "gaussian", "lof"),
-) -> dict[str, PatchCoreSettings]:
-    """{"SoftPatch-<denoiser>": settings}: each discriminator with the same coreset and tau; LOF with `lof_k`
-    (the others have no k)."""
-    return {
-        f"SoftPatch-{denoise}": softpatch_settings(
-            features, denoise, coreset_ratio, tau=tau, **({"lof_k": lof_k} if denoise == "lof" else {})
-        )
-        for denoise in denoisers
-    }
 
 
 def judge(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adlib.companion.plotting import STATUS_COLORS, display_image, spread
+from adlib.companion.plotting import STATUS_COLORS, display_image, evenly_spaced
 from adlib.style import draw_mask_outline, pyplot
 
 
@@ -245,7 +245,7 @@ def image_histograms(ax, greys: np.ndarray, bins: int = 64, shown: int = 12) -> 
     plt = pyplot()
     edges = np.linspace(0.0, 1.0, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    picked = spread(list(range(len(greys))), shown)
+    picked = evenly_spaced(list(range(len(greys))), shown)
     for index, colour in zip(picked, plt.cm.viridis(np.linspace(0, 0.9, len(picked)))):
         density, _ = np.histogram(greys[index], bins=edges, density=True)
         ax.plot(centres, density, color=colour, lw=0.9, alpha=0.8)

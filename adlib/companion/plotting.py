@@ -23,7 +23,7 @@ def display_image(path: Path, prep) -> np.ndarray:
     return np.clip(image * np.array(prep.std) + np.array(prep.mean), 0, 1)
 
 
-def spread(indices: Sequence[int], count: int) -> list[int]:
+def evenly_spaced(indices: Sequence[int], count: int) -> list[int]:
     """`count` indices spread evenly over `indices`."""
     if count >= len(indices):
         return list(indices)
@@ -42,7 +42,7 @@ def heatmap_overlays(result, prep, out: Path, count: int = 8) -> Path:
     anomalous = [i for i, sample in enumerate(test) if sample.label == 1]
     good = [i for i, sample in enumerate(test) if sample.label == 0]
     n_bad = min(len(anomalous), max(count - max(count // 4, 1), count - len(good)))
-    chosen = spread(anomalous, n_bad) + spread(good, count - n_bad)
+    chosen = evenly_spaced(anomalous, n_bad) + evenly_spaced(good, count - n_bad)
     maps = result.scores.maps.numpy()
     vmin, vmax = float(maps.min()), float(np.quantile(maps, 0.999))
     with plt.rc_context(STYLE):

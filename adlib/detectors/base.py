@@ -1,15 +1,17 @@
 """What every detector shares: settings -> fit(train) -> predict(test) -> Scores, and one model file.
 
 A detector is a `Detector` subclass with a `settings_type` (a frozen settings dataclass with a
-`features` field and `to_dict` / `from_dict`, see `Settings`), a `method` name for its model files,
+`features` field and `to_dict` / `from_dict`, see `Settings`), its command-line `options` (if any, see
+`adlib.detectors.options`), a `method` name for its model files,
 `fit` and `predict`, and the two halves of its fitted state: `state()` (tensors, lists, None: what
 `save` writes) and `set_state(state)` (what `load` restores). The constructor, `save` and `load` live
-here once, on top of `adlib.detectors.modelfile`.
+here once, on top of `adlib.detectors.modelfile`; every detector takes the same constructor arguments,
+so `adlib.detectors.registry.build_detector` builds any of them the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,6 +20,7 @@ import torch
 from adlib.bank.scoring import Scores
 from adlib.data.datasets import Sample
 from adlib.detectors.modelfile import read_model, settings_from_dict, settings_to_dict, write_model
+from adlib.detectors.options import Option
 from adlib.features.extractor import FeatureExtractor, FeatureSettings
 
 
@@ -82,6 +85,11 @@ class Detector:
 
     method: ClassVar[str]  # the method name written into model files
     settings_type: ClassVar[type]
+    # Whether `backend` (the nearest-neighbour search engine, `adlib.bank.search.BACKENDS`) acts in this
+    # detector; one without a memory-bank search refuses any backend but 'auto'.
+    takes_backend: ClassVar[bool] = False
+    # The command-line options that change its settings, by the (dotted) settings field each sets.
+    options: ClassVar[Mapping[str, Option]] = {}
 
     def __init__(
         self,
@@ -90,11 +98,17 @@ class Detector:
         cache_dir: Path | None = None,
         use_cache: bool = True,
         extractor: FeatureExtractor | None = None,
+        backend: str = "auto",
     ):
         settings = self.settings_type() if settings is None else settings
         if not isinstance(settings, self.settings_type):
             raise TypeError(f"{type(self).__name__} takes {self.settings_type.__name__}, got {type(settings).__name__}")
+        if backend != "auto" and not self.takes_backend:
+            raise ValueError(
+                f"backend={backend!r}: {type(self).__name__} has no memory-bank search to run on it; leave it 'auto'"
+            )
         self.settings = settings
+        self.backend = backend
         self.extractor = feature_extractor(settings.features, extractor, device, cache_dir, use_cache)
 
     def fit(self, train: Sequence[Sample], progress: bool = True) -> Detector:
@@ -123,14 +137,13 @@ class Detector:
         device: torch.device | str | None = None,
         cache_dir: Path | None = None,
         use_cache: bool = True,
+        backend: str = "auto",
     ) -> Detector:
         """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        return cls._read(
-            path, settings, lambda stored: cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache)
-        )
 
-    @classmethod
-    def _read(cls, path: Path, settings, build) -> Detector:
+        def build(stored) -> Detector:
+            return cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache, backend=backend)
+
         model, state = read_model(path, cls.method, cls.settings_type.from_dict, settings, build)
         model.set_state(state)
         return model

@@ -19,8 +19,9 @@ from adlib.bank.scoring import Scores
 from adlib.data.datasets import Sample
 from adlib.detectors.base import Detector
 from adlib.detectors.modelfile import settings_to_dict
-from adlib.detectors.padim import PaDiM, PaDiMSettings, padim_settings
-from adlib.detectors.patchcore import PatchCore, PatchCoreSettings
+from adlib.detectors.options import Option
+from adlib.detectors.padim import CHANNELS, PaDiM, PaDiMSettings, padim_settings
+from adlib.detectors.patchcore import PATCHCORE_OPTIONS, PatchCore, PatchCoreSettings
 from adlib.features.extractor import FeatureExtractor, FeatureSettings
 
 
@@ -73,6 +74,17 @@ class ImageDenoisedSettings:
         )
 
 
+# The command-line options, by the settings field each sets: PatchCore's reach the detector (the registry's
+# image-denoised method has a PatchCore one), --channels the PaDiM filter.
+IMAGE_DENOISED_OPTIONS = {
+    **{f"detector.{path}": option for path, option in PATCHCORE_OPTIONS.items()},
+    "filter.channels": CHANNELS,
+    "drop": Option(
+        "--drop", "image-denoised-patchcore: share of training images the PaDiM filter removes", float, 0.15
+    ),
+}
+
+
 def image_denoised_settings(
     features: FeatureSettings | None = None,
     detector: PatchCoreSettings | None = None,
@@ -102,6 +114,8 @@ class ImageDenoised(Detector):
 
     method = "image_denoised"
     settings_type = ImageDenoisedSettings
+    options = IMAGE_DENOISED_OPTIONS
+    takes_backend = True  # its detector's (PatchCore's memory-bank search; a PaDiM detector refuses one)
 
     def __init__(
         self,
@@ -110,8 +124,9 @@ class ImageDenoised(Detector):
         cache_dir: Path | None = None,
         use_cache: bool = True,
         extractor: FeatureExtractor | None = None,
+        backend: str = "auto",
     ):
-        super().__init__(settings, device, cache_dir, use_cache, extractor)  # self.extractor: the detector's
+        super().__init__(settings, device, cache_dir, use_cache, extractor, backend)  # self.extractor: the detector's
         settings = self.settings
         filter_extractor = self.extractor if settings.filter.features == settings.features else None
         self.filter = PaDiM(
@@ -119,7 +134,12 @@ class ImageDenoised(Detector):
         )
         detector = PatchCore if isinstance(settings.detector, PatchCoreSettings) else PaDiM
         self.detector = detector(
-            settings.detector, device=device, cache_dir=cache_dir, use_cache=use_cache, extractor=self.extractor
+            settings.detector,
+            device=device,
+            cache_dir=cache_dir,
+            use_cache=use_cache,
+            extractor=self.extractor,
+            backend=backend,
         )
         self.train_scores: torch.Tensor | None = None  # [N] the filter's in-sample image scores
         self.dropped: tuple[Path, ...] = ()

@@ -21,6 +21,7 @@ from adlib.bank.denoise import gaussian_factors, mahalanobis, positions_per_chun
 from adlib.bank.scoring import Scores, anomaly_maps
 from adlib.data.datasets import Preprocessing, Sample
 from adlib.detectors.base import Detector, Settings, check_blur, check_layer_features
+from adlib.detectors.options import Option
 from adlib.features.extractor import FeatureSettings
 
 PADIM_LAYERS = ("layer1", "layer2", "layer3")
@@ -63,6 +64,13 @@ class PaDiMSettings(Settings):
         check_blur(self.blur_sigma)
 
 
+# PaDiM's command-line option, by the settings field it sets (the image-denoising filter's too).
+CHANNELS = Option(
+    "--channels", "PaDiM (and the image-denoising filter): random channel subset (default per backbone)", int
+)
+PADIM_OPTIONS = {"channels": CHANNELS}
+
+
 def padim_settings(
     features: FeatureSettings | None = None, channels: int | None = None, seed: int = 0
 ) -> PaDiMSettings:
@@ -101,6 +109,7 @@ class PaDiM(Detector):
 
     method = "padim"
     settings_type = PaDiMSettings
+    options = PADIM_OPTIONS
 
     settings: PaDiMSettings
     # The fitted state (None before fit):

@@ -11,7 +11,7 @@ settings of the same model, with presets:
 - SoftPatch (SP): `denoise="nearest" | "gaussian" | "lof"` scores every training patch within its
   position's group, drops the top `tau` share before the coreset, and (with `soft_weight`) keeps the
   rest's soft weights in the bank; a test patch's score is multiplied by the weight of its nearest
-  bank patch. `softpatch_settings()`.
+  bank patch. `softpatch_settings()`; `softpatch_variants()` gives one per discriminator.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 
 from adlib.bank.clustering import KMeansBank
-from adlib.bank.denoise import METHODS as DENOISERS
-from adlib.bank.denoise import denoise, outlier_scores
+from adlib.bank.denoise import DENOISERS, denoise, outlier_scores
 from adlib.bank.sampling import (
     ApproximateGreedyCoreset,
     ExactGreedyCoreset,
@@ -39,6 +38,7 @@ from adlib.bank.scoring import DISTANCES, Scores, anomaly_maps, reweighted_image
 from adlib.bank.search import NearestNeighbours, Search
 from adlib.data.datasets import Sample
 from adlib.detectors.base import Detector, Settings
+from adlib.detectors.options import Option
 from adlib.features.extractor import FeatureExtractor, FeatureSettings, PatchEmbedding
 
 SAMPLERS: dict[str, Sampler] = {
@@ -136,6 +136,43 @@ class PatchCoreSettings(Settings):
         return SAMPLERS[self.sampler]
 
 
+# The PatchCore family's command-line options (`python -m adlib run --help`), by the settings field each sets.
+PATCHCORE_OPTIONS = {
+    "features.patch_size": Option("--patch-size", "neighbourhood size p of the local aggregation", int, 3),
+    "coreset_ratio": Option("--coreset", "memory bank size as a share of all patches", float, 0.1),
+    "sampler": Option(
+        "--sampler",
+        "memory bank: approximate_greedy (PatchCore, default), exact_greedy, random, kmeans (KC), "
+        "learned_proxies (PC Eq. 8)",
+        choices=tuple(SAMPLERS),
+    ),
+    "search": Option(
+        "--search",
+        "memory-bank search: exact, or ivfpq (faiss IVF-PQ, approximate; PC Table 5)",
+        default="exact",
+        choices=tuple(SEARCHES),
+    ),
+    "distance": Option(
+        "--distance", "patch score: euclidean (paper, default), squared (official code), cosine (KC)", choices=DISTANCES
+    ),
+    "top_k": Option("--top-k", "with --distance cosine: average over the top k bank features", int, 1),
+    "reweight_neighbours": Option(
+        "--reweight",
+        "b of PatchCore's Eq. 7 image score (patchcore default 9; 1 = plain maximum: the official code, "
+        "KC, and softpatch's default, as the SoftPatch paper scores images)",
+        int,
+    ),
+    "denoise": Option(
+        "--denoise", "SoftPatch outlier score per position (softpatch: lof); none for the others", choices=DENOISERS
+    ),
+    "tau": Option("--tau", "SoftPatch: share of training patches dropped", float, 0.15),
+    "lof_k": Option("--lof-k", "SoftPatch: LOF neighbours", int, 6),
+    "soft_weight": Option(
+        "--no-soft-weight", "SoftPatch: drop patches but keep no soft weights", default=False, negates=True
+    ),
+}
+
+
 def patchcore_settings(
     features: FeatureSettings | None = None,
     coreset_ratio: float = 0.1,
@@ -189,6 +226,23 @@ def softpatch_settings(
     )
 
 
+def softpatch_variants(
+    features: FeatureSettings,
+    coreset_ratio: float,
+    tau: float,
+    lof_k: int,
+    denoisers: Sequence[str] = DENOISERS,
+) -> dict[str, PatchCoreSettings]:
+    """{"SoftPatch-<denoiser>": settings}: SP with each of its discriminators (SP Table 4 compares them), with
+    the same coreset and tau; LOF with `lof_k` (the others have no k)."""
+    return {
+        f"SoftPatch-{denoise}": softpatch_settings(
+            features, denoise, coreset_ratio, tau=tau, **({"lof_k": lof_k} if denoise == "lof" else {})
+        )
+        for denoise in denoisers
+    }
+
+
 class PatchCore(Detector):
     """fit(nominal training images) -> predict(test images) -> image scores and anomaly maps.
 
@@ -196,6 +250,8 @@ class PatchCore(Detector):
 
     method = "patchcore"
     settings_type = PatchCoreSettings
+    takes_backend = True
+    options = PATCHCORE_OPTIONS
 
     def __init__(
         self,
@@ -206,8 +262,7 @@ class PatchCore(Detector):
         backend: str = "auto",
         extractor: FeatureExtractor | None = None,
     ):
-        super().__init__(settings, device, cache_dir, use_cache, extractor)
-        self.backend = backend
+        super().__init__(settings, device, cache_dir, use_cache, extractor, backend)
         self.bank: torch.Tensor | None = None
         self.bank_weights: torch.Tensor | None = None  # SoftPatch's soft weights, one per bank feature
         # Which training patch each bank row copies: row i * P + p is position p of training image i
@@ -296,20 +351,3 @@ class PatchCore(Detector):
         weights = state.get("bank_weights")
         device = self.extractor.device
         self._set_bank(state["bank"].to(device), tuple(state["grid"]), None if weights is None else weights.to(device))
-
-    @classmethod
-    def load(
-        cls,
-        path: Path,
-        settings: PatchCoreSettings | None = None,
-        device: torch.device | str | None = None,
-        cache_dir: Path | None = None,
-        use_cache: bool = True,
-        backend: str = "auto",
-    ) -> PatchCore:
-        """Reads a saved model; with `settings`, refuses a file that was made with other settings."""
-        return cls._read(
-            path,
-            settings,
-            lambda stored: cls(stored, device=device, cache_dir=cache_dir, use_cache=use_cache, backend=backend),
-        )

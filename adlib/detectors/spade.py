@@ -22,6 +22,7 @@ from adlib.bank.scoring import Scores, anomaly_maps
 from adlib.bank.search import NearestNeighbours
 from adlib.data.datasets import Sample
 from adlib.detectors.base import Detector, Settings, check_blur, check_layer_features
+from adlib.detectors.options import Option
 from adlib.features.extractor import FeatureSettings
 
 SPADE_LAYERS = ("layer1", "layer2", "layer3", "layer4")  # pixels from the first three, images from layer4
@@ -55,6 +56,10 @@ class SpadeSettings(Settings):
         check_blur(self.blur_sigma)
 
 
+# SPADE's command-line option, by the settings field it sets.
+SPADE_OPTIONS = {"image_k": Option("--image-k", "SPADE: training images retrieved per test image", int, 50)}
+
+
 def spade_settings(features: FeatureSettings | None = None, image_k: int = 50) -> SpadeSettings:
     """SPADE on `features`' backbone and preprocessing: layers 1-4, `image_k` retrieved training images."""
     features = dataclasses.replace(features or FeatureSettings(), layers=SPADE_LAYERS)
@@ -80,6 +85,7 @@ class Spade(Detector):
 
     method = "spade"
     settings_type = SpadeSettings
+    options = SPADE_OPTIONS
 
     settings: SpadeSettings
     # The fitted state (None before fit):

@@ -7,12 +7,9 @@ its own backbone; the data, the feature cache (`ADLIB_CACHE_DIR`) and the result
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
-
-SCHEDULER_ENV = "ADLIB_SCHEDULER"
 
 
 def _distributed():
@@ -50,8 +47,3 @@ def grid_executor(scheduler: str | None = None, workers: int | None = None) -> I
         distributed.Client(cluster) as client,
     ):
         yield client.get_executor()
-
-
-def scheduler_from_env() -> str | None:
-    """The scheduler address in `$ADLIB_SCHEDULER`, if set."""
-    return os.environ.get(SCHEDULER_ENV) or None

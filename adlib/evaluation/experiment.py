@@ -30,7 +30,8 @@ from adlib.evaluation.pixel_stats import PixelStats
 from adlib.evaluation.store import ResultStore, default_store_root
 from adlib.features.extractor import FeatureExtractor
 
-METRICS = ("image_auroc", "pixel_auroc", "pro", "fit_seconds", "predict_seconds_per_image")
+# The summary table's metrics, in its column order (`summary`).
+TABLE_METRICS = ("image_auroc", "pixel_auroc", "pro", "fit_seconds", "predict_seconds_per_image")
 IMAGE_COLUMNS = (
     "category",
     "method",
@@ -239,6 +240,6 @@ def run(data_root: Path, categories: Sequence[str], methods: Mapping[str, object
 def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Categories x metrics (mean over seeds), with a mean row: the table the CLI prints."""
     table = results.pivot_table(index="category", columns="metric", values="value", aggfunc="mean")
-    table = table[[metric for metric in METRICS if metric in table.columns]]
+    table = table[[metric for metric in TABLE_METRICS if metric in table.columns]]
     table.loc["mean"] = table.mean()
     return table

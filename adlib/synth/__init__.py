@@ -44,14 +44,14 @@ nut and screw), `defects`, `categories` (the nine categories and their defect se
 
 from adlib.synth.categories import CATEGORIES, CategoryInfo, defect_counts, defect_types
 from adlib.synth.cli import main
-from adlib.synth.samples import GENERATOR_VERSION, Sample, make_sample
+from adlib.synth.samples import GENERATOR_VERSION, GeneratedSample, make_sample
 from adlib.synth.writer import generate
 
 __all__ = [
     "CATEGORIES",
     "GENERATOR_VERSION",
     "CategoryInfo",
-    "Sample",
+    "GeneratedSample",
     "defect_types",
     "defect_counts",
     "generate",

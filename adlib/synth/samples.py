@@ -19,7 +19,7 @@ GOOD_KINDS = ("train", "good")
 
 
 @dataclass(frozen=True)
-class Sample:
+class GeneratedSample:
     """One generated image (uint8, HxW or HxWx3), its mask (uint8 0/255, None for good images) and
     the defect-free image the defect was put on (equal to `image` for good images)."""
 
@@ -45,7 +45,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return out[..., 0] if out.shape[2] == 1 else out
 
 
-def make_sample(category: str, kind: str, index: int, seed: int = 0, size: int = 256) -> Sample:
+def make_sample(category: str, kind: str, index: int, seed: int = 0, size: int = 256) -> GeneratedSample:
     """One image of `category`: kind 'train' (train/good), 'good' (test/good) or a defect type.
 
     Pure function of its arguments: this is what `generate` writes, and what tests inspect."""
@@ -59,7 +59,7 @@ def make_sample(category: str, kind: str, index: int, seed: int = 0, size: int =
     noise = rng.normal(0, spec.noise, scene.image.shape).astype(F)
     clean = _to_uint8(scene.image + noise)
     if kind in GOOD_KINDS:
-        return Sample(image=clean, mask=None, clean=clean)
+        return GeneratedSample(image=clean, mask=None, clean=clean)
     for _ in range(8):  # a defect can come out empty (e.g. clipped by the outline): draw another
         altered, mask = spec.defects[kind](scene, rng)
         if mask.sum() >= 4:
@@ -67,4 +67,4 @@ def make_sample(category: str, kind: str, index: int, seed: int = 0, size: int =
     else:
         raise RuntimeError(f"could not place a {kind!r} defect on {category!r} sample {index}")
     image = np.where(mask[..., None], altered, scene.image) + noise
-    return Sample(image=_to_uint8(image), mask=(mask * 255).astype(np.uint8), clean=clean)
+    return GeneratedSample(image=_to_uint8(image), mask=(mask * 255).astype(np.uint8), clean=clean)
