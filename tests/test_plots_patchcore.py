@@ -1,4 +1,4 @@
-"""The figure helpers of the PatchCore notebooks (adlib.companion.plotting, '# --- pca'): what they draw, checked on the axes."""
+"""The figure helpers of the PatchCore notebooks (adlib.companion.plots_patchcore): what they draw, checked on the axes."""
 
 import numpy as np
 import pandas as pd

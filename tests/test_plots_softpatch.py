@@ -1,4 +1,4 @@
-"""The SoftPatch notebooks' figure helpers (adlib.companion.plotting, '# --- spa'): each draws what it says."""
+"""The SoftPatch notebooks' figure helpers (adlib.companion.plots_softpatch, adlib.companion.plotting.ratio_dots): each draws what it says."""
 
 import numpy as np
 import pandas as pd

@@ -1,3 +1,6 @@
+"""The timing notebooks' ratio plot (adlib.companion.plotting.ratio_dots) and the maps kept for figures
+(adlib.companion.plots_patchcore.MapKeeper)."""
+
 import numpy as np
 import pandas as pd
 import pytest

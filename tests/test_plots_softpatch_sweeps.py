@@ -1,4 +1,4 @@
-"""The figure helpers of the SoftPatch sweep and bank notebooks (adlib.companion.plotting, section spb)."""
+"""The figure helpers of the SoftPatch sweep and bank notebooks (adlib.companion.plots_softpatch)."""
 
 import numpy as np
 
