@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -155,6 +156,24 @@ def settings_from_args(args: argparse.Namespace):
     return method_settings(args.method, features_from_args(args), typed)
 
 
+PROTOCOL_FLAGS = {"noise_ratio": "--noise", "noise_overlap": "--overlap", "shots": "--shots"}
+
+
+def protocol_from_args(args: argparse.Namespace):
+    """The protocol the options ask for, checked before any work: a refusal names the options as typed
+    (`--noise -1` or `--noise nan` is an error that names `--noise`, not a Python field)."""
+    from adlib.data.protocol import Protocol
+
+    try:
+        return Protocol(args.noise, args.overlap, args.shots)
+    except ValueError as error:
+        message = str(error)
+        for name, flag in PROTOCOL_FLAGS.items():
+            message = re.sub(rf"(?<![-\w]){name}=", f"{flag} ", message)
+            message = re.sub(rf"(?<![-\w]){name}\b(?!=)", flag, message)
+        raise ValueError(message.replace("--overlap True", "--overlap").replace("or None", "or leave it out")) from None
+
+
 def run_command(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -167,6 +186,7 @@ def run_command(args: argparse.Namespace) -> None:
     data = args.data or Path(PROFILE_DATA.get(args.profile, ""))
     if args.data is None and args.profile not in PROFILE_DATA:
         raise SystemExit(f"--data is required with --profile {args.profile} (e.g. the MVTec AD folder)")
+    protocol_from_args(args)
     settings = settings_from_args(args)
     categories = args.categories or require_categories(data)
 

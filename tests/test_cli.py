@@ -319,6 +319,11 @@ def test_debug_shows_the_traceback_before_or_after_the_command(tmp_path):
         (["run", "--data", "/nonexistent/adlib-root"], "error: data root /nonexistent/adlib-root does not exist"),
         (["run", "--method", "padim", "--coreset", "0.2"], "error: --coreset do(es) nothing with --method padim"),
         (["run", "--profile", "paper"], "error: --data is required with --profile paper"),
+        (["run", "--noise", "-1"], "error: --noise -1.0: use a number in [0, 1)"),
+        (["run", "--noise", "-1", "--overlap"], "error: --noise -1.0: use a number in [0, 1)"),
+        (["run", "--noise", "nan"], "error: --noise nan: use a finite number in [0, 1)"),
+        (["run", "--overlap"], "error: --overlap only acts with --noise > 0"),
+        (["run", "--shots", "0"], "error: --shots 0: use a positive integer, or leave it out"),
     ],
 )
 def test_bad_inputs_are_one_line_with_status_2(argv, message, capsys):
