@@ -90,7 +90,7 @@ def compare_tables(name: str, new_text: str, old_text: str, timing: bool) -> Com
         if not numeric:
             if column == "status":
                 comparison.status_changes += status_changes(new, old)
-            elif not a.astype(str).equals(b.astype(str)):
+            elif not a.astype(object).fillna("").astype(str).equals(b.astype(object).fillna("").astype(str)):
                 comparison.status_changes.append(f"text of column {column!r} changed")
             continue
         values, before = a.to_numpy(np.float64), b.to_numpy(np.float64)
@@ -113,7 +113,8 @@ def status_changes(new: pd.DataFrame, old: pd.DataFrame) -> list[str]:
     """'claim (metric): old -> new' for every row whose verdict status differs."""
     label = [column for column in ("claim", "statement", "metric") if column in new.columns]
     changes = []
-    for row in np.flatnonzero(new["status"].astype(str).to_numpy() != old["status"].astype(str).to_numpy()):
+    now, before = (table["status"].astype(object).fillna("").astype(str).to_numpy() for table in (new, old))
+    for row in np.flatnonzero(now != before):  # rows without a verdict (NaN on both sides) are no change
         what = " / ".join(str(new[column].iloc[row]) for column in label) or f"row {row}"
         changes.append(f"{what}: {old['status'].iloc[row]} -> {new['status'].iloc[row]}")
     return changes

@@ -36,6 +36,12 @@ def test_a_changed_status_is_named():
     assert result.result == "moved" and result.status_changes == ["C above D / pro: inconclusive -> holds"]
 
 
+def test_rows_without_a_verdict_are_not_a_status_change():
+    old = OLD + "detail row,,,0.5,,,\n"
+    result = compare_figures.compare_tables("x.csv", old.replace("0.5", "0.6"), old, timing=False)
+    assert result.result == "moved" and result.status_changes == [] and result.moved == 1
+
+
 def test_timings_compare_by_ratio_and_do_not_count_as_moves():
     old = "method,fit_seconds,image_auroc\nA,2.0,0.9\nB,4.0,0.8\n"
     new = "method,fit_seconds,image_auroc\nA,3.0,0.9\nB,6.0,0.8\n"
