@@ -251,7 +251,7 @@ def test_noise_protocol_from_the_cli(tiny_benchmark, tmp_path, monkeypatch):
     main([*common, "--out", str(tmp_path / "b")])
     a, b = pd.read_csv(tmp_path / "a" / "results.csv"), pd.read_csv(tmp_path / "b" / "results.csv")
     assert (a["noise_moved"] == 2).all() and a["noise_overlap"].all() and not b["noise_overlap"].any()
-    with pytest.raises(ValueError, match="noise_overlap"):
+    with pytest.raises(ValueError, match="--overlap only acts with --noise"):
         main(["run", "--data", str(tiny_benchmark), "--categories", "pill", "--overlap", "--no-progress", "--debug"])
 
 
