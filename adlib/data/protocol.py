@@ -59,6 +59,15 @@ def _noise_limit(category: Category, overlap: bool) -> int:
     return pool if overlap else max(pool - 1, 0)
 
 
+def check_noise_ratio(ratio: object, name: str = "ratio") -> None:
+    """Refuses a noise ratio that is not a finite number in [0, 1), naming it as `name`."""
+    number = isinstance(ratio, (int, float, np.integer, np.floating)) and not isinstance(ratio, bool)
+    if not number or not math.isfinite(ratio) or not 0.0 <= ratio < 1.0:
+        raise ValueError(
+            f"{name}={ratio!r}: the noise ratio must be in [0, 1), a finite number (SoftPatch uses 0 to 0.15)"
+        )
+
+
 def max_noise_ratio(category: Category, overlap: bool) -> float:
     """The largest noise ratio this category can give: limit / len(train), where limit is the number of
     anomalous test images (minus one without overlap, so that one stays in the test set).
@@ -77,8 +86,7 @@ def add_training_noise(category: Category, ratio: float, overlap: bool, seed: in
     and are appended to train (sorted by path). overlap=False removes them from the test set;
     overlap=True leaves them there as well. The category must not already hold noise.
     """
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio={ratio!r}: the noise ratio must be in [0, 1) (SoftPatch uses 0 to 0.15)")
+    check_noise_ratio(ratio)
     _check_seed(seed)
     if any(s.label == 1 for s in category.train):
         raise ValueError(
@@ -148,12 +156,8 @@ class Protocol:
     test_images: int | None = None
 
     def __post_init__(self) -> None:
-        ratio = self.noise_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)) or not math.isfinite(ratio):
-            raise ValueError(f"noise_ratio={ratio!r}: use a finite number in [0, 1) (SoftPatch uses 0 to 0.15)")
-        if not 0.0 <= ratio < 1.0:
-            raise ValueError(f"noise_ratio={ratio!r}: use a number in [0, 1) (SoftPatch uses 0 to 0.15)")
-        if self.noise_overlap and ratio == 0:
+        check_noise_ratio(self.noise_ratio, "noise_ratio")
+        if self.noise_overlap and self.noise_ratio == 0:
             raise ValueError("noise_overlap=True only acts with noise_ratio > 0: set a noise ratio or drop the overlap")
         for name in ("shots", "test_images"):
             value = getattr(self, name)
