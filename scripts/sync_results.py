@@ -28,6 +28,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
+from adlib.companion.report import COMPANION_HEADING
 from adlib.files import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,8 @@ OPENINGS = (
     "**holds**",
     "**does not hold**",
     "**inconclusive**",
-)  # how adlib.companion.report.publish opens a caption
+    COMPANION_HEADING,
+)  # how adlib.companion.report.publish opens a caption (the papers' verdicts, then the companion's own)
 DATASET_FIGURE = "benchmark_overview"  # drawn by scripts/reproduce.py itself, not by a notebook
 PAPERS = [  # (heading of figures/index.md, the notebook names it holds), in reading order
     ("Start here: the quickstart", ("00_", "01_")),

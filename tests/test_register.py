@@ -166,7 +166,13 @@ def test_claim_takes_the_notebooks_names():
 
 def test_timing_claims_from_faster_rows():
     timing = register.timing_claim("pc-t5-coreset1-faster-than-full")
-    assert timing == TimingClaim("PatchCore-1% faster than PatchCore-100%", "PatchCore-1%", "PatchCore-100%", 0.2833)
+    assert timing == TimingClaim(
+        "PatchCore-1% faster than PatchCore-100%",
+        "PatchCore-1%",
+        "PatchCore-100%",
+        0.2833,
+        register_id="pc-t5-coreset1-faster-than-full",
+    )
     with pytest.raises(RegisterError, match="takes a 'faster' row"):
         register.timing_claim("sp-t9-softpatch-trains-as-fast")
 

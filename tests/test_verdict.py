@@ -107,3 +107,21 @@ def test_every_kind_of_verdict_has_the_same_caption_shape():
     assert CAPTION.match(t_interval.caption())["basis"] == "t over seeds"
     assert CAPTION.match(timing.caption())["interval"].startswith("range [+0.250, +0.500]")
     assert CAPTION.match(diagnostic.caption())["note"].startswith("patch AUROC of the Euclidean NN distance")
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "said"),
+    [(-0.018, -0.007, "the whole interval below 0"), (0.003, 0.03, "the whole interval above 0"), (-0.01, 0.02, None)],
+)
+def test_a_within_claim_says_on_which_side_of_zero_its_interval_lies(low, high, said):
+    """'within 0.01' can be inconclusive (or hold) while the interval is clearly one-sided; the caption says so."""
+    within = verdict(low, high, "within", 0.01)
+    assert within.side_of_zero() == said
+    assert (f"({said})" in within.caption()) == (said is not None)
+    assert verdict(low, high, "above", 0.0).side_of_zero() is None  # the status of above / below says it already
+
+
+def test_the_caption_cites_its_register_row_last():
+    cited = Verdict("s", "q", "f", "above", 0.0, 0.2, 0.1, 0.3, 0.95, "1 seed", paper=0.05, source="pc-t1-x")
+    assert cited.caption() == "**holds** (n = 1 seed): f, 95 % CI [+0.100, +0.300]; paper: +0.050 [pc-t1-x]"
+    assert cited.half_width() == pytest.approx(0.1)

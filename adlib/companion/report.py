@@ -55,9 +55,20 @@ def publish(
     return [*paths, folder / f"{name}.csv", folder / f"{name}.md"]
 
 
+COMPANION_HEADING = "*The companion's own hypotheses and controls, not the papers' claims:*"
+
+
 def verdict_lines(name: str, verdicts: Sequence[Verdict] | str) -> str:
     """The caption's opening: one bold verdict line per verdict (a markdown line break between them), or
-    `**Verdict.** <text>` for a plain-string verdict."""
+    `**Verdict.** <text>` for a plain-string verdict.
+
+    Every verdict must come from a row of the claims register (`Verdict.source`, set by the register's
+    `claim` / `timing_claim` / `cite`), so that a caption states only what the register holds: the papers'
+    claims in the paper's words, and the companion's own hypotheses, which follow in a paragraph of their
+    own under `COMPANION_HEADING`, never mixed with the papers'.
+    """
+    from adlib.evidence.register import entry
+
     if isinstance(verdicts, str):
         if not verdicts.strip():
             raise ValueError(f"{name}: the verdict is empty; say what the figure shows or pass its Verdicts")
@@ -65,9 +76,22 @@ def verdict_lines(name: str, verdicts: Sequence[Verdict] | str) -> str:
     if not verdicts:
         raise ValueError(
             f"{name}: no verdicts; pass adlib.companion.notebook.judge(...)'s list, or a plain string for an "
-            "illustration that compares nothing"
+            "illustration"
         )
-    return "  \n".join(verdict.caption() for verdict in verdicts)
+    unregistered = [verdict.statement for verdict in verdicts if verdict.source is None]
+    if unregistered:
+        raise ValueError(
+            f"{name}: {unregistered} cite no row of the claims register; build each claim with "
+            "adlib.evidence.register.claim(id) (timing_claim(id) for a time ratio), or mark a verdict made "
+            "another way with register.cite(verdict, id); add a row for a claim the register lacks"
+        )
+    companion = {verdict.source for verdict in verdicts if entry(verdict.source).kind == "companion"}
+    papers = [verdict.caption() for verdict in verdicts if verdict.source not in companion]
+    own = [verdict.caption() for verdict in verdicts if verdict.source in companion]
+    parts = ["  \n".join(papers)] if papers else []
+    if own:
+        parts.append("  \n".join([COMPANION_HEADING, *own]))
+    return "\n\n".join(parts)
 
 
 def _text(value: object) -> object:

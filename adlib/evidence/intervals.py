@@ -23,6 +23,7 @@ def interval_verdict(
     detail: str | None = None,
     level: float = 0.95,
     paper: float | None = None,
+    source: str | None = None,
 ) -> Verdict:
     """The verdict on "the mean of `estimates` (one per independent replicate) lies `side` `threshold`".
 
@@ -33,7 +34,8 @@ def interval_verdict(
     that touches the threshold, every replicate exactly at it, or a single replicate). `quantity` names
     what each estimate is (e.g. 'greedy coreset - random max distance', a paired per-seed difference);
     `replicates` what they are (the caption says 't over seeds'); `detail` the size of each replicate
-    for n (e.g. '2000 points').
+    for n (e.g. '2000 points'); `source` the claims-register id the caption cites
+    (`adlib.evidence.register.entry(id)` gives its statement and the paper's value).
     """
     from scipy import stats
 
@@ -62,6 +64,7 @@ def interval_verdict(
         basis=f"t over {replicates}",
         paper=paper,
         values=values,
+        source=source,
     )
 
 

@@ -41,6 +41,7 @@ from adlib.evidence.claims import METRICS as CLAIM_METRICS
 from adlib.evidence.claims import Claim
 from adlib.evidence.paper import PAPERS, REGISTER_FILE
 from adlib.evidence.timing import TimingClaim
+from adlib.evidence.verdicts import Verdict
 
 COLUMNS = (
     "id", "paper", "where", "quote", "english", "statement", "metric", "comparison", "a", "b", "delta",
@@ -357,10 +358,16 @@ def steps(id: str, names: Sequence[str]) -> list[RegisteredClaim]:
     ]
 
 
+def cite(verdict: Verdict, id: str) -> Verdict:
+    """`verdict`, citing register row `id` in its caption: for a verdict not built from `claim` or
+    `timing_claim` (a separation, a ratio against a threshold); an unknown id raises."""
+    return dataclasses.replace(verdict, source=entry(id).id)
+
+
 def timing_claim(id: str, faster: str | None = None, slower: str | None = None) -> TimingClaim:
     """The `TimingClaim` of a `faster` row ('a takes less time than b'), with the paper's ratio a / b;
     `faster` and `slower` rename the two methods to the notebook's."""
     row = entry(id)
     if row.comparison != "faster":
         raise RegisterError(f"{id}: timing_claim takes a 'faster' row; this one is {row.comparison!r}")
-    return TimingClaim(row.statement, faster or row.a, slower or row.b or "", row.paper_value)
+    return TimingClaim(row.statement, faster or row.a, slower or row.b or "", row.paper_value, register_id=row.id)

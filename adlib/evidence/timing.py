@@ -24,12 +24,14 @@ UNIT = ("category", "seed")
 
 @dataclass(frozen=True)
 class TimingClaim:
-    """ "`faster` takes less time per image than `slower`", with the paper's ratio of their times."""
+    """ "`faster` takes less time per image than `slower`", with the paper's ratio of their times and the
+    claims-register id it was built from (`adlib.evidence.register.timing_claim`), if any."""
 
     statement: str
     faster: str
     slower: str
     paper: float | None = None
+    register_id: str | None = None
 
 
 def seconds_per_image(results: pd.DataFrame, extra: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -94,4 +96,5 @@ def _timing_verdict(seconds: pd.DataFrame, claim: TimingClaim) -> Verdict:
         basis="over the repeats",
         paper=claim.paper,
         values=ratios.to_numpy(dtype=float),
+        source=claim.register_id,
     )

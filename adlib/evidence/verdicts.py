@@ -143,7 +143,8 @@ class Verdict:
     't over seeds'; None for a percentile bootstrap). `values` are the numbers the interval was read from,
     where there are any: the statistic of every bootstrap resample, each replicate's estimate, each
     repeat's ratio. `metric` is the paper metric of a bootstrap claim (None otherwise); `note` what a
-    caption adds after the numbers.
+    caption adds after the numbers. `source` is the id of the claims-register row the claim was built
+    from (`adlib.evidence.register`), which the caption cites; None for a claim of no register.
     """
 
     statement: str
@@ -161,6 +162,7 @@ class Verdict:
     metric: str | None = None
     note: str | None = None
     values: np.ndarray | None = field(default=None, repr=False)
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.side not in SIDES:
@@ -196,9 +198,25 @@ class Verdict:
         the note, e.g. '**holds** (n = ...): A above B by +0.076 image AUROC, 95 % CI [+0.041, +0.112];
         paper: +0.299'."""
         line = f"**{self.status}** (n = {self.sample()}): {self.finding}, {self.interval()}"
+        side = self.side_of_zero()
+        if side is not None:
+            line += f" ({side})"
         if self.paper is not None:
             line += f"; paper: {self.paper:+.3f}"
-        return line if self.note is None else f"{line}; {self.note}"
+        line = line if self.note is None else f"{line}; {self.note}"
+        return line if self.source is None else f"{line} [{self.source}]"
+
+    def side_of_zero(self) -> str | None:
+        """For a 'within delta' claim, where the interval lies against 0, which the status alone hides: a
+        difference can be inside the margin and still clearly one-sided ('interval below 0'), or outside it
+        and clearly so; None for other claims and for an interval that contains 0."""
+        if self.side != "within" or self.low <= 0.0 <= self.high:
+            return None
+        return "the whole interval below 0" if self.high < 0 else "the whole interval above 0"
+
+    def half_width(self) -> float:
+        """Half the interval's width: the smallest difference this sample can tell from zero (about)."""
+        return (self.high - self.low) / 2
 
 
 # --------------------------------------------------------------------------- n in words
@@ -296,6 +314,7 @@ def assess(
         paper=claim.paper,
         metric=claim.metric,
         values=resampled,
+        source=getattr(claim, "register_id", None) or None,
     )
 
 
