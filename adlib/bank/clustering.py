@@ -4,7 +4,8 @@
   in row chunks (157k x 1024 never gets a float64 copy) and diagonalised by `torch.linalg.eigh` in
   float64. Largest variance first; each axis is signed so that its largest-magnitude entry is
   positive, so the same features always give the same components.
-- `kmeans`: Lloyd's algorithm, on faiss (`faiss.Kmeans`) or in torch. Both return the centroids after
+- `kmeans`: Lloyd's algorithm from a greedy k-means++ start, on faiss (`faiss.Kmeans`) or in torch. Both
+  return the centroids after
   `iterations` Lloyd steps and every point's nearest centroid (ties to the lower index), with one
   repair: a cluster that ends up empty takes the point farthest from its centroid among the clusters
   with two or more members (see `_fill_empty_clusters`), so for N >= k every cluster has a member.
@@ -17,11 +18,12 @@ the 1024-dim bank (measured times in benchmarks/NOTES.md).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-from adlib.bank.sampling import SERIAL_SLICE, Sampled, StreamedDistances, augmented_bank, check_request, compute_dtype
+from adlib.bank.sampling import Sampled, augmented_bank, check_request, compute_dtype
 from adlib.bank.search import BACKENDS, check_faiss_seed, faiss_available
 
 _CHUNK_ROWS = 16384  # rows cast / projected / summed at once: bounds the copies of a [N, D] bank
@@ -70,15 +72,16 @@ def kmeans(
     assignment are filled by `_fill_empty_clusters`, so every cluster in the returned assignment has
     at least one member. Same seed -> same result (on the same machine and thread count).
 
-    backend "faiss": `faiss.Kmeans(d, k, niter=iterations, seed=seed)` on the CPU in float32, with faiss's
-    own initialisation (k distinct points drawn at random) and empty-cluster handling (split a big
-    cluster), on all N points (faiss's subsampling to 256 points per centroid is switched off). It
-    runs all `iterations` steps. The final assignment is a search in its index of centroids.
-    backend "torch": k-means++ initialisation (each next centre drawn with probability proportional
-    to the squared distance to the nearest centre so far, from a local generator seeded with `seed`;
-    one pass over the points per centre: slower to start than faiss, closer to the optimum), then
-    Lloyd steps with the assignment in chunks of at most 256 MB of scores; the loop stops early at a
-    fixed point (the assignment did not change, so neither would anything after it).
+    Both backends start from the same greedy k-means++ seeds (`_kmeans_plus_plus`, seeded with `seed`,
+    scikit-learn's start): faiss's own start (k points drawn at random) left the clustering of the
+    benchmark's well-separated points at 2.3x scikit-learn's inertia, a worse bank than KC's method implies.
+    backend "faiss": `faiss.Kmeans(d, k, niter=iterations)` on the CPU in float32 from those seeds, with
+    faiss's empty-cluster handling (split a big cluster), on all N points (faiss's subsampling to 256
+    points per centroid is switched off). It runs all `iterations` steps. The final assignment is a search
+    in its index of centroids.
+    backend "torch": Lloyd steps from those seeds with the assignment in chunks of at most 256 MB of
+    scores; the loop stops early at a fixed point (the assignment did not change, so neither would
+    anything after it).
     backend "auto": faiss when it imports, torch otherwise. The two do not give the same clusters.
     """
     if points.ndim != 2:
@@ -109,8 +112,8 @@ class KMeansBank:
     the sampler and scores test features against "core features"; it does not print the bank's
     dimension. This keeps it full-dimensional, so test features are scored without the PCA, as
     for the greedy coreset; only the clustering happens after PCA.
-    Memory: the projected features [N, pca_dim] and, for the torch backend, one more such copy
-    (transposed) during the initialisation.
+    Memory: the projected features [N, pca_dim] and one more such copy (transposed) during the
+    k-means++ start.
     """
 
     pca_dim: int = 128
@@ -161,12 +164,14 @@ def _member_means(features: torch.Tensor, assignment: torch.Tensor, k: int) -> t
 def _kmeans_faiss(points: torch.Tensor, k: int, seed: int, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
     import faiss
 
-    x = points.detach().to("cpu", torch.float32).contiguous().numpy()
+    x = points.detach().to("cpu", torch.float32).contiguous()
+    start = x[_kmeans_plus_plus(x, k, torch.Generator().manual_seed(seed))].numpy()
+    x = x.numpy()
     total, width = x.shape
     model = faiss.Kmeans(
         width, k, niter=iterations, seed=seed, max_points_per_centroid=total, min_points_per_centroid=1
     )  # no subsampling, and no warning for fewer than 39 points per centroid
-    model.train(x)
+    model.train(x, init_centroids=start)
     distances, labels = model.index.search(x, 1)
     labels = torch.from_numpy(labels[:, 0]).to(points.device)
     distances = torch.from_numpy(distances[:, 0]).to(points.device)
@@ -189,43 +194,55 @@ def _kmeans_torch(points: torch.Tensor, k: int, seed: int, iterations: int) -> t
     return centroids, _fill_empty_clusters(*_nearest_centroids(x, centroids), k)
 
 
-def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices [k] of k-means++ seeds (Arthur & Vassilvitskii 2007, one candidate per step).
+def local_trials(k: int) -> int:
+    """Candidates per k-means++ step: 2 + floor(ln k), the number Arthur & Vassilvitskii suggest and
+    scikit-learn uses."""
+    return 2 + int(math.log(k))
 
-    The first uniformly, each next one with probability proportional to the squared distance to its
-    nearest seed so far. The points are kept transposed as in the greedy coreset (`adlib.bank.sampling`),
-    so each step is one matrix-vector pass over them. Once every point sits on a seed (fewer
-    distinct points than k), the next seeds are drawn uniformly among the rows not yet taken, so
-    the k indices are always distinct.
+
+def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices [k] of greedy k-means++ seeds (Arthur & Vassilvitskii 2007; scikit-learn's default).
+
+    The first uniformly; then, per step, `local_trials(k)` candidates drawn with probability proportional
+    to the squared distance to their nearest seed so far, and the candidate that lowers the sum of those
+    distances most is kept. (One candidate per step, plain k-means++, left the clustering of the
+    benchmark's points at 1.56x scikit-learn's inertia after Lloyd; the greedy step is what closes it.)
+    The points are kept transposed with their squared norms, so a step is one [trials, d + 2] x [d + 2, N]
+    product. Once every point sits on a seed (fewer distinct points than k), the next seeds are drawn
+    uniformly among the rows not yet taken, so the k indices are always distinct.
     """
-    total = x.shape[0]
-    bank = augmented_bank(x, x.shape[1], generator)  # [d + 2, N]; no projection, the generator is unused
-    distances_to = StreamedDistances(bank)
-    uniforms = torch.rand(k, generator=generator, dtype=torch.float64).to(x.device)
+    total, width = x.shape
+    trials = local_trials(k)
+    bank = augmented_bank(x, width, generator)  # [d + 2, N]; no projection, the generator is unused
+    uniforms = torch.rand(k, trials, generator=generator, dtype=torch.float64).to(x.device)
     picks = torch.empty(k, dtype=torch.int64, device=x.device)
     picks[0] = torch.randint(total, (1,), generator=generator).item()
-    min_dist = torch.empty(total, dtype=bank.dtype, device=x.device)
-    distances_to(picks[:1], min_dist)
-    min_dist.clamp_(min=0)
+    min_dist = _squared_distances(bank, picks[:1])[0]
     untaken = torch.ones(total, dtype=torch.float64, device=x.device)
     untaken[picks[0]] = 0
-    dist = torch.empty_like(min_dist)
-    zero = torch.zeros((), dtype=min_dist.dtype, device=x.device)
-    slice_len = SERIAL_SLICE if x.device.type == "cpu" else total  # see adlib.bank.sampling._greedy_picks
-    slices = list(zip(dist.split(slice_len), min_dist.split(slice_len)))
     for i in range(1, k):
         cumulative = torch.cumsum(min_dist, dim=0, dtype=torch.float64)
         if cumulative[-1] <= 0:
             cumulative = torch.cumsum(untaken, dim=0)
-        target = (uniforms[i] * cumulative[-1]).reshape(1)
-        pick = picks[i : i + 1]
-        torch.searchsorted(cumulative, target, right=True, out=pick)  # first row whose cumulative weight > target
-        pick.clamp_(max=total - 1)  # u * total rounded up to total
-        untaken.index_fill_(0, pick, 0)
-        distances_to(pick, dist)
-        for new, current in slices:
-            torch.clamp(new, min=zero, max=current, out=current)
+        candidates = torch.searchsorted(cumulative, uniforms[i] * cumulative[-1], right=True).clamp_(max=total - 1)
+        distances = _squared_distances(bank, candidates)  # [trials, N]
+        torch.minimum(distances, min_dist, out=distances)
+        best = torch.argmin(distances.sum(dim=1, dtype=torch.float64))
+        picks[i] = candidates[best]
+        untaken[picks[i]] = 0
+        min_dist = distances[best]
     return picks
+
+
+def _squared_distances(bank: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """[len(rows), N]: squared distances (clamped at 0) of every point of an augmented bank [d + 2, N]
+    (`adlib.bank.sampling.augmented_bank`) to the points `rows`, in one product [-2c, 1, ||c||^2] @ bank."""
+    d = bank.shape[0] - 2
+    centres = torch.empty(len(rows), d + 2, dtype=bank.dtype, device=bank.device)
+    centres[:, :d] = bank[:d, rows].t() * -2
+    centres[:, d] = 1
+    centres[:, d + 1] = bank[d, rows]
+    return (centres @ bank).clamp_(min=0)
 
 
 def _nearest_centroids(x: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
