@@ -398,3 +398,24 @@ def test_local_workers_write_the_in_process_table(tiny_benchmark, tmp_path, monk
     timings = tables["here"].metric.isin(["fit_seconds", "predict_seconds_per_image"])
     pd.testing.assert_frame_equal(tables["here"][~timings], tables["workers"][~timings])
     assert len(list((tmp_path / "workers" / "store").rglob("*.result"))) == 2  # the workers stored them
+
+
+def test_numbers_do_not_depend_on_what_the_feature_cache_held(tiny_benchmark, tmp_path, monkeypatch):
+    """A cold cache, and a cache filled first by other runs (other shots, other batch neighbours, test
+    images first), give the same results.csv bytes for every accuracy number: each image's features are
+    computed in a batch of one fixed shape (`adlib.features.extractor.fixed_shape`)."""
+    common = ["run", "--data", str(tiny_benchmark), "--categories", "pill", "--backbone", "resnet18"]
+    common += ["--weights", "none", "--coreset", "0.2", "--heatmaps", "0", "--no-progress", "--device", "cpu"]
+    common += ["--seeds", "0"]
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "cold"))
+    main([*common, "--out", str(tmp_path / "cold_run")])
+    monkeypatch.setenv("ADLIB_CACHE_DIR", str(tmp_path / "warm"))
+    for shots, seed in ((1, "3"), (5, "1")):  # fills the cache with other subsets first, in other batches
+        main([*common[:-1], seed, "--shots", str(shots), "--out", str(tmp_path / f"fill{shots}")])
+    main([*common, "--out", str(tmp_path / "warm_run")])
+
+    def accuracy(folder: str) -> str:
+        table = pd.read_csv(tmp_path / folder / "results.csv")
+        return table[table["metric"].isin(["image_auroc", "pixel_auroc", "pro"])].to_csv(index=False)
+
+    assert accuracy("cold_run") == accuracy("warm_run")

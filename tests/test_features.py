@@ -10,8 +10,9 @@ from PIL import Image
 
 from adlib.data.datasets import Preprocessing, Sample
 from adlib.features import backbones
+from adlib.features import extractor as extractor_module
 from adlib.features.backbones import load_backbone
-from adlib.features.extractor import FeatureExtractor, FeatureSettings, profile_settings
+from adlib.features.extractor import FeatureExtractor, FeatureSettings, fixed_shape, profile_settings
 from adlib.features.patches import locally_aware_features
 from adlib.files import file_digest
 
@@ -35,14 +36,15 @@ def resnet18_settings(**changes) -> FeatureSettings:
 
 
 class CountingModel(torch.nn.Module):
-    """Wraps a backbone and counts the images it was run on."""
+    """Wraps a backbone and counts the distinct images it was run on (a short batch's padding copies its
+    last image: not an image of its own)."""
 
     def __init__(self, model):
         super().__init__()
         self.model, self.images = model, 0
 
     def forward(self, x):
-        self.images += len(x)
+        self.images += len(torch.unique(x.flatten(1), dim=0))
         return self.model(x)
 
 
@@ -186,6 +188,29 @@ def test_embed_fills_one_tensor_equal_to_the_concatenated_batches(tmp_path):
     torch.testing.assert_close(maps["layer3"], torch.cat(one_at_a_time))
     assert not embedding.features.is_inference() and not maps["layer2"].is_inference()
     embedding.features.mul_(1.0)  # a normal tensor: callers may change it in place
+
+
+def test_every_batch_has_one_shape_so_an_images_bits_do_not_depend_on_its_neighbours(tmp_path, monkeypatch):
+    """5 images in batches of 2: the backbone and the aggregation see [2, ...] every time (the short last
+    batch is padded with copies of its last image and the copies dropped), and each image's features are
+    bit for bit those it gets in a batch of its own."""
+    samples = write_images(tmp_path / "img", 5)
+    extractor = FeatureExtractor(resnet18_settings(), device="cpu", use_cache=False, batch_size=2)
+    seen = []
+    forward = extractor._forward
+    monkeypatch.setattr(extractor, "_forward", lambda images: seen.append(len(images)) or forward(images))
+    aggregate = extractor_module.locally_aware_features
+    monkeypatch.setattr(
+        extractor_module,
+        "locally_aware_features",
+        lambda maps, *args: seen.append(len(maps[0])) or aggregate(maps, *args),
+    )
+    together = extractor.embed(samples, progress=False).features
+    assert together.shape[0] == 5 and set(seen) == {2}
+    alone = torch.cat([extractor.embed([sample], progress=False).features for sample in samples[::-1]])
+    assert torch.equal(together, alone.flip(0))
+    assert torch.equal(fixed_shape(torch.arange(3), 3), torch.arange(3))
+    assert torch.equal(fixed_shape(torch.arange(2), 4), torch.tensor([0, 1, 1, 1]))
 
 
 def test_cache_hit_miss_and_corruption(tmp_path):

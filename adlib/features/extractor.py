@@ -91,6 +91,19 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def fixed_shape(batch: torch.Tensor, size: int) -> torch.Tensor:
+    """`batch` [n, ...] padded to [size, ...] with copies of its last row (the rows past n are to be dropped).
+
+    Every backbone and aggregation call then sees one tensor shape, so the kernels a library picks for a
+    shape (oneDNN chooses by batch size on some CPUs) are the same for every image, and an image's float
+    bits do not depend on how many images shared its batch: not on the set's size, nor on which images
+    the feature cache already held."""
+    missing = size - len(batch)
+    if missing <= 0:
+        return batch
+    return torch.cat([batch, batch[-1:].expand(missing, *batch.shape[1:])])
+
+
 class FeatureExtractor:
     """Computes (or loads from the cache) backbone maps and turns them into patch features."""
 
@@ -164,7 +177,7 @@ class FeatureExtractor:
         batches = [missing[i : i + self.batch_size] for i in range(0, len(missing), self.batch_size)]
         bar = tqdm(total=len(missing), desc=f"features {self.settings.backbone}", unit="img", disable=not progress)
         for batch in batches:
-            images = read_batch([samples[i] for i in batch], self.settings.preprocessing)
+            images = fixed_shape(read_batch([samples[i] for i in batch], self.settings.preprocessing), self.batch_size)
             maps = {name: value.cpu() for name, value in self._forward(images).items()}
             for row, index in enumerate(batch):
                 maps_of_image = {name: value[row] for name, value in maps.items()}
@@ -186,9 +199,13 @@ class FeatureExtractor:
         s = self.settings
         features: torch.Tensor | None = None
         for start in range(0, len(samples), self.batch_size):
-            chunk = [maps[layer][start : start + self.batch_size].to(self.device) for layer in s.layers]
+            chunk = [
+                fixed_shape(maps[layer][start : start + self.batch_size], self.batch_size).to(self.device)
+                for layer in s.layers
+            ]
             with torch.inference_mode():
                 part = locally_aware_features(chunk, s.patch_size, s.pre_dim, s.target_dim)
+            part = part[: min(self.batch_size, len(samples) - start)]
             if features is None:  # allocated outside inference mode: callers may change it in place
                 features = torch.empty((len(samples), *part.shape[1:]), dtype=part.dtype, device=part.device)
             features[start : start + len(part)] = part
