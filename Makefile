@@ -59,7 +59,8 @@ reproduce: $(STAMP) data
 	$(if $(FETCH),$(BIN)/python -m adlib fetch mvtec_ad --to $(DATA))
 	$(if $(FETCH),$(BIN)/python -m adlib fetch weights)
 	$(BIN)/python scripts/reproduce.py --profile $(PROFILE) --data $(DATA) $(if $(NB),--notebook $(NB)) \
-		$(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force) $(if $(SCALE),--scale $(SCALE))
+		$(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force) $(if $(SCALE),--scale $(SCALE)) \
+		$(if $(STAGES),--stage-profile $(STAGES))
 
 lab: $(STAMP) data
 	$(BIN)/jupyter lab --notebook-dir=notebooks

@@ -28,6 +28,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -92,24 +95,50 @@ def write_stamps(path: Path, stamps: dict[str, dict]) -> None:
     atomic_write_bytes(path, json.dumps(stamps, indent=1, sort_keys=True).encode())
 
 
+STAGE_PROFILE = "ADLIB_STAGE_PROFILE"  # set by --stage-profile: the folder py-spy's samples go to
+
+
 def run_notebook(notebook: Path, executed: Path, parameters: dict, kernel: str, threads: int | None) -> float:
-    """Runs one notebook in its own kernel (papermill) and returns its wall time in seconds."""
+    """Runs one notebook in its own kernel (papermill) and returns its wall time in seconds; under
+    `--stage-profile DIR`, py-spy samples the kernel meanwhile into `DIR/<notebook>.txt`."""
     import papermill
 
     if threads is not None:  # N kernels side by side share the cores instead of each taking all of them
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(name, str(threads))
     executed.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.environ.get(STAGE_PROFILE)
+    sampler = None if not folder else start_sampler(Path(folder) / f"{notebook.stem}.txt")
     start = time.perf_counter()
-    papermill.execute_notebook(
-        str(notebook),
-        str(executed),
-        parameters=parameters,
-        kernel_name=kernel,
-        cwd=str(notebook.parent),
-        progress_bar=False,
-    )
-    return time.perf_counter() - start
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters=parameters,
+            kernel_name=kernel,
+            cwd=str(notebook.parent),
+            progress_bar=False,
+        )
+    finally:
+        seconds = time.perf_counter() - start
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+            sampler.wait(timeout=120)
+    return seconds
+
+
+SAMPLE_RATE = 20  # py-spy samples per second: enough for stages of seconds, light beside the kernel
+
+
+def start_sampler(out: Path) -> subprocess.Popen:
+    """py-spy sampling this process and its children (the notebook's kernel), folded stacks to `out`."""
+    binary = shutil.which("py-spy")
+    if binary is None:
+        raise SystemExit("--stage-profile needs py-spy: pip install py-spy (a sampling profiler; not a dependency)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [binary, "record", "--pid", str(os.getpid()), "--subprocesses", "--nonblocking", "--format", "raw"]
+    command += ["--rate", str(SAMPLE_RATE), "--output", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def declared(notebook: Path, parameters: dict) -> dict:
@@ -300,9 +329,16 @@ def main() -> None:
         choices=["default", "full"],
         help="default: each notebook's own sample (the 45-minute budget); full: every category, 5 seeds",
     )
+    parser.add_argument(
+        "--stage-profile",
+        type=Path,
+        help="sample every kernel with py-spy into this folder (scripts/stage_profile.py sums it by stage)",
+    )
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: give 1 or more")
+    if args.stage_profile is not None:
+        os.environ[STAGE_PROFILE] = str(args.stage_profile.resolve())  # the spawned workers inherit it
 
     if args.profile == "synthetic":
         contact_sheet(args.data)
