@@ -371,8 +371,11 @@ def main() -> None:
         ran=[nb.stem for nb in notebooks],
     )
     atomic_write_bytes(FIGURES / "reproduce_times.csv", times.to_csv(index=False).encode())
-    from sync_results import sync_results  # scripts/ is on sys.path when this file runs as a script
+    from scorecard import write_scorecard  # scripts/ is on sys.path when this file runs as a script
+    from sync_results import sync_results
 
+    if any(FIGURES.glob("*.verdicts.csv")):
+        write_scorecard(FIGURES)  # from the captions' verdicts, before the index and README show it
     sync_results(NOTEBOOKS, FIGURES)  # each notebook's committed-result cell and figures/index.md
     from compare_figures import compare_figures, report
 

@@ -62,6 +62,12 @@ def test_publish_opens_the_caption_with_the_bold_verdict_lines(tmp_path):
     assert companion.split("  \n") == [COMPANION_HEADING, own[0].caption()]  # then the companion's, apart
     assert own[0].caption().startswith("**holds** (n = ") and own[0].caption().endswith(f"[{COMPANION_ROW}]")
     assert text.index("The caption.") > text.index(companion) and text.rstrip().endswith("*Settings:* seeds = 0.")
+    records = pd.read_csv(tmp_path / "demo.verdicts.csv")  # the caption's lines as data, in its order
+    assert list(records.id) == [COMPANION_ROW, PAPER_ROW] and list(records.kind) == ["companion", "paper"]
+    for record, verdict in zip(records.itertuples(), own + paper):
+        line = verdict.caption()
+        assert f"**{record.status}**" in line and f"[{record.low:+.3f}, {record.high:+.3f}]" in line
+        assert f"{record.estimate:+.3f}" in line and record.n in line
     publish(tmp_path, "plain", _figure(), pd.DataFrame({"value": [1]}), "An illustration.", "Shows X.", {})
     assert (tmp_path / "plain.md").read_text().startswith("**Verdict.** Shows X.\n\nAn illustration.")
 

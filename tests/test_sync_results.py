@@ -238,3 +238,21 @@ def test_every_verdict_paragraph_reaches_the_notebook_and_the_readme_and_the_ind
     index = sync_results.index_text(notebooks, figures)
     assert index.count(timing) == 1 and index.count(accuracy) == 1  # the second figure shares them
     assert "The caption of pc_table5_time_maps." in index and "*Verdicts: those of the figure above.*" in index
+
+
+def test_the_scorecard_opens_the_readme_and_the_index(tmp_path):
+    notebooks, figures = tmp_path / "notebooks", tmp_path / "figures"
+    notebooks.mkdir()
+    figures.mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{sync_results.SCORECARD_START}\nold\n{sync_results.SCORECARD_END}\nrest\n")
+    assert sync_results.write_readme_verdicts(readme, notebooks, figures)
+    assert "No scorecard yet" in readme.read_text() and readme.read_text().endswith("rest\n")
+    (figures / "scorecard.png").write_bytes(b"png")
+    (figures / "scorecard.md").write_text("**Verdict.** 1 of 3 claims hold here.\n\n| | holds |\n| --- | --- |\n")
+    assert sync_results.write_readme_verdicts(readme, notebooks, figures)
+    text = readme.read_text()
+    assert "![The scorecard](figures/scorecard.png)" in text and "1 of 3 claims hold here" in text
+    index = sync_results.index_text(notebooks, figures)
+    assert "## The scorecard: every claim at a glance" in index and "![scorecard](scorecard.png)" in index
+    assert "## Other figures" not in index  # shown once, at the top

@@ -36,7 +36,8 @@ def publish(
     `adlib.evidence.verdicts.Verdict`s of a comparative figure, headline claim first: the caption file opens with
     one bold line per verdict (`Verdict.caption()`: status, n, estimate, interval, the paper's
     value); or, for a figure that compares nothing (an illustration), one or two plain sentences, which
-    open the caption as `**Verdict.** ...`. The caption text and the settings line follow.
+    open the caption as `**Verdict.** ...`. The caption text and the settings line follow. Verdicts are also
+    written as data, `<name>.verdicts.csv` (`verdict_records`).
     """
     if not name or "/" in name or name != name.strip():
         raise ValueError(f"name={name!r}: use a plain file stem such as 'pc_table1_detection'")
@@ -52,7 +53,49 @@ def publish(
     line = ", ".join(f"{key} = {_text(value)}" for key, value in settings.items())
     text = f"{opening}\n\n{caption.strip()}\n\n*Settings:* {line}.\n"
     atomic_write_bytes(folder / f"{name}.md", text.encode())
-    return [*paths, folder / f"{name}.csv", folder / f"{name}.md"]
+    written = [*paths, folder / f"{name}.csv", folder / f"{name}.md"]
+    records = folder / f"{name}{VERDICTS_SUFFIX}"
+    if isinstance(verdicts, str):
+        records.unlink(missing_ok=True)  # an illustration now: no verdicts of an earlier run left behind
+    else:
+        atomic_write_bytes(records, verdict_records(name, verdicts).to_csv(index=False).encode())
+        written.append(records)
+    return written
+
+
+VERDICTS_SUFFIX = ".verdicts.csv"  # beside a caption: its verdict lines as data (the scorecard reads them)
+
+
+def verdict_records(name: str, verdicts: Sequence[Verdict]) -> pd.DataFrame:
+    """One row per verdict line of the caption, with the numbers it prints and the register row it cites:
+    the data `scripts/scorecard.py` draws, so that the scorecard shows what the captions say."""
+    from adlib.evidence.register import entry
+
+    rows = []
+    for verdict in verdicts:
+        row = entry(verdict.source)
+        rows.append(
+            {
+                "figure": name,
+                "id": row.id,
+                "paper": row.paper,
+                "kind": row.kind,
+                "where": row.where,
+                "comparison": row.comparison,
+                "statement": verdict.statement,
+                "metric": verdict.metric or "",
+                "side": verdict.side,
+                "bound": verdict.bound,
+                "estimate": verdict.estimate,
+                "low": verdict.low,
+                "high": verdict.high,
+                "level": verdict.level,
+                "status": verdict.status,
+                "paper_value": verdict.paper,
+                "n": verdict.sample(),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 COMPANION_HEADING = "*The companion's own hypotheses and controls, not the papers' claims:*"
