@@ -20,13 +20,13 @@ def sweep_panels(panels, verdicts=None, title: str = "", ylabel: str = "image AU
     `verdict_dots` as a last panel. `panels` maps a panel title to (intervals, x, paper, xlabel):
     `evidence.method_intervals` rows with a `method` and an `x` column, the paper's points (columns x,
     method, value; or None) and the x-axis label. The figure grows in height with the number of verdicts
-    (about a third of an inch each), and the verdict panel's 'paper' marker joins the shared legend below
-    the panels instead of sitting among the intervals. Returns the figure."""
+    (a little under half an inch each: room for a two-line label), and the verdict panel's 'paper' marker
+    joins the shared legend below the panels instead of sitting among the intervals. Returns the figure."""
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
     extra = 1 if verdicts else 0
-    height = max(3.9, 0.34 * len(verdicts or ()) + 1.2)
+    height = max(3.9, 0.45 * len(verdicts or ()) + 1.2)
     fig, axes = plt.subplots(
         1, len(panels) + extra, figsize=(4.6 * len(panels) + 5.5 * extra, height), squeeze=False, layout="constrained"
     )  # constrained: the claims' long labels widen their own panel's margin only
