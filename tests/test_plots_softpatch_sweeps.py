@@ -62,3 +62,29 @@ def test_sweep_panels_draw_a_curve_panel_per_entry_and_the_verdicts_last():
     assert {line.get_label() for line in axes[0].lines} >= {"A", "B", "A (paper)"}
     assert "A (paper)" not in {line.get_label() for line in axes[1].lines}
     assert axes[2].get_yticklabels()[0].get_text() == "A falls"
+
+
+def test_sweep_panels_grow_with_the_verdicts_and_keep_the_paper_marker_out_of_the_claims_panel():
+    import pandas as pd
+
+    from adlib.companion.plots_softpatch import sweep_panels
+    from adlib.evidence.claims import Claim
+    from adlib.evidence.verdicts import assess, method_intervals
+
+    rng = np.random.default_rng(2)
+    images = pd.DataFrame(
+        [
+            {"category": "c", "seed": 0, "method": m, "noise_ratio": r, "image": i, "label": i % 2,
+             "score": rng.normal() + (i % 2) * 2.0}
+            for m in ("A", "B")
+            for r in (0.0, 0.1)
+            for i in range(12)
+        ]
+    )  # fmt: skip
+    curve = method_intervals(images, by=("method", "noise_ratio"), n_resamples=20)
+    claim = Claim.above("A above B", "image_auroc", "A", "B", paper=0.01)
+    verdicts = [assess(claim, images[images.noise_ratio == 0], n_resamples=20)] * 16
+    fig = sweep_panels({"p": (curve, "noise_ratio", None, "noise")}, verdicts)
+    assert fig.get_size_inches()[1] > 3.9
+    assert fig.axes[-1].get_legend() is None
+    assert any("paper" in text.get_text() for text in fig.legends[0].get_texts())

@@ -19,10 +19,17 @@ def sweep_panels(panels, verdicts=None, title: str = "", ylabel: str = "image AU
     """A row of sweep panels (`curves_with_intervals`, one per entry) and, if `verdicts` are given, their
     `verdict_dots` as a last panel. `panels` maps a panel title to (intervals, x, paper, xlabel):
     `evidence.method_intervals` rows with a `method` and an `x` column, the paper's points (columns x,
-    method, value; or None) and the x-axis label. Returns the figure."""
+    method, value; or None) and the x-axis label. The figure grows in height with the number of verdicts
+    (a little under half an inch each: room for a two-line label), and the verdict panel's 'paper' marker
+    joins the shared legend below the panels instead of sitting among the intervals. Returns the figure."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     extra = 1 if verdicts else 0
-    fig, axes = plt.subplots(1, len(panels) + extra, figsize=(4.6 * len(panels) + 5.5 * extra, 3.9), squeeze=False)
+    height = max(3.9, 0.45 * len(verdicts or ()) + 1.2)
+    fig, axes = plt.subplots(
+        1, len(panels) + extra, figsize=(4.6 * len(panels) + 5.5 * extra, height), squeeze=False, layout="constrained"
+    )  # constrained: the claims' long labels widen their own panel's margin only
     legend: dict[str, object] = {}
     for ax, (name, (intervals, x, paper, xlabel)) in zip(axes[0], panels.items()):
         curves_with_intervals(ax, intervals, x, hue="method", paper=paper)
@@ -31,13 +38,16 @@ def sweep_panels(panels, verdicts=None, title: str = "", ylabel: str = "image AU
         ax.get_legend().remove()  # one legend for all panels, below them
     if extra:
         verdict_dots(axes[0, -1], verdicts)
-    fig.suptitle(title, y=1.02)
-    fig.tight_layout()
+        if axes[0, -1].get_legend() is not None:  # the paper's tick: explained in the shared legend
+            handles, labels = axes[0, -1].get_legend_handles_labels()
+            legend.update({f"{label}: its difference (claims panel)": h for h, label in zip(handles, labels)})
+            axes[0, -1].get_legend().remove()
+        axes[0, -1].xaxis.set_major_locator(MaxNLocator(5))  # ticks that do not run into each other
+    fig.suptitle(title)
     fig.legend(
         list(legend.values()),
         list(legend),
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.0),
+        loc="outside lower center",
         frameon=False,
         ncol=min(len(legend), 4),
         fontsize=8,
