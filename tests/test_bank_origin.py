@@ -1,6 +1,7 @@
 """adlib.companion.bank_origin: patch origins against a cell-by-cell loop, bank shares, the t interval, the map sample."""
 
 import numpy as np
+import pytest
 
 from adlib.companion.bank_origin import BankOrigins, bank_origins, origin_shares, patch_origins, tsne_map, tsne_sample
 from adlib.data.datasets import load_category, read_mask
@@ -47,3 +48,15 @@ def test_bank_origins_name_real_training_patches_and_the_sample_keeps_every_defe
         assert (owners == name).sum() == defects + min(max(0, 20 - defects), others)
     coords = tsne_map(features, seed=0, perplexity=5.0)
     assert coords.shape == (len(features), 2) and np.isfinite(coords).all()
+
+
+def test_normal_coverage_is_the_mean_nearest_distance_of_the_normal_patches():
+    from adlib.companion.bank_origin import normal_coverage
+
+    origin = np.array([0, 0, 1, 2, 0])
+    features = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0], [100.0, 0.0], [0.0, 1.0]], np.float32)
+    banks = BankOrigins("c", 1, 4, 1, origin, features, {"near": np.array([0, 1, 2]), "far": np.array([3])})
+    table = normal_coverage(banks, chunk=2).set_index("bank")["normal_coverage_distance"]
+    assert table["near"] == pytest.approx(0.25)  # patches 0, 1, 2 are in the bank; patch 4 is 1 from patch 0
+    expected = np.mean([100.0, np.hypot(97, 4), np.hypot(94, 8), np.hypot(100, 1)])  # the defect patch is not asked
+    assert table["far"] == pytest.approx(expected, rel=1e-6)

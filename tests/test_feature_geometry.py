@@ -103,3 +103,22 @@ def test_separation_verdict_reads_the_paired_difference():
         + line.split("CI [")[1].split("]")[0]
         + "]"
     )
+
+
+def test_category_separation_verdicts_weigh_each_category_alone():
+    from adlib.companion.feature_geometry import category_separation_verdicts
+
+    rng = np.random.default_rng(4)
+    defect = (np.arange(160) >= 80) & (np.arange(160) % 4 == 0)  # one defect patch in each of images 20-39
+    normal = np.arange(160) < 80
+    names = ("euclidean", "direction_part", "cross_part", "cosine_nn", "norm")
+    norm_side = {name: rng.normal(size=160) for name in names} | {"norm_part": rng.normal(size=160) + 5 * defect}
+    direction_side = {name: rng.normal(size=160) for name in names} | {"norm_part": rng.normal(size=160)}
+    direction_side["direction_part"] = rng.normal(size=160) + 5 * defect
+    groups = {"a": (defect, normal), "b": (defect, normal)}
+    table = separation({"a": norm_side, "b": direction_side}, groups, {"a": 4, "b": 4}, n_resamples=100)
+    verdicts = category_separation_verdicts(table)
+    assert [v.status for v in verdicts] == ["holds", "does not hold"]
+    assert verdicts[0].n == "1 category (a), 40 test images, 20 defect / 80 normal patches"
+    row = table[(table.category == "b") & (table.quantity == "norm_minus_direction")].iloc[0]
+    assert (verdicts[1].estimate, verdicts[1].low, verdicts[1].high) == (row.estimate, row.low, row.high)

@@ -81,5 +81,35 @@ def test_summary_line_reads_the_mean_row():
     table = spread_table({"a": np.random.default_rng(3).random((4, 6, 6))}, n_resamples=50)
     line = summary_line(table)
     mean = table.iloc[-1]
-    assert f"{mean['ratio']:.2f}, 95 % bootstrap interval over images [{mean['ratio_low']:.2f}" in line
-    assert "**" not in line  # plain text: the bold verdict line is ratio_verdict's
+    assert f"(gap {mean['gap']:.3f}, 95 % bootstrap interval over images [{mean['gap_low']:.3f}" in line
+    assert f"their ratio {mean['ratio']:.2f} [{mean['ratio_low']:.2f}, {mean['ratio_high']:.2f}]" in line
+    assert "**" not in line  # plain text: the bold verdict lines are the verdicts'
+
+
+def test_gap_is_between_minus_floor_and_verdicts_cite_the_register():
+    from adlib.companion.grey_values import FLOOR_ID, RATIO_ID, floor_verdict
+
+    rng = np.random.default_rng(2)
+    greys = {name: rng.random((6, 8, 8)) * 0.3 + shift for name, shift in (("a", 0.0), ("b", 0.5))}
+    table = spread_table(greys, n_resamples=50, seed=0)
+    assert np.allclose(table["gap"], table["between"] - table["floor"])
+    assert (table["gap_low"] <= table["gap_high"]).all()
+    assert floor_verdict(table).source == FLOOR_ID
+    assert ratio_verdict(table).source == RATIO_ID
+
+
+def test_mixture_beats_one_gaussian_on_two_grey_levels_and_not_on_one_gaussian():
+    from adlib.companion.grey_values import MIXTURE_ID, held_out_loglik, mixture_table, mixture_verdict
+
+    rng = np.random.default_rng(3)
+    two_levels = np.where(rng.random((6, 20, 20)) < 0.5, 0.2, 0.8) + rng.normal(0, 0.03, (6, 20, 20))
+    single, mixture, components = held_out_loglik(two_levels, fit_pixels=1200)
+    assert single.shape == mixture.shape == (3,) and components >= 2
+    assert (mixture - single > 0.3).all()
+    gaussian = rng.normal(0.5, 0.1, (6, 20, 20))
+    single, mixture, _ = held_out_loglik(gaussian, fit_pixels=1200)
+    assert np.abs(mixture - single).max() < 0.05
+    table = mixture_table({"two": two_levels, "one": gaussian}, n_resamples=50).set_index("category")
+    assert table.loc["two", "loglik_gain_low"] > 0 and table.loc["two", "held_out_images"] == 3
+    assert abs(table.loc["mean", "loglik_gain"] - table.loc[["two", "one"], "loglik_gain"].mean()) < 1e-12
+    assert mixture_verdict(table.reset_index()).source == MIXTURE_ID

@@ -74,3 +74,20 @@ def test_show_displays_the_figure_as_png_and_closes_it(monkeypatch):
     show(fig)
     assert len(shown) == 1 and shown[0].data[:8] == b"\x89PNG\r\n\x1a\n" and len(shown[0].data) > 1000
     assert not plt.fignum_exists(fig.number)
+
+
+def test_ratio_dots_mean_centre_and_labelled_log_ticks():
+    from adlib.companion.plotting import ratio_ticks
+
+    fig, ax = pyplot().subplots()
+    ratios = pd.DataFrame({"method": ["A", "A", "A"], "ratio": [0.8, 0.9, 1.3]})
+    ratio_dots(ax, ratios, center="mean")
+    _, centre = ax.collections
+    assert abs(centre.get_offsets()[0, 0] - 1.0) < 1e-12 and centre.get_label() == "ours: mean"
+    labels = [tick.get_text() for tick in ax.get_xticklabels()]
+    assert "1x" in labels and len([label for label in labels if label]) >= 3
+    assert ratio_ticks(0.75, 1.4) == [0.8, 0.9, 1, 1.1, 1.25]
+    assert 1 in ratio_ticks(0.01, 100) and len(ratio_ticks(0.01, 100)) <= 8
+    with pytest.raises(ValueError, match="center"):
+        ratio_dots(ax, ratios, center="mode")
+    pyplot().close(fig)

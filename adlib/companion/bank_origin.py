@@ -135,3 +135,24 @@ def tsne_map(features: np.ndarray, seed: int, perplexity: float = 30.0) -> np.nd
         return TSNE(
             n_components=2, perplexity=min(perplexity, (len(features) - 1) / 3), init="pca", random_state=seed
         ).fit_transform(reduced)
+
+
+def normal_coverage(banks: BankOrigins, chunk: int = 4096) -> pd.DataFrame:
+    """How well each bank models the normal training data (SP A.1: random sampling "cannot model the normal
+    samples adequately"): per bank, the mean Euclidean distance from every normal training patch (origin
+    codes 0 and 1: not in a defect region) to its nearest bank row. Columns: category, seed, bank,
+    normal_coverage_distance (0 where every normal patch is itself in the bank)."""
+    normal = torch.from_numpy(np.ascontiguousarray(banks.features[banks.origin != 2], dtype=np.float32))
+    rows = []
+    for name, index in banks.sources.items():
+        bank = torch.from_numpy(np.ascontiguousarray(banks.features[index], dtype=np.float32))
+        nearest = torch.cat([torch.cdist(part, bank).min(dim=1).values for part in normal.split(chunk)])
+        rows.append(
+            {
+                "category": banks.category,
+                "seed": banks.seed,
+                "bank": name,
+                "normal_coverage_distance": float(nearest.double().mean()),
+            }
+        )
+    return pd.DataFrame(rows)

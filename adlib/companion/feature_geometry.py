@@ -202,3 +202,32 @@ def separation_verdict(table: pd.DataFrame, level: float = 0.95) -> Verdict:
         f"(KC) {estimates['cosine_nn']:.3f}, of the feature norm alone {estimates['norm']:.3f}; the difference "
         f"per category: {per_category}",
     )
+
+
+def category_separation_verdicts(table: pd.DataFrame, level: float = 0.95) -> list[Verdict]:
+    """`separation_verdict`'s claim weighed in each category alone (pure norm part - pure direction part, patch
+    AUROC, above 0, by the category's bootstrap interval over its test images), in the table's order: the mean
+    can be carried by one category while another goes the other way."""
+    verdicts = []
+    per = table[(table.category != "mean") & (table.quantity == "norm_minus_direction")]
+    counts = table[table.quantity == "euclidean"].set_index("category")
+    for row in per.itertuples():
+        count = counts.loc[row.category]
+        verdicts.append(
+            Verdict(
+                f"{row.category}: the pure norm part separates defect from normal patches better than the pure "
+                "direction part",
+                "patch AUROC of the pure norm part - of the pure direction part",
+                f"{row.category}: the pure norm part separates defect from normal patches better than the pure "
+                f"direction part by {row.estimate:+.3f} patch AUROC",
+                "above",
+                0.0,
+                float(row.estimate),
+                float(row.low),
+                float(row.high),
+                level,
+                f"1 category ({row.category}), {int(count['n_images'])} test images, {int(count['n_defect'])} defect / "
+                f"{int(count['n_normal'])} normal patches",
+            )
+        )
+    return verdicts

@@ -301,19 +301,43 @@ def heatmap_panels(images, rows, masks=None, titles=None, map_titles=None, row_s
 # --------------------------------------------------------------------------- time ratios
 
 
+RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20, 50, 100)
+"""Candidate tick positions of a log ratio axis (`ratio_ticks`)."""
+
+
+def ratio_ticks(low: float, high: float, most: int = 7) -> list[float]:
+    """Labelled positions for a log ratio axis from `low` to `high`: the `RATIO_TICKS` inside it (1 always
+    among them when inside), thinned evenly to at most `most`, so a narrow range still reads (0.8x, 0.9x, 1x)."""
+    inside = [tick for tick in RATIO_TICKS if low <= tick <= high]
+    if len(inside) <= most:
+        return inside
+    step = -(-len(inside) // most)
+    kept = inside[::step]
+    return sorted(set(kept) | ({1} if 1 in inside else set()))
+
+
 def ratio_dots(
-    ax, ratios, paper=None, xlabel: str = "time relative to the reference (log scale)", unit: str = "repeat"
+    ax,
+    ratios,
+    paper=None,
+    xlabel: str = "time relative to the reference (log scale)",
+    unit: str = "repeat",
+    center: str = "median",
 ) -> None:
     """Time ratios as dots: one row per method (order of first appearance), a small dot per `unit` (a
-    timed repeat, or a category), a large one at their median, the paper's ratio as a grey tick and a
-    dotted line at 1; a log x axis, so that 0.1x and 10x sit equally far from 1. No interval: a few
-    units' spread, not a confidence interval.
+    timed repeat, or a category), a large one at their `center` ("median" or "mean", the statistic the
+    verdicts use), the paper's ratio as a grey tick and a dotted line at 1; a log x axis with labelled ticks
+    (`ratio_ticks`), so that 0.1x and 10x sit equally far from 1. No interval: a few units' spread, not a
+    confidence interval.
 
     `ratios`: a DataFrame with columns method and ratio, one row per (method, unit), e.g.
     `adlib.evidence.timing.ratio_table(seconds, reference)`; `paper`: {method: ratio}.
     """
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
+    if center not in ("median", "mean"):
+        raise ValueError(f"center={center!r}: choose 'median' or 'mean'")
+    middle = np.median if center == "median" else np.mean
     methods = list(dict.fromkeys(ratios["method"]))
     for row, method in enumerate(methods):
         values = ratios.loc[ratios["method"] == method, "ratio"].dropna().to_numpy(dtype=float)
@@ -327,7 +351,7 @@ def ratio_dots(
             label=f"ours: one {unit}" if row == 0 else None,
         )
         ax.scatter(
-            [np.median(values)], [row], s=45, color=OURS_COLOR, zorder=3, label="ours: median" if row == 0 else None
+            [middle(values)], [row], s=45, color=OURS_COLOR, zorder=3, label=f"ours: {center}" if row == 0 else None
         )
         if paper is not None and paper.get(method) is not None:
             ax.scatter(
@@ -341,8 +365,11 @@ def ratio_dots(
             )
     ax.axvline(1.0, color="black", lw=0.8, ls=":")
     ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ax.xaxis.set_major_locator(FixedLocator(ratio_ticks(low, high)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
     ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(low, high)
     ax.set_yticks(range(len(methods)), methods)
     ax.set_ylim(len(methods) - 0.5, -0.5)
     ax.set_xlabel(xlabel)

@@ -2,7 +2,8 @@
 
 `run_grid(...).images` already is such a table; `image_rows` / `image_rows_from_result` build one from
 scores computed elsewhere. `subset_metric` recomputes pixel AUROC or PRO on a subset of one unit's
-images from its full maps: the slow, obvious reference for the bootstrap of pixel metrics. `units_of`
+images from its full maps: the slow, obvious reference for the bootstrap of pixel metrics;
+`anomalous_pixel_metric` gives KC's anomalous-pixel AUROC (defective images only) from pixel statistics. `units_of`
 splits a table into the units a claim compares, checked (paired images, both labels present).
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from adlib.evaluation.metrics import host_array, pixel_auroc, pro
+from adlib.evaluation.pixel_stats import PixelStats
 
 COLUMNS = ("category", "seed", "method", "image", "label", "score")
 
@@ -206,3 +208,24 @@ def _result_key(where: str, method: str, group: pd.DataFrame) -> str:
             "come from one evaluation, named by run_grid's result_key column"
         )
     return found[0]
+
+
+def anomalous_pixel_metric(stats: PixelStats, images: Sequence[object]) -> SubsetMetric:
+    """KC's anomalous-pixel AUROC of a subset of one unit's images, from its evaluation's `PixelStats`: pixel
+    AUROC over the drawn images whose mask has a defect (as `pixel_auroc(..., anomalous_only=True)`), for
+    `adlib.evidence.verdicts.assess(..., subset_metrics=...)`. `images` names that method's rows of the unit in
+    table order (the subset's indices point into it); each is looked up by name in `stats.images`."""
+    where = {image: i for i, image in enumerate(stats.images)}
+    missing = [image for image in images if image not in where]
+    if missing:
+        raise ValueError(f"{len(missing)} images are not in the pixel statistics (e.g. {missing[0]!r})")
+    order = np.array([where[image] for image in images], dtype=np.int64)
+    defective = np.zeros(len(stats.images), dtype=bool)
+    defective[np.unique(stats.region_image)] = True
+
+    def metric(indices: np.ndarray) -> float:
+        drawn = order[np.asarray(indices, dtype=np.int64)]
+        weights = np.bincount(drawn[defective[drawn]], minlength=len(stats.images))[None, :]
+        return float(stats.pixel_auroc(weights)[0])
+
+    return metric
