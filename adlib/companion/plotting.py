@@ -173,9 +173,9 @@ def verdict_dots(ax, verdicts) -> None:
             capsize=3,
             color=color,
         )
-        ax.annotate(
+        ax.annotate(  # right of the interval, and of a 'within' band, so that the word covers neither
             verdict.status,
-            (verdict.high, y),
+            (max(verdict.high, verdict.bound) if verdict.side == "within" else verdict.high, y),
             xytext=(6, 0),
             textcoords="offset points",
             va="center",
