@@ -15,7 +15,7 @@ DATA ?= data/synthetic
 export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data lint test test-lab book reproduce lab bench bench-load lock clean
+.PHONY: setup data lint test test-lab book test-book reproduce lab bench bench-load lock clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,11 @@ test-lab: $(STAMP) data
 # committed notebook; nothing is executed. Warnings (a missing image, a broken reference) fail the build.
 book: $(STAMP)
 	$(BIN)/python scripts/book.py --out build/book
+
+# The built site in headless Chromium: every page, failing on console errors, broken images, links or anchors,
+# untypeset formulas and empty pages; screenshots in build/test-book/. Run `make book` first.
+test-book: $(STAMP)
+	$(BIN)/python scripts/test_book.py --book build/book --out build/test-book
 
 # JOBS=N runs N notebooks at a time (default 2: the 2-core budget; timing notebooks run alone); an interrupted
 # run resumes (only changed notebooks re-run; FORCE=1: all). SCALE=full: every category, 5 seeds (hours).
