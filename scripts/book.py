@@ -167,6 +167,8 @@ def copy_mathjax(static: Path) -> None:
 
 def stage(src: Path, notebooks_dir: Path, executed_dir: Path, figures_dir: Path) -> list[Page]:
     """Writes the Sphinx source tree `src` (emptied first); returns the notebook pages in order."""
+    if not (Path(figures_dir) / "index.md").is_file():
+        raise SystemExit(f"error: no {Path(figures_dir) / 'index.md'}: python scripts/sync_results.py writes it")
     if src.exists():
         shutil.rmtree(src)
     for folder in ("notebooks", "figures", "_notebooks", "_static"):

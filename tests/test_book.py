@@ -120,3 +120,9 @@ def test_stage_writes_the_source_tree(project: Path, tmp_path: Path) -> None:
     assert "the committed notebook" in committed.cells[0].source
     assert '<details class="exercises">' in committed.cells[2].source
     assert nbformat.read(project / "notebooks" / "sp_table1_noise.ipynb", as_version=4).cells[2].source == EXERCISES
+
+
+def test_stage_refuses_figures_without_their_index(project: Path, tmp_path: Path) -> None:
+    (project / "figures" / "index.md").unlink()
+    with pytest.raises(SystemExit, match="index.md"):
+        book.stage(tmp_path / "src", project / "notebooks", project / "executed", project / "figures")
