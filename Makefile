@@ -15,7 +15,7 @@ DATA ?= data/synthetic
 export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data lint test test-lab reproduce lab bench bench-load lock clean
+.PHONY: setup data lint test test-lab book test-book reproduce lab bench bench-load lock clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,17 @@ lint: $(STAMP)
 # in quick mode on the adlib kernel, checks the outputs, moves one widget; screenshots in build/test-lab/.
 test-lab: $(STAMP) data
 	$(BIN)/python scripts/test_lab.py --profile $(PROFILE) --data $(DATA) --out build/test-lab
+
+# The course site in build/book/ (Sphinx, myst-nb, sphinx-book-theme; book/conf.py): every notebook as a page, in
+# the order of figures/index.md, built from notebooks/executed/ where `make reproduce` left a copy, else from the
+# committed notebook; nothing is executed. Warnings (a missing image, a broken reference) fail the build.
+book: $(STAMP)
+	$(BIN)/python scripts/book.py --out build/book
+
+# The built site in headless Chromium: every page, failing on console errors, broken images, links or anchors,
+# untypeset formulas and empty pages; screenshots in build/test-book/. Run `make book` first.
+test-book: $(STAMP)
+	$(BIN)/python scripts/test_book.py --book build/book --out build/test-book
 
 # JOBS=N runs N notebooks at a time (default 2: the 2-core budget; timing notebooks run alone); an interrupted
 # run resumes (only changed notebooks re-run; FORCE=1: all). SCALE=full: every category, 5 seeds (hours).
