@@ -64,11 +64,11 @@ def test_categories_cover_textures_and_objects():
 
 @pytest.mark.parametrize("name", list(synth.CATEGORIES))
 def test_default_counts_share_defects_over_all_types(name):
-    counts = synth.defect_counts(name)  # the default configuration: 40 defective test images
-    assert sum(counts.values()) == 40
+    counts = synth.defect_counts(name)  # the default configuration: 160 defective test images
+    assert sum(counts.values()) == 160
     assert list(counts) == list(synth.defect_types(name))
     assert max(counts.values()) - min(counts.values()) <= 1
-    assert min(counts.values()) >= 40 // len(counts)
+    assert min(counts.values()) >= 160 // len(counts)
 
 
 # ---- determinism -------------------------------------------------------------------------------

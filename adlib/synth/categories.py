@@ -256,7 +256,7 @@ def defect_types(category: str) -> tuple[str, ...]:
     return spec_of(category).info.defect_types
 
 
-def defect_counts(category: str, n_test_defect: int = 40) -> dict[str, int]:
+def defect_counts(category: str, n_test_defect: int = 160) -> dict[str, int]:
     """How `n_test_defect` defective test images are shared out over the defect types (as evenly as
     possible, the first types get one more when it does not divide)."""
     types = defect_types(category)

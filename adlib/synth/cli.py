@@ -36,12 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         help="categories to generate (default: all)",
     )
     parser.add_argument("--n-train", type=int, default=80, help="train/good images per category (default: 80)")
-    parser.add_argument("--n-test-good", type=int, default=20, help="test/good images per category (default: 20)")
+    parser.add_argument("--n-test-good", type=int, default=80, help="test/good images per category (default: 80)")
     parser.add_argument(
         "--n-test-defect",
         type=int,
-        default=40,
-        help="defective test images per category, shared over its defect types (default: 40)",
+        default=160,
+        help="defective test images per category, shared over its defect types (default: 160)",
     )
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default: 256)")
     parser.add_argument(

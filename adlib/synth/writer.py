@@ -122,8 +122,8 @@ def generate(
     categories: Sequence[str] | None = None,
     seed: int = 0,
     n_train: int = 80,
-    n_test_good: int = 20,
-    n_test_defect: int = 40,
+    n_test_good: int = 80,
+    n_test_defect: int = 160,
     size: int = 256,
     progress: bool = True,
 ) -> Path:
