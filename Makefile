@@ -15,7 +15,7 @@ DATA ?= data/synthetic
 export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data lint test test-lab book test-book reproduce lab bench bench-load lock clean
+.PHONY: setup data data-quick lint test test-lab book test-book reproduce lab bench bench-load lock clean
 
 setup: $(STAMP)
 
@@ -33,12 +33,24 @@ data: data/synthetic/README.md
 data/synthetic/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 	$(BIN)/python -m adlib.synth --out data/synthetic
 
+# Quick mode (make test, make test-lab) runs on a smaller copy of the benchmark: the same generator and seed
+# with synth 1.1's test split (20 good and 40 defective images per category), byte for byte those images of
+# data/synthetic, so that the notebooks' quick runs stay quick; another DATA is used as it is.
+ifeq ($(DATA),data/synthetic)
+QUICK_DATA := data/synthetic-quick
+else
+QUICK_DATA := $(DATA)
+endif
+data-quick: data/synthetic-quick/README.md
+data/synthetic-quick/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
+	$(BIN)/python -m adlib.synth --out data/synthetic-quick --n-test-good 20 --n-test-defect 40
+
 # Unit and end-to-end tests, then every notebook in quick mode under nbval (prepared by papermill);
 # PROFILE=paper DATA=/path/to/mvtec runs the notebooks' quick mode on MVTec AD with WideResNet-50.
 # TEST_WORKERS=N: pytest-xdist workers (default 2, one per core, one thread each; a notebook stays on one worker).
 TEST_WORKERS ?= 2
-test: lint $(STAMP) data
-	$(BIN)/python scripts/prepare_notebooks.py --profile $(PROFILE) --data $(DATA) --out build/nbval
+test: lint $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick)
+	$(BIN)/python scripts/prepare_notebooks.py --profile $(PROFILE) --data $(QUICK_DATA) --out build/nbval
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests build/nbval --nbval-lax \
 		--nbval-kernel-name adlib
 
@@ -49,8 +61,8 @@ lint: $(STAMP)
 
 # JupyterLab in headless Chromium (Debian's chromium + chromium-driver): runs 00_quickstart and 01_explore
 # in quick mode on the adlib kernel, checks the outputs, moves one widget; screenshots in build/test-lab/.
-test-lab: $(STAMP) data
-	$(BIN)/python scripts/test_lab.py --profile $(PROFILE) --data $(DATA) --out build/test-lab
+test-lab: $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick)
+	$(BIN)/python scripts/test_lab.py --profile $(PROFILE) --data $(QUICK_DATA) --out build/test-lab
 
 # The course site in build/book/ (Sphinx, myst-nb, sphinx-book-theme; book/conf.py): every notebook as a page, in
 # the order of figures/index.md, built from notebooks/executed/ where `make reproduce` left a copy, else from the

@@ -32,8 +32,10 @@ def noise_sweep(
     noise_ratios: Sequence[float],
     overlaps: Sequence[bool] = (False, True),
     shots: int | None = None,
+    test_images: int | None = None,
 ):
-    """`run_grid` once per (noise ratio, overlap), ratio 0 once (a clean training set has no overlap).
+    """`run_grid` once per (noise ratio, overlap), ratio 0 once (a clean training set has no overlap);
+    `shots` training and `test_images` test images per (category, seed), drawn after the noise.
 
     Returns (metrics, images, pixel_stats): the two tables of every grid, concatenated, and every
     evaluation's pixel statistics by the images table's `result_key` (for pixel claims). Raises if a category cannot
@@ -60,6 +62,7 @@ def noise_sweep(
             noise_ratio=ratio,
             noise_overlap=overlap,
             shots=shots,
+            test_images=test_images,
             progress=False,
         )
         for ratio in noise_ratios
