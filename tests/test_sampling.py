@@ -291,12 +291,13 @@ def test_built_banks_have_no_source():
 def test_the_tiled_greedy_loop_picks_what_the_streamed_loop_picks(tile):
     """In float64 (no rounding ties) the lazy, tiled loop and one streamed pass per pick pick the same rows,
     for tiles of one row, of many, and of the whole bank; duplicate rows tie and go to the lower index."""
-    from adlib.bank.sampling import StreamedDistances, _greedy_picks, _tiled_greedy_picks, augmented_bank
+    from adlib.bank.greedy import StreamedDistances, greedy_picks, tiled_greedy_picks
+    from adlib.bank.sampling import augmented_bank
 
     features = bank(3000, 40, seed=8, dtype=torch.float64)
     features[100:110] = features[5]  # exact ties
     augmented = augmented_bank(features, 128, torch.Generator().manual_seed(0))
     start = torch.rand(3000, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    streamed = _greedy_picks(start.clone(), 400, StreamedDistances(augmented))
-    assert torch.equal(_tiled_greedy_picks(augmented, start.clone(), 400, tile=tile), streamed)
+    streamed = greedy_picks(start.clone(), 400, StreamedDistances(augmented))
+    assert torch.equal(tiled_greedy_picks(augmented, start.clone(), 400, tile=tile), streamed)
     assert len(set(streamed.tolist())) == 400
