@@ -219,10 +219,9 @@ def sorted_tables(grid):
 
 
 # Both executor tests share the feature cache that the in-process run fills, as workers do, and give each
-# run its own store, so that every evaluation is fitted and scored by the executor's workers. (With cold
-# caches of their own, the workers race to fill theirs: an image whose batch-mates another worker has
-# cached meanwhile goes through the backbone in a smaller batch, and a batch of 1 gives other float32
-# bits than a batch of 8 - a property of the feature cache, not of the executor.)
+# run its own store, so that every evaluation is fitted and scored by the executor's workers. (Workers with
+# cold caches of their own race to fill them, so an image may share its backbone batch with other images;
+# batches of one fixed shape, `adlib.features.extractor.fixed_shape`, keep its bits the same.)
 
 
 def test_a_thread_pool_gives_the_in_process_tables(tiny_benchmark, two_methods, tmp_path):
