@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/dask_overhead.py [--data data/synthetic-quick] [--category pill] [--rounds 3]
 
-Both sides run the same grid (one category, seeds 0-1, PatchCore-10 %, 20 training images) on a feature
+Both sides run the same grid (one category, seeds 0-1, PatchCore-10 %, 20 training images by default) on a feature
 cache filled beforehand, each round with an empty result store of its own, so that every evaluation is
 fitted and scored. In process runs with one torch thread; the cluster is `adlib.evaluation.executors`'s
 local one with one worker of one thread. The fit and predict times are those the evaluations record
@@ -30,12 +30,12 @@ from adlib.features.extractor import profile_settings
 TIMES = ("fit_seconds", "predict_seconds_per_image")
 
 
-def timed_grid(data: Path, category: str, cache: Path, store: Path, executor=None) -> pd.Series:
+def timed_grid(data: Path, category: str, shots: int | None, cache: Path, store: Path, executor=None) -> pd.Series:
     """The grid's mean fit and predict times (and its wall time) with an empty store at `store`."""
     methods = {"PatchCore-10%": patchcore_settings(profile_settings("synthetic"), coreset_ratio=0.1)}
     start = time.perf_counter()
     grid = run_grid(
-        data, [category], methods, seeds=[0, 1], shots=20, progress=False, cache_dir=cache,
+        data, [category], methods, seeds=[0, 1], shots=shots, progress=False, cache_dir=cache,
         store=ResultStore(store), executor=executor,
     )  # fmt: skip
     wall = time.perf_counter() - start
@@ -48,17 +48,21 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/synthetic-quick"))
     parser.add_argument("--category", default="pill")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shots", type=int, default=20, help="training images (0: all of them)")
     args = parser.parse_args()
+    shots = args.shots or None
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        timed_grid(args.data, args.category, root / "cache", root / "warm")  # fills the feature cache
+        timed_grid(args.data, args.category, shots, root / "cache", root / "warm")  # fills the feature cache
         rows = []
         with grid_executor(workers=1) as executor:
-            timed_grid(args.data, args.category, root / "cache", root / "warm-worker", executor)  # loads the worker
+            timed_grid(
+                args.data, args.category, shots, root / "cache", root / "warm-worker", executor
+            )  # loads the worker
             for round_ in range(args.rounds):
-                here = timed_grid(args.data, args.category, root / "cache", root / f"here{round_}")
-                there = timed_grid(args.data, args.category, root / "cache", root / f"there{round_}", executor)
+                here = timed_grid(args.data, args.category, shots, root / "cache", root / f"here{round_}")
+                there = timed_grid(args.data, args.category, shots, root / "cache", root / f"there{round_}", executor)
                 rows.append(
                     {"round": round_, "load": os.getloadavg()[0]}
                     | {f"{name} in process": here[name] for name in here.index}

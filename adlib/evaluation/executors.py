@@ -26,8 +26,9 @@ def _distributed():
 @contextmanager
 def grid_executor(scheduler: str | None = None, workers: int | None = None) -> Iterator[Executor | None]:
     """None (run in process) when neither is given; else a `concurrent.futures.Executor` on Dask:
-    connected to the scheduler at `scheduler` (e.g. 'tcp://host:8786', an existing cluster), or on a
-    local cluster of `workers` processes with one thread each, closed on exit."""
+    connected to the scheduler at `scheduler` (e.g. 'tcp://host:8786', an existing cluster, whose workers'
+    environment is its own), or on a local cluster of `workers` processes with one thread each and glibc's
+    own allocator settings (`worker_environ`), closed on exit."""
     if scheduler and workers:
         raise ValueError("give either a scheduler address (an existing cluster) or a number of local workers, not both")
     if workers is not None and workers < 1:
@@ -40,10 +41,24 @@ def grid_executor(scheduler: str | None = None, workers: int | None = None) -> I
         with distributed.Client(scheduler) as client:
             yield client.get_executor()
         return
+    import dask
+
     with (
+        dask.config.set({ENVIRON: worker_environ(dask.config.get(ENVIRON, default={}))}),
         distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
         yield client.get_executor()
+
+
+ENVIRON = "distributed.nanny.pre-spawn-environ"  # what Dask's nannies set in a worker's environment
+
+
+def worker_environ(environ: dict[str, object]) -> dict[str, object]:
+    """Dask's worker environment without `MALLOC_TRIM_THRESHOLD_`: Dask sets it to 64 KiB so that workers
+    hand memory back to the system, but every feature batch and distance block then comes back from the
+    system, which made a worker's fit 1.3x and its predict 1.2-1.3x the same evaluation in process; without
+    it both are within 3 % (benchmarks/dask_overhead.py, benchmarks/NOTES.md). The thread limits stay."""
+    return {name: value for name, value in environ.items() if name != "MALLOC_TRIM_THRESHOLD_"}
