@@ -376,6 +376,8 @@ def test_training_folder_missing_or_empty(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as error:
         load_category(tmp_path, "widget")
     assert str(folder / "train" / "good") in str(error.value)
+    assert "load_category(..., layout=...)" in str(error.value)  # Python's way, not advised as a CLI option
+    assert "the command line detects the layout" in str(error.value)
 
 
 def test_missing_mask_names_image_and_expected_path(tmp_path: Path) -> None:

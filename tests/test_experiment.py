@@ -284,3 +284,47 @@ def test_local_dask_workers_keep_the_allocator_as_it_is(monkeypatch):
         seen = executor.submit(os.environ.get, "MALLOC_TRIM_THRESHOLD_").result()
         threads = executor.submit(os.environ.get, "OMP_NUM_THREADS").result()
     assert seen is None and threads == "1"
+
+
+def test_a_grid_survives_a_worker_killed_in_its_middle(tiny_benchmark, two_methods, tmp_path):
+    """2 local workers; once the first evaluation is stored, one worker process is killed (SIGKILL) while
+    others still run or wait: Dask's nanny starts a new worker, the lost task runs again, and the grid ends
+    with the in-process tables."""
+    pytest.importorskip("distributed")
+    import os
+    import signal
+    import threading
+    import time
+
+    from adlib.evaluation.executors import grid_executor
+
+    grid = dict(
+        categories=list(TINY_CATEGORIES), methods=two_methods, seeds=[0, 1, 2], progress=False,
+        cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    here = run_grid(tiny_benchmark, **grid, store=ResultStore(tmp_path / "here"))
+    total = len(entries(tmp_path / "here"))
+    outcome: dict = {}
+    with grid_executor(workers=2) as executor:
+        pids = list(executor._client.run(os.getpid).values())  # the two worker processes
+
+        def run_there() -> None:
+            try:
+                outcome["grid"] = run_grid(
+                    tiny_benchmark, **grid, store=ResultStore(tmp_path / "there"), executor=executor
+                )
+            except Exception as error:  # pragma: no cover - reported by the assertion below
+                outcome["error"] = error
+
+        runner = threading.Thread(target=run_there)
+        runner.start()
+        deadline = time.monotonic() + 120
+        while not entries(tmp_path / "there") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stored_at_kill = len(entries(tmp_path / "there"))
+        os.kill(pids[0], signal.SIGKILL)
+        runner.join(timeout=300)
+    assert "error" not in outcome, outcome.get("error")
+    assert 0 < stored_at_kill < total  # the kill came in the middle of the grid
+    for a, b in zip(sorted_tables(here), sorted_tables(outcome["grid"])):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)

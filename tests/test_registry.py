@@ -142,7 +142,7 @@ def test_backend_reaches_the_detectors_with_a_memory_bank_search(features):
 def test_method_settings_name_the_flags_to_blame(features):
     with pytest.raises(ValueError, match=r"^--channels do\(es\) nothing with --method patchcore"):
         method_settings("patchcore", features, {"--channels": 5})
-    with pytest.raises(ValueError, match="^--lof-k with --method softpatch-gaussian: lof_k=3 only acts"):
+    with pytest.raises(ValueError, match="^--lof-k with --method softpatch-gaussian: --lof-k 3 only acts"):
         method_settings("softpatch-gaussian", features, {"--lof-k": 3, "--tau": 0.2})
     denoised = method_settings("image-denoised-patchcore", features, {"--coreset": 0.2, "--channels": 7})
     assert (denoised.detector.coreset_ratio, denoised.filter.channels) == (0.2, 7)

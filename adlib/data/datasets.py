@@ -206,7 +206,8 @@ def _train_samples(folder: Path, layout: str) -> tuple[Sample, ...]:
         found = ", ".join(f"train/{p.name}" for p in _subfolders(folder / "train")) or "no train sub-folders"
         raise FileNotFoundError(
             f"no training folder {train} (layout {layout!r}, found {found}); the layout expects "
-            f"{_EXPECTED[layout]}. Pass layout= to force another layout, or fix the folder."
+            f"{_EXPECTED[layout]}. Fix the folder; from Python, load_category(..., layout=...) forces another "
+            "layout (the command line detects the layout of each category)."
         )
     images = _images(train)
     if not images:

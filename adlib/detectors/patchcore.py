@@ -110,7 +110,8 @@ class PatchCoreSettings(Settings):
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         changed = [name for name in ("tau", "lof_k", "soft_weight") if getattr(self, name) != defaults[name]]
         if self.denoise is None and changed:
-            raise ValueError(f"{', '.join(changed)} only act with denoise='nearest'|'gaussian'|'lof'")
+            verb = "acts" if len(changed) == 1 else "act"
+            raise ValueError(f"{', '.join(changed)} only {verb} with denoise='nearest'|'gaussian'|'lof' (SoftPatch)")
         if self.lof_k != defaults["lof_k"] and self.denoise != "lof":
             raise ValueError(f"lof_k={self.lof_k} only acts with denoise='lof'")
         if not 0 <= self.tau < 1:

@@ -9,6 +9,7 @@ explorer and `adlib.evaluation.experiment.run_grid` then know it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -93,7 +94,22 @@ def method_settings(name: str, features: FeatureSettings, values: Mapping[str, o
         return _with_options(preset, method, values)
     except ValueError as error:
         blamed = [flag for flag in values if _accepts(preset, method, {f: v for f, v in values.items() if f != flag})]
-        raise ValueError(f"{', '.join(blamed or values)} with --method {name}: {error}") from error
+        raise ValueError(
+            f"{', '.join(blamed or values)} with --method {name}: {in_flags(str(error), method)}"
+        ) from error
+
+
+def in_flags(message: str, method: Method) -> str:
+    """A settings error in the words of the command line: each settings field that one of `method`'s options
+    sets is named by its flag ('tau=0.3 only acts with denoise=...' -> '--tau 0.3 only acts with --denoise ...');
+    a negating flag stands for its field set to False ('soft_weight=False' -> '--no-soft-weight')."""
+    for path, option in method.detector.options.items():
+        field = re.escape(path.rpartition(".")[2])
+        if option.negates:
+            message = re.sub(rf"(?<![-\w.]){field}=False\b", option.flag, message)
+        message = re.sub(rf"(?<![-\w.]){field}=", f"{option.flag} ", message)
+        message = re.sub(rf"(?<![-\w.]){field}\b(?!=)", option.flag, message)
+    return message
 
 
 def _with_options(settings, method: Method, values: Mapping[str, object]):
