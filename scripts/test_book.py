@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
-import shutil
 import sys
 import tempfile
 import threading
@@ -68,27 +67,6 @@ def serve(folder: Path):
     finally:
         server.shutdown()
         server.server_close()
-
-
-@contextmanager
-def chromium(scratch: Path):
-    """Headless Debian chromium through chromedriver, with its console log readable; quit on leaving."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if binary is None or driver_path is None:
-        raise SystemExit("error: chromium and chromedriver are needed: apt-get install -y chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in test_lab.CHROMIUM_FLAGS + (f"--user-data-dir={scratch / 'chromium'}",):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def site_pages(book: Path) -> list[str]:
@@ -210,7 +188,7 @@ def main() -> None:
         stale.unlink()
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="adlib-test-book-") as scratch, serve(args.book) as base:
-        with chromium(Path(scratch)) as driver:
+        with test_lab.chromium(Path(scratch), console_log=True) as driver:
             try:
                 problems = check_site(driver, base, args.book.resolve(), args.out)
             except test_lab.LabTestError as error:

@@ -143,8 +143,9 @@ def stop(process: subprocess.Popen, grace: float = 10) -> None:
 
 
 @contextmanager
-def chromium(scratch: Path):
-    """Headless Debian chromium through chromedriver (no Selenium Manager download); quit on leaving."""
+def chromium(scratch: Path, console_log: bool = False):
+    """Headless Debian chromium through chromedriver (no Selenium Manager download); quit on leaving.
+    `console_log`: keep the browser's console messages, for `driver.get_log("browser")`."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -155,6 +156,8 @@ def chromium(scratch: Path):
     options.binary_location = binary
     for flag in CHROMIUM_FLAGS + (f"--user-data-dir={scratch / 'chromium'}",):
         options.add_argument(flag)
+    if console_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
     try:
         yield driver
