@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from adlib.companion.report import VERDICTS_SUFFIX as SUFFIX
+
 ROOT = Path(__file__).resolve().parent.parent
 PAPERS = {"PC": "PatchCore", "KC": "improved PatchCore (K-means + cosine)", "SP": "SoftPatch"}
 STATUSES = ("holds", "does not hold", "inconclusive")
 COLOURS = {"holds": "#1b7837", "does not hold": "#b2182b", "inconclusive": "#8c8c8c"}
 DIFFERENCES = ("image_auroc", "pixel_auroc", "pro")
-SUFFIX = ".verdicts.csv"  # adlib.companion.report.VERDICTS_SUFFIX
 
 
 def claims(figures: Path) -> pd.DataFrame:

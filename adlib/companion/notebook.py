@@ -158,15 +158,16 @@ def resolution(verdicts: Sequence[Verdict]) -> str:
     zero with this sample, e.g. 'image AUROC +-0.041 (median of 6 claims), pixel AUROC +-0.012 (of 6)'."""
     import numpy as np
 
+    from adlib.evidence.claims import METRIC_NAMES
+
     widths: dict[str, list[float]] = {}
     for verdict in verdicts:
         if verdict.level is not None:
             widths.setdefault(verdict.metric or verdict.quantity, []).append(verdict.half_width())
     if not widths:
         return "no interval with a coverage level among these verdicts"
-    names = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO"}
     return ", ".join(
-        f"{names.get(metric, metric)} ±{float(np.median(values)):.3f} (median of {len(values)})"
+        f"{METRIC_NAMES.get(metric, metric)} ±{float(np.median(values)):.3f} (median of {len(values)})"
         for metric, values in widths.items()
     )
 
