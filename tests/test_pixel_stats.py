@@ -138,3 +138,22 @@ def test_bad_inputs_name_the_fix():
         stats.pro(np.eye(8)[:1])  # only image 0, a good one
     with pytest.raises(ValueError, match="fpr_limit"):
         stats.pro(np.ones((1, 8)), fpr_limit=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_group_histograms_equal_a_lookup_per_value(dtype):
+    """The sort-per-group histograms against the obvious count: each value's bin by a binary search, then a
+    count per (group, bin); values on an edge, groups out of order, an empty group, edges between float32s."""
+    from adlib.evaluation.pixel_stats import _histograms
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 40, size=3000).astype(dtype) / 4  # many ties, many values exactly on an edge
+    groups = rng.integers(0, 6, size=3000)
+    groups[groups == 4] = 5  # group 4 is empty
+    for edges in (np.unique(values[::7]).astype(np.float64), np.array([-1.0, 0.1, 2.5, 2.5000001, 9.75, 20.0])):
+        bins = np.searchsorted(edges, values.astype(np.float64), side="right")
+        expected = np.zeros((6, edges.size + 1), dtype=np.int64)
+        np.add.at(expected, (groups, bins), 1)
+        np.testing.assert_array_equal(_histograms(values, groups, 6, edges), expected)
+        order = np.argsort(groups, kind="stable")  # already grouped: the path without a re-sort
+        np.testing.assert_array_equal(_histograms(values[order], groups[order], 6, edges), expected)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from adlib.bank.scoring import anomaly_maps, gaussian_blur, reweighted_image_scores, to_distance
+from adlib.bank.scoring import anomaly_maps, gaussian_blur, map_matrix, reweighted_image_scores, to_distance
 from adlib.bank.search import NearestNeighbours
 
 
@@ -66,3 +66,16 @@ def test_anomaly_maps_are_upsampled_then_blurred_as_officially():
     expected = np.stack([gaussian_filter(m[0].numpy(), sigma=4) for m in upsampled])
     assert maps.shape == (2, 224, 224)
     torch.testing.assert_close(maps, torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "grid, size, sigma", [((28, 28), 224, 4.0), ((7, 5), 40, 1.5), ((4, 6), 9, 4.0), ((3, 3), 12, 0.0)]
+)
+def test_map_matrices_equal_upsampling_then_blurring_in_float64(grid, size, sigma):
+    """The folded per-axis products give, in float64, what the two steps give one after the other (the
+    reference: torch's bilinear upsampling, then scipy's filter; sigma 0: no blur)."""
+    scores = random(3, grid[0] * grid[1], seed=9).double()
+    upsampled = F.interpolate(scores.reshape(3, 1, *grid), size=size, mode="bilinear", align_corners=False)[:, 0]
+    expected = np.stack([gaussian_filter(m.numpy(), sigma=sigma) if sigma else m.numpy() for m in upsampled])
+    rows, columns = map_matrix(grid[0], size, sigma), map_matrix(grid[1], size, sigma)
+    torch.testing.assert_close(rows @ scores.reshape(3, *grid) @ columns.T, torch.from_numpy(expected))

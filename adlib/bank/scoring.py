@@ -6,12 +6,14 @@
   neighbours of m* (the official code does not re-weight; anomalib does, with b = 9).
 - Anomaly map: patch scores on their grid, bilinearly upsampled to the image size
   (`align_corners=False`), then a Gaussian blur with sigma = 4 (the official code's
-  `scipy.ndimage.gaussian_filter`: reflect-at-the-edge padding, kernel radius int(4 sigma + 0.5)).
+  `scipy.ndimage.gaussian_filter`: reflect-at-the-edge padding, kernel radius int(4 sigma + 0.5)). Both
+  steps are linear and separable, so they are applied as one [size, cells] matrix per axis.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -62,37 +64,57 @@ def reweighted_image_scores(
     return weights.to(top_scores.device) * top_scores
 
 
+@lru_cache(maxsize=16)
+def blur_matrix(length: int, sigma: float) -> torch.Tensor:
+    """[length, length] float64 B with B @ x = `scipy.ndimage.gaussian_filter1d(x, sigma)` along a line of
+    `length` samples (mode 'reflect': mirrored with the edge sample repeated, periodically for short lines;
+    truncate 4: kernel radius int(4 sigma + 0.5)); the identity for sigma <= 0."""
+    if sigma <= 0:
+        return torch.eye(length, dtype=torch.float64)
+    radius = int(4.0 * sigma + 0.5)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    rows = torch.arange(length)
+    matrix = torch.zeros(length, length, dtype=torch.float64)
+    for offset, weight in zip(offsets.long().tolist(), kernel):
+        matrix.index_put_((rows, _reflected(rows + offset, length)), weight.expand(length), accumulate=True)
+    return matrix
+
+
+def _reflected(positions: torch.Tensor, length: int) -> torch.Tensor:
+    """Positions on a line of `length` samples mirrored into range, edge sample repeated (numpy 'symmetric')."""
+    period = 2 * length
+    positions = positions % period
+    return torch.where(positions >= length, period - 1 - positions, positions)
+
+
+@lru_cache(maxsize=16)
+def map_matrix(cells: int, size: int, sigma: float) -> torch.Tensor:
+    """[size, cells] float64 A: along one axis, `cells` patch scores -> `size` map pixels, bilinear upsampling
+    (`align_corners=False`) then the Gaussian blur. Both steps are linear and act on each axis apart, so a map
+    is A_h @ scores @ A_w^T: two small products instead of an upsampled image and two convolutions."""
+    identity = torch.eye(cells, dtype=torch.float64).unsqueeze(1)  # [cells, 1, cells]: one unit score per row
+    upsample = F.interpolate(identity, size=size, mode="linear", align_corners=False)[:, 0].T  # [size, cells]
+    return blur_matrix(size, sigma) @ upsample
+
+
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """[N, H, W] -> blurred like `scipy.ndimage.gaussian_filter(map, sigma)` (mode 'reflect', truncate 4)."""
     if sigma <= 0:
         return maps
-    radius = int(4.0 * sigma + 0.5)
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).to(maps.dtype).to(maps.device)
-    x = maps.unsqueeze(1)
-    for dim in (-1, -2):
-        x = _symmetric_pad(x, radius, dim)
-        weight = kernel.view(1, 1, 1, -1) if dim == -1 else kernel.view(1, 1, -1, 1)
-        x = F.conv2d(x, weight)
-    return x.squeeze(1)
-
-
-def _symmetric_pad(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
-    """Pads `dim` by `radius` mirroring with the edge sample repeated (scipy's 'reflect', numpy's 'symmetric')."""
-    size = x.shape[dim]
-    positions = torch.arange(-radius, size + radius, device=x.device)
-    period = 2 * size
-    positions = positions % period
-    positions = torch.where(positions >= size, period - 1 - positions, positions)
-    return x.index_select(dim % x.ndim, positions)
+    rows = blur_matrix(maps.shape[-2], sigma).to(maps)
+    columns = blur_matrix(maps.shape[-1], sigma).to(maps)
+    return rows @ maps @ columns.T
 
 
 def anomaly_maps(patch_scores: torch.Tensor, grid: tuple[int, int], size: int, sigma: float = 4.0) -> torch.Tensor:
-    """Patch scores [N, H*W] -> anomaly maps [N, size, size]: bilinear upsampling, then a Gaussian blur."""
-    maps = patch_scores.reshape(len(patch_scores), 1, *grid).float()
-    maps = F.interpolate(maps, size=(size, size), mode="bilinear", align_corners=False).squeeze(1)
-    return gaussian_blur(maps, sigma)
+    """Patch scores [N, H*W] -> anomaly maps [N, size, size] (float32): bilinear upsampling, then a Gaussian
+    blur, as one product per axis (`map_matrix`); equal to the two steps up to float rounding."""
+    scores = patch_scores.reshape(len(patch_scores), *grid).float()
+    rows = map_matrix(grid[0], size, sigma).to(scores)
+    columns = map_matrix(grid[1], size, sigma).to(scores)
+    return rows @ scores @ columns.T
 
 
 @dataclass(frozen=True)

@@ -63,10 +63,25 @@ def bin_edges(normal_scores: np.ndarray, defect_scores: np.ndarray, bins: int = 
 
 
 def _histograms(values: np.ndarray, groups: np.ndarray, n_groups: int, edges: np.ndarray) -> np.ndarray:
-    """[n_groups, len(edges) + 1] counts: bin j holds edges[j-1] <= value < edges[j] (bin 0: below all)."""
-    bins = np.searchsorted(edges, values, side="right")
-    counts = np.bincount(groups.astype(np.int64) * (edges.size + 1) + bins, minlength=n_groups * (edges.size + 1))
-    return counts.reshape(n_groups, edges.size + 1).astype(np.int32)
+    """[n_groups, len(edges) + 1] counts: bin j holds edges[j-1] <= value < edges[j] (bin 0: below all).
+
+    Each group's values are sorted and the edges looked up in them (E lookups per group, not a lookup per
+    value: numpy's vectorised sort is several times faster than a binary search for each of 12 M pixels);
+    the count below edge j is the insertion point of edges[j] on the left."""
+    if values.dtype != np.float64 and not np.array_equal(edges.astype(values.dtype).astype(np.float64), edges):
+        values = values.astype(np.float64)  # edges that are not all values of this dtype: compare in float64
+    keys = edges.astype(values.dtype)
+    groups = groups.astype(np.int64)
+    if np.any(groups[1:] < groups[:-1]):  # the normal pixels come grouped by image; a defect's pixels do not
+        order = np.argsort(groups, kind="stable")
+        values, groups = values[order], groups[order]
+    bounds = np.searchsorted(groups, np.arange(n_groups + 1), side="left")
+    counts = np.empty((n_groups, edges.size + 1), dtype=np.int32)
+    for group in range(n_groups):
+        ordered = np.sort(values[bounds[group] : bounds[group + 1]])
+        below = np.searchsorted(ordered, keys, side="left")
+        counts[group] = np.diff(below, prepend=0, append=ordered.size)
+    return counts
 
 
 def _as_weights(weights: object, n_images: int) -> np.ndarray:
