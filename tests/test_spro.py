@@ -182,6 +182,9 @@ def test_loco_reading_refuses_bad_ground_truth(tmp_path):
     (category.root / "defects_config.json").write_text(json.dumps([{**CONFIG[0], "saturation_threshold": 2.0}]))
     with pytest.raises(DataError, match="saturation_threshold must be a fraction"):
         read_defects_config(category.root)
+    (category.root / "defects_config.json").write_text(json.dumps([{**CONFIG[1], "saturation_threshold": 3.5}]))
+    with pytest.raises(DataError, match="positive integer number of pixels"):
+        read_defects_config(category.root)
     (category.root / "defects_config.json").unlink()
     with pytest.raises(FileNotFoundError, match="defects_config.json"):
         read_defects_config(category.root)

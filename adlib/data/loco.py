@@ -8,7 +8,7 @@ kind has a saturation threshold. In LOCO (and in `adlib.synth.loco`):
   all hold the same value, the defect kind's ``pixel_value``;
 * ``<category>/defects_config.json``: a list of ``{"defect_name", "pixel_value", "saturation_threshold",
   "relative_saturation"}``. With ``relative_saturation`` true the threshold is a fraction in (0, 1] of
-  the region's area; otherwise a number of pixels.
+  the region's area (a float, as LOCO's code requires); otherwise an integer number of pixels.
 
 The saturation area of a region (the number of its pixels that count as a full detection) is
 ``floor(threshold * area)`` for a relative threshold and ``min(threshold, area)`` for an absolute one, as
@@ -84,9 +84,9 @@ def _spec(entry: object, path: Path, index: int) -> DefectSpec:
         raise DataError(f"{where}: pixel_value must be an integer in 1..255, got {value!r}")
     if not isinstance(relative, bool):
         raise DataError(f"{where}: relative_saturation must be true or false, got {relative!r}")
-    ok = isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and math.isfinite(threshold)
-    if not ok or threshold <= 0 or (relative and threshold > 1):
-        limit = "a fraction in (0, 1]" if relative else "a positive number of pixels"
+    ok = isinstance(threshold, float) if relative else isinstance(threshold, int) and not isinstance(threshold, bool)
+    if not ok or not math.isfinite(threshold) or threshold <= 0 or (relative and threshold > 1):
+        limit = "a fraction in (0, 1] (a float)" if relative else "a positive integer number of pixels"
         raise DataError(f"{where}: saturation_threshold must be {limit}, got {threshold!r}")
     return DefectSpec(name, value, float(threshold), relative)
 

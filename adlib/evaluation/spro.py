@@ -4,15 +4,16 @@ Why: LOCO's logical anomalies (a missing part, an extra one) have no natural pix
 that lights up part of the place where a part is missing has found it. sPRO therefore counts a defect
 as fully found once a set number of its pixels (its *saturation area*) is above the threshold.
 
-The definition, as read in MVTec's public evaluation code for LOCO (``evaluate_experiment.py``,
-``src/metrics.py``, ``src/aggregation.py``, 2022, MVTec Software GmbH, read in the copy vendored by the
-M-3LAB/open-iad repository under ``metric/mvtec_loco/``; ``src/image.py`` and ``src/util.py``, which that
-index did not hold, read in PlatDrake2875/autovi_evaluation_code, MVTec's AutoVI evaluation code that
-shares them with small edits):
+The definition, as read in MVTec's public evaluation code for LOCO (2022, MVTec Software GmbH):
+``evaluate_experiment.py``, ``src/metrics.py`` and ``src/aggregation.py`` in the copy vendored by the
+M-3LAB/open-iad repository under ``metric/mvtec_loco/``; ``src/image.py`` in an unmodified copy the code
+index held without naming its repository (its twin in PlatDrake2875/autovi_evaluation_code, MVTec's AutoVI
+evaluation code, agrees on everything used here); ``src/util.py`` (the trapezoid) in that AutoVI copy:
 
 * Regions. An anomalous image's ground truth is a folder of PNGs, one per defect ("channel"); each
   holds 0 and one defect id (its ``pixel_value``), looked up in the category's ``defects_config.json``
-  for the defect's name and saturation threshold. Good images have no ground truth.
+  for the defect's name and saturation threshold (a float in (0, 1] when relative, an integer number of
+  pixels otherwise). Regions are not split into connected components. Good images have no ground truth.
 * Saturation area of a region: ``floor(threshold * area)`` when ``relative_saturation`` is true (a
   fraction of the region's own area), else ``min(threshold, area)`` (an absolute pixel count).
   (`adlib.data.loco.saturation_area`; regions are read with `adlib.data.loco.read_regions`.)
@@ -24,15 +25,20 @@ shares them with small edits):
   image is never a negative).
 * Sets: AU-sPRO is reported per test folder, each with the good images added (``logical_anomalies``
   + ``good``, ``structural_anomalies`` + ``good``), and their mean. Pass the maps and regions of such a set.
+  (The code also has a per-defect-kind variant: the images holding that kind plus the good ones for the
+  FPR, only that kind's regions for sPRO; filter the regions the same way for it.)
 * Area: trapezoid rule on the (FPR, sPRO) points in order of decreasing threshold, cut at ``max_fpr``
   with sPRO linearly interpolated there, divided by ``max_fpr`` (so 1.0 is perfect). The code computes
-  ``max_fpr`` in (0.01, 0.05, 0.1, 0.3, 1.0); 0.05 is the default here as the one LOCO's paper reports
-  (that choice is from the paper's tables as I recall them, not verified in the code).
+  it for ``max_fpr`` in (0.01, 0.05, 0.1, 0.3, 1.0); the default 0.05 here is the limit LOCO's paper
+  reports, a choice the code itself does not show.
 * Thresholds: the code starts from 50 thresholds (max score + eps, 48 equal-count quantiles of the
-  scores, min score - eps) and bisects the intervals between neighbouring curve points until they are
-  at most 0.01 apart (at most 10 rounds). Here the curve is evaluated at *every* distinct score, the
-  exact curve that refinement approaches, so values agree with the official tool to within its
-  0.01 resolution, not to the last digit.
+  scores, an unseeded random subsample of them beyond 10 million scores, min score - eps) and inserts
+  thresholds between neighbouring curve points more than 0.01 apart (Euclidean, in (sPRO, FPR)), for at
+  most 10 rounds. Here the curve is evaluated at *every* distinct score: the exact curve that this
+  refinement approaches, so values agree with the official tool to about its resolution, not to the
+  last digit.
+* Image level (for completeness; not computed here): the image score is the map's maximum, and the
+  AUROC is taken for good vs logical and good vs structural images separately.
 * Missing parts: nothing special in the code. The dataset's annotation marks the place where the
   missing part should be (LOCO's paper; not visible in the code), and the saturation threshold says how
   much of it must be found.
