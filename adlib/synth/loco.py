@@ -8,6 +8,10 @@ defects of `adlib.synth`'s categories. These categories reuse the drawn nut, pil
   nothing. Logical: ``missing_part``, ``extra_part`` (a part in the middle row), ``wrong_kind`` (a pill
   among the nuts or the reverse), ``swapped`` (a column's nut and pill exchanged: two regions).
   Structural: ``scratch`` on a nut, ``chip`` off a pill.
+* ``bag``: two nuts and two pills, each in one of nine places of a 3 x 3 grid, which places varies.
+  Logical (counts; every part looks normal and lies where parts do lie): ``too_few`` (a part left
+  out; region: where it was drawn in the scene), ``too_many`` (a fifth part), ``wrong_mix`` (a nut
+  instead of a pill or the reverse). Structural: ``scratch`` on a nut, ``chip`` off a pill.
 * ``rack``: five places in a column; the top four hold a screw each, head left, the fifth is empty.
   Logical: ``missing_part``, ``extra_part`` (a screw in the fifth place), ``flipped`` (head right),
   ``wrong_kind`` (a nut in a screw's place). Structural: ``thread_damage``, ``tip``.
@@ -102,10 +106,13 @@ def _swapped(canvas: np.ndarray, parts: list[Placement], rng: np.random.Generato
     return _replaced(canvas, parts, rng, changed)
 
 
-def _extra(spare: Callable[[np.random.Generator, int], Placement]) -> Logical:
+Spare = Callable[[np.random.Generator, int, list[Placement]], Placement]
+
+
+def _extra(spare: Spare) -> Logical:
     def run(canvas: np.ndarray, parts: list[Placement], rng: np.random.Generator) -> list[np.ndarray]:
         _paint_all(canvas, parts, rng)
-        return [paint(canvas, spare(rng, canvas.shape[0]), rng)[0]]
+        return [paint(canvas, spare(rng, canvas.shape[0], parts), rng)[0]]
 
     return run
 
@@ -132,7 +139,7 @@ def _kit(rng: np.random.Generator, size: int) -> list[Placement]:
     return [Placement(kind, *_jitter(rng, size, y, x)) for kind, y in rows for x in (48.0, 128.0, 208.0)]
 
 
-def _kit_spare(rng: np.random.Generator, size: int) -> Placement:
+def _kit_spare(rng: np.random.Generator, size: int, parts: list[Placement]) -> Placement:
     return Placement(str(rng.choice(["nut", "pill"])), *_jitter(rng, size, 128.0, float(rng.choice([48, 128, 208]))))
 
 
@@ -143,8 +150,30 @@ def _rack(rng: np.random.Generator, size: int) -> list[Placement]:
     return [Placement("screw", *_jitter(rng, size, y, 128.0)) for y in _RACK_ROWS[:4]]
 
 
-def _rack_spare(rng: np.random.Generator, size: int) -> Placement:
+def _rack_spare(rng: np.random.Generator, size: int, parts: list[Placement]) -> Placement:
     return Placement("screw", *_jitter(rng, size, _RACK_ROWS[4], 128.0))
+
+
+_BAG_CELLS = tuple((y, x) for y in (60.0, 128.0, 196.0) for x in (60.0, 128.0, 196.0))
+
+
+def _bag_at(rng: np.random.Generator, size: int, kind: str, cell: int) -> Placement:
+    return Placement(kind, *_jitter(rng, size, *_BAG_CELLS[cell]))
+
+
+def _bag(rng: np.random.Generator, size: int) -> list[Placement]:
+    cells = rng.permutation(len(_BAG_CELLS))[:4]
+    return [_bag_at(rng, size, kind, int(c)) for kind, c in zip(("nut", "nut", "pill", "pill"), cells)]
+
+
+def _bag_spare(rng: np.random.Generator, size: int, parts: list[Placement]) -> Placement:
+    k = size / 256
+    used = {
+        min(range(len(_BAG_CELLS)), key=lambda c: np.hypot(p.cy / k - _BAG_CELLS[c][0], p.cx / k - _BAG_CELLS[c][1]))
+        for p in parts
+    }
+    free = [c for c in range(len(_BAG_CELLS)) if c not in used]
+    return _bag_at(rng, size, str(rng.choice(["nut", "pill"])), int(rng.choice(free)))
 
 
 @dataclass(frozen=True)
@@ -196,6 +225,25 @@ LOCO_CATEGORIES: Mapping[str, LocoSpec] = {
             "wrong_kind": (0.5, True),
             "thread_damage": (1.0, True),
             "tip": (1.0, True),
+        },
+    ),
+    "bag": LocoSpec(
+        _bag,
+        {
+            "too_few": _missing,
+            "too_many": _extra(_bag_spare),
+            "wrong_mix": _wrong_kind({"nut": "pill", "pill": "nut"}),
+        },
+        {
+            "scratch": _structural("nut", partial(scratch, tone="either", strength=(0.4, 0.8), length=(0.15, 0.4))),
+            "chip": _structural("pill", partial(chip, radius=(0.06, 0.14))),
+        },
+        {
+            "too_few": (400, False),
+            "too_many": (400, False),
+            "wrong_mix": (0.5, True),
+            "scratch": (1.0, True),
+            "chip": (1.0, True),
         },
     ),
 }
