@@ -17,10 +17,10 @@ import torch
 from tqdm.auto import tqdm
 
 from adlib.data.datasets import Preprocessing, Sample, read_batch
+from adlib.data.transforms import sample_digest
 from adlib.features.backbones import BACKBONES, load_backbone
 from adlib.features.cache import FeatureCache, default_cache_root
 from adlib.features.patches import locally_aware_features
-from adlib.files import file_digest
 
 PRECISIONS = ("fp32", "bf16")
 PROFILES = ("synthetic", "paper")
@@ -166,7 +166,7 @@ class FeatureExtractor:
                     stacked[layer] = torch.empty((len(samples), *value.shape), dtype=value.dtype)
                 stacked[layer][index] = value
 
-        digests = [file_digest(sample.image) for sample in samples] if self.cache else [None] * len(samples)
+        digests = [sample_digest(s.image, s.transform) for s in samples] if self.cache else [None] * len(samples)
         missing = []
         for index, digest in enumerate(digests):
             cached = {layer: self.cache.get(digest, layer) for layer in layers} if self.cache else {}
