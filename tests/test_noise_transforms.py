@@ -231,3 +231,13 @@ def test_the_data_fingerprint_tells_a_copy_from_its_file(tmp_path) -> None:
         )),
     }  # fmt: skip
     assert len(fingerprints) == 5
+
+
+def test_display_image_shows_the_copy(tmp_path) -> None:
+    from adlib.companion.plotting import display_image
+
+    copy = add_training_noise(category(tmp_path), 0.3, True, 0, "affine")[0].train[-1]
+    shown = display_image(copy.image, PREP, copy.transform)
+    expected = np.clip(read_image(copy.image, PREP, copy.transform).numpy().transpose(1, 2, 0) * 0.5 + 0.5, 0, 1)
+    np.testing.assert_allclose(shown, expected, atol=1e-6)
+    assert np.abs(shown - display_image(copy.image, PREP)).mean() > 0.01
