@@ -18,10 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from adlib.data.datasets import Preprocessing, Sample, read_batch
+from adlib.data.transforms import sample_digest
 from adlib.features.backbones import BACKBONES, load_backbone
 from adlib.features.cache import FeatureCache, default_cache_root
 from adlib.features.patches import locally_aware_features
-from adlib.files import file_digest
 
 PRECISIONS = ("fp32", "bf16")
 PROFILES = ("synthetic", "paper")
@@ -165,7 +165,7 @@ class FeatureExtractor:
         and again stacked."""
         if not samples:
             raise ValueError("no images to extract features from")
-        digests = [file_digest(sample.image) for sample in samples] if self.cache else [None] * len(samples)
+        digests = [sample_digest(s.image, s.transform) for s in samples] if self.cache else [None] * len(samples)
         return self._layer_maps(samples, digests, progress)
 
     def _layer_maps(
@@ -211,7 +211,7 @@ class FeatureExtractor:
         batches and their concatenation: on a full training set that was the fit's peak memory."""
         if not samples:
             raise ValueError("no images to extract features from")
-        digests = [file_digest(sample.image) for sample in samples]
+        digests = [sample_digest(sample.image, sample.transform) for sample in samples]  # a transformed copy: its own
         key = tuple(digests)
         if key in self._recent:
             self._recent.move_to_end(key)
