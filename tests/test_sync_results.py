@@ -256,3 +256,23 @@ def test_the_scorecard_opens_the_readme_and_the_index(tmp_path):
     index = sync_results.index_text(notebooks, figures)
     assert "## The scorecard: every claim at a glance" in index and "![scorecard](scorecard.png)" in index
     assert "## Other figures" not in index  # shown once, at the top
+
+
+def test_a_notebook_that_drew_nothing_gets_no_result_cell_and_is_listed_without_figures(project: Path) -> None:
+    """A notebook whose data set is absent (sp_table3_btad without BTAD) publishes nothing: no cell, no error."""
+    notebooks, figures = project / "notebooks", project / "figures"
+    absent = notebook(
+        ("markdown", "# BTAD"),
+        ("parameters", "btad_root = None"),
+        ("code", 'if btad is not None:\n    publish(figures_dir, "sp_btad", fig, t, c, v, s)'),
+    )
+    nbformat.write(absent, notebooks / "sp_btad.ipynb")
+    before = (notebooks / "sp_btad.ipynb").read_text()
+    readme = project / "README.md"
+    readme.write_text(f"{sync_results.README_START}\n{sync_results.README_END}\n")
+    sync_results.sync_results(notebooks, figures, readme)
+    assert "| [`sp_btad`](" in readme.read_text() and "| BTAD | no committed figure |" in readme.read_text()
+    assert (notebooks / "sp_btad.ipynb").read_text() == before
+    index = (figures / "index.md").read_text()
+    section = index.split("sp_btad.ipynb)", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    assert "Notebook `sp_btad.ipynb`." in section and "![" not in section
