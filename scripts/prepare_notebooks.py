@@ -5,11 +5,17 @@
 nbval then executes the prepared copies (`make test`); their figures go to `<out>/figures`, so tests
 never overwrite the committed figures. `--profile paper` with an MVTec AD root checks the paper
 profile's code paths in quick mode (`make test PROFILE=paper DATA=/path/to/mvtec_anomaly_detection`).
+
+A notebook on another data set (a `btad_root` parameter: `sp_table3_btad`) gets `<out>/btad-fixture`, a
+tiny folder in BTAD's layout made of a few images of the first category under `--data` (`write_layout_fixture`):
+it exercises the notebook's code path, it is not BTAD, and its `LAYOUT_FIXTURE.txt` says so, which the
+notebook prints and puts in its caption.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import papermill
@@ -17,7 +23,46 @@ import papermill
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
+def write_layout_fixture(source: Path, out: Path, train: int = 10, good: int = 4, defective: int = 6) -> Path:
+    """Writes `out/01` in BTAD's layout (train/ok, test/ok, test/ko, ground_truth/ko/<stem>.png) from the first
+    `train` training, `good` good and `defective` defective test images (in path order, with their masks) of the
+    first category under `source`, renamed 000.png, 001.png, ...; replaces an earlier `out`. Returns `out`."""
+    from adlib.companion.notebook import LAYOUT_FIXTURE
+    from adlib.data.datasets import load_category, require_categories
+
+    name = require_categories(source)[0]
+    category = load_category(source, name)
+    normal = [s for s in category.test if not s.label][:good]
+    bad = [s for s in category.test if s.label][:defective]
+    if len(category.train) < train or len(normal) < good or len(bad) < defective:
+        raise ValueError(
+            f"{source / name}: a layout fixture needs {train} training, {good} good and {defective} defective "
+            f"test images; it has {len(category.train)}, {len(normal)} and {len(bad)}. Point --data at the "
+            "embedded benchmark (make data-quick)"
+        )
+    if out.exists():
+        shutil.rmtree(out)
+    groups = (("train/ok", category.train[:train]), ("test/ok", normal), ("test/ko", bad))
+    for folder, samples in groups:
+        (out / "01" / folder).mkdir(parents=True)
+        for i, sample in enumerate(samples):
+            shutil.copyfile(sample.image, out / "01" / folder / f"{i:03d}{sample.image.suffix}")
+    (out / "01" / "ground_truth" / "ko").mkdir(parents=True)
+    for i, sample in enumerate(bad):
+        if len(sample.masks) != 1:
+            raise ValueError(f"{sample.image}: a layout fixture takes images with one mask; it has {len(sample.masks)}")
+        shutil.copyfile(sample.masks[0], out / "01" / "ground_truth" / "ko" / f"{i:03d}{sample.masks[0].suffix}")
+    note = (
+        f"a layout fixture, not BTAD: {train + good + defective} images of {name} from {source.name} in BTAD's "
+        "folder layout, written by scripts/prepare_notebooks.py to test the notebook's code path\n"
+    )
+    (out / LAYOUT_FIXTURE).write_text(note, encoding="utf-8")
+    return out
+
+
 def main() -> None:
+    from reproduce import declared  # scripts/ is on sys.path when this file runs as a script
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="data root: the embedded benchmark, or MVTec AD")
     parser.add_argument("--profile", default="synthetic", choices=["synthetic", "paper"])
@@ -32,9 +77,14 @@ def main() -> None:
         "figures_dir": str((args.out / "figures").resolve()),
         "quick": True,
     }
+    fixture = None
     for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
+        own = dict(parameters)
+        if declared(notebook, {"btad_root": None}):
+            fixture = fixture or write_layout_fixture(args.data, (args.out / "btad-fixture").resolve())
+            own["btad_root"] = str(fixture)
         papermill.execute_notebook(
-            str(notebook), str(args.out / notebook.name), parameters=parameters, prepare_only=True, kernel_name="adlib"
+            str(notebook), str(args.out / notebook.name), parameters=own, prepare_only=True, kernel_name="adlib"
         )
 
 

@@ -16,7 +16,8 @@ float rounding, or moved, and which verdicts changed (`scripts/compare_figures.p
 
 A run resumes: `build/reproduce/stamps.json` records, per notebook that finished, a digest of its
 inputs (the notebook file, its parameters, the `adlib` sources and a fingerprint of the data folder:
-every file's path, size and modification time) and its wall time. A notebook whose inputs have the
+every file's path, size and modification time; for a notebook with a `btad_root` parameter, of the
+`btad` folder beside the data too) and its wall time. A notebook whose inputs have the
 recorded digest is not run again and its figures are kept; `--force` runs every notebook, and
 `--notebook NAME` always runs that one (the other notebooks' times are kept from earlier runs).
 """
@@ -82,6 +83,17 @@ def inputs_digest(notebook: Path, parameters: dict, sources: str, data: str) -> 
     digest.update(json.dumps(parameters, sort_keys=True).encode())
     digest.update(f"{sources}\0{data}".encode())
     return digest.hexdigest()
+
+
+OTHER_DATASETS = ("btad",)  # data sets a notebook reads beside DATA (parameter `<name>_root`, adlib.companion.notebook)
+
+
+def other_data(notebook: Path, data: Path) -> str:
+    """The fingerprints of the other data sets the notebook reads beside `data` (a `btad_root` parameter: the
+    `btad` folder next to DATA), so that fetching BTAD after a run re-runs the notebook that drew nothing."""
+    wanted = declared(notebook, {f"{name}_root": None for name in OTHER_DATASETS})
+    folders = [data.resolve().parent / key.removesuffix("_root") for key in sorted(wanted)]
+    return "".join(f"\0{folder.name}:{data_fingerprint(folder)}" for folder in folders if folder.is_dir())
 
 
 def read_stamps(path: Path) -> dict[str, dict]:
@@ -183,7 +195,9 @@ def reproduce(
     parameters = {nb.stem: declared(nb, common) for nb in notebooks}
     sources, fingerprint = sources_digest(), data_fingerprint(data)
     stamps = read_stamps(stamps_path)
-    digests = {nb.stem: inputs_digest(nb, parameters[nb.stem], sources, fingerprint) for nb in notebooks}
+    digests = {
+        nb.stem: inputs_digest(nb, parameters[nb.stem], sources, fingerprint + other_data(nb, data)) for nb in notebooks
+    }
     todo = [nb for nb in notebooks if nb.stem in rerun or stamps.get(nb.stem, {}).get("digest") != digests[nb.stem]]
     for nb in notebooks:
         if nb not in todo:

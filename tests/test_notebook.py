@@ -100,3 +100,31 @@ def test_record_puts_the_common_settings_first_and_lets_a_notebook_override_them
         ("tau", 0.1),
     ]
     assert record("synthetic", "x", features, [], [], True, backbone="none (pixels)")["backbone"] == "none (pixels)"
+
+
+def test_other_dataset_takes_the_given_root_or_the_folder_beside_the_paper_data(tmp_path, capsys):
+    from adlib.companion.notebook import other_dataset
+
+    mvtec, btad = tmp_path / "mvtec_ad", tmp_path / "btad"
+    mvtec.mkdir()
+    assert other_dataset("btad", None, "paper", mvtec) is None  # not fetched yet: one line, no figure
+    line = capsys.readouterr().out
+    assert line.count("\n") == 1 and line.startswith("needs BTAD: python -m adlib fetch btad --to ")
+    assert str(btad) in line and "make reproduce PROFILE=paper" in line
+    btad.mkdir()
+    assert other_dataset("btad", None, "paper", mvtec) == btad.resolve()
+    assert other_dataset("btad", None, "synthetic", mvtec) is None  # the synthetic profile never looks beside
+    assert capsys.readouterr().out.startswith("needs BTAD")
+    assert other_dataset("btad", btad, "synthetic", mvtec) == btad  # a root given is used on any profile
+    with pytest.raises(FileNotFoundError, match="btad_root=.*python -m adlib fetch btad"):
+        other_dataset("btad", tmp_path / "missing", "paper", mvtec)
+
+
+def test_fixture_note_reads_the_marker_and_is_none_for_real_data(tmp_path):
+    from adlib.companion.notebook import LAYOUT_FIXTURE, fixture_note
+
+    assert fixture_note(tmp_path) is None
+    (tmp_path / LAYOUT_FIXTURE).write_text("made from grass, not BTAD\nmore\n", encoding="utf-8")
+    assert fixture_note(tmp_path) == "made from grass, not BTAD"
+    (tmp_path / LAYOUT_FIXTURE).write_text("", encoding="utf-8")
+    assert fixture_note(tmp_path).startswith("a layout fixture")

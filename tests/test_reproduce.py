@@ -107,6 +107,24 @@ def test_each_input_changes_the_digest(reproduce, tmp_path):
     assert reproduce.sources_digest(sources) != before
 
 
+def test_a_notebook_on_btad_sees_the_btad_folder_beside_the_data(reproduce, tmp_path):
+    """Fetching BTAD after a run changes the digest of the notebook that reads it (btad_root), and only its."""
+    plain = fake_notebook(tmp_path / "plain.ipynb")
+    on_btad = tmp_path / "on_btad.ipynb"
+    nb = nbformat.read(plain, as_version=4)
+    nb.cells[0].source += "\nbtad_root = None"
+    nbformat.write(nb, on_btad)
+    data = tmp_path / "mvtec_ad"
+    data.mkdir()
+    assert reproduce.other_data(on_btad, data) == reproduce.other_data(plain, data) == ""
+    (tmp_path / "btad" / "01").mkdir(parents=True)
+    (tmp_path / "btad" / "01" / "a.png").write_bytes(b"1")
+    fetched = reproduce.other_data(on_btad, data)
+    assert fetched.startswith("\0btad:") and reproduce.other_data(plain, data) == ""
+    (tmp_path / "btad" / "01" / "b.png").write_bytes(b"2")
+    assert reproduce.other_data(on_btad, data) != fetched
+
+
 def test_times_come_from_the_stamps_and_keep_earlier_rows(reproduce, tmp_path):
     previous = tmp_path / "reproduce_times.csv"
     previous.write_text(

@@ -268,5 +268,25 @@ def test_reading_order_reads_the_numbers_in_names_as_numbers() -> None:
     real = sorted(path.stem for path in (SCRIPT.parent.parent / "notebooks").glob("*.ipynb"))
     by_name = sorted(real, key=lambda stem: (sync_results.paper_of(stem), stem))
     moved = [stem for stem, old in zip(sorted(real, key=sync_results.reading_key), by_name) if stem != old]
-    assert set(moved) <= {"sp_table10_transformed_overlap", "sp_table1_noise", "sp_table4_softweight",
+    assert set(moved) <= {"sp_table10_transformed_overlap", "sp_table1_noise", "sp_table3_btad", "sp_table4_softweight",
                           "sp_table5_lofk_tau", "sp_table7_image_vs_patch_denoise", "sp_table9_timing"}  # fmt: skip
+
+
+def test_a_notebook_that_drew_nothing_gets_no_result_cell_and_is_listed_without_figures(project: Path) -> None:
+    """A notebook whose data set is absent (sp_table3_btad without BTAD) publishes nothing: no cell, no error."""
+    notebooks, figures = project / "notebooks", project / "figures"
+    absent = notebook(
+        ("markdown", "# BTAD"),
+        ("parameters", "btad_root = None"),
+        ("code", 'if btad is not None:\n    publish(figures_dir, "sp_btad", fig, t, c, v, s)'),
+    )
+    nbformat.write(absent, notebooks / "sp_btad.ipynb")
+    before = (notebooks / "sp_btad.ipynb").read_text()
+    readme = project / "README.md"
+    readme.write_text(f"{sync_results.README_START}\n{sync_results.README_END}\n")
+    sync_results.sync_results(notebooks, figures, readme)
+    assert "| [`sp_btad`](" in readme.read_text() and "| BTAD | no committed figure |" in readme.read_text()
+    assert (notebooks / "sp_btad.ipynb").read_text() == before
+    index = (figures / "index.md").read_text()
+    section = index.split("sp_btad.ipynb)", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    assert "Notebook `sp_btad.ipynb`." in section and "![" not in section

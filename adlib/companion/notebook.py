@@ -184,3 +184,40 @@ def reproduce_seconds(name: str, times: Path | str = "../figures/reproduce_times
         return f"no timing yet ({name} is not in {path.name})"
     seconds = float(rows.seconds.iloc[-1])
     return f"{seconds / 60:.1f} min ({seconds:.0f} s) in the last make reproduce, 2-core machine"
+
+
+LAYOUT_FIXTURE = "LAYOUT_FIXTURE.txt"  # marks a tiny folder a test writes in a data set's layout: not that data set
+
+
+def other_dataset(name: str, root: Path | str | None, profile: str, data_root: Path | str) -> Path | None:
+    """Where a notebook on another data set (`name`, e.g. "btad") finds it, or None after one printed line
+    saying what it needs and how to get it.
+
+    `root` if given (it must exist); else, on the paper profile only, the folder `name` beside `data_root`
+    (data/mvtec_ad -> data/btad, where `python -m adlib fetch btad --to data/btad` puts it). The synthetic
+    profile never looks beside its data, so `make reproduce` stays on the embedded benchmark and draws no
+    figure of a data set it does not have."""
+    if root is not None:
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"{name}_root={str(root)!r} is not a folder: fetch it (python -m adlib fetch {name} --to {root}) "
+                f"or pass {name}_root=None"
+            )
+        return path
+    beside = Path(data_root).expanduser().resolve().parent / name
+    if profile == "paper" and beside.is_dir():
+        return beside
+    print(
+        f"needs {name.upper()}: python -m adlib fetch {name} --to {beside}, then make reproduce PROFILE=paper "
+        f"(it reads the {name} folder beside DATA; or pass {name}_root=...); nothing is drawn without it"
+    )
+    return None
+
+
+def fixture_note(root: Path | str) -> str | None:
+    """The note of a layout fixture (`LAYOUT_FIXTURE` in `root`): its first line, or None for real data."""
+    path = Path(root) / LAYOUT_FIXTURE
+    if not path.is_file():
+        return None
+    return (path.read_text(encoding="utf-8").strip().splitlines() or [f"a layout fixture ({path})"])[0]

@@ -1,6 +1,6 @@
 """MVTec-format data sets and the PatchCore preprocessing: listing, loading, image and mask reading.
 
-Three folder layouts are read (auto-detected per category, or forced with ``layout=``):
+Four folder layouts are read (auto-detected per category, or forced with ``layout=``):
 
 - ``mvtec`` (MVTec AD and any folder in its layout)::
 
@@ -14,6 +14,8 @@ Three folder layouts are read (auto-detected per category, or forced with ``layo
 - ``btad`` (BTAD): ``train/ok``, ``test/ok``, ``test/ko``, ``ground_truth/ko/<stem>.<ext>``; 'ok' is
   read as label 0 / defect 'good', 'ko' as label 1 / defect 'ko'. Masks match images by stem, whatever
   the extension.
+- ``mtd`` (Magnetic Tile Defects): ``MT_Free/Imgs`` and ``MT_<Defect>/Imgs`` with each mask beside its
+  image; no split on disk, so `adlib.data.mtd` makes one (one in five defect-free images is tested).
 
 Image files are ``.png .jpg .jpeg .bmp .tif .tiff`` (any case); hidden files (``._000.png`` from macOS
 archives) and other files are skipped; files are sorted by name so every listing is deterministic.
@@ -40,13 +42,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-LAYOUTS = ("mvtec", "loco", "btad")
+LAYOUTS = ("mvtec", "loco", "btad", "mtd")
 
 # Sub-folders each layout expects, for error messages.
 _EXPECTED = {
     "mvtec": "train/good/*.png, test/<type>/*.png ('good' = normal), ground_truth/<type>/<stem>_mask.png",
     "loco": "train/good/*.png, test/<type>/<idx>.png, ground_truth/<type>/<idx>/*.png (mask union)",
     "btad": "train/ok/*, test/ok/*, test/ko/*, ground_truth/ko/<stem>.png|.bmp",
+    "mtd": "MT_Free/Imgs/*.jpg (normal), MT_<Defect>/Imgs/<stem>.jpg with the mask <stem>.png beside it",
 }
 _NORMAL_FOLDER = {"mvtec": "good", "loco": "good", "btad": "ok"}
 
@@ -131,6 +134,11 @@ def _images(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: p.name)
 
 
+def _is_mtd(folder: Path) -> bool:
+    """Magnetic Tile Defects (`adlib.data.mtd`): MT_Free/Imgs and MT_<Defect>/Imgs, no train/test split."""
+    return (folder / "MT_Free" / "Imgs").is_dir()
+
+
 def _subfolders(folder: Path) -> list[Path]:
     """Visible sub-folders of `folder`, sorted by name; [] when the folder is missing."""
     if not folder.is_dir():
@@ -151,7 +159,7 @@ def _check_root(root: Path | str) -> Path:
 def list_categories(root: Path | str) -> list[str]:
     """Names of the category folders under `root` (those with a `train` or `test` folder), sorted."""
     path = _check_root(root)
-    return [p.name for p in _subfolders(path) if (p / "train").is_dir() or (p / "test").is_dir()]
+    return [p.name for p in _subfolders(path) if (p / "train").is_dir() or (p / "test").is_dir() or _is_mtd(p)]
 
 
 def require_categories(root: Path | str) -> list[str]:
@@ -181,6 +189,8 @@ def _detect_layout(folder: Path) -> str:
     """Guess the layout from the sub-folders: BTAD's 'ok'/'ko', LOCO's per-image mask folders, else MVTec."""
     if any((folder / sub).is_dir() for sub in ("train/ok", "test/ok", "test/ko")):
         return "btad"
+    if _is_mtd(folder):
+        return "mtd"
     if any(_subfolders(t) for t in _subfolders(folder / "ground_truth")):
         return "loco"
     if (folder / "train").is_dir() or (folder / "test").is_dir():
@@ -287,6 +297,11 @@ def load_category(root: Path | str, category: str, layout: str = "auto") -> Cate
         raise ValueError(f"layout={layout!r}: use 'auto' or one of {', '.join(LAYOUTS)}")
     folder = _category_folder(_check_root(root), category, "mvtec" if layout == "auto" else layout)
     layout = _detect_layout(folder) if layout == "auto" else layout
+    if layout == "mtd":
+        from adlib.data.mtd import mtd_samples
+
+        train, test = mtd_samples(folder)
+        return Category(name=category, root=folder, layout=layout, train=train, test=test)
     return Category(
         name=category,
         root=folder,
