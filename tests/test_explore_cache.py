@@ -54,6 +54,7 @@ def test_running_prefix_search_matches_a_search_of_each_prefix():
         assert torch.allclose(squared[:, 0].double(), expected, rtol=1e-4, atol=1e-4)
         assert torch.equal(nearest[:, 0], index)
     assert {5, 10, 12, 20, 30, 40, 80, 100} <= set(order.snapshots)
+    assert len(order.picks) == 150  # 30, then 80 (at least twice 30), then all 150 (at least twice 80)
     picks = order.first(100).tolist()
     assert 20 in picks and 75 in picks  # rows 40 and 150 (candidates 20 and 75) are both in the bank
     _, nearest = order.nearest(queries, 100, stops, backend="torch")

@@ -75,9 +75,13 @@ class BankOrder:
         return self.patches[(self.kept if index is None else self.kept[index]).to(self.patches.device)]
 
     def first(self, n: int) -> torch.Tensor:
-        """The first `n` picks (int64, CPU), computed for n (and kept) when fewer are known."""
+        """The first `n` picks (int64, CPU). When fewer are known they are computed afresh (the loop does not
+        resume), for n the first time and then for at least twice as many as before, so that a slider moving
+        up one step at a time recomputes them a few times, not at every step."""
         if n > len(self.picks):
-            self.picks = self.sampler.select(self.rows(), n, self.seed).cpu()
+            rows = self.rows()
+            wanted = n if len(self.picks) == 0 else min(max(n, 2 * len(self.picks)), len(rows))
+            self.picks = self.sampler.select(rows, wanted, self.seed).cpu()
         return self.picks[:n]
 
     def nearest(
