@@ -137,3 +137,16 @@ def test_a_smaller_share_or_a_tau_seen_before_searches_nothing(tiny_benchmark, w
     other = fit(0.1, 0.3)
     fit(0.1, 0.15)
     assert sum(searched) - before == len(other.bank)  # a new tau searches its whole bank; the old one is kept
+
+
+def test_the_cache_forgets_the_least_recently_used_training_set():
+    cache = ExploreCache(training_sets=2)
+    settings = patchcore_settings(FeatureSettings(), sampler="random")
+    patches = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+    orders = {key: cache.order(key, patches, None, settings) for key in ("a", "b")}
+    assert cache.order("a", patches, None, settings) is orders["a"]  # "a" is now the latest
+    cache.order("c", patches, None, settings)  # forgets "b", the least recently used
+    assert cache.order("a", patches, None, settings) is orders["a"]
+    assert cache.order("b", patches, None, settings) is not orders["b"]
+    with pytest.raises(ValueError, match="at least one"):
+        ExploreCache(training_sets=0)

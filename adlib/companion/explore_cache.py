@@ -147,19 +147,38 @@ class RememberingExtractor(FeatureExtractor):
 
 
 class ExploreCache:
-    """Outlier scores and bank orders of the training sets the explorer has seen, by the caller's key for a
-    training set (e.g. category, noise and seed); `clear` forgets them all."""
+    """Outlier scores and bank orders of the last `training_sets` training sets the explorer has used, by the
+    caller's key for a training set and its test set (e.g. category, noise, seed and feature settings: a bank
+    order's searches are of that key's test patches); `clear` forgets them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, training_sets: int = 3) -> None:
+        if training_sets < 1:
+            raise ValueError(f"training_sets={training_sets}: keep the caches of at least one training set")
+        self.training_sets = training_sets
+        self._keys: list[Hashable] = []  # least recently used first
         self._scores: dict[Hashable, torch.Tensor] = {}
         self._orders: dict[Hashable, BankOrder] = {}
 
     def clear(self) -> None:
+        self._keys.clear()
         self._scores.clear()
         self._orders.clear()
 
+    def _use(self, key: Hashable) -> None:
+        """Marks `key` as the latest training set, forgetting the oldest beyond `training_sets` (its orders hold
+        its patches and searches)."""
+        if key in self._keys:
+            self._keys.remove(key)
+        self._keys.append(key)
+        for old in self._keys[: -self.training_sets]:
+            for cached in (self._scores, self._orders):
+                for entry in [entry for entry in cached if entry[0] == old]:
+                    del cached[entry]
+        del self._keys[: -self.training_sets]
+
     def outlier_scores(self, key: Hashable, features: torch.Tensor, settings: PatchCoreSettings) -> torch.Tensor:
         """SoftPatch's outlier scores [N, P] of training features [N, P, D], as `PatchCore.fit` computes them."""
+        self._use(key)
         score_key = (key, settings.denoise, settings.lof_k if settings.denoise == "lof" else None, settings.seed)
         if score_key not in self._scores:
             self._scores[score_key] = outlier_scores(
@@ -172,6 +191,7 @@ class ExploreCache:
     ) -> BankOrder:
         """The pick order of `settings`' sampler over `patches` [N, D] (the rows `kept` of them, if given, by
         `settings`' denoising and tau); `key` names the training set."""
+        self._use(key)
         drop = (settings.denoise, settings.lof_k, settings.tau) if settings.denoise is not None else None
         order_key = (key, drop, settings.sampler, settings.projection_dim, settings.seed)
         if order_key not in self._orders:
