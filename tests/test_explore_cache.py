@@ -79,8 +79,10 @@ def wide_features(small_features) -> FeatureSettings:
 def test_prefix_patchcore_scores_as_a_fresh_fit_for_any_share_and_tau(tiny_benchmark, wide_features, tmp_path):
     category = load_category(tiny_benchmark, "brick")
     extractor = RememberingExtractor(wide_features, device="cpu", cache_dir=tmp_path / "cache")
-    train, test = extractor.embed(category.train, False), extractor.embed(category.test, False)
-    assert extractor.embed(category.test, False) is test  # the same list: the same stacked embedding
+    train, test = extractor.stacked(category.train, False), extractor.stacked(category.test, False)
+    assert extractor.stacked(category.test, False) is test  # the same list: the same stacked embedding
+    copy = extractor.embed(category.test, False)  # what detectors get: equal, but their own
+    assert torch.equal(copy.features, test.features) and copy.features.data_ptr() != test.features.data_ptr()
     cache = ExploreCache()
     steps = [
         ("patchcore", 0.2, 0.15),
@@ -109,7 +111,7 @@ def test_prefix_patchcore_scores_as_a_fresh_fit_for_any_share_and_tau(tiny_bench
 def test_a_smaller_share_or_a_tau_seen_before_searches_nothing(tiny_benchmark, wide_features, tmp_path, monkeypatch):
     category = load_category(tiny_benchmark, "pill")
     extractor = RememberingExtractor(wide_features, device="cpu", cache_dir=tmp_path / "cache")
-    train, test = extractor.embed(category.train, False), extractor.embed(category.test, False)
+    train, test = extractor.stacked(category.train, False), extractor.stacked(category.test, False)
     searched = []
     real = explore_cache.NearestNeighbours
 

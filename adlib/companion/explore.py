@@ -232,7 +232,7 @@ class Explorer:
             )
         key = (choice.category, choice.noise_ratio, choice.noise_overlap, choice.seed, settings.features)
         start = time.perf_counter()
-        train, test = extractor.embed(category.train, False), extractor.embed(category.test, False)
+        train, test = extractor.stacked(category.train, False), extractor.stacked(category.test, False)
         model = PrefixPatchCore(settings, device=self.device, cache_dir=self.cache_dir, extractor=extractor)
         model.fit_cached(self._cache, key, train, test, CORESET_SHARES)
         fit_seconds = time.perf_counter() - start

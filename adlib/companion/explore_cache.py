@@ -125,8 +125,9 @@ class RememberingExtractor(FeatureExtractor):
         self._grid: tuple[int, int] | None = None
         self._stacked: dict[tuple[Path, ...], PatchEmbedding] = {}  # the last few image lists, stacked
 
-    def embed(self, samples: Sequence[Sample], progress: bool = True) -> PatchEmbedding:
-        """The patch features of `samples`; the same list as one of the last `STACKED` gives the same object."""
+    def stacked(self, samples: Sequence[Sample], progress: bool = True) -> PatchEmbedding:
+        """The patch features of `samples`, shared: the same list as one of the last `STACKED` gives the same
+        object (the explorer's cached path reads it and changes nothing in it)."""
         names = tuple(sample.image for sample in samples)
         if names in self._stacked:
             return self._stacked[names]
@@ -140,6 +141,11 @@ class RememberingExtractor(FeatureExtractor):
             self._stacked.pop(next(iter(self._stacked)))
         self._stacked[names] = embedding
         return embedding
+
+    def embed(self, samples: Sequence[Sample], progress: bool = True) -> PatchEmbedding:
+        """A copy of `stacked`: what a detector changes in place does not reach the remembered features."""
+        shared = self.stacked(samples, progress)
+        return PatchEmbedding(shared.features.clone(), shared.grid)
 
     def forget(self) -> None:
         self._features.clear()
