@@ -15,7 +15,7 @@ DATA ?= data/synthetic
 export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data data-quick lint test test-lab book test-book reproduce lab bench bench-load lock clean
+.PHONY: setup data data-quick data-loco lint test test-lab book test-book reproduce lab bench bench-load lock clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,12 @@ endif
 data-quick: data/synthetic-quick/README.md
 data/synthetic-quick/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 	$(BIN)/python -m adlib.synth --out data/synthetic-quick --n-test-good 20 --n-test-defect 40
+
+# The LOCO-style companion benchmark (adlib.synth.loco): scenes of several parts with logical and structural
+# anomalies in MVTec LOCO AD's layout, in its own root like LOCO itself (not a dependency of reproduce yet).
+data-loco: data/synthetic-loco/README.md
+data/synthetic-loco/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
+	$(BIN)/python -m adlib.synth --layout loco --out data/synthetic-loco
 
 # Unit and end-to-end tests, then every notebook in quick mode under nbval (prepared by papermill);
 # PROFILE=paper DATA=/path/to/mvtec runs the notebooks' quick mode on MVTec AD with WideResNet-50.

@@ -66,8 +66,9 @@ class Page:
 
 
 def pages(notebooks_dir: Path, executed_dir: Path) -> list[Page]:
-    """Every committed notebook, in the order of figures/index.md: by group (sync_results.PAPERS), then by name."""
-    committed = sorted(Path(notebooks_dir).glob("*.ipynb"), key=lambda p: (sync_results.paper_of(p.stem), p.stem))
+    """Every committed notebook, in the order of figures/index.md (`sync_results.reading_key`): by group
+    (sync_results.PAPERS), then by name, its numbers read as numbers."""
+    committed = sorted(Path(notebooks_dir).glob("*.ipynb"), key=lambda p: sync_results.reading_key(p.stem))
     found = []
     for path in committed:
         executed = Path(executed_dir) / path.name

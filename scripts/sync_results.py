@@ -170,6 +170,13 @@ def paper_of(stem: str) -> int:
     return next((i for i, (_, prefixes) in enumerate(PAPERS) if stem.startswith(prefixes)), len(PAPERS))
 
 
+def reading_key(stem: str) -> tuple:
+    """Where a notebook goes in the reading order: its group (`paper_of`), then its name with the numbers in it
+    read as numbers, so that `sp_table1_noise` comes before `sp_table4_...` and `sp_table10_...`."""
+    parts = re.split(r"(\d+)", stem)  # str, int, str, ...: every key alternates the same way
+    return (paper_of(stem), [int(part) if i % 2 else part for i, part in enumerate(parts)])
+
+
 def title_of(notebook: nbformat.NotebookNode, stem: str) -> str:
     """The notebook's first `# ` heading, else its file name."""
     for cell in notebook.cells:
@@ -225,7 +232,8 @@ def wall_times(figures_dir: Path, stems: list[str]) -> pd.DataFrame:
 
 def index_text(notebooks_dir: Path, figures_dir: Path) -> str:
     """The markdown of figures/index.md (see the module docstring)."""
-    notebooks = {path.stem: nbformat.read(path, as_version=4) for path in sorted(notebooks_dir.glob("*.ipynb"))}
+    paths = sorted(notebooks_dir.glob("*.ipynb"), key=lambda p: reading_key(p.stem))
+    notebooks = {path.stem: nbformat.read(path, as_version=4) for path in paths}
     times = wall_times(figures_dir, list(notebooks))
     relative = Path(os.path.relpath(notebooks_dir, figures_dir)).as_posix()
     shown = {DATASET_FIGURE, SCORECARD}
@@ -297,7 +305,7 @@ def verdict_rows(notebooks_dir: Path, figures_dir: Path) -> str:
     """The markdown table of verdicts: notebook (linked), its title, and the verdict lines of its figures."""
     relative = Path(os.path.relpath(notebooks_dir, ROOT)).as_posix()
     lines = ["| notebook | what it reproduces | verdicts on the embedded benchmark |", "| --- | --- | --- |"]
-    for path in sorted(Path(notebooks_dir).glob("*.ipynb"), key=lambda p: (paper_of(p.stem), p.stem)):
+    for path in sorted(Path(notebooks_dir).glob("*.ipynb"), key=lambda p: reading_key(p.stem)):
         notebook = nbformat.read(path, as_version=4)
         verdicts = []
         for figure in figures_of(notebook, path.stem, Path(figures_dir)):

@@ -297,3 +297,22 @@ def test_bf16_stays_close_to_fp32(tmp_path):
     )
     relative = (bf16.features - fp32.features).norm() / fp32.features.norm()
     assert 0 < relative < 0.03
+
+
+def test_embed_remembers_its_last_sets_and_hands_out_copies(tmp_path):
+    """The second embedding of the same images takes no backbone pass and equals the first; changing a
+    returned tensor in place does not change what is handed out next; a third set pushes out the oldest."""
+    samples = write_images(tmp_path / "img", 3)
+    extractor = FeatureExtractor(resnet18_settings(), device="cpu", use_cache=False)
+    extractor.model = CountingModel(extractor.model)
+    first = extractor.embed(samples, progress=False).features
+    reference = first.clone()
+    first.zero_()  # the caller's own tensor
+    again = extractor.embed(samples, progress=False).features
+    assert extractor.model.images == 3  # no second pass
+    torch.testing.assert_close(again, reference)
+    extractor.embed(samples[:1], progress=False)
+    extractor.embed(samples[1:], progress=False)  # RECENT = 2: the full set is now the oldest, pushed out
+    assert extractor.model.images == 6
+    torch.testing.assert_close(extractor.embed(samples, progress=False).features, reference)
+    assert extractor.model.images == 9

@@ -418,3 +418,22 @@ def test_spot_checks(spot, kc, sp):
     paper, table, method, setting, category, metric, printed = spot
     frame = kc if paper == "KC" else sp
     assert cell(frame, table, method, setting, category, metric) == printed
+
+
+SP_TABLE10 = {  # SP Table 10 read again from the text: (PatchCore, SoftPatch-lof) for detection and localization
+    "gaussian_noise": (("0.760", "0.984"), ("0.790", "0.969")),
+    "noise_and_blur": (("0.848", "0.984"), ("0.864", "0.970")),
+    "rotation": (("0.950", "0.984"), ("0.924", "0.978")),
+    "affine": (("0.933", "0.984"), ("0.915", "0.978")),
+}
+
+
+def test_sp_table10_every_cell(sp):
+    """All 16 cells of Table 10 (the transformed-overlap notebook weighs every one), and no other row."""
+    rows = sp[sp.table == "10"]
+    assert len(rows) == 16 and set(rows.category) == {"mean"}
+    for augment, by_metric in SP_TABLE10.items():
+        for metric, printed in zip(("image_auroc", "pixel_auroc"), by_metric):
+            setting = f"overlap=yes;augment={augment}"
+            found = tuple(cell(sp, "10", method, setting, "mean", metric) for method in ("PatchCore", "SoftPatch-lof"))
+            assert found == printed, (augment, metric)

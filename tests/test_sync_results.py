@@ -256,3 +256,17 @@ def test_the_scorecard_opens_the_readme_and_the_index(tmp_path):
     index = sync_results.index_text(notebooks, figures)
     assert "## The scorecard: every claim at a glance" in index and "![scorecard](scorecard.png)" in index
     assert "## Other figures" not in index  # shown once, at the top
+
+
+def test_reading_order_reads_the_numbers_in_names_as_numbers() -> None:
+    stems = ["sp_table10_transformed_overlap", "sp_table4_softweight", "pc_figS3_curves", "sp_fig3_noise_trends",
+             "01_explore", "sp_table1_noise", "kc_fig5_trainsize", "pc_fig6_lowshot", "00_quickstart", "pc_table1_x"]  # fmt: skip
+    assert sorted(stems, key=sync_results.reading_key) == [
+        "00_quickstart", "01_explore", "pc_fig6_lowshot", "pc_figS3_curves", "pc_table1_x", "kc_fig5_trainsize",
+        "sp_fig3_noise_trends", "sp_table1_noise", "sp_table4_softweight", "sp_table10_transformed_overlap",
+    ]  # fmt: skip
+    real = sorted(path.stem for path in (SCRIPT.parent.parent / "notebooks").glob("*.ipynb"))
+    by_name = sorted(real, key=lambda stem: (sync_results.paper_of(stem), stem))
+    moved = [stem for stem, old in zip(sorted(real, key=sync_results.reading_key), by_name) if stem != old]
+    assert set(moved) <= {"sp_table10_transformed_overlap", "sp_table1_noise", "sp_table4_softweight",
+                          "sp_table5_lofk_tau", "sp_table7_image_vs_patch_denoise", "sp_table9_timing"}  # fmt: skip

@@ -15,11 +15,12 @@ import numpy as np
 from adlib.style import STYLE, draw_mask_outline, pyplot, save_figure
 
 
-def display_image(path: Path, prep) -> np.ndarray:
-    """The image as the model saw it (resized and cropped), in [0, 1] for display."""
+def display_image(path: Path, prep, transform=None) -> np.ndarray:
+    """The image as the model saw it (resized and cropped), in [0, 1] for display; `transform`: a training
+    copy's `adlib.data.transforms.NoiseTransform` (the copy as the model saw it)."""
     from adlib.data.datasets import read_image
 
-    image = read_image(path, prep).numpy().transpose(1, 2, 0)
+    image = read_image(path, prep, transform).numpy().transpose(1, 2, 0)
     return np.clip(image * np.array(prep.std) + np.array(prep.mean), 0, 1)
 
 

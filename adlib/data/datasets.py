@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from adlib.data.transforms import NoiseTransform, apply_to_image, apply_to_mask
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -91,12 +93,16 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class Sample:
-    """One image: its absolute path, its mask files, label (0 good, 1 anomalous) and defect type."""
+    """One image: its absolute path, its mask files, label (0 good, 1 anomalous) and defect type.
+
+    `transform`: None for the file as it is; else the image is a transformed copy of the file, made in memory
+    when it is read (`adlib.data.transforms`; SP Table 10's transformed overlap)."""
 
     image: Path
     masks: tuple[Path, ...]
     label: int
     defect: str
+    transform: NoiseTransform | None = None
 
 
 @dataclass(frozen=True)
@@ -351,9 +357,13 @@ def _geometry(image: Image.Image, prep: Preprocessing, resample: Image.Resamplin
     return image.crop((left, top, left + prep.crop, top + prep.crop))
 
 
-def read_image(path: Path, prep: Preprocessing) -> torch.Tensor:
-    """Read an image as a normalised float32 tensor [3, crop, crop] (any mode is converted to RGB first)."""
-    image = _geometry(_decode(Path(path), "image", _to_rgb), prep, Image.Resampling.BILINEAR)
+def read_image(path: Path, prep: Preprocessing, transform: NoiseTransform | None = None) -> torch.Tensor:
+    """Read an image as a normalised float32 tensor [3, crop, crop] (any mode is converted to RGB first);
+    `transform` makes the transformed copy first, at the file's own resolution."""
+    image = _decode(Path(path), "image", _to_rgb)
+    if transform is not None:
+        image = Image.fromarray(apply_to_image(np.asarray(image), transform))
+    image = _geometry(image, prep, Image.Resampling.BILINEAR)
     pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
     mean = torch.tensor(prep.mean, dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(prep.std, dtype=torch.float32).view(3, 1, 1)
@@ -364,7 +374,7 @@ def read_batch(samples: Sequence[Sample], prep: Preprocessing) -> torch.Tensor:
     """Read the samples' images as one float32 batch [B, 3, crop, crop], in the given order."""
     if not samples:
         raise ValueError("read_batch got no samples: pass at least one Sample")
-    return torch.stack([read_image(sample.image, prep) for sample in samples])
+    return torch.stack([read_image(sample.image, prep, sample.transform) for sample in samples])
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -390,7 +400,8 @@ def read_mask(sample: Sample, prep: Preprocessing) -> torch.Tensor:
 
     Several mask files (MVTec LOCO) are united. Each mask must have its image's size. The mask gets the
     image's geometry with NEAREST interpolation and is binarised as `> 0`, so a pixel is anomalous when
-    its nearest source pixel is. The official PatchCore code instead resizes masks bilinearly and casts
+    its nearest source pixel is (a transformed copy's mask is warped like its image first). The official
+    PatchCore code instead resizes masks bilinearly and casts
     with `astype(int)`, which keeps only pixels fully covered by the defect: its masks are slightly
     thinner at defect borders (and a one-pixel-wide defect can vanish).
     """
@@ -408,5 +419,7 @@ def read_mask(sample: Sample, prep: Preprocessing) -> torch.Tensor:
                 f"{width}x{height}: masks must have their image's size; re-create the mask"
             )
         union |= pixels
+    if sample.transform is not None:
+        union = apply_to_mask(union, sample.transform)
     image = Image.fromarray(union.astype(np.uint8) * 255)
     return torch.from_numpy(np.asarray(_geometry(image, prep, Image.Resampling.NEAREST)) > 0)

@@ -1,6 +1,6 @@
 """The experimental protocols on a loaded category: low-shot draws, SoftPatch's noisy training sets, and
 seeded test subsets. Each is a pure function of (category, setting, seed): the same seed always gives
-the same images, and what was moved or kept is recorded. `Protocol` is the four settings together, as
+the same images, and what was moved or kept is recorded. `Protocol` is the settings together, as
 one value an evaluation carries and applies in one fixed order."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from adlib.data.datasets import Category, Sample
+from adlib.data.transforms import NoiseTransform, check_noise_transform
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class NoiseRecord:
     overlap: bool
     seed: int
     moved: tuple[Path, ...]
+    transform: str | None = None
 
 
 def _check_seed(seed: int) -> None:
@@ -78,16 +80,28 @@ def max_noise_ratio(category: Category, overlap: bool) -> float:
     return _noise_limit(category, overlap) / len(category.train)
 
 
-def add_training_noise(category: Category, ratio: float, overlap: bool, seed: int) -> tuple[Category, NoiseRecord]:
+def add_training_noise(
+    category: Category, ratio: float, overlap: bool, seed: int, transform: str | None = None
+) -> tuple[Category, NoiseRecord]:
     """SoftPatch's noisy training set: move int(ratio * len(train)) anomalous test images into train.
 
     They are drawn with numpy.random.default_rng(seed) from the anomalous test images in sorted path
     order, so the same settings always move the same images. Moved samples keep label 1 and their masks
     and are appended to train (sorted by path). overlap=False removes them from the test set;
     overlap=True leaves them there as well. The category must not already hold noise.
+
+    `transform` (overlap only; SP Table 10): the training copies become transformed copies
+    (`adlib.data.transforms`, one of TRANSFORMS), each with its own seed drawn with
+    numpy.random.default_rng([seed, 2]) in the moved order; the test images stay as they are.
     """
     check_noise_ratio(ratio)
     _check_seed(seed)
+    check_noise_transform(transform, "transform")
+    if transform is not None and not overlap:
+        raise ValueError(
+            f"transform={transform!r} changes the training copies of overlapping test images: use it with "
+            "overlap=True (without overlap the moved images are not in the test set)"
+        )
     if any(s.label == 1 for s in category.train):
         raise ValueError(
             f"category {category.name!r} already has anomalous training images: add noise to the clean category"
@@ -107,8 +121,13 @@ def add_training_noise(category: Category, ratio: float, overlap: bool, seed: in
     moved = sorted((pool[i] for i in drawn), key=lambda s: str(s.image))
     moved_set = set(moved)
     test = category.test if overlap else tuple(s for s in category.test if s not in moved_set)
-    noisy = replace(category, train=category.train + tuple(moved), test=test)
-    record = NoiseRecord(ratio=float(ratio), overlap=overlap, seed=int(seed), moved=tuple(s.image for s in moved))
+    copies = moved
+    if transform is not None:
+        seeds = np.random.default_rng([int(seed), 2]).integers(0, 2**31 - 1, size=len(moved))
+        copies = [replace(s, transform=NoiseTransform(transform, int(k))) for s, k in zip(moved, seeds)]
+    noisy = replace(category, train=category.train + tuple(copies), test=test)
+    moved_paths = tuple(s.image for s in moved)
+    record = NoiseRecord(ratio=float(ratio), overlap=overlap, seed=int(seed), moved=moved_paths, transform=transform)
     return noisy, record
 
 
@@ -148,17 +167,26 @@ class Protocol:
     (`add_training_noise`; they stay in the test set too when `noise_overlap`); `shots` then keeps a
     seeded subset of that many training images (`low_shot`; noisy images may be drawn); `test_images`
     keeps a seeded, stratified subset of the test set (`subsample_test`). None keeps everything.
+    `noise_transform` (with overlap; SP Table 10) makes the training copies of the overlapping images
+    transformed copies (`adlib.data.transforms`); None keeps them as they are.
     """
 
     noise_ratio: float = 0.0
     noise_overlap: bool = False
     shots: int | None = None
     test_images: int | None = None
+    noise_transform: str | None = None
 
     def __post_init__(self) -> None:
         check_noise_ratio(self.noise_ratio, "noise_ratio")
         if self.noise_overlap and self.noise_ratio == 0:
             raise ValueError("noise_overlap=True only acts with noise_ratio > 0: set a noise ratio or drop the overlap")
+        check_noise_transform(self.noise_transform)
+        if self.noise_transform is not None and not self.noise_overlap:
+            raise ValueError(
+                f"noise_transform={self.noise_transform!r} transforms the training copies of overlapping test "
+                "images: it needs noise_ratio > 0 and noise_overlap=True"
+            )
         for name in ("shots", "test_images"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
@@ -172,7 +200,9 @@ class Protocol:
         """
         category, moved = clean, 0
         if self.noise_ratio > 0:
-            category, record = add_training_noise(clean, self.noise_ratio, self.noise_overlap, seed)
+            category, record = add_training_noise(
+                clean, self.noise_ratio, self.noise_overlap, seed, self.noise_transform
+            )
             moved = len(record.moved)
         if self.shots is not None:
             category = low_shot(category, self.shots, seed)
@@ -186,16 +216,22 @@ class Protocol:
         }
         if self.test_images is not None:
             columns["test_images"] = len(category.test)
+        if self.noise_transform is not None:
+            columns["noise_transform"] = self.noise_transform
         return category, columns
 
     def to_dict(self) -> dict[str, object]:
-        """The four settings as JSON values (what a result-store key records)."""
-        return {
+        """The settings as JSON values (what a result-store key records); `noise_transform` only when set,
+        so the keys of untransformed protocols stay as they were."""
+        values: dict[str, object] = {
             "noise_ratio": self.noise_ratio,
             "noise_overlap": self.noise_overlap,
             "shots": self.shots,
             "test_images": self.test_images,
         }
+        if self.noise_transform is not None:
+            values["noise_transform"] = self.noise_transform
+        return values
 
 
 def protocols(
@@ -203,7 +239,8 @@ def protocols(
     noise_overlap: bool = False,
     shots: int | Sequence[int] | None = None,
     test_images: int | None = None,
+    noise_transform: str | None = None,
 ) -> list[Protocol]:
     """One `Protocol` per training-set size in `shots` (a single size or None gives one)."""
     sizes = [shots] if shots is None or isinstance(shots, (int, np.integer)) else list(shots)
-    return [Protocol(noise_ratio, noise_overlap, size, test_images) for size in sizes]
+    return [Protocol(noise_ratio, noise_overlap, size, test_images, noise_transform) for size in sizes]

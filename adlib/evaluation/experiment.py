@@ -170,6 +170,7 @@ def run_grid(
     noise_overlap: bool = False,
     shots: int | Sequence[int] | None = None,
     test_images: int | None = None,
+    noise_transform: str | None = None,
     device: torch.device | str | None = None,
     cache_dir: Path | None = None,
     backend: str = "auto",
@@ -196,7 +197,9 @@ def run_grid(
     (`adlib.data.protocol.low_shot`, seeded by each seed; applied after the noise, so noisy images may be drawn);
     a sequence of sizes is a training-set-size sweep. `test_images` keeps a seeded, stratified subset of
     that many test images per category (`adlib.data.protocol.subsample_test`; the same for every method of a seed;
-    the rows then get a `test_images` column).
+    the rows then get a `test_images` column). `noise_transform` (with `noise_overlap`; SP Table 10) makes the
+    moved images' training copies transformed copies (`adlib.data.transforms`); the metrics rows then get a
+    `noise_transform` column.
 
     `store`: True (default) reads and writes evaluations in the result store at
     `adlib.evaluation.store.default_store_root(cache_dir)`; a `ResultStore` uses that one; False computes everything
@@ -225,7 +228,7 @@ def run_grid(
         categories,
         methods,
         seeds=seeds,
-        protocols=protocols(noise_ratio, noise_overlap, shots, test_images),
+        protocols=protocols(noise_ratio, noise_overlap, shots, test_images, noise_transform),
         runtime=runtime,
     )
     return _tables(jobs, _outcomes(jobs, executor, on_result, progress))

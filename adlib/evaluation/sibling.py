@@ -21,11 +21,13 @@ if TYPE_CHECKING:
 def sibling(job: Job) -> Job | None:
     """The same evaluation under the other overlap setting, when one fit and one prediction give both.
 
-    Not with a test subset (it is drawn from each setting's own test set) and not without a store
-    (nothing would keep the second result).
+    Not with a test subset (it is drawn from each setting's own test set), not with transformed training
+    copies (they exist only under overlap) and not without a store (nothing would keep the second result).
     """
     protocol = job.protocol
-    if protocol.noise_ratio <= 0 or protocol.test_images is not None or job.runtime.store is None:
+    if protocol.noise_ratio <= 0 or protocol.test_images is not None or protocol.noise_transform is not None:
+        return None
+    if job.runtime.store is None:
         return None
     other = dataclasses.replace(protocol, noise_overlap=not protocol.noise_overlap)
     return dataclasses.replace(job, protocol=other)

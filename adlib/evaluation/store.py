@@ -102,17 +102,19 @@ def relative_path(path: Path, root: Path) -> str:
 
 def data_fingerprint(train: Sequence, test: Sequence, root: Path) -> str:
     """A sha256 of the training and test samples: path relative to `root`, label, defect type, and the
-    content digests of the image and its masks. Moving the data root keeps it; changing a file, or
-    which files are in either set, changes it."""
+    content digests of the image and its masks, and a transformed copy's transform and seed. Moving the
+    data root keeps it; changing a file, or which files are in either set, changes it."""
 
     def entry(sample) -> list:
-        return [
+        fields = [
             relative_path(sample.image, root),
             int(sample.label),
             sample.defect,
             content_digest(sample.image),
             [content_digest(mask) for mask in sample.masks],
         ]
+        transform = sample.transform
+        return fields if transform is None else [*fields, transform.name, int(transform.seed)]
 
     text = json.dumps({"train": [entry(s) for s in train], "test": [entry(s) for s in test]}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()

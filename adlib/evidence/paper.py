@@ -5,9 +5,10 @@ What is in the data
 `adlib/evidence/paper_data/*.csv` (package data, read with `importlib.resources`), one file per paper:
 
 - `pc.csv`: PatchCore, "Towards Total Recall in Industrial Anomaly Detection" (Roth et al.),
-  transcribed from `shared/papers/patchcore_total_recall.en-zh.txt` (the English copy of every
-  table, checked cell by cell against the Chinese copy of the same table in that file). Tables 1-5 and
-  supplementary Tables S1-S6, every numeric method result on MVTec AD.
+  transcribed from the paper's English text (every table checked cell by cell against its Chinese
+  copy). Tables 1-5 and supplementary Tables S1-S6, every numeric method result on MVTec AD, and
+  Table 6 (mSTC pixel AUROC, MTD image AUROC: `dataset=mstc` / `dataset=mtd`; PatchCore's mSTC run
+  uses layers 3 and 4, so its row also carries `layers=3+4`).
 - `kc.csv` (improved PatchCore, K-means + cosine) and `sp.csv` (SoftPatch): written separately in the
   same schema; their notes (sources, cells left out, the SP Table 1 bottle cells that the extracted
   text swaps) are in `adlib/evidence/paper_data/NOTES.md`, checked by `tests/test_paper_data_kc_sp.py`.
@@ -21,11 +22,12 @@ Schema (header exactly `paper,table,method,setting,category,metric,value,unit`)
   `PatchCore-1%`, `PatchCore-100%`, `PatchCore-100%+IVFPQ` (the supplement's "PatchCore-25" etc. get
   the `%` too), `SPADE`, `PaDiM`, `PaDiM*`, `PatchSVDD`, `DifferNet`, `Mah.AD` (S1's
   "MahalanobisAD" too), `CAVGA-Rw`, `AE-SSIM`, `gamma-VAE+grad` ("γ-VAE + grad."), `vis.expl.VAE`,
-  `Student`, `GeoTrans`, `GANomaly`, `DSEBM`, `OCSVM`, `ITAE`.
+  `Student`, `GeoTrans`, `GANomaly`, `DSEBM`, `OCSVM`, `ITAE`, and Table 6's `CAVGA-Ru`, `1-NN`.
 - setting: empty for the paper's default (PC: WideResNet-50, layers 2+3, 224 px, p=3), else
   `key=value;key=value`. PC uses `backbone=` (`WRN-50`, `WRN-101`, `ResNet-50`, `ResNet-101`,
   `ResNeXt-101`, and the Table 4 ensemble `DenseNet-201&ResNeXt-101&WRN-101`, which the paper
-  abbreviates "DenseN-201 & RNext-101 & WRN-101"), `layers=2+3`, `image_size=280`, `shots=5`.
+  abbreviates "DenseN-201 & RNext-101 & WRN-101"), `layers=2+3`, `image_size=280`, `shots=5`, and
+  `dataset=mstc` / `dataset=mtd` (Table 6; no `dataset=` means MVTec AD).
 - category: a data set folder name in lower-case snake case (MVTec AD's `metal_nut`; KC and SP also
   name MVTec LOCO and BTAD categories), `mean` for the paper's average row/column, or `total` for a
   sum over the categories (PC Table 1's misclassification counts).
@@ -51,8 +53,9 @@ Known gaps in pc.csv
   in S2; DifferNet in S5 except 16 shots; misclassifications of all but PatchCore in Table 1).
 - Table S5's "Retained %" row (share of the training data that 1..50 shots are) is a property of
   the setting, not a result, and is not transcribed.
-- Table 6 (mSTC and MTD, not MVTec AD) is outside this schema and is not transcribed; Figures 4-6
-  and S4-S6 are plots without printed numbers in the text.
+- Figures 4-6 and S4-S6 are plots without printed numbers in the text. Table 6's "CAVGA-R_u" is
+  spelled `CAVGA-Ru`; the English copy's "GAnomaly" is `GANomaly`, as the Chinese copy and Table S1
+  spell it.
 - The paper is inconsistent in two places (kept as printed, flagged in tests/test_paper.py):
   Table S1 DifferNet prints mean 94.9 while its 15 categories average 94.69; Table 4's first block
   prints PRO 94.9 with error 5.6 (100 - 94.9 = 5.1).

@@ -40,6 +40,10 @@ CLI: ``python -m adlib.synth --out data/synthetic [--seed 0] [--categories brick
 Modules: `drawing` (primitives), `scenes` (photos, crops, texture scenes), `objects` (the drawn pill,
 nut and screw), `defects`, `categories` (the nine categories and their defect settings), `samples`
 (one sample from its seed), `writer` (`generate`: the folders and README), `cli` (the command line).
+
+A separate LOCO-style benchmark (scenes of several parts with *logical* anomalies, in MVTec LOCO AD's
+layout, its own root): `loco_scenes` (painting parts onto a shared canvas) and `loco` (its categories
+and `generate_loco`); ``python -m adlib.synth --layout loco --out data/synthetic-loco`` (``make data-loco``).
 """
 
 from adlib.synth.categories import CATEGORIES, CategoryInfo, defect_counts, defect_types

@@ -8,7 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adlib.synth.categories import CATEGORIES
+from adlib.synth.loco import LOCO_CATEGORIES, generate_loco
 from adlib.synth.writer import generate
+
+# Options of the MVTec-layout benchmark only: the LOCO-style one has its own fixed split sizes.
+_MVTEC_ONLY = {"n_train": 80, "n_test_good": 80, "n_test_defect": 160, "overview": None}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,23 +28,33 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("data/synthetic"), help="output folder (default: data/synthetic)"
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: data/synthetic; with --layout loco: data/synthetic-loco)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default: 0)")
     parser.add_argument(
         "--categories",
         nargs="+",
         metavar="NAME",
-        choices=list(CATEGORIES),
+        choices=[*CATEGORIES, *LOCO_CATEGORIES],
         default=None,
-        help="categories to generate (default: all)",
+        help=f"categories to generate (default: all of the layout; loco: {', '.join(LOCO_CATEGORIES)})",
     )
-    parser.add_argument("--n-train", type=int, default=80, help="train/good images per category (default: 80)")
-    parser.add_argument("--n-test-good", type=int, default=80, help="test/good images per category (default: 80)")
+    parser.add_argument(
+        "--layout",
+        choices=["mvtec", "loco"],
+        default="mvtec",
+        help="mvtec (default): the MVTec-AD-style benchmark; loco: the LOCO-style scenes with logical "
+        "anomalies (adlib.synth.loco; write them to their own folder, e.g. data/synthetic-loco)",
+    )
+    parser.add_argument("--n-train", type=int, default=None, help="train/good images per category (default: 80)")
+    parser.add_argument("--n-test-good", type=int, default=None, help="test/good images per category (default: 80)")
     parser.add_argument(
         "--n-test-defect",
         type=int,
-        default=160,
+        default=None,
         help="defective test images per category, shared over its defect types (default: 160)",
     )
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default: 256)")
@@ -58,9 +72,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: generate, then optionally draw the contact sheet."""
     args = _parser().parse_args(argv)
+    if args.layout == "loco":
+        return _main_loco(args)
+    wrong = [name for name in args.categories or () if name not in CATEGORIES]
+    if wrong:
+        print(f"error: {', '.join(wrong)}: LOCO-style categories; add --layout loco", file=sys.stderr)
+        return 2
+    for name, default in _MVTEC_ONLY.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     try:
         out = generate(
-            args.out,
+            args.out or Path("data/synthetic"),
             args.categories,
             seed=args.seed,
             n_train=args.n_train,
@@ -78,4 +101,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         names = args.categories or list(CATEGORIES)
         print(f"wrote {benchmark_overview(out, args.overview, categories=names)}")
+    return 0
+
+
+def _main_loco(args: argparse.Namespace) -> int:
+    """`--layout loco`: the LOCO-style categories; the MVTec-only options are refused, not ignored."""
+    given = [f"--{name.replace('_', '-')}" for name in _MVTEC_ONLY if getattr(args, name) is not None]
+    wrong = [name for name in args.categories or () if name not in LOCO_CATEGORIES]
+    if given or wrong:
+        what = f"{', '.join(given)} only act(s) without --layout loco" if given else ""
+        what += ("; " if what else "") + (f"not LOCO-style categories: {', '.join(wrong)}" if wrong else "")
+        print(
+            f"error: {what} (--layout loco takes --out, --seed, --size, --categories, --no-progress)", file=sys.stderr
+        )
+        return 2
+    try:
+        out = generate_loco(
+            args.out or Path("data/synthetic-loco"),
+            args.categories,
+            seed=args.seed,
+            size=args.size,
+            progress=not args.no_progress,
+        )
+    except (ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
     return 0
