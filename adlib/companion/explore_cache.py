@@ -116,6 +116,7 @@ class RememberingExtractor(FeatureExtractor):
     large part of an update. (Each image's features depend on that image alone, so this changes no number.)"""
 
     STACKED = 2  # image lists kept stacked: a training and a test set
+    RECENT = 0  # FeatureExtractor's memory of its last results: this class remembers every image itself
 
     def __init__(
         self, settings: FeatureSettings, device: torch.device | str | None = None, cache_dir: Path | None = None
