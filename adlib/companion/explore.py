@@ -2,8 +2,11 @@
 
 `Explorer.update(Choice(...))` fits one detector on one category (optionally with SoftPatch's noisy
 training set) and scores its test images; it keeps the loaded categories and backbones between calls, so
-that with cached features an update costs a fit and a prediction, not a backbone load. `ExplorerPanel`
-wires ipywidgets controls to it (ipywidgets is imported there only).
+that with cached features an update costs a fit and a prediction, not a backbone load. For the PatchCore
+family's coreset and random banks it also keeps outlier scores, pick orders and the test search over every
+prefix bank it has searched (`adlib.companion.explore_cache`): a smaller coreset share, or a tau seen
+before, costs no search; a larger share searches only the rows it adds. `ExplorerPanel` wires ipywidgets
+controls to it (ipywidgets is imported there only).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adlib.companion.explore_cache import ExploreCache, PrefixPatchCore, RememberingExtractor, takes_prefix_path
 from adlib.companion.plotting import display_image
 from adlib.data.datasets import Category, Sample, load_category
 from adlib.data.protocol import NoiseRecord, add_training_noise, low_shot
 from adlib.detectors import registry
-from adlib.evaluation.evaluate import CategoryResult, evaluate
-from adlib.features.extractor import FeatureExtractor, FeatureSettings, PatchEmbedding
+from adlib.evaluation.evaluate import CategoryResult, evaluate, ground_truth, score_metrics
+from adlib.features.extractor import FeatureSettings
 from adlib.style import STYLE, draw_mask_outline
 
 #: How the explorer names the registry's methods (`adlib.detectors.registry.METHODS`, by their command-line
@@ -42,6 +46,8 @@ DISPLAY_NAMES = {
 #: The method controls: a `Choice` field -> the command-line option it sets, and a value other than the
 #: option's default that tells whether it acts on a method (`acting_controls`).
 CONTROLS = {"coreset_ratio": ("--coreset", 0.5), "tau": ("--tau", 0.3), "lof_k": ("--lof-k", 3)}
+#: The coreset shares the slider offers (1 % steps): the cached test search keeps its nearest rows at each.
+CORESET_SHARES = tuple(step / 100 for step in range(1, 101))
 
 
 @dataclass(frozen=True)
@@ -142,30 +148,6 @@ class Exploration:
         return buffer.getvalue()
 
 
-class RememberingExtractor(FeatureExtractor):
-    """A FeatureExtractor that keeps every image's patch features in memory until `forget`: the explorer
-    refits on the same images again and again, and the locally aware pooling of cached maps is a
-    large part of an update. (Each image's features depend on that image alone, so this changes no number.)"""
-
-    def __init__(
-        self, settings: FeatureSettings, device: torch.device | str | None = None, cache_dir: Path | None = None
-    ):
-        super().__init__(settings, device=device, cache_dir=cache_dir)
-        self._features: dict[Path, torch.Tensor] = {}
-        self._grid: tuple[int, int] | None = None
-
-    def embed(self, samples: Sequence[Sample], progress: bool = True) -> PatchEmbedding:
-        missing = list({sample.image: sample for sample in samples if sample.image not in self._features}.values())
-        if missing:
-            embedding = super().embed(missing, progress)
-            self._features.update(zip((sample.image for sample in missing), embedding.features))
-            self._grid = embedding.grid
-        return PatchEmbedding(torch.stack([self._features[sample.image] for sample in samples]), self._grid)
-
-    def forget(self) -> None:
-        self._features.clear()
-
-
 class Explorer:
     """Fits and scores one choice at a time on `data_root`, keeping categories and backbones loaded.
 
@@ -186,6 +168,8 @@ class Explorer:
         self._categories: dict[str, Category] = {}
         self._extractors: dict[FeatureSettings, RememberingExtractor] = {}
         self._remembered: str | None = None  # the category whose patch features the extractors hold
+        self._cache = ExploreCache()  # outlier scores, pick orders and prefix searches of that category
+        self._masks: dict[tuple[str, object], torch.Tensor] = {}
 
     def category(self, name: str) -> Category:
         """The clean category (first `shots` training images), loaded once."""
@@ -218,6 +202,8 @@ class Explorer:
         if category != self._remembered:
             for extractor in self._extractors.values():
                 extractor.forget()
+            self._cache.clear()
+            self._masks.clear()
             self._remembered = category
         if features not in self._extractors:
             self._extractors[features] = RememberingExtractor(features, device=self.device, cache_dir=self.cache_dir)
@@ -234,15 +220,35 @@ class Explorer:
         if choice.noise_ratio > 0:
             category, noise = add_training_noise(clean, choice.noise_ratio, choice.noise_overlap, choice.seed)
             moved = tuple(image_name(sample) for sample in clean.test if sample.image in set(noise.moved))
-        result = evaluate(
-            category,
-            settings,
-            device=self.device,
-            cache_dir=self.cache_dir,
-            progress=False,
-            extractor=self._extractor(settings.features, choice.category),
-        )
+        result = self._evaluate(choice, category, settings)
         return Exploration(choice, settings, result, noise, moved, time.perf_counter() - start)
+
+    def _evaluate(self, choice: Choice, category: Category, settings) -> CategoryResult:
+        """`evaluate(category, settings)`, through the explorer's caches for a PatchCore with a prefix bank."""
+        extractor = self._extractor(settings.features, choice.category)
+        if not takes_prefix_path(settings):
+            return evaluate(
+                category, settings, device=self.device, cache_dir=self.cache_dir, progress=False, extractor=extractor
+            )
+        key = (choice.category, choice.noise_ratio, choice.noise_overlap, choice.seed, settings.features)
+        start = time.perf_counter()
+        train, test = extractor.stacked(category.train, False), extractor.stacked(category.test, False)
+        model = PrefixPatchCore(settings, device=self.device, cache_dir=self.cache_dir, extractor=extractor)
+        model.fit_cached(self._cache, key, train, test, CORESET_SHARES)
+        fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        scores = model.score_embedding(test)
+        predict_seconds = time.perf_counter() - start
+        mask_key = (key, settings.features.preprocessing)
+        if mask_key not in self._masks:
+            self._masks[mask_key] = ground_truth(category, settings)
+        masks = self._masks[mask_key]
+        metrics = {
+            **score_metrics(category, scores, masks),
+            "fit_seconds": fit_seconds,
+            "predict_seconds_per_image": predict_seconds / len(category.test),
+        }
+        return CategoryResult(category, model, scores, masks, metrics)
 
 
 def heatmap_grid(result: CategoryResult, prep, shown: Sequence[str], moved: Sequence[str] = ()):
@@ -307,9 +313,9 @@ def _controls(w, explorer: Explorer, choice: Choice, categories: Sequence[str]) 
         ),
         "coreset_ratio": w.FloatSlider(
             value=choice.coreset_ratio,
-            min=0.01,
-            max=1.0,
-            step=0.01,
+            min=CORESET_SHARES[0],
+            max=CORESET_SHARES[-1],
+            step=CORESET_SHARES[1] - CORESET_SHARES[0],
             readout_format=".0%",
             description="coreset share",
             **slider,
