@@ -40,17 +40,18 @@ def declared(notebook: Path) -> dict[int, dict[str, object]]:
     return {}
 
 
-def outcome(executed: Path, exercise: int) -> str:
-    """'as expected', 'not as expected' or 'no check ran', from the executed notebook's printed lines."""
+def outcome(executed: Path, exercise: int) -> tuple[str, str]:
+    """('as expected', 'not as expected' or 'no check ran', the checks that differ), from the executed
+    notebook's printed lines."""
     if not executed.is_file():
-        return "no check ran"
+        return "no check ran", ""
     for cell in json.loads(executed.read_text())["cells"]:
         for output in cell.get("outputs", []):
-            text = "".join(output.get("text", "")) + "".join(output.get("evalue", ""))
+            text = "".join(output.get("text", ""))
             for number, status in OUTCOME.findall(text):
                 if int(number) == exercise:
-                    return status
-    return "no check ran"
+                    return status, "; ".join(line.strip() for line in text.splitlines() if line.startswith("  NOT"))
+    return "no check ran", ""
 
 
 def run_one(job: tuple[str, int, dict[str, object], Path]) -> tuple[str, int, str, float, str]:
@@ -72,10 +73,10 @@ def run_one(job: tuple[str, int, dict[str, object], Path]) -> tuple[str, int, st
         )
     except Exception as failure:  # papermill's PapermillExecutionError carries the notebook's error
         error = f"{type(failure).__name__}: {str(failure).strip().splitlines()[-1][:300]}"
-    status = outcome(executed, exercise)
+    status, differs = outcome(executed, exercise)
     if error and status == "as expected":
         status = "failed after its check"
-    return name, exercise, status, time.perf_counter() - start, error
+    return name, exercise, status, time.perf_counter() - start, differs or error
 
 
 def main() -> None:

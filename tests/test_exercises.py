@@ -28,6 +28,9 @@ def test_changes_returns_the_chosen_overrides_and_names_the_choices_for_an_unkno
     assert changes(EXERCISES, 2) == {"n_selected": 200, "seeds": [0]}
     with pytest.raises(ValueError, match=r"exercise=5: this notebook's exercises are \[1, 2\]"):
         changes(EXERCISES, 5)
+    smaller = {2: {"seeds": [1]}}
+    assert changes(EXERCISES, 2, smaller) == {"n_selected": 200, "seeds": [1]}  # quick mode's smaller sample
+    assert changes(EXERCISES, 1, smaller) == {"outliers": 0}
 
 
 def test_direction_is_strict_and_says_the_number() -> None:
@@ -144,8 +147,8 @@ def test_the_runner_reads_the_declared_exercises_and_fails_on_a_wrong_expectatio
         runner.main()
     table = (out / "exercises.md").read_text()
     assert "| fake | 1 | as expected |" in table and "| fake | 2 | not as expected |" in table
-    assert runner.outcome(out / "fake.exercise2.ipynb", 2) == "not as expected"
-    assert runner.outcome(out / "missing.ipynb", 1) == "no check ran"
+    assert runner.outcome(out / "fake.exercise2.ipynb", 2) == ("not as expected", "NOT x: 3 (expected 4)")
+    assert runner.outcome(out / "missing.ipynb", 1) == ("no check ran", "")
 
 
 def test_every_notebook_with_exercises_numbers_them_as_its_text_does(runner) -> None:

@@ -9,7 +9,11 @@ How a notebook declares its exercises (see `pc_fig3_coreset_toy` for a worked ex
        EXERCISES = {1: {"outliers": 0}, 2: {"n_selected": 200}}  # exercise number -> parameter overrides
        globals().update(exercises.changes(EXERCISES, exercise))
 
-   so `exercise = 2` and editing the one line by hand (`n_selected = 200`) run the same notebook.
+   so `exercise = 2` and editing the one line by hand (`n_selected = 200`) run the same notebook. Where
+   quick mode trims the sample after that cell (one category, fewer images), the notebook applies the
+   change again after the trim, so that the exercise's change wins; where the change is too slow for quick
+   mode, `QUICK_SAMPLE = {1: {"samplers": [...]}}` beside it names a smaller sample, passed as
+   `changes(EXERCISES, exercise, QUICK_SAMPLE if quick else None)`, and the exercise's text says so.
    `scripts/run_exercises.py` reads `EXERCISES` from the notebook's source (literals only).
 3. The "Try it yourself" markdown states each expectation in words; the cell after it states the same
    expectation as checks, one entry per exercise, `(what is expected, a function returning Checks)`:
@@ -54,14 +58,19 @@ class ExerciseFailed(AssertionError):
     """An exercise's outcome is not the expected one (raised in strict mode only)."""
 
 
-def changes(exercises: Mapping[int, Mapping[str, object]], exercise: int | None) -> dict[str, object]:
+def changes(
+    exercises: Mapping[int, Mapping[str, object]],
+    exercise: int | None,
+    quick_sample: Mapping[int, Mapping[str, object]] | None = None,
+) -> dict[str, object]:
     """The parameter overrides of exercise number `exercise` (none for None), to apply to the notebook's
-    globals; an unknown number is an error naming the choices."""
+    globals; an unknown number is an error naming the choices. `quick_sample` (pass it in quick mode
+    only): per exercise, a smaller sample that quick mode affords (the exercise's text says so)."""
     if exercise is None:
         return {}
     if exercise not in exercises:
         raise ValueError(f"exercise={exercise!r}: this notebook's exercises are {sorted(exercises)} (or None)")
-    return dict(exercises[exercise])
+    return {**exercises[exercise], **(quick_sample or {}).get(exercise, {})}
 
 
 def direction(name: str, value: float, side: str, bound: float = 0.0) -> Check:
