@@ -15,7 +15,7 @@ DATA ?= data/synthetic
 export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data data-quick data-loco lint test test-lab book test-book reproduce lab bench bench-load lock clean
+.PHONY: setup data data-quick data-loco lint test exercises test-lab book test-book reproduce lab bench bench-load lock clean
 
 setup: $(STAMP)
 
@@ -59,6 +59,13 @@ test: lint $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick
 	$(BIN)/python scripts/prepare_notebooks.py --profile $(PROFILE) --data $(QUICK_DATA) --out build/nbval
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests build/nbval --nbval-lax \
 		--nbval-kernel-name adlib
+
+# Every notebook's "Try it yourself" exercises in quick mode, each checked on its own run (adlib.companion.exercises):
+# fails, naming them, when an exercise's outcome is not the one its text expects; the table (notebook, exercise,
+# status, seconds) in build/exercises/exercises.md. NB=name runs one notebook's; TEST_WORKERS as for make test.
+exercises: $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick)
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/run_exercises.py --profile $(PROFILE) --data $(QUICK_DATA) \
+		--out build/exercises --workers $(TEST_WORKERS) $(if $(NB),--notebook $(NB))
 
 # ruff (pinned in requirements.lock, configured in pyproject.toml): lint, import order and format, whole tree.
 lint: $(STAMP)
