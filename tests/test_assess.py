@@ -57,17 +57,25 @@ UNITS = {("brick", 0): (5, 9), ("brick", 1): (5, 9), ("pill", 0): (4, 7), ("wood
 
 def slow_bootstrap(table, a, b, n_resamples, seed):
     """The documented protocol, written out: units in sorted order, images in sorted order, good draws
-    then defective draws from one generator, sklearn AUROC of every resample, mean difference over units."""
+    then defective draws from one generator (made once per category and image set: the seeds of a
+    category that score the same images share them), sklearn AUROC of every resample, mean difference
+    over units."""
     rng = np.random.default_rng(seed)
     per_unit = []  # per unit: (point difference, [difference per resample])
+    draws = {}
     for key in sorted(set(zip(table["category"], table["seed"]))):
         unit = table[(table["category"] == key[0]) & (table["seed"] == key[1])]
         rows = {m: unit[unit["method"] == m].sort_values("image") for m in (a, b)}
         labels = rows[a]["label"].tolist()
         good = [i for i, label in enumerate(labels) if label == 0]
         defective = [i for i, label in enumerate(labels) if label == 1]
-        draws_good = rng.integers(0, len(good), size=(n_resamples, len(good)))
-        draws_defective = rng.integers(0, len(defective), size=(n_resamples, len(defective)))
+        images = (key[0], tuple(rows[a]["image"]))
+        if images not in draws:
+            draws[images] = (
+                rng.integers(0, len(good), size=(n_resamples, len(good))),
+                rng.integers(0, len(defective), size=(n_resamples, len(defective))),
+            )
+        draws_good, draws_defective = draws[images]
 
         def auroc(method, chosen):
             scores = rows[method]["score"].tolist()
@@ -511,3 +519,14 @@ def test_pixel_stats_errors_name_the_fix():
         assess(claim, other, pixel_stats=stats)
     image_claim = Claim.above("", "image_auroc", "A", "B")  # pixel_stats is ignored for image AUROC
     assert assess(image_claim, table, pixel_stats=stats).estimate == assess(image_claim, table).estimate
+
+
+def test_seeds_on_the_same_test_images_count_as_one_test_set():
+    """Two seeds that score the same images alike carry the evidence of one test set: the interval is the
+    one seed's, not narrower (drawing the seeds' images apart narrowed it by about 1 / sqrt 2)."""
+    one = make_table({("brick", 0): (8, 12)}, {"A": weak_scores, "B": random_scores})
+    twice = pd.concat([one, one.assign(seed=1)], ignore_index=True)
+    claim = Claim.above("A beats B", "image_auroc", "A", "B")
+    alone, both = assess(claim, one, n_resamples=200, seed=3), assess(claim, twice, n_resamples=200, seed=3)
+    assert both.estimate == pytest.approx(alone.estimate)
+    assert (both.low, both.high) == pytest.approx((alone.low, alone.high))

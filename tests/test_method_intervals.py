@@ -29,16 +29,22 @@ UNITS = {("brick", 0): (5, 9), ("pill", 0): (4, 7), ("pill", 1): (4, 7)}
 
 def slow_intervals(table, method, n_resamples, seed):
     """The documented draws (one generator; groups, then units in sorted order; good then defective
-    draws) for the first group, with sklearn's AUROC per resample."""
+    draws, made once per category and image set, so pill's two seeds share them) for the first group,
+    with sklearn's AUROC per resample."""
     rng = np.random.default_rng(seed)
     rows = table[table["method"] == method]
-    point, resampled = [], []
+    point, resampled, draws = [], [], {}
     for key in sorted(set(zip(rows["category"], rows["seed"]))):
         unit = rows[(rows["category"] == key[0]) & (rows["seed"] == key[1])].sort_values("image")
         labels, scores = unit["label"].to_numpy(), unit["score"].to_numpy()
         good, defective = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
-        draws_good = good[rng.integers(0, good.size, size=(n_resamples, good.size))]
-        draws_defective = defective[rng.integers(0, defective.size, size=(n_resamples, defective.size))]
+        images = (key[0], tuple(unit["image"]))
+        if images not in draws:
+            draws[images] = (
+                good[rng.integers(0, good.size, size=(n_resamples, good.size))],
+                defective[rng.integers(0, defective.size, size=(n_resamples, defective.size))],
+            )
+        draws_good, draws_defective = draws[images]
         point.append(roc_auc_score(labels, scores))
         resampled.append(
             [roc_auc_score(labels[np.r_[g, d]], scores[np.r_[g, d]]) for g, d in zip(draws_good, draws_defective)]

@@ -70,8 +70,10 @@ class Resampler:
     """Stratified resamples of units' test images and a metric of every resample, for `assess` and `method_intervals`.
 
     One `numpy.random.default_rng(seed)`; a unit's `n_resamples` draws (`stratified_indices` of its labels)
-    are made when its (category, seed, images) first comes up and reused after, so every method, sweep
-    value or group scored on the same images sees the same resamples (the comparison is paired). The
+    are made when its (category, images) first comes up and reused after, so every method, sweep value,
+    group or seed scored on the same images sees the same resamples (the comparison is paired). Seeds that
+    score the same test images share their draws: their test-set uncertainty is one, and drawing them apart
+    would count one test set as several (three seeds narrowed an interval by about 1 / sqrt 3). The
     metric: pixel AUROC / PRO from `pixel_stats` (by each method's result_key) when given, else a
     `subset_metrics` callable per (category, seed, method[, sweep value]) when given, else image AUROC
     from the unit's scores.
@@ -104,7 +106,7 @@ class Resampler:
 
     def rows(self, unit: Unit) -> np.ndarray:
         """[1 + R, n] positions into the unit's images: all of them in order, then each resample."""
-        key = (*unit.key[:2], unit.images)
+        key = (unit.key[0], unit.images)  # not the seed: seeds on the same test images share their draws
         if key not in self._drawn:
             self._drawn[key] = stratified_indices(unit.labels, self.n_resamples, self._rng)
         return np.concatenate([np.arange(unit.labels.size)[None, :], self._drawn[key]])

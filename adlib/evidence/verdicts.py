@@ -38,11 +38,12 @@ The bootstrap (what exactly is computed)
   variation (which only enters through the average over seeds).
 - Resamples: for each unit, `n_resamples` draws of its test images with replacement, stratified: the
   good images are drawn from the good ones and the defective from the defective ones, so every
-  resample keeps the unit's good / defective counts. Both methods (and, in a trend, every sweep value
-  whose unit has exactly the same images) are scored on the same draws: the comparison is paired.
+  resample keeps the unit's good / defective counts. Both methods (and, in a trend, every sweep value,
+  and every seed, whose unit has exactly the same images) are scored on the same draws: the comparison
+  is paired, and seeds that score one test set count as one test set, not as several independent ones.
 - Draw order (so that results are reproducible and a test can redraw them): one
   `numpy.random.default_rng(seed)`; units in sorted (category, seed[, sweep value]) order; for each
-  unit whose (category, seed, images) did not occur before, `rng.integers(0, n_good, (R, n_good))`
+  unit whose (category, images) did not occur before, `rng.integers(0, n_good, (R, n_good))`
   then `rng.integers(0, n_defective, (R, n_defective))`, positions into the unit's good and defective
   images (each in sorted `image` order), good columns first.
 - Statistic: for "above" / "within", the mean over units of metric(A) - metric(B) (every unit weighs
