@@ -158,6 +158,6 @@ def test_every_notebook_with_exercises_numbers_them_as_its_text_does(runner) -> 
             continue
         cells = json.loads(notebook.read_text())["cells"]
         text = next("".join(c["source"]) for c in cells if "## Try it yourself" in "".join(c["source"]))
-        numbered = sorted(int(n) for n in re.findall(r"^\*\*(\d+)\. ", text, flags=re.MULTILINE))
+        numbered = sorted(int(n) for n in re.findall(r"^(?:\*\*)?(\d+)\. \**", text, flags=re.MULTILINE))
         assert numbered == sorted(declared), f"{notebook.name}: text numbers {numbered}, EXERCISES {sorted(declared)}"
         assert any("exercises.report(EXERCISES, CHECKS, exercise)" in "".join(c["source"]) for c in cells), notebook
