@@ -187,6 +187,12 @@ class LocoSpec:
     saturation: Mapping[str, tuple[float, bool]]
 
 
+# The structural defects of the scenes whose parts are nuts and pills (kit, bag): a scratched nut, a chipped pill.
+_NUT_PILL_STRUCTURAL = {
+    "scratch": _structural("nut", partial(scratch, tone="either", strength=(0.4, 0.8), length=(0.15, 0.4))),
+    "chip": _structural("pill", partial(chip, radius=(0.06, 0.14))),
+}
+
 LOCO_CATEGORIES: Mapping[str, LocoSpec] = {
     "kit": LocoSpec(
         _kit,
@@ -196,10 +202,7 @@ LOCO_CATEGORIES: Mapping[str, LocoSpec] = {
             "wrong_kind": _wrong_kind({"nut": "pill", "pill": "nut"}),
             "swapped": _swapped,
         },
-        {
-            "scratch": _structural("nut", partial(scratch, tone="either", strength=(0.4, 0.8), length=(0.15, 0.4))),
-            "chip": _structural("pill", partial(chip, radius=(0.06, 0.14))),
-        },
+        _NUT_PILL_STRUCTURAL,
         {
             "missing_part": (400, False),
             "extra_part": (400, False),
@@ -234,10 +237,7 @@ LOCO_CATEGORIES: Mapping[str, LocoSpec] = {
             "too_many": _extra(_bag_spare),
             "wrong_mix": _wrong_kind({"nut": "pill", "pill": "nut"}),
         },
-        {
-            "scratch": _structural("nut", partial(scratch, tone="either", strength=(0.4, 0.8), length=(0.15, 0.4))),
-            "chip": _structural("pill", partial(chip, radius=(0.06, 0.14))),
-        },
+        _NUT_PILL_STRUCTURAL,
         {
             "too_few": (400, False),
             "too_many": (400, False),
