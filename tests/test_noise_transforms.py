@@ -221,6 +221,10 @@ def test_the_feature_cache_gives_a_copy_its_own_features(tmp_path) -> None:
     assert len(list((tmp_path / "cache").rglob("*.layer3.pt"))) == 2
     torch.testing.assert_close(uncached.embed([copy], progress=False).features[0], expected[1])  # the memo too
     torch.testing.assert_close(uncached.embed([original], progress=False).features[0], expected[0])
+    from adlib.companion.explore_cache import RememberingExtractor  # the explorer's per-image memory too
+
+    remembering = RememberingExtractor(settings, device="cpu", cache_dir=tmp_path / "cache")
+    torch.testing.assert_close(remembering.embed([original, copy], progress=False).features, expected)
 
 
 def test_the_data_fingerprint_tells_a_copy_from_its_file(tmp_path) -> None:

@@ -110,6 +110,11 @@ class BankOrder:
         return squared, nearest
 
 
+def _image_key(sample: Sample) -> tuple:
+    """What an image's features depend on: its file and, for a transformed training copy, the transform."""
+    return sample.image, sample.transform
+
+
 class RememberingExtractor(FeatureExtractor):
     """A FeatureExtractor that keeps every image's patch features in memory until `forget`: the explorer
     refits on the same images again and again, and the locally aware pooling of cached maps is a
@@ -122,20 +127,20 @@ class RememberingExtractor(FeatureExtractor):
         self, settings: FeatureSettings, device: torch.device | str | None = None, cache_dir: Path | None = None
     ):
         super().__init__(settings, device=device, cache_dir=cache_dir)
-        self._features: dict[Path, torch.Tensor] = {}
+        self._features: dict[tuple, torch.Tensor] = {}  # by `_image_key`
         self._grid: tuple[int, int] | None = None
-        self._stacked: dict[tuple[Path, ...], PatchEmbedding] = {}  # the last few image lists, stacked
+        self._stacked: dict[tuple, PatchEmbedding] = {}  # the last few image lists, stacked
 
     def stacked(self, samples: Sequence[Sample], progress: bool = True) -> PatchEmbedding:
         """The patch features of `samples`, shared: the same list as one of the last `STACKED` gives the same
         object (the explorer's cached path reads it and changes nothing in it)."""
-        names = tuple(sample.image for sample in samples)
+        names = tuple(_image_key(sample) for sample in samples)
         if names in self._stacked:
             return self._stacked[names]
-        missing = list({sample.image: sample for sample in samples if sample.image not in self._features}.values())
+        missing = list({_image_key(s): s for s in samples if _image_key(s) not in self._features}.values())
         if missing:
             embedding = super().embed(missing, progress)
-            self._features.update(zip((sample.image for sample in missing), embedding.features))
+            self._features.update(zip((_image_key(sample) for sample in missing), embedding.features))
             self._grid = embedding.grid
         embedding = PatchEmbedding(torch.stack([self._features[name] for name in names]), self._grid)
         while len(self._stacked) >= self.STACKED:

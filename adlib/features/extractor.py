@@ -171,6 +171,7 @@ class FeatureExtractor:
     def _layer_maps(
         self, samples: Sequence[Sample], digests: Sequence[str | None], progress: bool
     ) -> dict[str, torch.Tensor]:
+        """`layer_maps` with the images' cache keys (`sample_digest`) already computed; unused without a cache."""
         layers = self.settings.layers
         stacked: dict[str, torch.Tensor] = {}
 
@@ -217,7 +218,7 @@ class FeatureExtractor:
             self._recent.move_to_end(key)
             remembered = self._recent[key]
             return PatchEmbedding(remembered.features.clone(), remembered.grid)
-        maps = self._layer_maps(samples, digests if self.cache else [None] * len(samples), progress)
+        maps = self._layer_maps(samples, digests, progress)
         s = self.settings
         features: torch.Tensor | None = None
         for start in range(0, len(samples), self.batch_size):
