@@ -101,7 +101,8 @@ reproduce: $(STAMP) data
 lab: $(STAMP) data
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-# Speed reports (medians, ratios against reference loops measured in the same run): figures/bench_*.md,
+# Speed reports (medians, ratios against reference loops measured in the same run): figures/bench_*.md (exact
+# search: faiss against the bfloat16 screen in bench_search.md),
 # and figures/bench.md (+ .csv, bench_scaling.png): adlib's PatchCore side by side with anomalib's (run from
 # its own virtualenv) on the full training sets, the scaling sweep on a bench-only category with more
 # training images, and the reference loops. Run it on an idle machine (~80-92 min on 2 cores with the 600 s
@@ -113,6 +114,7 @@ BENCH_LOAD := build/bench/load-at-start.txt
 bench: bench-load $(STAMP) data build/anomalib-venv/.installed $(BENCH_LARGE)/README.md
 	$(BIN)/python benchmarks/features.py --data $(DATA) --out figures/bench_features.md
 	$(BIN)/python benchmarks/coreset_search.py --out figures/bench_coreset.md
+	$(BIN)/python benchmarks/screened_search.py --data $(DATA) --out figures/bench_search.md
 	$(BIN)/python benchmarks/anomalib_vs_adlib.py --data $(DATA) --sweep-data $(BENCH_LARGE) --sweep-category pill \
 		--anomalib-python build/anomalib-venv/bin/python --load-at-start $(BENCH_LOAD) --out figures/bench.md \
 		$(BENCH_FLAGS)

@@ -129,3 +129,65 @@ def test_ivfpq_errors(monkeypatch):
     with pytest.raises(ImportError, match="pip install faiss-cpu"):
         NearestNeighbours(random(300, 8), index="ivfpq")
     assert NearestNeighbours(random(300, 8)).backend == "torch"  # exact search still works without faiss
+
+
+# --- the bfloat16 screen with float32 rescoring (exact) ------------------------------------------------
+
+
+def brute_force(bank, queries, k):
+    """The k nearest rows in float64, ties to the lower index (as the screened search breaks them)."""
+    squared = torch.cdist(queries.double(), bank.double()) ** 2
+    order = torch.sort(squared, dim=1, stable=True).indices[:, :k]
+    return squared.gather(1, order), order
+
+
+def near_ties(seed=0):
+    """Queries with 40 rows at squared distances 1, 1.0005, 1.001, ...: closer together than bfloat16's
+    8 bits can tell apart, so only the float32 rescoring picks the nearest; plus a large common offset,
+    which centring must remove."""
+    g = torch.Generator().manual_seed(seed)
+    queries = torch.randn(30, 96, generator=g) + 50
+    directions = torch.nn.functional.normalize(torch.randn(30, 40, 96, generator=g), dim=-1)
+    radii = (1 + 0.0005 * torch.randperm(40, generator=g).double()).sqrt()
+    bank = (queries[:, None].double() + radii[None, :, None] * directions.double()).reshape(-1, 96).float()
+    return bank, queries
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+@pytest.mark.parametrize("data", ["gaussian", "offset", "clustered", "near ties"])
+def test_screened_search_is_exact(k, data):
+    if data == "near ties":
+        bank, queries = near_ties()
+    elif data == "clustered":
+        bank, queries, _ = clustered(seed=5)
+    else:
+        bank, queries = random(1001, 48, seed=6), random(70, 48, seed=7)  # 1001 rows: padded to 1008
+        if data == "offset":
+            bank, queries = bank + 1000, queries + 1000
+    index = search.ScreenedExact(bank, chunk_bytes=2 * 1008 * 16)  # 16 queries a chunk
+    distances, indices = index.search(queries, k)
+    expected_d, expected_i = brute_force(index.bank, queries, k)
+    assert torch.equal(indices, expected_i)
+    torch.testing.assert_close(distances.double(), expected_d, rtol=1e-5, atol=1e-4)
+
+
+def test_screened_search_keeps_few_candidates_and_breaks_ties_by_index():
+    bank, queries, _ = clustered(seed=8)
+    query, _ = search.ScreenedExact(bank)._screen(queries, 1)
+    # bfloat16's error grows with the vectors' norms, so it cannot tell rows of one blob apart, but it drops
+    # the other 15 blobs: at most the 40 rows of the query's own blob are rescored
+    assert len(query) <= 40 * len(queries)
+    twice = torch.cat([bank, bank])  # every row twice: the nearest is always the first copy
+    _, indices = search.ScreenedExact(twice).search(queries, 2)
+    assert torch.equal(indices[:, 1], indices[:, 0] + len(bank))
+    one = search.ScreenedExact(bank[:1])
+    assert one.search(queries, 1)[1].eq(0).all()
+
+
+def test_auto_takes_the_screen_for_large_banks_on_amx(monkeypatch):
+    monkeypatch.setattr(search, "bfloat16_products_are_fast", lambda: True)
+    assert isinstance(NearestNeighbours(random(search.SCREEN_MIN_ROWS, 8)), search.ScreenedExact)
+    assert not isinstance(NearestNeighbours(random(search.SCREEN_MIN_ROWS - 1, 8)), search.ScreenedExact)
+    assert isinstance(NearestNeighbours(random(search.SCREEN_MIN_ROWS, 8), backend="faiss"), search.FaissExact)
+    monkeypatch.setattr(search, "bfloat16_products_are_fast", lambda: False)
+    assert isinstance(NearestNeighbours(random(search.SCREEN_MIN_ROWS, 8)), search.FaissExact)

@@ -3,11 +3,13 @@
 - `TorchExact`: exact k-NN with torch matrix products in chunks of queries (any device).
 - `FaissExact`: exact k-NN with faiss's `IndexFlatL2` (on the GPU when a faiss build with GPU support
   and a GPU are present).
+- `ScreenedExact`: exact k-NN whose matrix product runs in bfloat16 (Intel AMX), with a proven error
+  bound that keeps every row that could be among the k nearest, rescored in float32.
 - `FaissIVFPQ`: approximate k-NN with faiss's IVF-PQ, as the official `ApproximateFaissNN` (PC Table 5).
 
-All three return squared Euclidean distances and int64 indices, nearest first, on the bank's device;
-the two exact ones give the same neighbours up to float ties. `NearestNeighbours(bank, backend, index)`
-picks one. `FAISS_SEED_RANGE` is the one range of seeds faiss accepts (it stores them in a C int); the
+All return squared Euclidean distances and int64 indices, nearest first, on the bank's device; the
+exact ones give the same neighbours up to float ties. `NearestNeighbours(bank, backend, index)` picks
+one. `FAISS_SEED_RANGE` is the one range of seeds faiss accepts (it stores them in a C int); the
 K-means of `adlib.bank.clustering` checks its seeds against it too.
 """
 
@@ -20,6 +22,7 @@ INDEXES = ("flat", "ivfpq")
 IVFPQ_NPROBE = 1  # inverted lists searched per query: faiss's default, which the official code leaves
 _IVFPQ_LISTS, _IVFPQ_SUBQUANTISERS, _IVFPQ_BITS = 512, 64, 8  # the official ApproximateFaissNN
 _IVFPQ_POINTS_PER_LIST = 39  # faiss's minimum of training points per k-means centroid
+SCREEN_MIN_ROWS = 3072  # smaller banks: faiss's float32 product is as quick as screening (benchmarks/NOTES.md)
 FAISS_SEED_RANGE = (-(2**31), 2**31)  # faiss stores k-means seeds in a C int
 
 
@@ -128,6 +131,86 @@ class FaissExact(Search):
         return torch.from_numpy(distances).to(self.bank.device), torch.from_numpy(indices).to(self.bank.device)
 
 
+def bfloat16_products_are_fast() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in AMX tiles (measured ~4.5x faiss's float32 rate on one
+    core of a Xeon with AMX, benchmarks/NOTES.md); without AMX a bfloat16 product is no faster than float32."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check is not None and check())
+
+
+class ScreenedExact(Search):
+    """Exact k-NN in two steps: a bfloat16 matrix product screens the bank, float32 decides.
+
+    Each query q and bank row b, centred on the bank's mean, are widened so that one product gives the
+    squared distance: [q, 1, 1, |q|^2] . [-2b, hi(|b|^2), lo(|b|^2), 1] = |q - b|^2 (|b|^2 split into two
+    bfloat16 parts, so that it is kept to 16 bits). In bfloat16 (8 significant bits, unit roundoff u = 2^-8)
+    with float32 accumulation, each value before its final rounding is off by at most
+    E(q) = 0.016 |q| B + 10^-4 (B^2 + |q|^2), B the largest row norm: (4u + 2u^2) |q||b| from rounding q and
+    b, u^2 |b|^2 from the split norm, at most (D + 4) 2^-24 of the sum of the terms' sizes from float32
+    accumulation; rounding |q|^2 shifts every value of a query alike and changes no order. The result's
+    own rounding is relative (a factor within 1 +- u). So a row can be among the true k nearest only if
+    its screened value is at most (v_k / (1 - u) + 2 E(q)) (1 + u), v_k the k-th smallest screened value;
+    those rows (a handful per query on patch features) are rescored as sum((q - b)^2) in float32 and the
+    k smallest kept (ties: the lower index).
+
+    The screened values are non-negative up to rounding, so their bfloat16 bit patterns read as int16
+    order like the numbers (negatives, all tiny, sort first), which makes the minimum and the comparison
+    cheap; v_k is clamped at 0, which only widens the screen. Columns are padded to a multiple of 8 with
+    +inf so that the mask reads as int64 words.
+    """
+
+    backend, index = "torch", "flat"
+    _PADDING = 8  # mask columns per int64 word
+    _ROUNDOFF = 2.0**-8  # bfloat16's unit roundoff
+
+    def __init__(self, bank: torch.Tensor, chunk_bytes: int = 16 * 1024**2):
+        super().__init__(bank)
+        self.chunk_bytes = chunk_bytes
+        self._mean = self.bank.mean(0)
+        centred = self.bank - self._mean
+        norms = centred.pow(2).sum(1)
+        self._largest_norm = float(norms.max().sqrt())
+        high = norms.to(torch.bfloat16).float()
+        widened = torch.cat([-2 * centred, high[:, None], (norms - high)[:, None], torch.ones(len(norms), 1)], 1)
+        padding = torch.zeros(-len(self.bank) % self._PADDING, widened.shape[1])
+        padding[:, -3] = float("inf")
+        self._widened = torch.cat([widened, padding]).to(torch.bfloat16).T.contiguous()  # [D + 3, M + pad]
+
+    def _search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = max(1, self.chunk_bytes // (2 * self._widened.shape[1]))
+        found = [self._search_chunk(chunk, k) for chunk in queries.split(rows)]
+        return torch.cat([d for d, _ in found]), torch.cat([i for _, i in found])
+
+    def _screen(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query, row) pairs of the rows that may be among each query's k nearest, by query."""
+        centred = queries - self._mean
+        norms = centred.pow(2).sum(1)
+        ones = torch.ones(len(centred), 2)
+        widened = torch.cat([centred, ones, norms[:, None]], 1).to(torch.bfloat16)
+        order = torch.mm(widened, self._widened).view(torch.int16)  # screened |q - b|^2, as ordered bits
+        kth = order.amin(1) if k == 1 else order.topk(k, dim=1, largest=False).values[:, -1]
+        kth = kth.view(torch.bfloat16).float().clamp(min=0)
+        u, largest = self._ROUNDOFF, self._largest_norm
+        error = 0.016 * norms.sqrt() * largest + 1e-4 * (largest**2 + norms)
+        bound = (kth / (1 - u) + 2 * error) * (1 + u) * (1 + 2 * u)  # the last factor: bfloat16 rounding of it
+        mask = order <= bound.to(torch.bfloat16).view(torch.int16)[:, None]
+        words = mask.view(torch.int64)  # 8 columns a word: the few candidates are found word by word
+        query, word = words.nonzero(as_tuple=True)
+        hit, column = mask.view(len(mask), -1, self._PADDING)[query, word].nonzero(as_tuple=True)
+        return query[hit], word[hit] * self._PADDING + column
+
+    def _search_chunk(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        query, row = self._screen(queries, k)
+        counts = torch.bincount(query, minlength=len(queries))
+        exact = (self.bank.index_select(0, row) - queries.repeat_interleave(counts, dim=0)).square_().sum(1)
+        width = int(counts.max())
+        slot = query * width + torch.arange(len(query)) - (counts.cumsum(0) - counts).repeat_interleave(counts)
+        distances = torch.full((len(queries) * width,), float("inf")).index_copy_(0, slot, exact)
+        indices = torch.zeros(len(queries) * width, dtype=torch.int64).index_copy_(0, slot, row)
+        distances, order = distances.view(-1, width).sort(dim=1, stable=True)  # candidates in row order: ties keep it
+        return distances[:, :k], indices.view(-1, width).gather(1, order[:, :k])
+
+
 class FaissIVFPQ(Search):
     """Approximate search: `faiss.IndexIVFPQ(faiss.IndexFlatL2(D), D, lists, sub-quantisers, 8)` as the
     official `ApproximateFaissNN`, with the layout of `ivfpq_layout`.
@@ -189,11 +272,12 @@ def NearestNeighbours(  # noqa: N802 (a factory named like the classes it return
     index: str = "flat",
     seed: int = 0,
     nprobe: int = IVFPQ_NPROBE,
-) -> TorchExact | FaissExact | FaissIVFPQ:
+) -> TorchExact | ScreenedExact | FaissExact | FaissIVFPQ:
     """k-NN search in `bank` [M, D]: `search(queries, k)` returns squared distances and indices, nearest first.
 
-    `index="flat"` (default) is exact; `backend` 'auto' takes faiss when it imports, torch otherwise
-    (`chunk_bytes` bounds torch's distance blocks). `index="ivfpq"` is approximate, on faiss only
+    `index="flat"` (default) is exact; `backend` 'auto' takes the quickest exact engine here: the bfloat16
+    screen (`ScreenedExact`) for a bank of `SCREEN_MIN_ROWS` or more on a CPU with AMX, else faiss when it
+    imports, else torch's float32 products (`chunk_bytes` bounds torch's distance blocks). `index="ivfpq"` is approximate, on faiss only
     (backend 'auto' or 'faiss'; never a silent fallback to exact search), seeded by `seed`, searching
     `nprobe` lists per query (see `FaissIVFPQ`).
     """
@@ -211,6 +295,8 @@ def NearestNeighbours(  # noqa: N802 (a factory named like the classes it return
         if not faiss_available():
             raise ImportError("index='ivfpq' (approximate search) needs faiss: pip install faiss-cpu")
         return FaissIVFPQ(bank, seed, nprobe)
+    if backend == "auto" and not bank.is_cuda and len(bank) >= SCREEN_MIN_ROWS and bfloat16_products_are_fast():
+        return ScreenedExact(bank)
     if backend == "faiss" or (backend == "auto" and faiss_available()):
         return FaissExact(bank)
     return TorchExact(bank, chunk_bytes)
