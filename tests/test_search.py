@@ -191,3 +191,30 @@ def test_auto_takes_the_screen_for_large_banks_on_amx(monkeypatch):
     assert isinstance(NearestNeighbours(random(search.SCREEN_MIN_ROWS, 8), backend="faiss"), search.FaissExact)
     monkeypatch.setattr(search, "bfloat16_products_are_fast", lambda: False)
     assert isinstance(NearestNeighbours(random(search.SCREEN_MIN_ROWS, 8)), search.FaissExact)
+
+
+@pytest.mark.parametrize("offset", [0.0, 30.0])
+def test_screened_values_keep_within_the_documented_bound(offset):
+    """Two rows' screened values differ from their true squared distances' difference by at most
+    2 E(q) + u (|v_a| + |v_b|) (the class docstring; rounding |q|^2 shifts both alike)."""
+    bank, queries = random(400, 200, seed=9) * 3 + offset, random(25, 200, seed=10) * 3 + offset
+    index = search.ScreenedExact(bank)
+    centred = queries - index._mean
+    norms = centred.pow(2).sum(1)
+    widened = torch.cat([centred, torch.ones(len(centred), 2), norms[:, None]], 1).to(torch.bfloat16)
+    screened = torch.mm(widened, index._widened)[:, : len(bank)].double()
+    true = torch.cdist(queries.double(), bank.double()) ** 2
+    error = 0.016 * norms.double().sqrt() * index._largest_norm + 1e-4 * (index._largest_norm**2 + norms.double())
+    drift = (screened - true) - (screened - true)[:, :1]
+    allowed = 2 * error[:, None] + 2**-8 * (screened.abs() + screened[:, :1].abs())
+    assert (drift.abs() <= allowed).all()
+    assert (drift.abs() / allowed).max() > 0.01  # the bound is not vacuous for this data
+
+
+def test_screened_search_refuses_features_that_are_not_finite():
+    bank = random(50, 8)
+    with pytest.raises(ValueError, match="query features hold NaN"):
+        search.ScreenedExact(bank).search(torch.full((2, 8), float("nan")), 1)
+    bank[3, 1] = float("inf")
+    with pytest.raises(ValueError, match="memory bank holds NaN"):
+        search.ScreenedExact(bank)

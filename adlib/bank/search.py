@@ -165,6 +165,10 @@ class ScreenedExact(Search):
 
     def __init__(self, bank: torch.Tensor, chunk_bytes: int = 16 * 1024**2):
         super().__init__(bank)
+        if not torch.isfinite(self.bank).all():
+            raise ValueError(
+                "the memory bank holds NaN or infinite features: the screen's error bound needs finite ones"
+            )
         self.chunk_bytes = chunk_bytes
         self._mean = self.bank.mean(0)
         centred = self.bank - self._mean
@@ -177,6 +181,10 @@ class ScreenedExact(Search):
         self._widened = torch.cat([widened, padding]).to(torch.bfloat16).T.contiguous()  # [D + 3, M + pad]
 
     def _search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not torch.isfinite(queries).all():
+            raise ValueError(
+                "the query features hold NaN or infinite values: the screen's error bound needs finite ones"
+            )
         rows = max(1, self.chunk_bytes // (2 * self._widened.shape[1]))
         found = [self._search_chunk(chunk, k) for chunk in queries.split(rows)]
         return torch.cat([d for d, _ in found]), torch.cat([i for _, i in found])
