@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from adlib.files import file_digest
+from adlib.files import content_digest
 
 TRANSFORMS = ("gaussian", "gaussian_blur", "rotation", "affine")
 VERSION = 1  # part of the feature-cache key: bump it when a parameter or the drawing order changes
@@ -129,7 +129,7 @@ def apply_to_mask(mask: np.ndarray, transform: NoiseTransform) -> np.ndarray:
 def sample_digest(image: Path, transform: NoiseTransform | None) -> str:
     """What the feature cache keys an image by: the file's digest, or for a transformed copy a digest of
     the file's digest, the transform, its seed and VERSION (so the copy never shares the file's entry)."""
-    digest = file_digest(Path(image))
+    digest = content_digest(Path(image))
     if transform is None:
         return digest
     text = f"{digest}|{transform.name}|{transform.seed}|v{VERSION}"

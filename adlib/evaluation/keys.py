@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from adlib.data.datasets import Category
-from adlib.evaluation.store import content_digest, data_fingerprint
+from adlib.evaluation.store import data_fingerprint
 from adlib.features.extractor import default_device
+from adlib.files import content_digest
 
 if TYPE_CHECKING:
     from adlib.evaluation.jobs import Job

@@ -27,7 +27,6 @@ Location: `ADLIB_STORE_DIR`, else `<feature cache dir>/results` (the run's `cach
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 
 from adlib.evaluation.pixel_stats import PixelStats
-from adlib.files import atomic_write_bytes, file_digest
+from adlib.files import atomic_write_bytes, content_digest
 
 FORMAT = 2  # 2: entries keep PixelStats; an entry of another format is a miss, recomputed
 MAGIC = b"adlib-result\n"
@@ -77,18 +76,6 @@ def scoring_digest(package: Path | None = None) -> str:
     for path in scoring_files(folder):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-@functools.cache
-def _content_digest(path: str, mtime_ns: int, size: int) -> str:
-    return file_digest(Path(path))
-
-
-def content_digest(path: Path) -> str:
-    """`adlib.files.file_digest` of a file (the digest the feature cache keys images by), remembered
-    per process for as long as the file's modification time and size stay the same."""
-    stat = Path(path).stat()
-    return _content_digest(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def relative_path(path: Path, root: Path) -> str:
