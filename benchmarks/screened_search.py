@@ -52,7 +52,7 @@ def bank_rows(data_root: Path, category: str, ratio: float, queries: torch.Tenso
     )
     _, expected = faiss.search(queries, 1)
     _, found = screened.search(queries, 1)
-    candidates, _ = screened._screen(queries[:4096], 1)
+    candidates, _ = screened._candidates(*screened._screened(queries[:4096]), 1)
     return {
         "coreset": f"{ratio:.0%}",
         "bank rows": len(model.bank),

@@ -15,6 +15,8 @@ K-means of `adlib.bank.clustering` checks its seeds against it too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 BACKENDS = ("auto", "faiss", "torch")
@@ -181,34 +183,69 @@ class ScreenedExact(Search):
         self._widened = torch.cat([widened, padding]).to(torch.bfloat16).T.contiguous()  # [D + 3, M + pad]
 
     def _search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        found = [
+            self._rescored(chunk, *self._candidates(*self._screened(chunk), k), k) for chunk in self._chunks(queries)
+        ]
+        return torch.cat([d for d, _ in found]), torch.cat([i for _, i in found])
+
+    def nearest_in_prefixes(
+        self, queries: torch.Tensor, ends: Sequence[int]
+    ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """For each `end`, the squared distances and indices [Q, 1] of each query's nearest among the bank's
+        first `end` rows (ties: the lower index), from one screened product: the explorer's coreset shares
+        are prefixes of one bank."""
+        if not all(1 <= end <= len(self.bank) for end in ends):
+            raise ValueError(f"prefix ends {list(ends)} must lie in [1, {len(self.bank)}]")
+        queries = queries.float().contiguous()
+        found: dict[int, list] = {end: [] for end in ends}
+        for chunk in self._chunks(queries):
+            order, error = self._screened(chunk)
+            for end in ends:
+                found[end].append(self._rescored(chunk, *self._candidates(order, error, 1, end), 1))
+        return {
+            end: (torch.cat([d for d, _ in parts]), torch.cat([i for _, i in parts])) for end, parts in found.items()
+        }
+
+    def _chunks(self, queries: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not torch.isfinite(queries).all():
             raise ValueError(
                 "the query features hold NaN or infinite values: the screen's error bound needs finite ones"
             )
-        rows = max(1, self.chunk_bytes // (2 * self._widened.shape[1]))
-        found = [self._search_chunk(chunk, k) for chunk in queries.split(rows)]
-        return torch.cat([d for d, _ in found]), torch.cat([i for _, i in found])
+        return queries.split(max(1, self.chunk_bytes // (2 * self._widened.shape[1])))
 
-    def _screen(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(query, row) pairs of the rows that may be among each query's k nearest, by query."""
+    def _screened(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The screened |q - b|^2 of every query and row [Q, M + pad] as int16 bits (ordered as the numbers),
+        and each query's error term E(q) [Q]."""
         centred = queries - self._mean
         norms = centred.pow(2).sum(1)
-        ones = torch.ones(len(centred), 2)
-        widened = torch.cat([centred, ones, norms[:, None]], 1).to(torch.bfloat16)
-        order = torch.mm(widened, self._widened).view(torch.int16)  # screened |q - b|^2, as ordered bits
-        kth = order.amin(1) if k == 1 else order.topk(k, dim=1, largest=False).values[:, -1]
-        kth = kth.view(torch.bfloat16).float().clamp(min=0)
-        u, largest = self._ROUNDOFF, self._largest_norm
+        widened = torch.cat([centred, torch.ones(len(centred), 2), norms[:, None]], 1).to(torch.bfloat16)
+        largest = self._largest_norm
         error = 0.016 * norms.sqrt() * largest + 1e-4 * (largest**2 + norms)
+        return torch.mm(widened, self._widened).view(torch.int16), error
+
+    def _candidates(
+        self, order: torch.Tensor, error: torch.Tensor, k: int, end: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query, row) pairs, by query, of the rows among the first `end` (all) that may be among a query's k
+        nearest."""
+        if end is not None:  # a prefix, widened to whole int64 words with its extra columns masked out
+            order = order[:, : end + -end % self._PADDING]
+        kth = order[:, :end].amin(1) if k == 1 else order[:, :end].topk(k, dim=1, largest=False).values[:, -1]
+        kth = kth.view(torch.bfloat16).float().clamp(min=0)
+        u = self._ROUNDOFF
         bound = (kth / (1 - u) + 2 * error) * (1 + u) * (1 + 2 * u)  # the last factor: bfloat16 rounding of it
         mask = order <= bound.to(torch.bfloat16).view(torch.int16)[:, None]
+        if end is not None:
+            mask[:, end:] = False
         words = mask.view(torch.int64)  # 8 columns a word: the few candidates are found word by word
         query, word = words.nonzero(as_tuple=True)
         hit, column = mask.view(len(mask), -1, self._PADDING)[query, word].nonzero(as_tuple=True)
         return query[hit], word[hit] * self._PADDING + column
 
-    def _search_chunk(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        query, row = self._screen(queries, k)
+    def _rescored(
+        self, queries: torch.Tensor, query: torch.Tensor, row: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k nearest of each query's candidate rows by sum((q - b)^2) in float32 (ties: the lower index)."""
         counts = torch.bincount(query, minlength=len(queries))
         exact = (self.bank.index_select(0, row) - queries.repeat_interleave(counts, dim=0)).square_().sum(1)
         width = int(counts.max())
