@@ -20,7 +20,6 @@ Stages a Sphinx source tree in `<out>-src` (never touching notebooks/ or figures
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -40,16 +39,8 @@ INDEX_ANCHOR = re.compile(r"(\]\(\.\./figures/index\.md#)([^)\s]+)\)")
 MATHJAX_PARTS = ("tex-mml-chtml.js", "a11y", "adaptors", "input", "output", "sre", "ui")
 
 
-def _sync_results():
-    """scripts/sync_results.py as a module: the reading order of figures/index.md (PAPERS) lives there."""
-    spec = importlib.util.spec_from_file_location("sync_results", ROOT / "scripts" / "sync_results.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("sync_results", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-sync_results = _sync_results()
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/sync_results.py, also when loaded by path
+import sync_results  # noqa: E402  (the reading order of figures/index.md (PAPERS) lives there)
 
 
 @dataclass(frozen=True)

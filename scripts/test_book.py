@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import sys
 import tempfile
 import threading
@@ -36,16 +35,8 @@ SEARCH_QUERY = "coreset"
 MIN_TEXT = 200  # characters of main text below which a page counts as empty
 
 
-def _test_lab():
-    """scripts/test_lab.py as a module: its Chromium flags, `wait_for` and error type are shared."""
-    spec = importlib.util.spec_from_file_location("test_lab", ROOT / "scripts" / "test_lab.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("test_lab", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-test_lab = _test_lab()
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/test_lab.py, also when this file is loaded by path
+import test_lab  # noqa: E402  (its Chromium flags, `wait_for` and error type are shared)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from adlib.synth.categories import CATEGORIES
@@ -81,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, default in _MVTEC_ONLY.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
-    try:
-        out = generate(
+    out = _written(
+        lambda: generate(
             args.out or Path("data/synthetic"),
             args.categories,
             seed=args.seed,
@@ -92,10 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             size=args.size,
             progress=not args.no_progress,
         )
-    except (ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    )
+    if out is None:
         return 2
-    print(f"wrote {out}")
     if args.overview is not None:
         from adlib.synth.overview import benchmark_overview
 
@@ -115,16 +114,24 @@ def _main_loco(args: argparse.Namespace) -> int:
             f"error: {what} (--layout loco takes --out, --seed, --size, --categories, --no-progress)", file=sys.stderr
         )
         return 2
-    try:
-        out = generate_loco(
+    out = _written(
+        lambda: generate_loco(
             args.out or Path("data/synthetic-loco"),
             args.categories,
             seed=args.seed,
             size=args.size,
             progress=not args.no_progress,
         )
+    )
+    return 2 if out is None else 0
+
+
+def _written(generate_root: Callable[[], Path]) -> Path | None:
+    """Runs a generator and prints the root it wrote, or its error (then None: the caller exits with 2)."""
+    try:
+        out = generate_root()
     except (ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return None
     print(f"wrote {out}")
-    return 0
+    return out
