@@ -28,8 +28,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name adlib --display-name "Python (adlib)" >/dev/null
 	touch $@
 
-# The embedded benchmark (MVTec AD layout), deterministic: re-made only when the generator changes.
-data: data/synthetic/README.md
+# The embedded benchmark (MVTec AD layout) and its LOCO-style scenes (MVTec LOCO AD's layout, their own root as
+# LOCO has its own), deterministic: re-made only when the generator changes.
+data: data/synthetic/README.md data/synthetic-loco/README.md
 data/synthetic/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 	$(BIN)/python -m adlib.synth --out data/synthetic
 
@@ -41,12 +42,22 @@ QUICK_DATA := data/synthetic-quick
 else
 QUICK_DATA := $(DATA)
 endif
-data-quick: data/synthetic-quick/README.md
+LOCO_DATA ?= data/synthetic-loco
+ifeq ($(LOCO_DATA),data/synthetic-loco)
+QUICK_LOCO := data/synthetic-loco-quick
+else
+QUICK_LOCO := $(LOCO_DATA)
+endif
+data-quick: data/synthetic-quick/README.md data/synthetic-loco-quick/README.md
 data/synthetic-quick/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 	$(BIN)/python -m adlib.synth --out data/synthetic-quick --n-test-good 20 --n-test-defect 40
+# ... and of the LOCO-style scenes (adlib.synth.loco.QUICK_COUNTS: the first images of each split of data/synthetic-loco).
+data/synthetic-loco-quick/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
+	$(BIN)/python -m adlib.synth --layout loco --quick --out data/synthetic-loco-quick
 
 # The LOCO-style companion benchmark (adlib.synth.loco): scenes of several parts with logical and structural
-# anomalies in MVTec LOCO AD's layout, in its own root like LOCO itself (not a dependency of reproduce yet).
+# anomalies in MVTec LOCO AD's layout, in its own root like LOCO itself (kc_table2_logical's loco_root; part of make
+# data). LOCO_DATA: the root the notebooks get (MVTec LOCO AD for PROFILE=paper: python -m adlib fetch mvtec_loco).
 data-loco: data/synthetic-loco/README.md
 data/synthetic-loco/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 	$(BIN)/python -m adlib.synth --layout loco --out data/synthetic-loco
@@ -55,17 +66,19 @@ data/synthetic-loco/README.md: $(wildcard adlib/synth/*.py) | $(STAMP)
 # PROFILE=paper DATA=/path/to/mvtec runs the notebooks' quick mode on MVTec AD with WideResNet-50.
 # TEST_WORKERS=N: pytest-xdist workers (default 2, one per core, one thread each; a notebook stays on one worker).
 TEST_WORKERS ?= 2
-test: lint $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick)
-	$(BIN)/python scripts/prepare_notebooks.py --profile $(PROFILE) --data $(QUICK_DATA) --out build/nbval
+QUICK_LOCO_DATA := $(if $(filter data/synthetic-loco-quick,$(QUICK_LOCO)),data/synthetic-loco-quick/README.md)
+test: lint $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick) $(QUICK_LOCO_DATA)
+	$(BIN)/python scripts/prepare_notebooks.py --profile $(PROFILE) --data $(QUICK_DATA) --loco-data $(QUICK_LOCO) \
+		--out build/nbval
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests build/nbval --nbval-lax \
 		--nbval-kernel-name adlib
 
 # Every notebook's "Try it yourself" exercises in quick mode, each checked on its own run (adlib.companion.exercises):
 # fails, naming them, when an exercise's outcome is not the one its text expects; the table (notebook, exercise,
 # status, seconds) in build/exercises/exercises.md. NB=name runs one notebook's; TEST_WORKERS as for make test.
-exercises: $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick)
+exercises: $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick) $(QUICK_LOCO_DATA)
 	OMP_NUM_THREADS=1 $(BIN)/python scripts/run_exercises.py --profile $(PROFILE) --data $(QUICK_DATA) \
-		--out build/exercises --workers $(TEST_WORKERS) $(if $(NB),--notebook $(NB))
+		--loco-data $(QUICK_LOCO) --out build/exercises --workers $(TEST_WORKERS) $(if $(NB),--notebook $(NB))
 
 # ruff (pinned in requirements.lock, configured in pyproject.toml): lint, import order and format, whole tree.
 lint: $(STAMP)
@@ -94,7 +107,8 @@ JOBS ?= 2
 reproduce: $(STAMP) data
 	$(if $(FETCH),$(BIN)/python -m adlib fetch mvtec_ad --to $(DATA))
 	$(if $(FETCH),$(BIN)/python -m adlib fetch weights)
-	$(BIN)/python scripts/reproduce.py --profile $(PROFILE) --data $(DATA) $(if $(NB),--notebook $(NB)) \
+	$(BIN)/python scripts/reproduce.py --profile $(PROFILE) --data $(DATA) --loco-data $(LOCO_DATA) \
+		$(if $(NB),--notebook $(NB)) \
 		$(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force) $(if $(SCALE),--scale $(SCALE)) \
 		$(if $(STAGES),--stage-profile $(STAGES))
 

@@ -9,7 +9,8 @@ profile's code paths in quick mode (`make test PROFILE=paper DATA=/path/to/mvtec
 A notebook on another data set (a `btad_root` parameter: `sp_table3_btad`) gets `<out>/btad-fixture`, a
 tiny folder in BTAD's layout made of a few images of the first category under `--data` (`write_layout_fixture`):
 it exercises the notebook's code path, it is not BTAD, and its `LAYOUT_FIXTURE.txt` says so, which the
-notebook prints and puts in its caption.
+notebook prints and puts in its caption. A notebook on MVTec LOCO AD's layout (a `loco_root` parameter:
+`kc_table2_logical`) gets `--loco-data` (make test: the quick copy of the LOCO-style scenes, data/synthetic-loco-quick).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="data root: the embedded benchmark, or MVTec AD")
+    parser.add_argument(
+        "--loco-data",
+        type=Path,
+        default=None,
+        help="root in MVTec LOCO AD's layout for the notebooks with a `loco_root` parameter (make data-quick's "
+        "data/synthetic-loco-quick); without it they keep their own default",
+    )
     parser.add_argument("--profile", default="synthetic", choices=["synthetic", "paper"])
     parser.add_argument("--out", type=Path, required=True, help="folder for the prepared notebooks")
     args = parser.parse_args()
@@ -83,6 +91,8 @@ def main() -> None:
         if declared(notebook, {"btad_root": None}):
             fixture = fixture or write_layout_fixture(args.data, (args.out / "btad-fixture").resolve())
             own["btad_root"] = str(fixture)
+        if args.loco_data is not None and declared(notebook, {"loco_root": None}):
+            own["loco_root"] = str(args.loco_data.resolve())
         papermill.execute_notebook(
             str(notebook), str(args.out / notebook.name), parameters=own, prepare_only=True, kernel_name="adlib"
         )

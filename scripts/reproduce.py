@@ -1,10 +1,10 @@
 """Regenerates the figures: the embedded benchmark's contact sheet, then every notebook under papermill.
 
-    python scripts/reproduce.py --profile synthetic --data data/synthetic [--notebook NAME] [--jobs N] [--force]
-                                [--scale full]
+    python scripts/reproduce.py --profile synthetic --data data/synthetic [--loco-data data/synthetic-loco]
+                                [--notebook NAME] [--jobs N] [--force] [--scale full]
 
-Each notebook runs with its `profile`, `data_root`, `figures_dir` (= `figures/`) and `scale` parameters
-(those it declares) into `notebooks/executed/`, in its own kernel. `--jobs N` runs N at a time, the
+Each notebook runs with its `profile`, `data_root`, `figures_dir` (= `figures/`), `scale` and `loco_root`
+(= `--loco-data`) parameters (those it declares) into `notebooks/executed/`, in its own kernel. `--jobs N` runs N at a time, the
 longest chain first (by their last recorded times), each after the notebooks whose stored evaluations it
 reuses (notebook metadata `{"adlib": {"after": [names]}}`); a notebook that times things (notebook metadata
 `{"adlib": {"exclusive": true}}`) runs alone, after the others, with every core. `--scale full` runs
@@ -17,7 +17,7 @@ float rounding, or moved, and which verdicts changed (`scripts/compare_figures.p
 A run resumes: `build/reproduce/stamps.json` records, per notebook that finished, a digest of its
 inputs (the notebook file, its parameters, the `adlib` sources and a fingerprint of the data folder:
 every file's path, size and modification time; for a notebook with a `btad_root` parameter, of the
-`btad` folder beside the data too) and its wall time. A notebook whose inputs have the
+`btad` folder beside the data too; for one with a `loco_root` parameter, of `--loco-data`) and its wall time. A notebook whose inputs have the
 recorded digest is not run again and its figures are kept; `--force` runs every notebook, and
 `--notebook NAME` always runs that one (the other notebooks' times are kept from earlier runs).
 """
@@ -94,6 +94,12 @@ def other_data(notebook: Path, data: Path) -> str:
     wanted = declared(notebook, {f"{name}_root": None for name in OTHER_DATASETS})
     folders = [data.resolve().parent / key.removesuffix("_root") for key in sorted(wanted)]
     return "".join(f"\0{folder.name}:{data_fingerprint(folder)}" for folder in folders if folder.is_dir())
+
+
+def loco_data(parameters: dict) -> str:
+    """The fingerprint of the LOCO-layout root a notebook reads (its `loco_root` parameter), "" for the others."""
+    root = Path(parameters["loco_root"]) if "loco_root" in parameters else None
+    return f"\0loco:{data_fingerprint(root)}" if root is not None and root.is_dir() else ""
 
 
 def read_stamps(path: Path) -> dict[str, dict]:
@@ -182,6 +188,7 @@ def reproduce(
     rerun: Sequence[str] = (),
     kernel: str = "adlib",
     scale: str = "default",
+    loco: Path | None = None,
 ) -> dict[str, str]:
     """Runs the notebooks whose inputs changed since they last finished (and those named in `rerun`), `jobs` at a
     time, longest chain first and after their prerequisites, the exclusive ones alone at the end; records each one that finishes in the stamps at
@@ -191,12 +198,16 @@ def reproduce(
         "data_root": str(data.resolve()),
         "figures_dir": str(figures.resolve()),
         "scale": scale,
+        **({"loco_root": str(loco.resolve())} if loco is not None else {}),
     }
     parameters = {nb.stem: declared(nb, common) for nb in notebooks}
     sources, fingerprint = sources_digest(), data_fingerprint(data)
     stamps = read_stamps(stamps_path)
     digests = {
-        nb.stem: inputs_digest(nb, parameters[nb.stem], sources, fingerprint + other_data(nb, data)) for nb in notebooks
+        nb.stem: inputs_digest(
+            nb, parameters[nb.stem], sources, fingerprint + other_data(nb, data) + loco_data(parameters[nb.stem])
+        )
+        for nb in notebooks
     }
     todo = [nb for nb in notebooks if nb.stem in rerun or stamps.get(nb.stem, {}).get("digest") != digests[nb.stem]]
     for nb in notebooks:
@@ -328,10 +339,36 @@ def contact_sheet(data: Path) -> None:
     atomic_write_bytes(FIGURES / "benchmark_overview.md", caption.encode())
 
 
+def loco_contact_sheet(loco: Path) -> None:
+    """figures/benchmark_overview_loco.png and its caption: the LOCO-style scenes (`adlib.synth.loco`)."""
+    from adlib.data.datasets import list_categories
+    from adlib.files import atomic_write_bytes
+    from adlib.synth.loco import LOCO_CATEGORIES, LOCO_VERSION
+    from adlib.synth.overview import benchmark_overview
+
+    present = set(list_categories(loco))
+    rows = [name for name in LOCO_CATEGORIES if name in present]
+    benchmark_overview(loco, FIGURES / "benchmark_overview_loco.png", categories=rows)
+    caption = (
+        f"The LOCO-style scenes (`adlib.synth.loco` version {LOCO_VERSION}, `{loco.name}`, MVTec LOCO AD's layout): "
+        "one row per category, two good test images, then anomalous ones alternating between the logical "
+        "(a part missing, one too many, the wrong kind, swapped or turned) and the structural (a damaged part) "
+        "test folder, with the ground truth outlined (for a missing part: where it should be)."
+    )
+    atomic_write_bytes(FIGURES / "benchmark_overview_loco.md", caption.encode())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="synthetic", choices=["synthetic", "paper"])
     parser.add_argument("--data", type=Path, required=True, help="data root (MVTec layout)")
+    parser.add_argument(
+        "--loco-data",
+        type=Path,
+        default=None,
+        help="root in MVTec LOCO AD's layout, the `loco_root` of the notebooks that declare it (make data's "
+        "data/synthetic-loco, or MVTec LOCO AD)",
+    )
     parser.add_argument("--notebook", help="run only this notebook (name without .ipynb), whatever its stamp says")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time, each in its own kernel")
     parser.add_argument(
@@ -356,6 +393,8 @@ def main() -> None:
 
     if args.profile == "synthetic":
         contact_sheet(args.data)
+        if args.loco_data is not None and args.loco_data.is_dir():
+            loco_contact_sheet(args.loco_data)
     every = sorted(NOTEBOOKS.glob("*.ipynb"))
     notebooks = every
     if args.notebook:
@@ -374,6 +413,7 @@ def main() -> None:
         jobs=args.jobs,
         rerun=rerun,
         scale=args.scale,
+        loco=args.loco_data,
     )
     from adlib.files import atomic_write_bytes
 

@@ -40,6 +40,14 @@ def declared(notebook: Path) -> dict[int, dict[str, object]]:
     return {}
 
 
+def loco_root_declared(notebook: Path) -> bool:
+    """Whether the notebook's parameters cell assigns `loco_root` (a notebook on MVTec LOCO AD's layout)."""
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return re.search(r"^loco_root\s*=", "".join(cell["source"]), flags=re.MULTILINE) is not None
+    return False
+
+
 def outcome(executed: Path, exercise: int) -> tuple[str, str]:
     """('as expected', 'not as expected' or 'no check ran', the checks that differ), from the executed
     notebook's printed lines."""
@@ -82,6 +90,13 @@ def run_one(job: tuple[str, int, dict[str, object], Path]) -> tuple[str, int, st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="data root of quick mode, e.g. data/synthetic-quick")
+    parser.add_argument(
+        "--loco-data",
+        type=Path,
+        default=None,
+        help="root in MVTec LOCO AD's layout for the notebooks with a `loco_root` parameter, e.g. "
+        "data/synthetic-loco-quick",
+    )
     parser.add_argument("--profile", default="synthetic", choices=["synthetic", "paper"])
     parser.add_argument("--out", type=Path, required=True, help="folder for the executed notebooks and the table")
     parser.add_argument("--workers", type=int, default=2, help="exercises run at a time (default 2)")
@@ -96,6 +111,8 @@ def main() -> None:
         for exercise in sorted(declared(NOTEBOOKS / f"{name}.ipynb")):
             figures = (args.out / "figures" / f"{name}.exercise{exercise}").resolve()
             parameters = {"profile": args.profile, "data_root": str(args.data.resolve()), "quick": True}
+            if args.loco_data is not None and loco_root_declared(NOTEBOOKS / f"{name}.ipynb"):
+                parameters["loco_root"] = str(args.loco_data.resolve())
             jobs.append((name, exercise, {**parameters, "figures_dir": str(figures)}, args.out.resolve()))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()

@@ -56,6 +56,7 @@ OPENINGS = (
     COMPANION_HEADING,
 )  # how adlib.companion.report.publish opens a caption (the papers' verdicts, then the companion's own)
 DATASET_FIGURE = "benchmark_overview"  # drawn by scripts/reproduce.py itself, not by a notebook
+LOCO_FIGURE = "benchmark_overview_loco"  # the LOCO-style scenes' contact sheet, drawn by scripts/reproduce.py too
 PAPERS = [  # (heading of figures/index.md, the notebook names it holds), in reading order
     ("Start here: the quickstart", ("00_", "01_")),
     ("PatchCore (Roth et al., *Towards Total Recall in Industrial Anomaly Detection*, CVPR 2022)", ("pc_",)),
@@ -236,7 +237,7 @@ def index_text(notebooks_dir: Path, figures_dir: Path) -> str:
     notebooks = {path.stem: nbformat.read(path, as_version=4) for path in paths}
     times = wall_times(figures_dir, list(notebooks))
     relative = Path(os.path.relpath(notebooks_dir, figures_dir)).as_posix()
-    shown = {DATASET_FIGURE, SCORECARD}
+    shown = {DATASET_FIGURE, LOCO_FIGURE, SCORECARD}
     groups = [title for title, _ in PAPERS] + ["Other notebooks"]
     lines = [
         "# Figures",
@@ -255,6 +256,8 @@ def index_text(notebooks_dir: Path, figures_dir: Path) -> str:
         lines += [f"## {title}", ""]
         if group == 0 and (figures_dir / f"{DATASET_FIGURE}.png").is_file():
             lines += ["### The embedded benchmark", ""] + figure_lines(Figure(DATASET_FIGURE, figures_dir))
+            if (figures_dir / f"{LOCO_FIGURE}.png").is_file():
+                lines += ["### The LOCO-style scenes", ""] + figure_lines(Figure(LOCO_FIGURE, figures_dir))
         for stem in members:
             seconds = times[times["notebook"] == stem]
             timing = "; ".join(f"{row.seconds:.0f} s ({row.profile} profile)" for row in seconds.itertuples())

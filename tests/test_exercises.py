@@ -161,3 +161,13 @@ def test_every_notebook_with_exercises_numbers_them_as_its_text_does(runner) -> 
         numbered = sorted(int(n) for n in re.findall(r"^(?:\*\*)?(\d+)\. \**", text, flags=re.MULTILINE))
         assert numbered == sorted(declared), f"{notebook.name}: text numbers {numbered}, EXERCISES {sorted(declared)}"
         assert any("exercises.report(EXERCISES, CHECKS, exercise)" in "".join(c["source"]) for c in cells), notebook
+
+
+def test_the_runner_finds_the_notebooks_that_take_a_loco_root(runner, tmp_path) -> None:
+    plain = fake_notebook(tmp_path)
+    assert not runner.loco_root_declared(plain)
+    nb = nbformat.read(plain, as_version=4)
+    nb.cells[0].source += '\nloco_root = "../data/synthetic-loco"'
+    nbformat.write(nb, tmp_path / "loco.ipynb")
+    assert runner.loco_root_declared(tmp_path / "loco.ipynb")
+    assert runner.loco_root_declared(ROOT / "notebooks" / "kc_table2_logical.ipynb")

@@ -202,3 +202,22 @@ def test_a_notebook_waits_for_the_ones_it_reuses_and_long_chains_start_first(rep
         list(paths.values()), after, {"table1": 10, "table4": 5, "table7": 5, "other": 15}
     )
     assert priority == {"table1": 20, "table4": 10, "table7": 5, "other": 15}  # the chain beats the longest one
+
+
+def test_a_notebook_on_loco_gets_the_loco_root_and_its_fingerprint(reproduce, tmp_path):
+    """--loco-data reaches only the notebooks that declare `loco_root`, and a change in it re-runs only those."""
+    plain = fake_notebook(tmp_path / "plain.ipynb")
+    on_loco = tmp_path / "on_loco.ipynb"
+    nb = nbformat.read(plain, as_version=4)
+    nb.cells[0].source += '\nloco_root = "../data/synthetic-loco"'
+    nbformat.write(nb, on_loco)
+    loco = tmp_path / "synthetic-loco"
+    (loco / "kit").mkdir(parents=True)
+    (loco / "kit" / "a.png").write_bytes(b"1")
+    common = {"profile": "synthetic", "loco_root": str(loco)}
+    assert reproduce.declared(on_loco, common) == common and "loco_root" not in reproduce.declared(plain, common)
+    before = reproduce.loco_data(reproduce.declared(on_loco, common))
+    assert before.startswith("\0loco:") and reproduce.loco_data(reproduce.declared(plain, common)) == ""
+    (loco / "kit" / "b.png").write_bytes(b"2")
+    assert reproduce.loco_data(reproduce.declared(on_loco, common)) != before
+    assert reproduce.loco_data({"loco_root": str(tmp_path / "absent")}) == ""

@@ -9,7 +9,7 @@ from PIL import Image
 
 from adlib.data.datasets import DataError, Preprocessing, load_category
 from adlib.data.loco import DefectSpec, Region, category_regions, read_defects_config, saturation_area
-from adlib.evaluation.spro import au_spro, spro_curve
+from adlib.evaluation.spro import au_spro, spro_counts, spro_curve
 
 
 def slow_au_spro(maps, regions, max_fpr):
@@ -188,3 +188,37 @@ def test_loco_reading_refuses_bad_ground_truth(tmp_path):
     (category.root / "defects_config.json").unlink()
     with pytest.raises(FileNotFoundError, match="defects_config.json"):
         read_defects_config(category.root)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_counts_of_any_multiset_match_the_slow_loop(seed):
+    """SproCounts.au_spro with draw counts = the slow loop on the list of drawn images (repeats included)."""
+    rng = np.random.default_rng(seed)
+    maps, regions = _random_set(rng, n_images=5, levels=None if seed % 2 else 6)
+    counts = spro_counts(maps, regions, max_fpr=0.3)  # few distinct scores: every one a threshold, exact
+    assert counts.au_spro(np.ones(5), 0.3)[0] == pytest.approx(au_spro(maps, regions, 0.3), abs=1e-12)
+    draws = [[1, 1, 2, 4, 4], [0, 1, 3, 3, 3], [2, 2, 2, 1, 0]]
+    weights = np.stack([np.bincount(d, minlength=5) for d in draws])
+    expected = [slow_au_spro([maps[i] for i in d], [regions[i] for i in d], 0.3) for d in draws]
+    assert counts.au_spro(weights, 0.3) == pytest.approx(expected, abs=1e-12)
+
+
+def test_binned_counts_come_close_to_the_exact_area():
+    """With fewer thresholds than distinct scores the curve is sampled at quantiles of the defect-free scores."""
+    rng = np.random.default_rng(7)
+    maps, regions = _random_set(rng, n_images=6, side=40)
+    exact = au_spro(maps, regions, 0.05)
+    binned = spro_counts(maps, regions, max_fpr=0.05, n_thresholds=400)
+    assert binned.thresholds.size <= 401
+    assert binned.au_spro(np.ones(6), 0.05)[0] == pytest.approx(exact, abs=0.01)
+
+
+def test_counts_refuse_bad_settings():
+    maps, regions = _random_set(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_thresholds"):
+        spro_counts(maps, regions, n_thresholds=2)
+    counts = spro_counts(maps, regions)
+    with pytest.raises(ValueError, match="weights give 3 images"):
+        counts.au_spro(np.ones(3))
+    with pytest.raises(ValueError, match="without defect regions"):
+        counts.au_spro(np.array([1.0, 0, 0, 0]))

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from adlib.data.datasets import Preprocessing, load_category, read_mask
 from adlib.data.loco import category_regions
@@ -113,3 +114,22 @@ def test_cli_refuses_options_of_the_other_layout(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--categories", "kit", "--no-progress"]) == 2
     assert "--layout loco" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_quick_copy_is_a_prefix_of_the_default_root(tmp_path, capsys):
+    """--quick writes QUICK_COUNTS images per split, each byte for byte the same-named image of a default root."""
+    from adlib.synth.loco import QUICK_COUNTS
+
+    assert (
+        main(["--layout", "loco", "--out", str(tmp_path / "q"), "--categories", "rack", "--quick", "--no-progress"])
+        == 0
+    )
+    for split, n in QUICK_COUNTS.items():
+        files = sorted((tmp_path / "q" / "rack" / split).glob("*.png"))
+        assert len(files) == n
+    last = QUICK_COUNTS["test/logical_anomalies"] - 1
+    image = make_loco_sample("rack", "test/logical_anomalies", last).image
+    written = np.asarray(Image.open(tmp_path / "q" / "rack" / "test/logical_anomalies" / f"{last:03d}.png"))
+    assert np.array_equal(written, image)
+    assert main(["--out", str(tmp_path / "m"), "--quick", "--no-progress"]) == 2
+    assert "--quick only acts with --layout loco" in capsys.readouterr().err

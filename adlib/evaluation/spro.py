@@ -155,3 +155,75 @@ def au_spro(maps: Sequence[np.ndarray], regions: Sequence[Sequence[Region]], max
     limit = _check_max_fpr(max_fpr)
     curve = spro_curve(maps, regions, max_fpr=limit)
     return area_to(curve.fpr, curve.spro, limit)
+
+
+@dataclass(frozen=True)
+class SproCounts:
+    """Per image, at fixed thresholds, the sums AU-sPRO is made of, so that any multiset of the images (a
+    bootstrap resample, as counts per image) gets its AU-sPRO from weighted sums instead of a new curve.
+
+    At threshold t (a pixel is positive when its score >= t, as `spro_curve`): `false_positives[i, t]` the
+    defect-free positive pixels of image i, `overlap[i, t]` the sum over image i's regions of
+    min(TP / saturation, 1); `negatives[i]` its defect-free pixels, `regions[i]` its number of regions."""
+
+    thresholds: np.ndarray  # [T], decreasing, +inf first, the smallest score last (FPR 1)
+    false_positives: np.ndarray  # [N, T]
+    overlap: np.ndarray  # [N, T]
+    negatives: np.ndarray  # [N]
+    regions: np.ndarray  # [N]
+
+    def au_spro(self, weights: np.ndarray, max_fpr: float = DEFAULT_MAX_FPR) -> np.ndarray:
+        """AU-sPRO for each row of `weights` ([R, N] or [N]: how often each image is in the set), up to max_fpr."""
+        limit = _check_max_fpr(max_fpr)
+        w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        if w.shape[1] != self.negatives.size:
+            raise ValueError(f"weights give {w.shape[1]} images, the counts hold {self.negatives.size}")
+        n_regions, n_negatives = w @ self.regions, w @ self.negatives
+        if np.any(n_regions == 0) or np.any(n_negatives == 0):
+            raise ValueError("a weighted set without defect regions or defect-free pixels: AU-sPRO is undefined")
+        fpr = (w @ self.false_positives) / n_negatives[:, None]
+        spro = (w @ self.overlap) / n_regions[:, None]
+        return np.array([area_to(f, s, limit) for f, s in zip(fpr, spro)])
+
+
+def spro_counts(
+    maps: Sequence[np.ndarray],
+    regions: Sequence[Sequence[Region]],
+    max_fpr: float = DEFAULT_MAX_FPR,
+    n_thresholds: int = 2000,
+) -> SproCounts:
+    """`SproCounts` of a set of images. Thresholds: every distinct score when there are at most `n_thresholds`
+    (then `SproCounts.au_spro` of all-ones weights equals `au_spro` exactly); otherwise quantiles of the
+    defect-free scores spaced evenly in FPR from 0 to 2 x max_fpr (a resample's FPR moves a little), the
+    largest and the smallest score, so the curve up to max_fpr is sampled every ~2 x max_fpr / n_thresholds."""
+    limit = _check_max_fpr(max_fpr)
+    if isinstance(n_thresholds, bool) or not isinstance(n_thresholds, int) or n_thresholds < 3:
+        raise ValueError(f"n_thresholds={n_thresholds!r}: give an integer >= 3 (default 2000)")
+    arrays = _check(maps, regions)
+    free = [~np.logical_or.reduce([r.mask for r in rs] + [np.zeros(a.shape, bool)]) for a, rs in zip(arrays, regions)]
+    distinct = np.unique(np.concatenate([a.ravel() for a in arrays]))
+    if distinct.size <= n_thresholds:
+        thresholds = distinct[::-1]
+    else:
+        negatives = np.concatenate([a[f] for a, f in zip(arrays, free)])
+        tail = np.linspace(0.0, min(1.0, 2 * limit), n_thresholds - 2)
+        inner = np.quantile(negatives, 1.0 - tail) if negatives.size else np.empty(0)
+        thresholds = np.unique(np.concatenate([inner, distinct[[0, -1]]]))[::-1]
+    thresholds = np.concatenate([[np.inf], thresholds])
+
+    def above(values: np.ndarray) -> np.ndarray:
+        ordered = np.sort(values)
+        return ordered.size - np.searchsorted(ordered, thresholds, side="left")
+
+    false_positives = np.stack([above(a[f]) for a, f in zip(arrays, free)]).astype(np.float64)
+    overlap = np.zeros((len(arrays), thresholds.size))
+    for i, (a, image_regions) in enumerate(zip(arrays, regions)):
+        for region in image_regions:
+            overlap[i] += np.minimum(above(a[region.mask]) / region.saturation, 1.0)
+    return SproCounts(
+        thresholds=thresholds,
+        false_positives=false_positives,
+        overlap=overlap,
+        negatives=np.array([f.sum() for f in free], dtype=np.float64),
+        regions=np.array([len(r) for r in regions], dtype=np.float64),
+    )

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-METRICS = ("image_auroc", "pixel_auroc", "pro")
-METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO"}
+METRICS = ("image_auroc", "pixel_auroc", "pro", "au_spro")
+METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO", "au_spro": "AU-sPRO"}
 COMPARISONS = ("above", "within", "trend")
 DIRECTIONS = ("increasing", "decreasing")
 TREND_STATISTICS = ("slope", "last_minus_first")

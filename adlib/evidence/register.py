@@ -53,6 +53,7 @@ METRICS = {
     "pixel_auroc": "pixel AUROC over every test image",
     "pro": "PRO (area under the per-region overlap curve up to FPR 0.3)",
     "anomaly_pixel_auroc": "KC's pixel AUROC over defective test images only",
+    "au_spro": "MVTec LOCO AD's AU-sPRO (saturated per-region overlap, area up to FPR 0.05, normalised)",
     "inference_time": "seconds per test image",
     "train_time": "seconds to fit one category",
     "max_distance": "2-D toy: distance from the worst-covered point to the subsample",

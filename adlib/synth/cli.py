@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from adlib.synth.categories import CATEGORIES
-from adlib.synth.loco import LOCO_CATEGORIES, generate_loco
+from adlib.synth.loco import DEFAULT_COUNTS, LOCO_CATEGORIES, QUICK_COUNTS, generate_loco
 from adlib.synth.writer import generate
 
 # Options of the MVTec-layout benchmark only: the LOCO-style one has its own fixed split sizes.
@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="also write a contact sheet of the generated categories to this PNG",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="with --layout loco: the quick copy's split sizes (adlib.synth.loco.QUICK_COUNTS, the first images "
+        "of each split of the default root), e.g. --out data/synthetic-loco-quick",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     return parser
 
@@ -74,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.layout == "loco":
         return _main_loco(args)
+    if args.quick:
+        print("error: --quick only acts with --layout loco (the MVTec layout takes --n-train etc.)", file=sys.stderr)
+        return 2
     wrong = [name for name in args.categories or () if name not in CATEGORIES]
     if wrong:
         print(f"error: {', '.join(wrong)}: LOCO-style categories; add --layout loco", file=sys.stderr)
@@ -111,7 +120,8 @@ def _main_loco(args: argparse.Namespace) -> int:
         what = f"{', '.join(given)} only act(s) without --layout loco" if given else ""
         what += ("; " if what else "") + (f"not LOCO-style categories: {', '.join(wrong)}" if wrong else "")
         print(
-            f"error: {what} (--layout loco takes --out, --seed, --size, --categories, --no-progress)", file=sys.stderr
+            f"error: {what} (--layout loco takes --out, --seed, --size, --categories, --quick, --no-progress)",
+            file=sys.stderr,
         )
         return 2
     out = _written(
@@ -120,6 +130,7 @@ def _main_loco(args: argparse.Namespace) -> int:
             args.categories,
             seed=args.seed,
             size=args.size,
+            counts=QUICK_COUNTS if args.quick else DEFAULT_COUNTS,
             progress=not args.no_progress,
         )
     )

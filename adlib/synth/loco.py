@@ -22,7 +22,8 @@ the footprints of what is there and what should be. ``defects_config.json`` give
 saturation threshold (absolute pixels for a missing or extra part, about a quarter of a part's area,
 relative otherwise), read by `adlib.data.loco`.
 
-Layout (MVTec LOCO AD's), written by ``python -m adlib.synth --layout loco --out data/synthetic-loco``::
+Layout (MVTec LOCO AD's), written by ``python -m adlib.synth --layout loco --out data/synthetic-loco``
+(``--quick``: the smaller `QUICK_COUNTS`, a prefix of each split, for the notebooks' quick mode)::
 
     <out>/<category>/train/good/000.png, validation/good/, test/good/,
     <out>/<category>/test/logical_anomalies/000.png, test/structural_anomalies/000.png,
@@ -62,6 +63,15 @@ DEFAULT_COUNTS: Mapping[str, int] = {
     "test/good": 20,
     "test/logical_anomalies": 40,
     "test/structural_anomalies": 20,
+}
+#: The quick copy (`make data-quick` -> data/synthetic-loco-quick, for make test): the first images of each
+#: split, byte for byte those of a default root (an image is a pure function of its index).
+QUICK_COUNTS: Mapping[str, int] = {
+    "train/good": 20,
+    "validation/good": 2,
+    "test/good": 10,
+    "test/logical_anomalies": 12,
+    "test/structural_anomalies": 6,
 }
 
 #: A logical defect: paints the parts (altered by the rule it breaks) and returns its regions.
