@@ -5,8 +5,10 @@
 Each exercise is declared in its notebook as `EXERCISES = {number: {parameter: value}}` (literals; see
 `adlib.companion.exercises`). Every (notebook, exercise) runs through papermill with `quick=True` and
 `exercise=N`, with ADLIB_EXERCISE_STRICT=1 so that an unexpected outcome raises in the notebook's check
-cell. The table (notebook, exercise, status, seconds) is printed and written to `<out>/exercises.md`; the
-exit status is 1 when any exercise is not as expected or fails to run, naming them.
+cell. A notebook on another data set (a `btad_root` parameter) runs on the layout fixture that `make test`
+uses (`prepare_notebooks.write_layout_fixture`, in `<out>/btad-fixture`): its checks are what holds there.
+The table (notebook, exercise, status, seconds) is printed and written to `<out>/exercises.md`; the exit
+status is 1 when any exercise is not as expected or fails to run, naming them.
 """
 
 from __future__ import annotations
@@ -38,14 +40,6 @@ def declared(notebook: Path) -> dict[int, dict[str, object]]:
                 except ValueError as error:
                     raise ValueError(f"{notebook.name}: EXERCISES must be literals ({error})") from None
     return {}
-
-
-def loco_root_declared(notebook: Path) -> bool:
-    """Whether the notebook's parameters cell assigns `loco_root` (a notebook on MVTec LOCO AD's layout)."""
-    for cell in json.loads(notebook.read_text())["cells"]:
-        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            return re.search(r"^loco_root\s*=", "".join(cell["source"]), flags=re.MULTILINE) is not None
-    return False
 
 
 def outcome(executed: Path, exercise: int) -> tuple[str, str]:
@@ -88,6 +82,9 @@ def run_one(job: tuple[str, int, dict[str, object], Path]) -> tuple[str, int, st
 
 
 def main() -> None:
+    from prepare_notebooks import write_layout_fixture  # scripts/ is on sys.path when this file runs as a script
+    from reproduce import declared as other_data_set
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="data root of quick mode, e.g. data/synthetic-quick")
     parser.add_argument(
@@ -106,13 +103,17 @@ def main() -> None:
     names = args.notebook or sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
     if missing := [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").is_file()]:
         sys.exit(f"--notebook {' '.join(missing)}: no such notebook in {NOTEBOOKS}")
-    jobs = []
+    jobs, fixture = [], None
     for name in names:
+        notebook = NOTEBOOKS / f"{name}.ipynb"
+        parameters = {"profile": args.profile, "data_root": str(args.data.resolve()), "quick": True}
+        if other_data_set(notebook, {"btad_root": None}) and declared(notebook):
+            fixture = fixture or write_layout_fixture(args.data, (args.out / "btad-fixture").resolve())  # as make test
+            parameters["btad_root"] = str(fixture)
+        if args.loco_data is not None and other_data_set(notebook, {"loco_root": None}):
+            parameters["loco_root"] = str(args.loco_data.resolve())
         for exercise in sorted(declared(NOTEBOOKS / f"{name}.ipynb")):
             figures = (args.out / "figures" / f"{name}.exercise{exercise}").resolve()
-            parameters = {"profile": args.profile, "data_root": str(args.data.resolve()), "quick": True}
-            if args.loco_data is not None and loco_root_declared(NOTEBOOKS / f"{name}.ipynb"):
-                parameters["loco_root"] = str(args.loco_data.resolve())
             jobs.append((name, exercise, {**parameters, "figures_dir": str(figures)}, args.out.resolve()))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()

@@ -151,6 +151,32 @@ def test_the_runner_reads_the_declared_exercises_and_fails_on_a_wrong_expectatio
     assert runner.outcome(out / "missing.ipynb", 1) == ("no check ran", "")
 
 
+def test_a_notebook_on_another_data_set_gets_the_layout_fixture(runner, tmp_path, monkeypatch):
+    import prepare_notebooks  # scripts/ is on sys.path (the runner fixture)
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.read(fake_notebook(notebooks), as_version=4)
+    nb.cells[0].source += "\nbtad_root = None"
+    nb.cells[2].source = (
+        "from adlib.companion.exercises import count\n"
+        "fixture = btad_root is not None and btad_root.endswith('btad-fixture')\n"
+        "CHECKS = {n: ('btad_root is the fixture', lambda: [count('fixture', int(fixture), 1)]) for n in (1, 2)}\n"
+        "exercises.report(EXERCISES, CHECKS, exercise)"
+    )
+    nbformat.write(nb, notebooks / "fake.ipynb")
+    written = []
+    monkeypatch.setattr(prepare_notebooks, "write_layout_fixture", lambda source, out: written.append(out) or out)
+    monkeypatch.setattr(runner, "NOTEBOOKS", notebooks)
+    monkeypatch.setattr(runner, "KERNEL", "python3")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    out = tmp_path / "out"
+    argv = ["run_exercises.py", "--data", str(tmp_path), "--out", str(out), "--workers", "1"]
+    monkeypatch.setattr("sys.argv", argv)
+    runner.main()  # both exercises as expected: each saw btad_root
+    assert written == [(out / "btad-fixture").resolve()]  # written once for the notebook's two exercises
+
+
 def test_every_notebook_with_exercises_numbers_them_as_its_text_does(runner) -> None:
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         declared = runner.declared(notebook)
@@ -164,10 +190,12 @@ def test_every_notebook_with_exercises_numbers_them_as_its_text_does(runner) -> 
 
 
 def test_the_runner_finds_the_notebooks_that_take_a_loco_root(runner, tmp_path) -> None:
+    import reproduce  # the runner asks reproduce.declared, as make reproduce does (scripts/ is on the path)
+
     plain = fake_notebook(tmp_path)
-    assert not runner.loco_root_declared(plain)
+    assert not reproduce.declared(plain, {"loco_root": None})
     nb = nbformat.read(plain, as_version=4)
     nb.cells[0].source += '\nloco_root = "../data/synthetic-loco"'
     nbformat.write(nb, tmp_path / "loco.ipynb")
-    assert runner.loco_root_declared(tmp_path / "loco.ipynb")
-    assert runner.loco_root_declared(ROOT / "notebooks" / "kc_table2_logical.ipynb")
+    assert reproduce.declared(tmp_path / "loco.ipynb", {"loco_root": None})
+    assert reproduce.declared(ROOT / "notebooks" / "kc_table2_logical.ipynb", {"loco_root": None})

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adlib.companion.plots_softpatch import filter_ranking, injected_training_panels
+from adlib.companion.plots_softpatch import filter_ranking, injected_noise_grid, injected_training_panels
 from adlib.companion.plotting import ratio_dots
 from adlib.data.datasets import Preprocessing, load_category
 from adlib.data.protocol import add_training_noise
@@ -27,6 +27,50 @@ def test_injected_training_panels_outlines_only_the_injected_images(tiny_benchma
 def test_injected_training_panels_refuses_a_clean_training_set(tiny_benchmark):
     with pytest.raises(ValueError, match="no injected"):
         injected_training_panels(load_category(tiny_benchmark, "brick").train, Preprocessing(resize=64, crop=64))
+
+
+def test_injected_noise_grid_shows_each_categorys_injected_images_outlined(tiny_benchmark):
+    trains = {
+        name: add_training_noise(load_category(tiny_benchmark, name), 0.34, False, seed=0)[0].train
+        for name in ("pill", "brick")
+    }
+    assert [sum(s.label for s in train) for train in trains.values()] == [2, 2]  # int(0.34 * 6)
+    trains["brick"] = trains["brick"][:-1]  # brick keeps one injected image (they are appended last)
+    prep = Preprocessing(resize=64, crop=64)
+    fig = injected_noise_grid(trains, prep, per_category=3)
+    axes = np.array(fig.axes).reshape(2, 2)  # a row per category (in the mapping's order); 2 columns: the most shown
+    for row, (name, shown) in zip(axes, (("pill", 2), ("brick", 1))):
+        injected = [s for s in trains[name] if s.label == 1]
+        assert len(injected) == shown
+        assert row[0].get_ylabel() == f"{name}\n{shown} of {len(trains[name])} injected"
+        titles = [ax.get_title() for ax in row[:shown]]
+        assert sorted(titles) == sorted(s.defect for s in injected)
+        assert len(set(titles)) == len({s.defect for s in injected})  # one per defect type before a second
+        assert all(len(ax.collections) > 0 and ax.images for ax in row[:shown])  # outlined (contours) images
+        assert all(not ax.axison and not ax.images for ax in row[shown:])  # nothing to show: an empty panel
+    pyplot().close(fig)
+    fig = injected_noise_grid(trains, prep, per_category=1)
+    assert len(fig.axes) == 2  # one image per category
+    pyplot().close(fig)
+
+
+def test_injected_noise_grid_shows_one_image_per_defect_type_before_a_second(tiny_benchmark):
+    category = load_category(tiny_benchmark, "brick")
+    noisy = add_training_noise(category, 0.99, True, seed=0)[0].train  # every defective test image: 6
+    defects = sorted({s.defect for s in noisy if s.label == 1})
+    assert len(defects) > 1 and sum(s.label for s in noisy) > len(defects)  # some type appears twice
+    fig = injected_noise_grid({"brick": noisy}, Preprocessing(resize=64, crop=64), per_category=len(defects))
+    assert sorted(ax.get_title() for ax in fig.axes) == defects
+    pyplot().close(fig)
+
+
+def test_injected_noise_grid_names_a_clean_category(tiny_benchmark):
+    trains = {
+        "pill": add_training_noise(load_category(tiny_benchmark, "pill"), 0.34, False, seed=0)[0].train,
+        "brick": load_category(tiny_benchmark, "brick").train,
+    }
+    with pytest.raises(ValueError, match=r"\['brick'\]"):
+        injected_noise_grid(trains, Preprocessing(resize=64, crop=64))
 
 
 def test_filter_ranking_puts_points_and_cuts_where_the_scores_say():

@@ -1,5 +1,5 @@
 """Figures of the SoftPatch notebooks: sweep panels, the t-SNE map of bank origins, the noisy training
-set at a glance and the image-level filter's ranking.
+set at a glance (one category, or every category as SP Fig. 8) and the image-level filter's ranking.
 
 Figure-specific helpers apart from `adlib.companion.plotting` (the project's style and its shared plots), so that a
 notebook cell reads like the method. matplotlib is imported inside the functions, as in `adlib.companion.plotting`.
@@ -7,7 +7,7 @@ notebook cell reads like the method. matplotlib is imported inside the functions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -125,6 +125,55 @@ def injected_training_panels(train: Sequence, prep, count: int = 8, n_good: int 
             f"{len(panels) - len(good[:n_good])} shown)",
             y=1.02,
         )
+    return fig
+
+
+def _one_per_defect_first(samples: Sequence) -> list:
+    """The samples reordered round-robin over their defect types (each type in its given order), so that the
+    first few shown cover as many types as there are."""
+    groups: dict[str, list] = {}
+    for sample in samples:
+        groups.setdefault(sample.defect, []).append(sample)
+    rounds = max((len(group) for group in groups.values()), default=0)
+    return [group[i] for i in range(rounds) for group in groups.values() if i < len(group)]
+
+
+def injected_noise_grid(trains: Mapping[str, Sequence], prep, per_category: int = 4, title: str = ""):
+    """SoftPatch Fig. 8's kind of picture for a noisy benchmark: one row per category (`trains` maps a
+    category name to its noisy training samples, `adlib.data.protocol.add_training_noise`), up to
+    `per_category` of its injected (label 1) training images, one per defect type before a second of any,
+    each with its ground truth outlined and its defect type as title; the row's label says how many of the
+    training images are injected. Returns the figure; a category without an injected image is an error
+    naming it."""
+    from adlib.data.datasets import read_mask
+
+    injected = {name: _one_per_defect_first([s for s in train if s.label == 1]) for name, train in trains.items()}
+    if not injected or (clean := [name for name, shown in injected.items() if not shown]):
+        raise ValueError(
+            f"no injected (label 1) training image in {clean if injected else 'an empty mapping'}: pass noisy "
+            "training sets (adlib.data.protocol.add_training_noise with ratio > 0)"
+        )
+    columns = max(1, min(per_category, max(len(shown) for shown in injected.values())))
+    plt = pyplot()
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            len(injected), columns, figsize=(1.9 * columns + 0.6, 2.0 * len(injected) + 0.4), squeeze=False
+        )
+        for row, (name, shown) in zip(axes, injected.items()):
+            for column, ax in enumerate(row):
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if column >= len(shown):
+                    ax.axis("off")
+                    continue
+                sample = shown[column]
+                ax.imshow(display_image(sample.image, prep, sample.transform))
+                draw_mask_outline(ax, read_mask(sample, prep).numpy() > 0)
+                ax.set_title(sample.defect, fontsize=8, color="#b00020")
+            row[0].set_ylabel(f"{name}\n{len(shown)} of {len(trains[name])} injected", fontsize=8)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight() if title else 1))  # room for the title
     return fig
 
 
