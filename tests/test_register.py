@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from adlib.evidence import register
-from adlib.evidence.claims import METRICS, Claim, reported_value
+from adlib.evidence.claims import CLAIM_METRICS, Claim, reported_value
 from adlib.evidence.register import COLUMNS, RegisterError, claim, entry, load_register, parse_register, steps
 from adlib.evidence.timing import TimingClaim
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = load_register()
 IDS = [row.id for row in ROWS]
-WEIGHABLE = [row.id for row in ROWS if row.metric in METRICS and row.comparison in ("above", "within", "trend")]
+WEIGHABLE = [row.id for row in ROWS if row.metric in CLAIM_METRICS and row.comparison in ("above", "within", "trend")]
 VALUED = [row.id for row in ROWS if row.paper_value is not None]
 
 # Paper rows whose paper's own table goes against the paper's words (each note says so).

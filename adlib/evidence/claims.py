@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-METRICS = ("image_auroc", "pixel_auroc", "pro", "au_spro")
+METRICS = ("image_auroc", "pixel_auroc", "pro")  # what every evaluation reports (adlib.evaluation)
+CLAIM_METRICS = (*METRICS, "au_spro")  # what a claim may be on: LOCO's AU-sPRO too (kc_table2_logical)
 METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO", "au_spro": "AU-sPRO"}
 COMPARISONS = ("above", "within", "trend")
 DIRECTIONS = ("increasing", "decreasing")
@@ -41,8 +42,8 @@ class Claim:
     paper: float | None = None
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}: choose one of {list(METRICS)}")
+        if self.metric not in CLAIM_METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}: choose one of {list(CLAIM_METRICS)}")
         if self.comparison not in COMPARISONS:
             raise ValueError(f"unknown comparison {self.comparison!r}: choose one of {list(COMPARISONS)}")
         if self.comparison != "trend" and self.b is None:

@@ -37,8 +37,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from adlib.evidence.claims import METRICS as CLAIM_METRICS
-from adlib.evidence.claims import Claim
+from adlib.evidence.claims import CLAIM_METRICS, Claim
 from adlib.evidence.paper import PAPERS, REGISTER_FILE
 from adlib.evidence.timing import TimingClaim
 from adlib.evidence.verdicts import Verdict
