@@ -6,7 +6,9 @@ Each exercise is declared in its notebook as `EXERCISES = {number: {parameter: v
 `adlib.companion.exercises`). Every (notebook, exercise) runs through papermill with `quick=True` and
 `exercise=N`, with ADLIB_EXERCISE_STRICT=1 so that an unexpected outcome raises in the notebook's check
 cell. The table (notebook, exercise, status, seconds) is printed and written to `<out>/exercises.md`; the
-exit status is 1 when any exercise is not as expected or fails to run, naming them.
+exit status is 1 when any exercise is not as expected or fails to run, naming them. A notebook with an
+`mtd_root` parameter runs on the tiny MTD-layout folder of `make test` (`prepare_notebooks.write_mtd_fixture`,
+written into `<out>/mtd-fixture`), so its checks hold at that scale.
 """
 
 from __future__ import annotations
@@ -91,11 +93,17 @@ def main() -> None:
     names = args.notebook or sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
     if missing := [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").is_file()]:
         sys.exit(f"--notebook {' '.join(missing)}: no such notebook in {NOTEBOOKS}")
-    jobs = []
+    from prepare_notebooks import write_mtd_fixture  # scripts/ is on sys.path when this file runs as a script
+    from reproduce import declared as parameters_of
+
+    jobs, fixture = [], None
     for name in names:
         for exercise in sorted(declared(NOTEBOOKS / f"{name}.ipynb")):
             figures = (args.out / "figures" / f"{name}.exercise{exercise}").resolve()
             parameters = {"profile": args.profile, "data_root": str(args.data.resolve()), "quick": True}
+            if parameters_of(NOTEBOOKS / f"{name}.ipynb", {"mtd_root": None}):
+                fixture = fixture or write_mtd_fixture(args.data, (args.out / "mtd-fixture").resolve())
+                parameters["mtd_root"] = str(fixture)
             jobs.append((name, exercise, {**parameters, "figures_dir": str(figures)}, args.out.resolve()))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()

@@ -202,3 +202,19 @@ def test_a_notebook_waits_for_the_ones_it_reuses_and_long_chains_start_first(rep
         list(paths.values()), after, {"table1": 10, "table4": 5, "table7": 5, "other": 15}
     )
     assert priority == {"table1": 20, "table4": 10, "table7": 5, "other": 15}  # the chain beats the longest one
+
+
+def test_a_notebook_on_mtd_sees_the_mtd_folder_beside_the_data_and_not_btad(reproduce, tmp_path):
+    """Cloning MTD into data/mtd changes the digest of the notebook that reads it (mtd_root); BTAD does not."""
+    on_mtd = tmp_path / "on_mtd.ipynb"
+    nb = nbformat.read(fake_notebook(tmp_path / "plain.ipynb"), as_version=4)
+    nb.cells[0].source += "\nmtd_root = None"
+    nbformat.write(nb, on_mtd)
+    data = tmp_path / "mvtec_ad"
+    data.mkdir()
+    (tmp_path / "btad" / "01").mkdir(parents=True)
+    (tmp_path / "btad" / "01" / "a.png").write_bytes(b"1")
+    assert reproduce.other_data(on_mtd, data) == ""
+    (tmp_path / "mtd" / "mtd" / "MT_Free" / "Imgs").mkdir(parents=True)
+    (tmp_path / "mtd" / "mtd" / "MT_Free" / "Imgs" / "a.jpg").write_bytes(b"1")
+    assert reproduce.other_data(on_mtd, data).startswith("\0mtd:")
