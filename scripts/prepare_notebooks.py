@@ -11,11 +11,14 @@ tiny folder in BTAD's layout made of a few images of the first category under `-
 it exercises the notebook's code path, it is not BTAD, and its `LAYOUT_FIXTURE.txt` says so, which the
 notebook prints and puts in its caption. A notebook on MVTec LOCO AD's layout (a `loco_root` parameter:
 `kc_table2_logical`) gets `--loco-data` (make test: the quick copy of the LOCO-style scenes, data/synthetic-loco-quick).
+A notebook with an `mtd_root` parameter (`pc_table6_mtd`) gets `<out>/mtd-fixture`, a tiny folder in the layout of
+Magnetic Tile Defects (`write_mtd_fixture`).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 from pathlib import Path
 
@@ -61,6 +64,48 @@ def write_layout_fixture(source: Path, out: Path, train: int = 10, good: int = 4
     return out
 
 
+def write_mtd_fixture(source: Path, out: Path, free: int = 20, defective: int = 6) -> Path:
+    """Writes `out/mtd` in MTD's layout (MT_Free/Imgs/<stem>.jpg; MT_<Defect>/Imgs/<stem>.jpg with its mask
+    <stem>.png beside it) from the first `free` good images (training, then good test images) and `defective`
+    defective test images (one of each defect type in turn, in path order) of the first category under
+    `source`, converted to grey JPEG as MTD's; replaces an earlier `out`. Returns `out`."""
+    from PIL import Image
+
+    from adlib.companion.notebook import LAYOUT_FIXTURE
+    from adlib.data.datasets import load_category, require_categories
+
+    name = require_categories(source)[0]
+    category = load_category(source, name)
+    good = [*category.train, *(s for s in category.test if not s.label)][:free]
+    kinds: dict[str, list] = {}
+    for sample in (s for s in category.test if s.label):
+        kinds.setdefault(sample.defect, []).append(sample)
+    bad = [s for turn in itertools.zip_longest(*kinds.values()) for s in turn if s is not None][:defective]
+    if len(good) < free or len(bad) < defective:
+        raise ValueError(
+            f"{source / name}: an MTD fixture needs {free} good and {defective} defective images; it has {len(good)} "
+            f"and {len(bad)}. Point --data at the embedded benchmark (make data-quick)"
+        )
+    if out.exists():
+        shutil.rmtree(out)
+    groups = {"MT_Free": good}
+    for sample in bad:
+        groups.setdefault(f"MT_{sample.defect.capitalize()}", []).append(sample)
+    for folder, samples in groups.items():
+        (out / "mtd" / folder / "Imgs").mkdir(parents=True, exist_ok=True)
+        for i, sample in enumerate(samples):
+            stem = out / "mtd" / folder / "Imgs" / f"exp_{i:03d}"
+            Image.open(sample.image).convert("L").save(stem.with_suffix(".jpg"), quality=95)
+            if sample.label:
+                Image.open(sample.masks[0]).convert("L").save(stem.with_suffix(".png"))
+    note = (
+        f"a layout fixture, not MTD: {free + defective} images of {name} from {source.name} in the folder layout of "
+        "Magnetic Tile Defects, written by scripts/prepare_notebooks.py to test the notebook's code path\n"
+    )
+    (out / LAYOUT_FIXTURE).write_text(note, encoding="utf-8")
+    return out
+
+
 def main() -> None:
     from reproduce import declared  # scripts/ is on sys.path when this file runs as a script
 
@@ -93,6 +138,8 @@ def main() -> None:
             own["btad_root"] = str(fixture)
         if args.loco_data is not None and declared(notebook, {"loco_root": None}):
             own["loco_root"] = str(args.loco_data.resolve())
+        if declared(notebook, {"mtd_root": None}):
+            own["mtd_root"] = str(write_mtd_fixture(args.data, (args.out / "mtd-fixture").resolve()))
         papermill.execute_notebook(
             str(notebook), str(args.out / notebook.name), parameters=own, prepare_only=True, kernel_name="adlib"
         )

@@ -16,8 +16,9 @@ float rounding, or moved, and which verdicts changed (`scripts/compare_figures.p
 
 A run resumes: `build/reproduce/stamps.json` records, per notebook that finished, a digest of its
 inputs (the notebook file, its parameters, the `adlib` sources and a fingerprint of the data folder:
-every file's path, size and modification time; for a notebook with a `btad_root` parameter, of the
-`btad` folder beside the data too; for one with a `loco_root` parameter, of `--loco-data`) and its wall time. A notebook whose inputs have the
+every file's path, size and modification time; for a notebook with a `btad_root` or `mtd_root` parameter,
+of the `btad` or `mtd` folder beside the data too; for one with a `loco_root` parameter, of `--loco-data`) and its
+wall time. A notebook whose inputs have the
 recorded digest is not run again and its figures are kept; `--force` runs every notebook, and
 `--notebook NAME` always runs that one (the other notebooks' times are kept from earlier runs).
 """
@@ -85,7 +86,10 @@ def inputs_digest(notebook: Path, parameters: dict, sources: str, data: str) -> 
     return digest.hexdigest()
 
 
-OTHER_DATASETS = ("btad",)  # data sets a notebook reads beside DATA (parameter `<name>_root`, adlib.companion.notebook)
+OTHER_DATASETS = (
+    "btad",
+    "mtd",
+)  # data sets a notebook reads beside DATA (parameter `<name>_root`, adlib.companion.notebook)
 
 
 def other_data(notebook: Path, data: Path) -> str:

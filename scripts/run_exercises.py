@@ -5,10 +5,11 @@
 Each exercise is declared in its notebook as `EXERCISES = {number: {parameter: value}}` (literals; see
 `adlib.companion.exercises`). Every (notebook, exercise) runs through papermill with `quick=True` and
 `exercise=N`, with ADLIB_EXERCISE_STRICT=1 so that an unexpected outcome raises in the notebook's check
-cell. A notebook on another data set (a `btad_root` parameter) runs on the layout fixture that `make test`
-uses (`prepare_notebooks.write_layout_fixture`, in `<out>/btad-fixture`): its checks are what holds there.
-The table (notebook, exercise, status, seconds) is printed and written to `<out>/exercises.md`; the exit
-status is 1 when any exercise is not as expected or fails to run, naming them.
+cell. A notebook on another data set runs on the layout fixture that `make test` uses (a `btad_root` parameter:
+`prepare_notebooks.write_layout_fixture`, in `<out>/btad-fixture`; an `mtd_root` one: `write_mtd_fixture`, in
+`<out>/mtd-fixture`): its checks are what holds there. The table (notebook, exercise, status, seconds) is
+printed and written to `<out>/exercises.md`; the exit status is 1 when any exercise is not as expected or
+fails to run, naming them.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def run_one(job: tuple[str, int, dict[str, object], Path]) -> tuple[str, int, st
 
 
 def main() -> None:
-    from prepare_notebooks import write_layout_fixture  # scripts/ is on sys.path when this file runs as a script
+    from prepare_notebooks import write_layout_fixture, write_mtd_fixture  # scripts/ is on sys.path as a script
     from reproduce import declared as other_data_set
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,7 +104,7 @@ def main() -> None:
     names = args.notebook or sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
     if missing := [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").is_file()]:
         sys.exit(f"--notebook {' '.join(missing)}: no such notebook in {NOTEBOOKS}")
-    jobs, fixture = [], None
+    jobs, fixture, mtd = [], None, None
     for name in names:
         notebook = NOTEBOOKS / f"{name}.ipynb"
         parameters = {"profile": args.profile, "data_root": str(args.data.resolve()), "quick": True}
@@ -112,7 +113,10 @@ def main() -> None:
             parameters["btad_root"] = str(fixture)
         if args.loco_data is not None and other_data_set(notebook, {"loco_root": None}):
             parameters["loco_root"] = str(args.loco_data.resolve())
-        for exercise in sorted(declared(NOTEBOOKS / f"{name}.ipynb")):
+        if other_data_set(notebook, {"mtd_root": None}) and declared(notebook):
+            mtd = mtd or write_mtd_fixture(args.data, (args.out / "mtd-fixture").resolve())  # as make test
+            parameters["mtd_root"] = str(mtd)
+        for exercise in sorted(declared(notebook)):
             figures = (args.out / "figures" / f"{name}.exercise{exercise}").resolve()
             jobs.append((name, exercise, {**parameters, "figures_dir": str(figures)}, args.out.resolve()))
     os.environ.setdefault("OMP_NUM_THREADS", "1")

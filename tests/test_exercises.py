@@ -199,3 +199,29 @@ def test_the_runner_finds_the_notebooks_that_take_a_loco_root(runner, tmp_path) 
     nbformat.write(nb, tmp_path / "loco.ipynb")
     assert reproduce.declared(tmp_path / "loco.ipynb", {"loco_root": None})
     assert reproduce.declared(ROOT / "notebooks" / "kc_table2_logical.ipynb", {"loco_root": None})
+
+
+def test_a_notebook_on_mtd_runs_its_exercises_on_the_mtd_fixture(runner, tmp_path, monkeypatch, tiny_benchmark):
+    import prepare_notebooks  # on sys.path through the runner fixture
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.read(fake_notebook(notebooks), as_version=4)
+    nb.cells[0].source += "\nmtd_root = None"
+    nb.cells[2].source = (
+        "from pathlib import Path\nfrom adlib.companion.exercises import count\n"
+        "CHECKS = {n: ('on the fixture', lambda: [count('MT_Free', int(Path(mtd_root, 'mtd', 'MT_Free').is_dir()), 1)])"
+        " for n in (1, 2)}\nexercises.report(EXERCISES, CHECKS, exercise)"
+    )
+    nbformat.write(nb, notebooks / "fake.ipynb")
+    small = prepare_notebooks.write_mtd_fixture
+    monkeypatch.setattr(prepare_notebooks, "write_mtd_fixture", lambda data, out: small(data, out, 9, 4))
+    monkeypatch.setattr(runner, "NOTEBOOKS", notebooks)
+    monkeypatch.setattr(runner, "KERNEL", "python3")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    out = tmp_path / "out"
+    argv = ["run_exercises.py", "--data", str(tiny_benchmark), "--out", str(out), "--workers", "1"]
+    monkeypatch.setattr("sys.argv", argv)
+    runner.main()  # both checks find the fixture: no SystemExit
+    assert "| fake | 2 | as expected |" in (out / "exercises.md").read_text()
+    assert (out / "mtd-fixture" / "mtd" / "MT_Free").is_dir()

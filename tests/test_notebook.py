@@ -1,6 +1,7 @@
 """adlib.companion.notebook: the set-up the companion notebooks share."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -128,3 +129,40 @@ def test_fixture_note_reads_the_marker_and_is_none_for_real_data(tmp_path):
     assert fixture_note(tmp_path) == "made from grass, not BTAD"
     (tmp_path / LAYOUT_FIXTURE).write_text("", encoding="utf-8")
     assert fixture_note(tmp_path).startswith("a layout fixture")
+
+
+def test_other_dataset_says_how_to_get_mtd_which_fetch_does_not_know(tmp_path, capsys):
+    from adlib.companion.notebook import how_to_get, other_dataset
+    from adlib.data.fetch import DATASETS
+
+    assert "mtd" not in DATASETS  # no pinned archive: the line names the public repository instead
+    assert how_to_get("btad", "data/btad") == "python -m adlib fetch btad --to data/btad"
+    mvtec = tmp_path / "mvtec_ad"
+    assert other_dataset("mtd", None, "paper", mvtec) is None
+    line = capsys.readouterr().out
+    expected = (
+        f"needs MTD: git clone https://github.com/abin24/Magnetic-tile-defect-datasets..git {tmp_path / 'mtd'}/mtd"
+    )
+    assert line.count("\n") == 1 and line.startswith(expected)
+    with pytest.raises(FileNotFoundError, match="mtd_root=.*git clone"):
+        other_dataset("mtd", tmp_path / "missing", "paper", mvtec)
+
+
+def test_skip_cells_without_empties_the_later_cells_but_those_naming_the_marker():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        run = lambda source: shell.run_cell(source).success  # noqa: E731
+        assert run("from adlib.companion.notebook import skip_cells_without\nmtd_root = None")
+        assert run("ran = skip_cells_without(None, 'mtd_root')") and shell.user_ns["ran"] is False
+        assert run("later = 1 / 0")  # skipped: no error, nothing assigned
+        assert "later" not in shell.user_ns
+        assert run("mtd_root = '.'\nran = skip_cells_without(mtd_root, 'mtd_root')")  # names the marker: it runs
+        assert shell.user_ns["ran"] is True and run("later = 2") and shell.user_ns["later"] == 2
+    finally:
+        shell.input_transformers_post[:] = [t for t in shell.input_transformers_post if type(t).__name__ != "_SkipCell"]
+        InteractiveShell.clear_instance()
+    from adlib.companion.notebook import skip_cells_without
+
+    assert skip_cells_without(None, "x") is False and skip_cells_without(Path("."), "x") is True  # no IPython

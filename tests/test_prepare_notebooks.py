@@ -42,3 +42,23 @@ def test_the_fixture_is_read_as_btad_with_the_source_images_and_masks(prepare, t
 def test_too_small_a_source_is_refused_with_the_counts(prepare, tiny_benchmark, tmp_path):
     with pytest.raises(ValueError, match="needs 50 training.*it has 6"):
         prepare.write_layout_fixture(tiny_benchmark, tmp_path / "fixture", train=50)
+
+
+def test_the_mtd_fixture_is_read_as_mtd_split_one_in_five_with_its_masks(prepare, tiny_benchmark, tmp_path):
+    out = prepare.write_mtd_fixture(tiny_benchmark, tmp_path / "mtd-fixture", free=9, defective=6)
+    category = load_category(out, "mtd")
+    assert category.layout == "mtd" and "not MTD" in fixture_note(out)
+    assert (len(category.train), sum(not s.label for s in category.test)) == (7, 2)  # 9 free: the 1st and 6th tested
+    source = load_category(tiny_benchmark, "brick")
+    kinds = sorted({s.defect for s in source.test if s.label})
+    count = {kind: sum(s.defect == kind for s in source.test) for kind in kinds}
+    turns = [kind.capitalize() for i in range(max(count.values())) for kind in kinds if count[kind] > i][:6]
+    bad = [s for s in category.test if s.label]
+    assert sorted(s.defect for s in bad) == sorted(turns)  # one of each defect type in turn
+    first = next(s for s in source.test if s.label and s.defect == kinds[0])
+    copy = next(s for s in bad if s.defect == kinds[0].capitalize() and s.image.name == "exp_000.jpg")
+    assert Image.open(copy.image).mode == "L" and copy.image.suffix == ".jpg"
+    original = np.asarray(Image.open(first.masks[0]).convert("L"))
+    assert np.array_equal(np.asarray(Image.open(copy.masks[0])), original)  # the mask beside it, lossless
+    with pytest.raises(ValueError, match="needs 50 good and 6 defective"):
+        prepare.write_mtd_fixture(tiny_benchmark, tmp_path / "mtd-fixture", free=50, defective=6)

@@ -221,3 +221,19 @@ def test_a_notebook_on_loco_gets_the_loco_root_and_its_fingerprint(reproduce, tm
     (loco / "kit" / "b.png").write_bytes(b"2")
     assert reproduce.loco_data(reproduce.declared(on_loco, common)) != before
     assert reproduce.loco_data({"loco_root": str(tmp_path / "absent")}) == ""
+
+
+def test_a_notebook_on_mtd_sees_the_mtd_folder_beside_the_data_and_not_btad(reproduce, tmp_path):
+    """Cloning MTD into data/mtd changes the digest of the notebook that reads it (mtd_root); BTAD does not."""
+    on_mtd = tmp_path / "on_mtd.ipynb"
+    nb = nbformat.read(fake_notebook(tmp_path / "plain.ipynb"), as_version=4)
+    nb.cells[0].source += "\nmtd_root = None"
+    nbformat.write(nb, on_mtd)
+    data = tmp_path / "mvtec_ad"
+    data.mkdir()
+    (tmp_path / "btad" / "01").mkdir(parents=True)
+    (tmp_path / "btad" / "01" / "a.png").write_bytes(b"1")
+    assert reproduce.other_data(on_mtd, data) == ""
+    (tmp_path / "mtd" / "mtd" / "MT_Free" / "Imgs").mkdir(parents=True)
+    (tmp_path / "mtd" / "mtd" / "MT_Free" / "Imgs" / "a.jpg").write_bytes(b"1")
+    assert reproduce.other_data(on_mtd, data).startswith("\0mtd:")

@@ -187,11 +187,20 @@ def reproduce_seconds(name: str, times: Path | str = "../figures/reproduce_times
 
 
 LAYOUT_FIXTURE = "LAYOUT_FIXTURE.txt"  # marks a tiny folder a test writes in a data set's layout: not that data set
+HOW_TO_GET = {  # how to get a data set `python -m adlib fetch` does not know; {folder}: where it belongs
+    "mtd": "git clone https://github.com/abin24/Magnetic-tile-defect-datasets..git {folder}/mtd",
+}
+
+
+def how_to_get(name: str, folder: Path | str) -> str:
+    """The command that puts data set `name` into `folder`: `python -m adlib fetch` where it knows the data set,
+    else the public source (`HOW_TO_GET`; MTD is a git repository with no release archive to pin)."""
+    return HOW_TO_GET.get(name, "python -m adlib fetch {name} --to {folder}").format(name=name, folder=folder)
 
 
 def other_dataset(name: str, root: Path | str | None, profile: str, data_root: Path | str) -> Path | None:
     """Where a notebook on another data set (`name`, e.g. "btad") finds it, or None after one printed line
-    saying what it needs and how to get it.
+    saying what it needs and how to get it (`how_to_get`).
 
     `root` if given (it must exist); else, on the paper profile only, the folder `name` beside `data_root`
     (data/mvtec_ad -> data/btad, where `python -m adlib fetch btad --to data/btad` puts it). The synthetic
@@ -201,18 +210,41 @@ def other_dataset(name: str, root: Path | str | None, profile: str, data_root: P
         path = Path(root).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(
-                f"{name}_root={str(root)!r} is not a folder: fetch it (python -m adlib fetch {name} --to {root}) "
-                f"or pass {name}_root=None"
+                f"{name}_root={str(root)!r} is not a folder: get it ({how_to_get(name, root)}) or pass {name}_root=None"
             )
         return path
     beside = Path(data_root).expanduser().resolve().parent / name
     if profile == "paper" and beside.is_dir():
         return beside
     print(
-        f"needs {name.upper()}: python -m adlib fetch {name} --to {beside}, then make reproduce PROFILE=paper "
+        f"needs {name.upper()}: {how_to_get(name, beside)}, then make reproduce PROFILE=paper "
         f"(it reads the {name} folder beside DATA; or pass {name}_root=...); nothing is drawn without it"
     )
     return None
+
+
+class _SkipCell:
+    """An IPython input transformer that empties every cell whose source does not contain `marker`."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __call__(self, lines: list[str]) -> list[str]:
+        return lines if any(self.marker in line for line in lines) else []
+
+
+def skip_cells_without(found: Path | None, marker: str) -> bool:
+    """Without `found` (None: `other_dataset` printed what is missing), every cell run after this one does
+    nothing, except a cell whose source contains `marker` (the parameters and set-up cells, which name
+    `<name>_root`), so that re-running them with a data set lifts the skip. The cells below then need no
+    `if root is not None:` each. Returns whether the cells below run; outside IPython it changes nothing."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        kept = [t for t in shell.input_transformers_post if not isinstance(t, _SkipCell)]
+        shell.input_transformers_post[:] = kept + ([] if found is not None else [_SkipCell(marker)])
+    return found is not None
 
 
 def fixture_note(root: Path | str) -> str | None:

@@ -36,11 +36,15 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from adlib.evidence.claims import CLAIM_METRICS, Claim
+from adlib.evidence.claims import CLAIM_METRICS, Claim, reported_value
 from adlib.evidence.paper import PAPERS, REGISTER_FILE
 from adlib.evidence.timing import TimingClaim
-from adlib.evidence.verdicts import Verdict
+from adlib.evidence.verdicts import Verdict, method_intervals
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = (
     "id", "paper", "where", "quote", "english", "statement", "metric", "comparison", "a", "b", "delta",
@@ -371,3 +375,34 @@ def timing_claim(id: str, faster: str | None = None, slower: str | None = None) 
     if row.comparison != "faster":
         raise RegisterError(f"{id}: timing_claim takes a 'faster' row; this one is {row.comparison!r}")
     return TimingClaim(row.statement, faster or row.a, slower or row.b or "", row.paper_value, register_id=row.id)
+
+
+def against_reported(
+    id: str, images: pd.DataFrame, a: str | None = None, n_resamples: int = 2000, seed: int = 0
+) -> Verdict:
+    """The verdict on an `above` or `within` row whose comparator b is a method adlib does not run (e.g.
+    DifferNet): our a's image AUROC, with its stratified bootstrap interval over the test images
+    (`adlib.evidence.verdicts.method_intervals` of `images`, a `run_grid(...).images` table), minus b's
+    number as the paper prints it (cell_b), a constant without an interval. `a` renames the row's a."""
+    row = entry(id)
+    if row.comparison not in ("above", "within") or row.metric != "image_auroc" or row.cell_b is None:
+        raise RegisterError(f"{id}: against_reported takes an image AUROC 'above' / 'within' row with cell_b")
+    a = a or row.a
+    mine = images[images["method"] == a]
+    if mine.empty:
+        raise ValueError(f"{id}: no rows of method {a!r} in the per-image table; it has {sorted(set(images.method))}")
+    table, method, setting = row.cell_b.split("|")
+    constant = reported_value(row.paper, table, method, row.paper_metric, setting)
+    ours = method_intervals(mine, by=("method",), n_resamples=n_resamples, seed=seed).iloc[0]
+    estimate, low, high = (float(ours[c]) - constant for c in ("estimate", "low", "high"))
+    bound = row.delta if row.comparison == "within" else 0.0
+    side = "within" if row.comparison == "within" else "above"
+    finding = (
+        f"{a} within {bound:g} of {row.b}'s published {constant:.3f}: difference {estimate:+.3f} image AUROC"
+        if side == "within"
+        else f"{a} above {row.b}'s published {constant:.3f} by {estimate:+.3f} image AUROC"
+    )
+    return Verdict(
+        row.statement, f"{a} - {row.b} (published)", finding, side, bound, estimate, low, high, 0.95, ours["n"],
+        paper=row.paper_value, metric=row.metric, note=f"{row.b} not run: its published value", source=row.id,
+    )  # fmt: skip
