@@ -39,13 +39,7 @@ def _slow_nearest(queries, bank):
     return squared.min(dim=1)
 
 
-@pytest.mark.parametrize("screened", [False, True])
-def test_running_prefix_search_matches_a_search_of_each_prefix(screened, monkeypatch):
-    backend = "torch"
-    if screened:  # the bfloat16 screen's one product for all segment ends (on any CPU: only its speed needs AMX)
-        monkeypatch.setattr(explore_cache, "bfloat16_products_are_fast", lambda: True)
-        monkeypatch.setattr(explore_cache, "SCREEN_MIN_ROWS", 1)
-        backend = "auto"
+def test_running_prefix_search_matches_a_search_of_each_prefix():
     generator = torch.Generator().manual_seed(0)
     patches = torch.randn(300, 24, generator=generator)
     patches[150] = patches[40]  # a duplicate row: ties must go to the earlier pick
@@ -54,7 +48,7 @@ def test_running_prefix_search_matches_a_search_of_each_prefix(screened, monkeyp
     order = BankOrder(patches, kept, RandomSubset(), seed=1)
     stops = [10, 20, 40, 80]
     for n in (30, 12, 80, 20, 100, 5):  # up, down, up, a stop, beyond the stops, below the first stop
-        squared, nearest = order.nearest(queries, n, stops, backend=backend)
+        squared, nearest = order.nearest(queries, n, stops, backend="torch")
         bank = patches[kept[order.first(n)]]
         expected, index = _slow_nearest(queries, bank)
         assert torch.allclose(squared[:, 0].double(), expected, rtol=1e-4, atol=1e-4)
@@ -63,7 +57,7 @@ def test_running_prefix_search_matches_a_search_of_each_prefix(screened, monkeyp
     assert len(order.picks) == 150  # 30, then 80 (at least twice 30), then all 150 (at least twice 80)
     picks = order.first(100).tolist()
     assert 20 in picks and 75 in picks  # rows 40 and 150 (candidates 20 and 75) are both in the bank
-    _, nearest = order.nearest(queries, 100, stops, backend=backend)
+    _, nearest = order.nearest(queries, 100, stops, backend="torch")
     assert nearest[-1, 0] == min(picks.index(20), picks.index(75))  # the tie goes to the earlier pick
 
 

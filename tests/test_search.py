@@ -219,16 +219,3 @@ def test_screened_search_refuses_features_that_are_not_finite():
     bank[3, 1] = float("inf")
     with pytest.raises(ValueError, match="memory bank holds NaN"):
         search.ScreenedExact(bank)
-
-
-def test_nearest_in_prefixes_equals_a_search_of_each_prefix():
-    bank, queries = near_ties(seed=3)
-    index = search.ScreenedExact(bank, chunk_bytes=2 * 1200 * 8)
-    ends = [1, 13, 40, 333, len(bank)]  # a prefix of one row, ends off the 8-column words, the whole bank
-    found = index.nearest_in_prefixes(queries, ends)
-    for end in ends:
-        expected_d, expected_i = brute_force(bank[:end], queries, 1)
-        assert torch.equal(found[end][1], expected_i), end
-        torch.testing.assert_close(found[end][0].double(), expected_d, rtol=1e-5, atol=1e-4)
-    with pytest.raises(ValueError, match="prefix ends"):
-        index.nearest_in_prefixes(queries, [0])

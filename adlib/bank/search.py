@@ -15,8 +15,6 @@ K-means of `adlib.bank.clustering` checks its seeds against it too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 
 BACKENDS = ("auto", "faiss", "torch")
@@ -188,24 +186,6 @@ class ScreenedExact(Search):
         ]
         return torch.cat([d for d, _ in found]), torch.cat([i for _, i in found])
 
-    def nearest_in_prefixes(
-        self, queries: torch.Tensor, ends: Sequence[int]
-    ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """For each `end`, the squared distances and indices [Q, 1] of each query's nearest among the bank's
-        first `end` rows (ties: the lower index), from one screened product: the explorer's coreset shares
-        are prefixes of one bank."""
-        if not all(1 <= end <= len(self.bank) for end in ends):
-            raise ValueError(f"prefix ends {list(ends)} must lie in [1, {len(self.bank)}]")
-        queries = queries.float().contiguous()
-        found: dict[int, list] = {end: [] for end in ends}
-        for chunk in self._chunks(queries):
-            order, error = self._screened(chunk)
-            for end in ends:
-                found[end].append(self._rescored(chunk, *self._candidates(order, error, 1, end), 1))
-        return {
-            end: (torch.cat([d for d, _ in parts]), torch.cat([i for _, i in parts])) for end, parts in found.items()
-        }
-
     def _chunks(self, queries: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not torch.isfinite(queries).all():
             raise ValueError(
@@ -214,8 +194,8 @@ class ScreenedExact(Search):
         return queries.split(max(1, self.chunk_bytes // (2 * self._widened.shape[1])))
 
     def _screened(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The screened |q - b|^2 of every query and row [Q, M + pad] as int16 bits (ordered as the numbers),
-        and each query's error term E(q) [Q]."""
+        """The screened |q - b|^2 of every query and row [Q, M + pad] as int16 bits (ordered as the numbers; the
+        padding columns +inf), and each query's error term E(q) [Q]."""
         centred = queries - self._mean
         norms = centred.pow(2).sum(1)
         widened = torch.cat([centred, torch.ones(len(centred), 2), norms[:, None]], 1).to(torch.bfloat16)
@@ -223,37 +203,45 @@ class ScreenedExact(Search):
         error = 0.016 * norms.sqrt() * largest + 1e-4 * (largest**2 + norms)
         return torch.mm(widened, self._widened).view(torch.int16), error
 
-    def _candidates(
-        self, order: torch.Tensor, error: torch.Tensor, k: int, end: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(query, row) pairs, by query, of the rows among the first `end` (all) that may be among a query's k
-        nearest."""
-        if end is not None:  # a prefix, widened to whole int64 words with its extra columns masked out
-            order = order[:, : end + -end % self._PADDING]
-        kth = order[:, :end].amin(1) if k == 1 else order[:, :end].topk(k, dim=1, largest=False).values[:, -1]
-        kth = kth.view(torch.bfloat16).float().clamp(min=0)
+    def _bounds(self, kth: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
+        """The largest screened value (as int16 bits) a row may have and still be among the k nearest, from the
+        k-th smallest screened value `kth` (bfloat16) and the error term `error` (broadcast alike)."""
         u = self._ROUNDOFF
+        kth = kth.float().clamp(min=0)
         bound = (kth / (1 - u) + 2 * error) * (1 + u) * (1 + 2 * u)  # the last factor: bfloat16 rounding of it
-        mask = order <= bound.to(torch.bfloat16).view(torch.int16)[:, None]
-        if end is not None:
-            mask[:, end:] = False
-        words = mask.view(torch.int64)  # 8 columns a word: the few candidates are found word by word
-        query, word = words.nonzero(as_tuple=True)
+        return bound.to(torch.bfloat16).view(torch.int16)
+
+    def _candidates(self, order: torch.Tensor, error: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query, row) pairs, by query, of the rows that may be among a query's k nearest."""
+        kth = order.amin(1) if k == 1 else order.topk(k, dim=1, largest=False).values[:, -1]
+        return self._masked_pairs(order <= self._bounds(kth.view(torch.bfloat16), error)[:, None])
+
+    def _masked_pairs(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (query, row) pairs of a [Q, M + pad] mask, by query, read 8 columns (an int64 word) at a time."""
+        query, word = mask.view(torch.int64).nonzero(as_tuple=True)
         hit, column = mask.view(len(mask), -1, self._PADDING)[query, word].nonzero(as_tuple=True)
         return query[hit], word[hit] * self._PADDING + column
 
-    def _rescored(
-        self, queries: torch.Tensor, query: torch.Tensor, row: torch.Tensor, k: int
+    def _exact(
+        self, queries: torch.Tensor, query: torch.Tensor, row: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The k nearest of each query's candidate rows by sum((q - b)^2) in float32 (ties: the lower index)."""
+        """Each query's candidates, one row of [Q, width] per query in row order: sum((q - b)^2) in float32 and
+        the row index (padding: +inf and the last row)."""
         counts = torch.bincount(query, minlength=len(queries))
         exact = (self.bank.index_select(0, row) - queries.repeat_interleave(counts, dim=0)).square_().sum(1)
         width = int(counts.max())
         slot = query * width + torch.arange(len(query)) - (counts.cumsum(0) - counts).repeat_interleave(counts)
         distances = torch.full((len(queries) * width,), float("inf")).index_copy_(0, slot, exact)
-        indices = torch.zeros(len(queries) * width, dtype=torch.int64).index_copy_(0, slot, row)
-        distances, order = distances.view(-1, width).sort(dim=1, stable=True)  # candidates in row order: ties keep it
-        return distances[:, :k], indices.view(-1, width).gather(1, order[:, :k])
+        rows = torch.full((len(queries) * width,), len(self.bank) - 1).index_copy_(0, slot, row)
+        return distances.view(-1, width), rows.view(-1, width)
+
+    def _rescored(
+        self, queries: torch.Tensor, query: torch.Tensor, row: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k nearest of each query's candidate rows (ties: the lower index)."""
+        distances, rows = self._exact(queries, query, row)
+        distances, order = distances.sort(dim=1, stable=True)  # candidates in row order: ties keep it
+        return distances[:, :k], rows.gather(1, order[:, :k])
 
 
 class FaissIVFPQ(Search):

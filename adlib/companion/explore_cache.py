@@ -27,7 +27,7 @@ import torch
 
 from adlib.bank.denoise import denoise, outlier_scores
 from adlib.bank.sampling import coreset_size
-from adlib.bank.search import SCREEN_MIN_ROWS, NearestNeighbours, ScreenedExact, bfloat16_products_are_fast
+from adlib.bank.search import NearestNeighbours
 from adlib.data.datasets import Sample
 from adlib.detectors.patchcore import PatchCore, PatchCoreSettings
 from adlib.features.extractor import FeatureExtractor, FeatureSettings, PatchEmbedding
@@ -99,32 +99,15 @@ class BankOrder:
             squared, nearest = (tensor.clone() for tensor in self.snapshots[done])
         picks = self.first(n)
         ends = [m for m in stops if done < m < n] + [n]
-        if backend == "auto" and n - done >= SCREEN_MIN_ROWS and bfloat16_products_are_fast():
-            # one screened product over the added picks serves every segment end (each a prefix of them)
-            found = ScreenedExact(self.rows(picks[done:n])).nearest_in_prefixes(queries, [end - done for end in ends])
-            for end in ends:
-                self.snapshots[end] = _closer((squared, nearest), found[end - done], done)
-            return self.snapshots[n]
         for end in ends:
             bank = self.rows(picks[done:end])
-            found = NearestNeighbours(bank, backend=backend).search(queries, 1)
-            squared, nearest = _closer((squared, nearest), found, done)
+            found, index = NearestNeighbours(bank, backend=backend).search(queries, 1)
+            closer = found < squared.to(found.device)
+            squared = torch.where(closer, found, squared.to(found.device))
+            nearest = torch.where(closer, index + done, nearest.to(index.device))
             self.snapshots[end] = (squared, nearest)
             done = end
         return squared, nearest
-
-
-def _closer(
-    running: tuple[torch.Tensor, torch.Tensor], found: tuple[torch.Tensor, torch.Tensor], offset: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The running nearest (squared distance, index) where a later segment's (indices from `offset`) is strictly
-    closer: ties go to the earlier pick, as in one search over the prefix."""
-    squared, nearest = running
-    distance, index = found
-    closer = distance < squared.to(distance.device)
-    return torch.where(closer, distance, squared.to(distance.device)), torch.where(
-        closer, index + offset, nearest.to(index.device)
-    )
 
 
 def _image_key(sample: Sample) -> tuple:
