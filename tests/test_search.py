@@ -219,3 +219,11 @@ def test_screened_search_refuses_features_that_are_not_finite():
     bank[3, 1] = float("inf")
     with pytest.raises(ValueError, match="memory bank holds NaN"):
         search.ScreenedExact(bank)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_screened_search_refuses_a_single_bad_query_among_good_ones(value):
+    queries = random(20, 8, seed=11)
+    queries[7, 3] = value
+    with pytest.raises(ValueError, match="query features hold NaN"):
+        search.ScreenedExact(random(50, 8)).search(queries, 1)

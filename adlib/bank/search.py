@@ -187,10 +187,6 @@ class ScreenedExact(Search):
         return torch.cat([d for d, _ in found]), torch.cat([i for _, i in found])
 
     def _chunks(self, queries: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if not torch.isfinite(queries).all():
-            raise ValueError(
-                "the query features hold NaN or infinite values: the screen's error bound needs finite ones"
-            )
         return queries.split(max(1, self.chunk_bytes // (2 * self._widened.shape[1])))
 
     def _screened(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,7 +203,12 @@ class ScreenedExact(Search):
         """The largest screened value (as int16 bits) a row may have and still be among the k nearest, from the
         k-th smallest screened value `kth` (bfloat16) and the error term `error` (broadcast alike)."""
         u = self._ROUNDOFF
-        kth = kth.float().clamp(min=0)
+        kth = kth.float()
+        if not torch.isfinite(kth).all():  # a query that is not finite screens as NaN or inf against every row
+            raise ValueError(
+                "the query features hold NaN or infinite values: the screen's error bound needs finite ones"
+            )
+        kth = kth.clamp(min=0)
         bound = (kth / (1 - u) + 2 * error) * (1 + u) * (1 + 2 * u)  # the last factor: bfloat16 rounding of it
         return bound.to(torch.bfloat16).view(torch.int16)
 
