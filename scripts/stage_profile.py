@@ -36,6 +36,7 @@ STAGES = (  # (stage, pattern on a frame "function (file:line)"), searched from 
     ("evaluation (other)", r"adlib/evaluation/"),
 )
 KERNEL = re.compile(r"^process \d+:\"[^\"]*ipykernel")
+LAUNCHER = "(ipykernel_launcher.py:"  # the kernel's own first frames, when py-spy names it by its parent's command
 
 
 def stage_of(frames: list[str]) -> str:
@@ -49,13 +50,17 @@ def stage_of(frames: list[str]) -> str:
 
 def kernel_frames(line: str) -> list[str] | None:
     """The kernel's frames of one folded line ('process ...;process ...;frame;frame count'), root first;
-    None for a stack of another process (papermill's worker)."""
+    None for a stack of another process (papermill's worker). The kernel is known by its command line, or,
+    where py-spy labels it with its parent's (the worker's), by ipykernel_launcher among its first frames."""
     stack, _, _ = line.rpartition(" ")
     parts = stack.split(";")
     processes = [i for i, part in enumerate(parts) if part.startswith("process ")]
-    if not processes or not KERNEL.match(parts[processes[-1]]):
+    if not processes:
         return None
-    return parts[processes[-1] + 1 :]
+    frames = parts[processes[-1] + 1 :]
+    if not KERNEL.match(parts[processes[-1]]) and not any(LAUNCHER in frame for frame in frames[:4]):
+        return None
+    return frames
 
 
 def notebook_stages(path: Path) -> Counter:

@@ -51,3 +51,11 @@ def test_each_sample_goes_to_its_innermost_stage_and_only_kernels_count(tmp_path
     assert stage_profile.stage_of(["assess (/x/adlib/evidence/verdicts.py:300)"]) == "bootstrap and verdicts"
     assert stage_profile.stage_of(["concat (pandas/core/reshape/concat.py:1)"]) == "other (pandas, numpy, kernel)"
     assert table.loc["total", "sampled"] == row["sampled"]
+
+
+def test_a_kernel_labelled_with_its_parents_command_is_known_by_its_launcher_frames(stage_profile):
+    launcher = ["_run_module_as_main (runpy.py:198)", "<module> (ipykernel_launcher.py:18)"]
+    line = ";".join([WORKER, WORKER.replace("10", "11"), *launcher, "embed (/x/adlib/features/extractor.py:1)"]) + " 5"
+    assert stage_profile.kernel_frames(line)[-1] == "embed (/x/adlib/features/extractor.py:1)"
+    waiting = ";".join([WORKER, "wait (/x/multiprocessing/connection.py:1)"]) + " 5"
+    assert stage_profile.kernel_frames(waiting) is None
