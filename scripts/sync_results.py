@@ -48,6 +48,7 @@ SCORECARD = "scorecard"  # drawn by scripts/scorecard.py from the captions' verd
 TAG = "committed-result"
 HEADING = "**The committed result** (from `make reproduce`; re-running this notebook writes its own copy under build/)"
 VERDICT = "**Verdict.**"
+ILLUSTRATION = f"{VERDICT} An illustration"  # a figure that judges nothing (a picture beside a verdict figure)
 OPENINGS = (
     VERDICT,
     "**holds**",
@@ -316,6 +317,8 @@ def verdict_rows(notebooks_dir: Path, figures_dir: Path) -> str:
                 line = line.strip().replace("|", "\\|")
                 if line and line not in verdicts:
                     verdicts.append(line)
+        judged = [line for line in verdicts if not line.startswith(ILLUSTRATION)]
+        verdicts = judged or verdicts  # a companion figure's "An illustration" line adds nothing beside verdicts
         cell = "<br>".join(verdicts) if verdicts else "no committed figure"
         lines.append(f"| [`{path.stem}`]({relative}/{path.name}) | {title_of(notebook, path.stem)} | {cell} |")
     return "\n".join(lines)

@@ -196,6 +196,8 @@ def test_the_readme_table_of_verdicts_is_made_from_the_captions(tmp_path):
         "**holds** (n = 9 categories x 1 seed x 60 test images): A above B, 95 % CI [+0.01, +0.05]  \n"
         "**inconclusive** (n = 9 categories x 1 seed x 60 test images): C | D\n\nThe caption.\n\n*Settings:* x = 1.\n"
     )
+    (figures / "pc_table1_detection_maps.png").write_bytes(b"png")  # a picture beside the verdicts: not in the row
+    (figures / "pc_table1_detection_maps.md").write_text("**Verdict.** An illustration: no claim is weighed here.\n")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{sync_results.README_START}\nold typed table\n{sync_results.README_END}\nafter\n")
     assert sync_results.write_readme_verdicts(readme, notebooks, figures)
@@ -204,6 +206,7 @@ def test_the_readme_table_of_verdicts_is_made_from_the_captions(tmp_path):
     row = next(line for line in text.splitlines() if "pc_table1_detection" in line)
     assert "PC Table 1: detection" in row and "**holds** (n = 9 categories" in row
     assert "<br>**inconclusive**" in row and "C \\| D" in row  # a pipe inside a verdict is escaped
+    assert "An illustration" not in row
     assert "no committed figure" in next(line for line in text.splitlines() if "sp_fig5_tsne" in line)
     assert not sync_results.write_readme_verdicts(readme, notebooks, figures)  # idempotent
     plain = tmp_path / "OTHER.md"
