@@ -325,41 +325,42 @@ def merged_times(
     return times.sort_values(["profile", "notebook"], ignore_index=True)
 
 
-def contact_sheet(data: Path) -> None:
-    """figures/benchmark_overview.png and its caption: the embedded benchmark, rows in the generator's order."""
+def contact_sheet(data: Path, name: str, order: Sequence[str], caption: str) -> None:
+    """figures/<name>.png and its caption: a benchmark's categories under `data`, one row each, in `order`."""
     from adlib.data.datasets import list_categories
     from adlib.files import atomic_write_bytes
-    from adlib.synth import CATEGORIES, GENERATOR_VERSION
     from adlib.synth.overview import benchmark_overview
 
     present = set(list_categories(data))
-    rows = [name for name in CATEGORIES if name in present]
-    benchmark_overview(data, FIGURES / "benchmark_overview.png", categories=rows)
-    caption = (
+    benchmark_overview(
+        data, FIGURES / f"{name}.png", categories=[category for category in order if category in present]
+    )
+    atomic_write_bytes(FIGURES / f"{name}.md", caption.encode())
+
+
+def contact_sheets(data: Path, loco: Path | None) -> None:
+    """The embedded benchmark's contact sheet, and the LOCO-style scenes' where `loco` holds them."""
+    from adlib.synth import CATEGORIES, GENERATOR_VERSION
+    from adlib.synth.loco import LOCO_CATEGORIES, LOCO_VERSION
+
+    contact_sheet(
+        data,
+        "benchmark_overview",
+        CATEGORIES,
         f"The embedded benchmark (`adlib.synth` version {GENERATOR_VERSION}, `{data.name}`): one row per "
         "category, two good test images, then defective ones cycling over the defect types, with "
-        "the ground truth outlined. Textures are cut from real photographs; pill, nut and screw are drawn objects."
+        "the ground truth outlined. Textures are cut from real photographs; pill, nut and screw are drawn objects.",
     )
-    atomic_write_bytes(FIGURES / "benchmark_overview.md", caption.encode())
-
-
-def loco_contact_sheet(loco: Path) -> None:
-    """figures/benchmark_overview_loco.png and its caption: the LOCO-style scenes (`adlib.synth.loco`)."""
-    from adlib.data.datasets import list_categories
-    from adlib.files import atomic_write_bytes
-    from adlib.synth.loco import LOCO_CATEGORIES, LOCO_VERSION
-    from adlib.synth.overview import benchmark_overview
-
-    present = set(list_categories(loco))
-    rows = [name for name in LOCO_CATEGORIES if name in present]
-    benchmark_overview(loco, FIGURES / "benchmark_overview_loco.png", categories=rows)
-    caption = (
-        f"The LOCO-style scenes (`adlib.synth.loco` version {LOCO_VERSION}, `{loco.name}`, MVTec LOCO AD's layout): "
-        "one row per category, two good test images, then anomalous ones alternating between the logical "
-        "(a part missing, one too many, the wrong kind, swapped or turned) and the structural (a damaged part) "
-        "test folder, with the ground truth outlined (for a missing part: where it should be)."
-    )
-    atomic_write_bytes(FIGURES / "benchmark_overview_loco.md", caption.encode())
+    if loco is not None and loco.is_dir():
+        contact_sheet(
+            loco,
+            "benchmark_overview_loco",
+            LOCO_CATEGORIES,
+            f"The LOCO-style scenes (`adlib.synth.loco` version {LOCO_VERSION}, `{loco.name}`, MVTec LOCO AD's "
+            "layout): one row per category, two good test images, then anomalous ones alternating between the "
+            "logical (a part missing, one too many, the wrong kind, swapped or turned) and the structural (a "
+            "damaged part) test folder, with the ground truth outlined (for a missing part: where it should be).",
+        )
 
 
 def main() -> None:
@@ -396,9 +397,7 @@ def main() -> None:
         os.environ[STAGE_PROFILE] = str(args.stage_profile.resolve())  # the spawned workers inherit it
 
     if args.profile == "synthetic":
-        contact_sheet(args.data)
-        if args.loco_data is not None and args.loco_data.is_dir():
-            loco_contact_sheet(args.loco_data)
+        contact_sheets(args.data, args.loco_data)
     every = sorted(NOTEBOOKS.glob("*.ipynb"))
     notebooks = every
     if args.notebook:

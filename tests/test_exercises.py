@@ -133,18 +133,33 @@ def fake_notebook(folder: Path) -> Path:
     return path
 
 
+def notebook_on(folder: Path, parameter: str, checks: str) -> Path:
+    """`fake_notebook` in `folder` with one more parameter and its CHECKS cell replaced by `checks`; returns `folder`."""
+    folder.mkdir(exist_ok=True)
+    nb = nbformat.read(fake_notebook(folder), as_version=4)
+    nb.cells[0].source += f"\n{parameter}"
+    report = "exercises.report(EXERCISES, CHECKS, exercise)"
+    nb.cells[2].source = f"from adlib.companion.exercises import count\n{checks}\n{report}"
+    nbformat.write(nb, folder / "fake.ipynb")
+    return folder
+
+
+def run_runner(runner, monkeypatch, notebooks: Path, data: Path, out: Path) -> None:
+    """scripts/run_exercises.py's main on `notebooks` (one worker, the plain python3 kernel, adlib on the path)."""
+    monkeypatch.setattr(runner, "NOTEBOOKS", notebooks)
+    monkeypatch.setattr(runner, "KERNEL", "python3")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setattr("sys.argv", ["run_exercises.py", "--data", str(data), "--out", str(out), "--workers", "1"])
+    runner.main()
+
+
 def test_the_runner_reads_the_declared_exercises_and_fails_on_a_wrong_expectation(runner, tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     assert runner.declared(fake_notebook(notebooks)) == {1: {"x": 2}, 2: {"x": 3}}
-    monkeypatch.setattr(runner, "NOTEBOOKS", notebooks)
-    monkeypatch.setattr(runner, "KERNEL", "python3")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     out = tmp_path / "out"
-    argv = ["run_exercises.py", "--data", str(tmp_path), "--out", str(out), "--workers", "1"]
-    monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit, match="1 of 2 exercises not as expected"):
-        runner.main()
+        run_runner(runner, monkeypatch, notebooks, tmp_path, out)
     table = (out / "exercises.md").read_text()
     assert "| fake | 1 | as expected |" in table and "| fake | 2 | not as expected |" in table
     assert runner.outcome(out / "fake.exercise2.ipynb", 2) == ("not as expected", "NOT x: 3 (expected 4)")
@@ -154,26 +169,16 @@ def test_the_runner_reads_the_declared_exercises_and_fails_on_a_wrong_expectatio
 def test_a_notebook_on_another_data_set_gets_the_layout_fixture(runner, tmp_path, monkeypatch):
     import prepare_notebooks  # scripts/ is on sys.path (the runner fixture)
 
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    nb = nbformat.read(fake_notebook(notebooks), as_version=4)
-    nb.cells[0].source += "\nbtad_root = None"
-    nb.cells[2].source = (
-        "from adlib.companion.exercises import count\n"
+    notebooks = notebook_on(
+        tmp_path / "notebooks",
+        "btad_root = None",
         "fixture = btad_root is not None and btad_root.endswith('btad-fixture')\n"
-        "CHECKS = {n: ('btad_root is the fixture', lambda: [count('fixture', int(fixture), 1)]) for n in (1, 2)}\n"
-        "exercises.report(EXERCISES, CHECKS, exercise)"
+        "CHECKS = {n: ('btad_root is the fixture', lambda: [count('fixture', int(fixture), 1)]) for n in (1, 2)}",
     )
-    nbformat.write(nb, notebooks / "fake.ipynb")
     written = []
     monkeypatch.setattr(prepare_notebooks, "write_layout_fixture", lambda source, out: written.append(out) or out)
-    monkeypatch.setattr(runner, "NOTEBOOKS", notebooks)
-    monkeypatch.setattr(runner, "KERNEL", "python3")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     out = tmp_path / "out"
-    argv = ["run_exercises.py", "--data", str(tmp_path), "--out", str(out), "--workers", "1"]
-    monkeypatch.setattr("sys.argv", argv)
-    runner.main()  # both exercises as expected: each saw btad_root
+    run_runner(runner, monkeypatch, notebooks, tmp_path, out)  # both exercises as expected: each saw btad_root
     assert written == [(out / "btad-fixture").resolve()]  # written once for the notebook's two exercises
 
 
@@ -204,24 +209,16 @@ def test_the_runner_finds_the_notebooks_that_take_a_loco_root(runner, tmp_path) 
 def test_a_notebook_on_mtd_runs_its_exercises_on_the_mtd_fixture(runner, tmp_path, monkeypatch, tiny_benchmark):
     import prepare_notebooks  # on sys.path through the runner fixture
 
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    nb = nbformat.read(fake_notebook(notebooks), as_version=4)
-    nb.cells[0].source += "\nmtd_root = None"
-    nb.cells[2].source = (
-        "from pathlib import Path\nfrom adlib.companion.exercises import count\n"
+    notebooks = notebook_on(
+        tmp_path / "notebooks",
+        "mtd_root = None",
+        "from pathlib import Path\n"
         "CHECKS = {n: ('on the fixture', lambda: [count('MT_Free', int(Path(mtd_root, 'mtd', 'MT_Free').is_dir()), 1)])"
-        " for n in (1, 2)}\nexercises.report(EXERCISES, CHECKS, exercise)"
+        " for n in (1, 2)}",
     )
-    nbformat.write(nb, notebooks / "fake.ipynb")
     small = prepare_notebooks.write_mtd_fixture
     monkeypatch.setattr(prepare_notebooks, "write_mtd_fixture", lambda data, out: small(data, out, 9, 4))
-    monkeypatch.setattr(runner, "NOTEBOOKS", notebooks)
-    monkeypatch.setattr(runner, "KERNEL", "python3")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     out = tmp_path / "out"
-    argv = ["run_exercises.py", "--data", str(tiny_benchmark), "--out", str(out), "--workers", "1"]
-    monkeypatch.setattr("sys.argv", argv)
-    runner.main()  # both checks find the fixture: no SystemExit
+    run_runner(runner, monkeypatch, notebooks, tiny_benchmark, out)  # both checks find the fixture: no SystemExit
     assert "| fake | 2 | as expected |" in (out / "exercises.md").read_text()
     assert (out / "mtd-fixture" / "mtd" / "MT_Free").is_dir()

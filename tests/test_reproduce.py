@@ -107,13 +107,18 @@ def test_each_input_changes_the_digest(reproduce, tmp_path):
     assert reproduce.sources_digest(sources) != before
 
 
+def with_parameter(plain: Path, path: Path, line: str) -> Path:
+    """A copy of the notebook `plain` at `path` whose parameters cell also assigns `line`."""
+    nb = nbformat.read(plain, as_version=4)
+    nb.cells[0].source += f"\n{line}"
+    nbformat.write(nb, path)
+    return path
+
+
 def test_a_notebook_on_btad_sees_the_btad_folder_beside_the_data(reproduce, tmp_path):
     """Fetching BTAD after a run changes the digest of the notebook that reads it (btad_root), and only its."""
     plain = fake_notebook(tmp_path / "plain.ipynb")
-    on_btad = tmp_path / "on_btad.ipynb"
-    nb = nbformat.read(plain, as_version=4)
-    nb.cells[0].source += "\nbtad_root = None"
-    nbformat.write(nb, on_btad)
+    on_btad = with_parameter(plain, tmp_path / "on_btad.ipynb", "btad_root = None")
     data = tmp_path / "mvtec_ad"
     data.mkdir()
     assert reproduce.other_data(on_btad, data) == reproduce.other_data(plain, data) == ""
@@ -207,10 +212,7 @@ def test_a_notebook_waits_for_the_ones_it_reuses_and_long_chains_start_first(rep
 def test_a_notebook_on_loco_gets_the_loco_root_and_its_fingerprint(reproduce, tmp_path):
     """--loco-data reaches only the notebooks that declare `loco_root`, and a change in it re-runs only those."""
     plain = fake_notebook(tmp_path / "plain.ipynb")
-    on_loco = tmp_path / "on_loco.ipynb"
-    nb = nbformat.read(plain, as_version=4)
-    nb.cells[0].source += '\nloco_root = "../data/synthetic-loco"'
-    nbformat.write(nb, on_loco)
+    on_loco = with_parameter(plain, tmp_path / "on_loco.ipynb", 'loco_root = "../data/synthetic-loco"')
     loco = tmp_path / "synthetic-loco"
     (loco / "kit").mkdir(parents=True)
     (loco / "kit" / "a.png").write_bytes(b"1")
@@ -225,10 +227,7 @@ def test_a_notebook_on_loco_gets_the_loco_root_and_its_fingerprint(reproduce, tm
 
 def test_a_notebook_on_mtd_sees_the_mtd_folder_beside_the_data_and_not_btad(reproduce, tmp_path):
     """Cloning MTD into data/mtd changes the digest of the notebook that reads it (mtd_root); BTAD does not."""
-    on_mtd = tmp_path / "on_mtd.ipynb"
-    nb = nbformat.read(fake_notebook(tmp_path / "plain.ipynb"), as_version=4)
-    nb.cells[0].source += "\nmtd_root = None"
-    nbformat.write(nb, on_mtd)
+    on_mtd = with_parameter(fake_notebook(tmp_path / "plain.ipynb"), tmp_path / "on_mtd.ipynb", "mtd_root = None")
     data = tmp_path / "mvtec_ad"
     data.mkdir()
     (tmp_path / "btad" / "01").mkdir(parents=True)
