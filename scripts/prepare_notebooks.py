@@ -106,9 +106,27 @@ def write_mtd_fixture(source: Path, out: Path, free: int = 20, defective: int = 
     return out
 
 
-def main() -> None:
+FIXTURES = {"btad": write_layout_fixture, "mtd": write_mtd_fixture}  # data sets a notebook reads beside DATA
+
+
+def other_data_parameters(
+    notebook: Path, data: Path, loco_data: Path | None, out: Path, written: dict[str, Path]
+) -> dict[str, str]:
+    """The notebook's roots of other data sets in quick mode: `<out>/<name>-fixture` (written once, kept in
+    `written`) for a `btad_root` or `mtd_root` parameter, `loco_data` for a `loco_root` one (when given)."""
     from reproduce import declared  # scripts/ is on sys.path when this file runs as a script
 
+    roots = {}
+    for name, write in FIXTURES.items():
+        if declared(notebook, {f"{name}_root": None}):
+            written[name] = written.get(name) or write(data, (out / f"{name}-fixture").resolve())
+            roots[f"{name}_root"] = str(written[name])
+    if loco_data is not None and declared(notebook, {"loco_root": None}):
+        roots["loco_root"] = str(loco_data.resolve())
+    return roots
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="data root: the embedded benchmark, or MVTec AD")
     parser.add_argument(
@@ -130,16 +148,9 @@ def main() -> None:
         "figures_dir": str((args.out / "figures").resolve()),
         "quick": True,
     }
-    fixture = None
+    written: dict[str, Path] = {}
     for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
-        own = dict(parameters)
-        if declared(notebook, {"btad_root": None}):
-            fixture = fixture or write_layout_fixture(args.data, (args.out / "btad-fixture").resolve())
-            own["btad_root"] = str(fixture)
-        if args.loco_data is not None and declared(notebook, {"loco_root": None}):
-            own["loco_root"] = str(args.loco_data.resolve())
-        if declared(notebook, {"mtd_root": None}):
-            own["mtd_root"] = str(write_mtd_fixture(args.data, (args.out / "mtd-fixture").resolve()))
+        own = parameters | other_data_parameters(notebook, args.data, args.loco_data, args.out, written)
         papermill.execute_notebook(
             str(notebook), str(args.out / notebook.name), parameters=own, prepare_only=True, kernel_name="adlib"
         )

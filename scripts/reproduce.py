@@ -4,23 +4,23 @@
                                 [--notebook NAME] [--jobs N] [--force] [--scale full]
 
 Each notebook runs with its `profile`, `data_root`, `figures_dir` (= `figures/`), `scale` and `loco_root`
-(= `--loco-data`) parameters (those it declares) into `notebooks/executed/`, in its own kernel. `--jobs N` runs N at a time, the
-longest chain first (by their last recorded times), each after the notebooks whose stored evaluations it
-reuses (notebook metadata `{"adlib": {"after": [names]}}`); a notebook that times things (notebook metadata
-`{"adlib": {"exclusive": true}}`) runs alone, after the others, with every core. `--scale full` runs
-every notebook on every category with 5 seeds (its own default sample otherwise). `figures/index.md`
-(every figure with the caption file a notebook writes beside it, `<figure>.md`: verdict, caption,
-settings) and the wall times, `figures/reproduce_times.csv`, are written once, at the end; last,
+(= `--loco-data`) parameters (those it declares) into `notebooks/executed/`, in its own kernel. `--jobs N`
+runs N at a time, the longest chain first (by their last recorded times), each after the notebooks whose
+stored evaluations it reuses (notebook metadata `{"adlib": {"after": [names]}}`); a notebook that times
+things (notebook metadata `{"adlib": {"exclusive": true}}`) runs alone, after the others, with every core.
+`--scale full` runs every notebook on every category with 5 seeds (its own default sample otherwise).
+`figures/index.md` (every figure with the caption file a notebook writes beside it, `<figure>.md`: verdict,
+caption, settings) and the wall times, `figures/reproduce_times.csv`, are written once, at the end; last,
 `figures/reproduction.md` says for every figure CSV whether it is identical to the committed one, within
 float rounding, or moved, and which verdicts changed (`scripts/compare_figures.py`).
 
 A run resumes: `build/reproduce/stamps.json` records, per notebook that finished, a digest of its
 inputs (the notebook file, its parameters, the `adlib` sources and a fingerprint of the data folder:
 every file's path, size and modification time; for a notebook with a `btad_root` or `mtd_root` parameter,
-of the `btad` or `mtd` folder beside the data too; for one with a `loco_root` parameter, of `--loco-data`) and its
-wall time. A notebook whose inputs have the
-recorded digest is not run again and its figures are kept; `--force` runs every notebook, and
-`--notebook NAME` always runs that one (the other notebooks' times are kept from earlier runs).
+of the `btad` or `mtd` folder beside the data too; for one with a `loco_root` parameter, of `--loco-data`)
+and its wall time. A notebook whose inputs have the recorded digest is not run again and its figures are
+kept; `--force` runs every notebook, and `--notebook NAME` always runs that one (the other notebooks' times
+are kept from earlier runs).
 """
 
 from __future__ import annotations
@@ -86,10 +86,8 @@ def inputs_digest(notebook: Path, parameters: dict, sources: str, data: str) -> 
     return digest.hexdigest()
 
 
-OTHER_DATASETS = (
-    "btad",
-    "mtd",
-)  # data sets a notebook reads beside DATA (parameter `<name>_root`, adlib.companion.notebook)
+# The data sets a notebook reads beside DATA (its parameter `<name>_root`; adlib.companion.notebook.other_dataset).
+OTHER_DATASETS = ("btad", "mtd")
 
 
 def other_data(notebook: Path, data: Path) -> str:

@@ -83,8 +83,7 @@ def run_one(job: tuple[str, int, dict[str, object], Path]) -> tuple[str, int, st
 
 
 def main() -> None:
-    from prepare_notebooks import write_layout_fixture, write_mtd_fixture  # scripts/ is on sys.path as a script
-    from reproduce import declared as other_data_set
+    from prepare_notebooks import other_data_parameters  # scripts/ is on sys.path when this file runs as a script
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="data root of quick mode, e.g. data/synthetic-quick")
@@ -104,19 +103,14 @@ def main() -> None:
     names = args.notebook or sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
     if missing := [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").is_file()]:
         sys.exit(f"--notebook {' '.join(missing)}: no such notebook in {NOTEBOOKS}")
-    jobs, fixture, mtd = [], None, None
+    jobs, written = [], {}
     for name in names:
         notebook = NOTEBOOKS / f"{name}.ipynb"
+        exercises = sorted(declared(notebook))
         parameters = {"profile": args.profile, "data_root": str(args.data.resolve()), "quick": True}
-        if other_data_set(notebook, {"btad_root": None}) and declared(notebook):
-            fixture = fixture or write_layout_fixture(args.data, (args.out / "btad-fixture").resolve())  # as make test
-            parameters["btad_root"] = str(fixture)
-        if args.loco_data is not None and other_data_set(notebook, {"loco_root": None}):
-            parameters["loco_root"] = str(args.loco_data.resolve())
-        if other_data_set(notebook, {"mtd_root": None}) and declared(notebook):
-            mtd = mtd or write_mtd_fixture(args.data, (args.out / "mtd-fixture").resolve())  # as make test
-            parameters["mtd_root"] = str(mtd)
-        for exercise in sorted(declared(notebook)):
+        if exercises:  # the layout fixtures of make test, written once
+            parameters |= other_data_parameters(notebook, args.data, args.loco_data, args.out, written)
+        for exercise in exercises:
             figures = (args.out / "figures" / f"{name}.exercise{exercise}").resolve()
             jobs.append((name, exercise, {**parameters, "figures_dir": str(figures)}, args.out.resolve()))
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -176,7 +176,7 @@ def test_a_notebook_on_another_data_set_gets_the_layout_fixture(runner, tmp_path
         "CHECKS = {n: ('btad_root is the fixture', lambda: [count('fixture', int(fixture), 1)]) for n in (1, 2)}",
     )
     written = []
-    monkeypatch.setattr(prepare_notebooks, "write_layout_fixture", lambda source, out: written.append(out) or out)
+    monkeypatch.setitem(prepare_notebooks.FIXTURES, "btad", lambda source, out: written.append(out) or out)
     out = tmp_path / "out"
     run_runner(runner, monkeypatch, notebooks, tmp_path, out)  # both exercises as expected: each saw btad_root
     assert written == [(out / "btad-fixture").resolve()]  # written once for the notebook's two exercises
@@ -217,7 +217,7 @@ def test_a_notebook_on_mtd_runs_its_exercises_on_the_mtd_fixture(runner, tmp_pat
         " for n in (1, 2)}",
     )
     small = prepare_notebooks.write_mtd_fixture
-    monkeypatch.setattr(prepare_notebooks, "write_mtd_fixture", lambda data, out: small(data, out, 9, 4))
+    monkeypatch.setitem(prepare_notebooks.FIXTURES, "mtd", lambda data, out: small(data, out, 9, 4))
     out = tmp_path / "out"
     run_runner(runner, monkeypatch, notebooks, tiny_benchmark, out)  # both checks find the fixture: no SystemExit
     assert "| fake | 2 | as expected |" in (out / "exercises.md").read_text()

@@ -311,9 +311,9 @@ def NearestNeighbours(  # noqa: N802 (a factory named like the classes it return
 
     `index="flat"` (default) is exact; `backend` 'auto' takes the quickest exact engine here: the bfloat16
     screen (`ScreenedExact`) for a bank of `SCREEN_MIN_ROWS` or more on a CPU with AMX, else faiss when it
-    imports, else torch's float32 products (`chunk_bytes` bounds torch's distance blocks). `index="ivfpq"` is approximate, on faiss only
-    (backend 'auto' or 'faiss'; never a silent fallback to exact search), seeded by `seed`, searching
-    `nprobe` lists per query (see `FaissIVFPQ`).
+    imports, else torch's float32 products (`chunk_bytes` bounds torch's distance blocks). `index="ivfpq"` is
+    approximate, on faiss only (backend 'auto' or 'faiss'; never a silent fallback to exact search), seeded by
+    `seed`, searching `nprobe` lists per query (see `FaissIVFPQ`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
