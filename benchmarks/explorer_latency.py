@@ -8,8 +8,11 @@ features from the disk cache (filling it first if need be: that first update is 
 then walks the controls from PatchCore-10 %, each change starting from the state the one before left. A row is
 one kind of change: "new" values the explorer has not seen for this training set, "seen" ones it has. The
 seconds are `Exploration.seconds`, what the panel's "updated in x s" shows; "figure s" is the heatmap PNG
-drawn after it. Last comes one change of category (its features read from the disk cache). The load average
-is printed before and after: on a busy machine the numbers are not worth much.
+drawn after it. The last method row is PaDiM, PaDiM filter + PatchCore and improved PatchCore (K-means: a new
+bank for every share), which the explorer fits afresh; SPADE is left out (minutes: a search of its own gallery
+per test image). Last comes one change of category (its features read from the disk cache). The load average
+is printed before and after: on a busy machine the numbers are not worth much. `OMP_NUM_THREADS` sets the
+threads (the notebook's kernel uses every core).
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ SCENARIO = (
     ("LOF k (new)", [{"coreset_ratio": 0.1, "lof_k": 5}, {"lof_k": 8}]),
     ("noise ratio (new)", [{"lof_k": 6, "tau": 0.15, "noise_ratio": 0.05}, {"noise_ratio": 0.1}]),
     ("seed (new)", [{"seed": 1}, {"seed": 2}]),
+    (
+        "method, other families (new)",
+        [{"method": "padim"}, {"method": "image-denoised-patchcore"}, {"method": "improved-patchcore"}],
+    ),
 )  # every "new" row runs at a 10 % coreset share, the default
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import adlib.companion.explore_cache as explore_cache
+from adlib.bank import search
 from adlib.bank.sampling import ApproximateGreedyCoreset, RandomSubset
 from adlib.companion.explore import CORESET_SHARES, method_settings
 from adlib.companion.explore_cache import (
@@ -39,7 +40,14 @@ def _slow_nearest(queries, bank):
     return squared.min(dim=1)
 
 
-def test_running_prefix_search_matches_a_search_of_each_prefix():
+@pytest.mark.parametrize("screened", [False, True])
+def test_running_prefix_search_matches_a_search_of_each_prefix(screened, monkeypatch):
+    backend = "torch"
+    if screened:  # every extension through one bfloat16 screen (`ScreenedExact.prefix_nearest`), however small
+        monkeypatch.setattr(search, "SCREEN_MIN_ROWS", 1)
+        monkeypatch.setattr(search, "bfloat16_products_are_fast", lambda: True)
+        monkeypatch.setattr(explore_cache, "NearestNeighbours", None)  # never a search of its own
+        backend = "auto"
     generator = torch.Generator().manual_seed(0)
     patches = torch.randn(300, 24, generator=generator)
     patches[150] = patches[40]  # a duplicate row: ties must go to the earlier pick
@@ -48,7 +56,7 @@ def test_running_prefix_search_matches_a_search_of_each_prefix():
     order = BankOrder(patches, kept, RandomSubset(), seed=1)
     stops = [10, 20, 40, 80]
     for n in (30, 12, 80, 20, 100, 5):  # up, down, up, a stop, beyond the stops, below the first stop
-        squared, nearest = order.nearest(queries, n, stops, backend="torch")
+        squared, nearest = order.nearest(queries, n, stops, backend=backend)
         bank = patches[kept[order.first(n)]]
         expected, index = _slow_nearest(queries, bank)
         assert torch.allclose(squared[:, 0].double(), expected, rtol=1e-4, atol=1e-4)
@@ -57,7 +65,7 @@ def test_running_prefix_search_matches_a_search_of_each_prefix():
     assert len(order.picks) == 150  # 30, then 80 (at least twice 30), then all 150 (at least twice 80)
     picks = order.first(100).tolist()
     assert 20 in picks and 75 in picks  # rows 40 and 150 (candidates 20 and 75) are both in the bank
-    _, nearest = order.nearest(queries, 100, stops, backend="torch")
+    _, nearest = order.nearest(queries, 100, stops, backend=backend)
     assert nearest[-1, 0] == min(picks.index(20), picks.index(75))  # the tie goes to the earlier pick
 
 

@@ -227,3 +227,69 @@ def test_screened_search_refuses_a_single_bad_query_among_good_ones(value):
     queries[7, 3] = value
     with pytest.raises(ValueError, match="query features hold NaN"):
         search.ScreenedExact(random(50, 8)).search(queries, 1)
+
+
+# --- the nearest row within each prefix of the bank, from one screened product ---------------------------
+
+
+def screened_data(data):
+    """(bank, queries) of one of the screened search's data sets."""
+    if data == "near ties":
+        return near_ties()
+    if data == "clustered":
+        bank, queries, _ = clustered(seed=5)
+        return bank, queries
+    bank, queries = random(1001, 48, seed=6), random(70, 48, seed=7)
+    return (bank + 1000, queries + 1000) if data == "offset" else (bank, queries)
+
+
+@pytest.mark.parametrize("data", ["gaussian", "offset", "clustered", "near ties"])
+def test_prefix_nearest_matches_a_brute_force_search_of_each_prefix(data):
+    bank, queries = screened_data(data)
+    bank = torch.cat([bank, bank[:5]])  # repeated rows at the end: ties go to the earlier copy
+    ends = [1, 7, len(bank) // 3, len(bank) // 3 + 1, len(bank) - 5, len(bank)]
+    index = search.ScreenedExact(bank, chunk_bytes=2 * 1024 * 16)
+    distances, indices = index.prefix_nearest(queries, ends)
+    for column, end in enumerate(ends):
+        expected_d, expected_i = brute_force(bank[:end], queries, 1)
+        assert torch.equal(indices[:, column], expected_i[:, 0]), end
+        torch.testing.assert_close(distances[:, column].double(), expected_d[:, 0], rtol=1e-5, atol=1e-4)
+
+
+def test_prefix_nearest_rescores_only_rows_closer_than_what_is_reached():
+    bank, queries = random(600, 32, seed=12), random(90, 32, seed=13)
+    ends = [100, 350, 600]
+    true = torch.cdist(queries.double(), bank.double()) ** 2
+    reached = true[:, 40] * torch.linspace(0.6, 1.4, len(queries)).double()  # some below every prefix's nearest
+    reached[::7] = float("inf")  # nothing reached yet
+    index = search.ScreenedExact(bank)
+    distances, indices = index.prefix_nearest(queries, ends, reached.float())
+    for column, end in enumerate(ends):
+        nearest, row = true[:, :end].min(1)
+        closer = nearest < reached * (1 - 1e-5)  # clearly closer than what is reached: found exactly
+        assert torch.equal(indices[closer, column], row[closer])
+        farther = nearest > reached * (1 + 1e-5)  # clearly not: no row is closer, +inf or a row as far
+        assert (distances[farther, column].double() >= reached[farther] * (1 - 1e-5)).all()
+        assert farther.any() and closer.any()
+    assert torch.isinf(distances).any()  # some queries have no candidate left at all
+    assert torch.equal(
+        index.prefix_nearest(queries, ends)[1], index.prefix_nearest(queries, ends, reached * 0 + 1e9)[1]
+    )
+
+
+@pytest.mark.parametrize("ends", [[], [3, 2, 600], [10, 599], [0, 600], [600, 600]])
+def test_prefix_nearest_refuses_ends_that_are_not_increasing_up_to_the_bank(ends):
+    with pytest.raises(ValueError, match="ends="):
+        search.ScreenedExact(random(600, 8)).prefix_nearest(random(3, 8), ends)
+
+
+def test_pair_distances_agree_with_and_without_faiss(monkeypatch):
+    queries, bank = random(50, 40, seed=14), random(30, 40, seed=15)
+    query, row = torch.randint(0, 50, (300,)), torch.randint(0, 30, (300,))
+    expected = ((queries[query].double() - bank[row].double()) ** 2).sum(1)
+    with_faiss = search.pair_distances(queries, query, bank, row)
+    monkeypatch.setattr(search, "faiss_available", lambda: False)
+    without = search.pair_distances(queries, query, bank, row)
+    torch.testing.assert_close(with_faiss.double(), expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(without.double(), expected, rtol=1e-6, atol=1e-6)
+    assert len(search.pair_distances(queries, query[:0], bank, row[:0])) == 0

@@ -4,7 +4,9 @@
 - `FaissExact`: exact k-NN with faiss's `IndexFlatL2` (on the GPU when a faiss build with GPU support
   and a GPU are present).
 - `ScreenedExact`: exact k-NN whose matrix product runs in bfloat16 (Intel AMX), with a proven error
-  bound that keeps every row that could be among the k nearest, rescored in float32.
+  bound that keeps every row that could be among the k nearest, rescored in float32; its `prefix_nearest`
+  gives the nearest row within each of several prefixes of the bank from one product (the explorer's
+  nested coreset banks), rescored by `pair_distances`.
 - `FaissIVFPQ`: approximate k-NN with faiss's IVF-PQ, as the official `ApproximateFaissNN` (PC Table 5).
 
 All return squared Euclidean distances and int64 indices, nearest first, on the bank's device; the
@@ -15,6 +17,9 @@ K-means of `adlib.bank.clustering` checks its seeds against it too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy
 import torch
 
 BACKENDS = ("auto", "faiss", "torch")
@@ -243,6 +248,81 @@ class ScreenedExact(Search):
         distances, rows = self._exact(queries, query, row)
         distances, order = distances.sort(dim=1, stable=True)  # candidates in row order: ties keep it
         return distances[:, :k], rows.gather(1, order[:, :k])
+
+    def prefix_nearest(
+        self, queries: torch.Tensor, ends: Sequence[int], reached: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The nearest row within each prefix of the bank, from one screened product: (squared distances [Q, S],
+        indices [Q, S]), column j for the first `ends[j]` rows (`ends` increasing, the last the bank's size;
+        ties: the lower index). A row of segment j (between the ends before it and `ends[j]`) is rescored when
+        its screened value is within the bound of the nearest screened value up to `ends[j]`; with `reached`
+        [Q] (distances a caller already holds) also only when it could be closer than that: where no row is,
+        the column holds +inf and index 0. The rescoring is `pair_distances` (faiss's kernel where faiss
+        imports), so distances may differ from `search`'s in the last float32 bits."""
+        ends = list(ends)
+        if not ends or ends[-1] != len(self.bank) or any(b <= a for a, b in zip([0] + ends, ends)):
+            raise ValueError(f"ends={ends}: increasing row counts from 1 to the bank's {len(self.bank)} rows")
+        lengths = torch.tensor([b - a for a, b in zip([0] + ends, ends)])
+        segment = torch.repeat_interleave(torch.arange(len(ends)), lengths)  # [M]: each row's segment
+        queries = queries.float().contiguous()
+        chunks = self._chunks(queries)
+        known = [None] * len(chunks) if reached is None else reached.float().split([len(c) for c in chunks])
+        found = [self._prefix_chunk(chunk, lengths, segment, limit) for chunk, limit in zip(chunks, known)]
+        return torch.cat([d for d, _ in found]), torch.cat([i for _, i in found])
+
+    def _prefix_chunk(
+        self, queries: torch.Tensor, lengths: torch.Tensor, segment: torch.Tensor, reached: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`prefix_nearest` for one chunk of queries."""
+        order, error = self._screened(queries)
+        starts = (lengths.cumsum(0) - lengths).tolist()
+        minima = torch.stack([order[:, a : a + n].amin(1) for a, n in zip(starts, lengths.tolist())], 1)
+        bounds = self._bounds(minima.cummin(1).values.view(torch.bfloat16), error[:, None])  # [Q, S]
+        if reached is not None:
+            finite = torch.isfinite(reached)
+            limit = self._bounds(torch.where(finite, reached, 0), error)
+            bounds = torch.minimum(bounds, torch.where(finite, limit, torch.iinfo(torch.int16).max)[:, None])
+        mask = torch.zeros(order.shape, dtype=torch.bool)  # the padding columns stay False
+        for j, (start, length) in enumerate(zip(starts, lengths.tolist())):
+            torch.le(order[:, start : start + length], bounds[:, j, None], out=mask[:, start : start + length])
+        query, row = self._masked_pairs(mask)
+        return _segment_minima(pair_distances(queries, query, self.bank, row), query, row, segment, len(queries))
+
+
+def _segment_minima(
+    distances: torch.Tensor, query: torch.Tensor, row: torch.Tensor, segment: torch.Tensor, queries: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distances [Q, S], rows [Q, S]) of the nearest among each query's pairs with a row in segments 0..j,
+    for every segment j (ties: the lower row; no pair: +inf and row 0)."""
+    segments = int(segment.max()) + 1
+    key = query * segments + segment[row]
+    best = torch.full((queries * segments,), float("inf")).scatter_reduce_(0, key, distances, "amin")
+    tied = distances == best[key]
+    first = torch.full((queries * segments,), len(segment)).scatter_reduce_(0, key[tied], row[tied], "amin")
+    best, first = best.view(queries, segments), first.view(queries, segments)
+    for j in range(1, segments):  # the running nearest; a later segment's rows only when strictly closer
+        closer = best[:, j] < best[:, j - 1]
+        best[:, j] = torch.where(closer, best[:, j], best[:, j - 1])
+        first[:, j] = torch.where(closer, first[:, j], first[:, j - 1])
+    return best, first.masked_fill_(first == len(segment), 0)
+
+
+def pair_distances(queries: torch.Tensor, query: torch.Tensor, bank: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """sum((queries[query] - bank[row])^2) in float32 for each pair, by faiss's fused kernel where faiss imports
+    (~6x torch's gather-subtract-sum on CPU here, benchmarks/NOTES.md), else in torch."""
+    if faiss_available() and not bank.is_cuda:
+        import faiss
+
+        distances = numpy.empty(len(query), dtype=numpy.float32)
+        x, ix, y, iy = (t.contiguous().numpy() for t in (queries, query, bank, row))
+        faiss.pairwise_indexed_L2sqr(
+            bank.shape[1], len(query), *(faiss.swig_ptr(a) for a in (x, ix, y, iy)), faiss.swig_ptr(distances)
+        )
+        return torch.from_numpy(distances)
+    return torch.cat(
+        [(bank[r] - queries[q]).square_().sum(1) for q, r in zip(query.split(8192), row.split(8192))]
+        or [torch.empty(0)]
+    )
 
 
 class FaissIVFPQ(Search):
