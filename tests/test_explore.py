@@ -5,11 +5,13 @@ import dataclasses
 import pytest
 
 from adlib.companion.explore import (
+    SLOW_METHODS,
     Choice,
     Explorer,
     ExplorerPanel,
     acting_controls,
     display_name,
+    fitting_message,
     heatmap_grid,
     image_name,
     method_settings,
@@ -167,3 +169,9 @@ def test_panel_prints_an_impossible_choice_instead_of_raising(features, tmp_path
     assert message["name"] == "stdout" and message["text"].startswith("error: ratio=0.2 ")
     panel.controls["noise_overlap"].value = True  # with overlap all 4 may move: a valid choice again
     assert len(panel.last.moved) == 4 and len(_png_output(panel)) > 0
+
+
+def test_the_panel_warns_while_it_fits_a_slow_method():
+    assert fitting_message("patchcore") == "fitting and scoring …"
+    assert "minutes" in fitting_message("spade") and "K-means" in fitting_message("improved-patchcore")
+    assert set(SLOW_METHODS) <= set(METHODS)  # no warning for a method the explorer does not offer

@@ -46,6 +46,12 @@ DISPLAY_NAMES = {
 #: The method controls: a `Choice` field -> the command-line option it sets, and a value other than the
 #: option's default that tells whether it acts on a method (`acting_controls`).
 CONTROLS = {"coreset_ratio": ("--coreset", 0.5), "tau": ("--tau", 0.3), "lof_k": ("--lof-k", 3)}
+#: What the panel says while it fits a method whose update takes far longer than the cached PatchCore family's
+#: (benchmarks/NOTES.md has the measured times).
+SLOW_METHODS = {
+    "improved-patchcore": "K-means fits a new bank for every coreset share: tens of seconds with many training images",
+    "spade": "SPADE searches a gallery of training images for every test image: minutes with many of them",
+}
 #: The coreset shares the slider offers (1 % steps): the cached test search keeps its nearest rows at each.
 CORESET_SHARES = tuple(step / 100 for step in range(1, 101))
 
@@ -93,6 +99,12 @@ def method_settings(
     values = {"coreset_ratio": coreset_ratio, "tau": tau, "lof_k": lof_k}
     options = {CONTROLS[name][0]: values[name] for name in acting_controls(method, features)}
     return dataclasses.replace(registry.method_settings(method, features, options), seed=seed)
+
+
+def fitting_message(method: str) -> str:
+    """The panel's status while `method` is fitted: with a warning for the slow ones (`SLOW_METHODS`)."""
+    slow = SLOW_METHODS.get(method)
+    return "fitting and scoring …" + (f" ({slow})" if slow else "")
 
 
 def image_name(sample: Sample) -> str:
@@ -411,7 +423,7 @@ class ExplorerPanel:
     def refresh(self) -> Exploration | None:
         """Runs the update for the controls' values (or redraws, if only `shown` changed) and shows it."""
         choice = self.choice()
-        self.status.value = "<i>fitting and scoring …</i>"
+        self.status.value = f"<i>{fitting_message(choice.method)}</i>"
         try:
             if self.last is not None and dataclasses.replace(self.last.choice, shown=choice.shown) == choice:
                 self.last = dataclasses.replace(self.last, choice=choice)
