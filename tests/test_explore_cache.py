@@ -44,7 +44,7 @@ def _slow_nearest(queries, bank):
 def test_running_prefix_search_matches_a_search_of_each_prefix(screened, monkeypatch):
     backend = "torch"
     if screened:  # every extension through one bfloat16 screen (`ScreenedExact.prefix_nearest`), however small
-        monkeypatch.setattr(search, "SCREEN_MIN_ROWS", 1)
+        monkeypatch.setattr(explore_cache, "PREFIX_SCREEN_MIN_ROWS", 1)
         monkeypatch.setattr(search, "bfloat16_products_are_fast", lambda: True)
         monkeypatch.setattr(explore_cache, "NearestNeighbours", None)  # never a search of its own
         backend = "auto"

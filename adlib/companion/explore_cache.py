@@ -11,7 +11,7 @@ little, with the very scores a fresh `PatchCore.fit` / `predict` gives.
   by segment (the segments end at the offered coreset shares), with a snapshot at every segment end;
   a smaller share reads its snapshot, a larger one searches only the picks it adds. A later segment
   replaces the running nearest only when strictly closer, so ties go to the earlier pick as in one search
-  over the prefix. Where the bfloat16 screen pays (AMX, `SCREEN_MIN_ROWS` new picks or more: a new bank),
+  over the prefix. Where the bfloat16 screen pays (AMX, `PREFIX_SCREEN_MIN_ROWS` new picks or more: a new bank),
   all the new segments come from one screened product (`ScreenedExact.prefix_nearest`, ~3x faster than a
   faiss search per segment here); else each segment is one search by the same engine as a fit's.
 
@@ -35,6 +35,9 @@ from adlib.data.datasets import Sample
 from adlib.detectors.patchcore import PatchCore, PatchCoreSettings
 from adlib.features.extractor import FeatureExtractor, FeatureSettings, PatchEmbedding
 
+#: New picks from which one screened product for all segments beats a faiss search per segment (pill, 94k test
+#: patches, one thread: 0.9x at 627 rows in one segment, 1.5x at 1,254, 2.5x at 1,881 in three; benchmarks/NOTES.md).
+PREFIX_SCREEN_MIN_ROWS = 1024
 PREFIX_SAMPLERS = ("approximate_greedy", "random")  # the samplers whose picks for n are a prefix of those for more
 
 
@@ -60,9 +63,10 @@ class BankOrder:
     """One pick order of candidate rows and the test search over its prefixes.
 
     The candidates are `patches` [N, D] (all training patches), or the rows `kept` of them (SoftPatch's
-    denoising; held as indices, so that each tau costs no copy of the patches between updates). `picks` are the first len(picks) rows of the order (extended by recomputing, which repeats the prefix);
+    denoising; held as indices, so that each tau costs no copy of the patches between updates). `picks` are
+    the first len(picks) rows of the order (extended by recomputing, which repeats the prefix);
     `snapshots[m]` is (squared distances [Q, 1], indices into the first m picks [Q, 1]) of the nearest of
-    the first m picks to each test query; `searched` is the largest m with a snapshot (0: none)."""
+    the first m picks to each test query."""
 
     patches: torch.Tensor
     kept: torch.Tensor | None
@@ -119,10 +123,10 @@ class BankOrder:
         backend: str,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """For each of `ends`, (squared distances [Q, 1], indices into `picks` [Q, 1]) of the nearest of the picks
-        from `done` to it. Where the bfloat16 screen pays (a CPU with AMX, `SCREEN_MIN_ROWS` new picks or more),
+        from `done` to it. Where the bfloat16 screen pays (a CPU with AMX, `PREFIX_SCREEN_MIN_ROWS` new picks or more),
         all ends come from one screened product, and only picks that could be closer than `reached` are
         rescored (where none is: +inf); else each segment is one search of its own."""
-        if backend == "auto" and not queries.is_cuda and ends[-1] - done >= search.SCREEN_MIN_ROWS:
+        if backend == "auto" and not queries.is_cuda and ends[-1] - done >= PREFIX_SCREEN_MIN_ROWS:
             if search.bfloat16_products_are_fast():
                 screen = search.ScreenedExact(self.rows(picks[done : ends[-1]]))
                 found, index = screen.prefix_nearest(queries, [end - done for end in ends], reached[:, 0])
