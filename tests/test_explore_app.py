@@ -1,13 +1,20 @@
-"""The explorer app (make explore, make test-explore): the app notebook, its preparation, the Voilà command that
-serves it (parsed by Voilà itself), and how the browser test reads console entries, the page and the server log."""
+"""The explorer app (make explore, make test-explore): the app notebook and its preparation, the Voilà command
+(parsed by Voilà itself), the port and the start-up, and how the browser test reads the console, page and log."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import socket
+import subprocess
 import sys
+import threading
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nbformat
+import pytest
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -21,7 +28,7 @@ def load(name: str):
 
 
 explore = load("explore")
-test_explore = load("test_explore")
+browser_test = load("test_explore")
 
 
 def test_app_notebook_runs_on_adlib_and_declares_what_is_injected(tmp_path):
@@ -50,21 +57,71 @@ def parsed(command: list[str]):
     return app
 
 
-def test_voila_command_for_make_explore():
+def test_voila_command_serves_on_loopback_with_a_token_and_opens_no_browser():
     notebook = Path("/x/build/explore/explore.ipynb")
-    command = explore.voila_command(notebook)
-    app = parsed(command)
+    app = parsed(explore.voila_command(notebook, 4567, "abc"))
     assert app.extra_args == [str(notebook)]
-    assert (app.ip, app.port, app.port_retries, app.open_browser) == ("127.0.0.1", 8866, 50, True)
-    config = app.config.VoilaConfiguration
-    assert (config.strip_sources, config.theme, config.show_tracebacks) == (True, "light", True)
-    assert app.token is None  # Voilà's default: no token
+    assert (app.ip, app.port, app.port_retries, app.token, app.open_browser) == ("127.0.0.1", 4567, 0, "abc", False)
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager  # Voilà's kernel manager
+
+    culling = AsyncMappingKernelManager(config=app.config)  # a closed page's kernel goes after a minute unused
+    assert (culling.cull_idle_timeout, culling.cull_interval, culling.cull_connected) == (60, 30, False)
+    shown = ("strip_sources", "theme", "progressive_rendering", "show_tracebacks")
+    assert {name: app.config.VoilaConfiguration[name] for name in shown} == dict(
+        zip(shown, (True, "light", True, True))
+    )
 
 
-def test_voila_command_for_the_browser_test():
-    command = explore.voila_command(Path("app.ipynb"), 4567, token="abc", open_browser=False, port_retries=0)
-    app = parsed(command)
-    assert (app.port, app.port_retries, app.open_browser, app.token) == (4567, 0, False, "abc")
+def test_opens_a_browser_only_where_there_is_a_display():
+    assert explore.opens_browser({}, "darwin") and explore.opens_browser({}, "win32")
+    assert explore.opens_browser({"DISPLAY": ":0"}, "linux") and explore.opens_browser(
+        {"WAYLAND_DISPLAY": "w"}, "linux"
+    )
+    assert not explore.opens_browser({"DISPLAY": ""}, "linux")  # over ssh: the address only
+
+
+def test_free_port_skips_a_port_in_use():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert explore.free_port(port, tries=2) != port
+        with pytest.raises(explore.ServeError, match=f"no free port in {port}-{port}"):
+            explore.free_port(port, tries=1)
+
+
+@contextmanager
+def static_server(root: Path):
+    """An HTTP server for `root` on 127.0.0.1 in a thread; yields its URL."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_wait_until_serving_returns_when_the_template_answers_and_fails_when_voila_exits(tmp_path):
+    css = tmp_path / "voila" / "templates" / "lab" / "static" / "index.css"
+    css.parent.mkdir(parents=True)
+    css.write_text("body {}")
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with static_server(tmp_path) as url:
+            explore.wait_until_serving(running, url, "log.txt", timeout=10)
+            css.unlink()
+            with pytest.raises(explore.ServeError, match=f"did not answer on {url} within 1 s: see log.txt"):
+                explore.wait_until_serving(running, url, "log.txt", timeout=1)
+    finally:
+        running.kill()
+        running.wait()
+    exited = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    exited.wait()
+    with pytest.raises(explore.ServeError, match="Voilà exited with status 3: see log.txt"):
+        explore.wait_until_serving(exited, "http://127.0.0.1:9", "log.txt")
 
 
 def test_console_problems_let_pass_only_unreachable_hosts_and_voilas_refusals():
@@ -90,22 +147,22 @@ def test_console_problems_let_pass_only_unreachable_hosts_and_voilas_refusals():
             "message": "http://127.0.0.1:6000/voila/files/None - Failed to load resource",
         },
     ]
-    assert test_explore.console_problems(entries, base) == [entries[3]["message"], entries[4]["message"]]
+    assert browser_test.console_problems(entries, base) == [entries[3]["message"], entries[4]["message"]]
 
 
 def test_page_problems_name_error_output_error_lines_and_missing_controls():
     good = {
-        "labels": list(test_explore.CONTROLS),
+        "labels": list(browser_test.CONTROLS),
         "status": "updated in 1.0 s",
         "text": "PatchCore on pill",
         "errors": [],
     }
-    assert test_explore.page_problems(good) == []
-    assert test_explore.page_problems({**good, "errors": ["ValueError: boom"]}) == ["error output: ValueError: boom"]
-    assert test_explore.page_problems({**good, "text": "error: too much noise"}) == [
+    assert browser_test.page_problems(good) == []
+    assert browser_test.page_problems({**good, "errors": ["ValueError: boom"]}) == ["error output: ValueError: boom"]
+    assert browser_test.page_problems({**good, "text": "error: too much noise"}) == [
         "the panel says 'error: too much noise'"
     ]
-    [missing] = test_explore.page_problems({**good, "labels": ["category", "method"]})
+    [missing] = browser_test.page_problems({**good, "labels": ["category", "method"]})
     assert missing.startswith("controls missing from the panel: ['coreset share',")
 
 
@@ -121,8 +178,8 @@ def test_log_problems_name_each_traceback_by_its_last_line_and_error_lines():
             "[Voila] ERROR | Error at server while executing cell",
         ]
     )
-    assert test_explore.log_problems(log) == [
+    assert browser_test.log_problems(log) == [
         "traceback in the server log: ValueError: no",
         "server log: [Voila] ERROR | Error at server while executing cell",
     ]
-    assert test_explore.log_problems("[Voila] Kernel shutdown: 1\n") == []
+    assert browser_test.log_problems("[Voila] Kernel shutdown: 1\n") == []
