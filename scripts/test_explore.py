@@ -3,8 +3,8 @@
     python scripts/test_explore.py --data data/synthetic-quick --out build/test-explore     (make test-explore)
 
 Prepares a quick-mode copy of `app/explore.ipynb` under `<out>/app` (`scripts/explore.py`, 20 training
-images), starts Voilà from this virtualenv on it as `make explore` does, but on a free loopback port with
-a random token, without opening a browser and with this checkout first on PYTHONPATH, and drives Debian's
+images), starts Voilà from this virtualenv on it with `make explore`'s command (random token, no browser of
+its own) on an ephemeral loopback port, with this checkout first on PYTHONPATH, and drives Debian's
 `chromium` through `chromedriver` (`scripts/test_lab.py`'s set-up). It waits for the panel: its controls
 and a first "updated in x s" status with the heatmap image; prints how long that took from the page's
 request; moves the coreset share slider one step with the keyboard (as a student would: 10 % -> 9 %) and
@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -80,22 +79,12 @@ def voila(notebook: Path, log: Path, scratch: Path, timeout: float = 60):
         JUPYTER_CONFIG_DIR=str(scratch / "config"),
         JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
     )
-    command = explore.voila_command(notebook, port, token=token, open_browser=False, port_retries=0)
     with open(log, "w") as log_file:
+        command = explore.voila_command(notebook, port, token)
         server = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:  # a static file of the template answers once it listens; no kernel starts for it
-                if server.poll() is not None:
-                    raise LabTestError(f"Voilà exited with status {server.returncode}: see {log}")
-                try:
-                    with urllib.request.urlopen(f"{url}/voila/templates/lab/static/index.css", timeout=2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise LabTestError(f"Voilà did not answer on {url} within {timeout:.0f} s: see {log}")
-                    time.sleep(0.3)
+            explore.wait_until_serving(server, url, str(log), timeout)
             yield f"{url}/?token={token}"
         finally:
             test_lab.stop(server)
@@ -237,7 +226,7 @@ def main() -> None:
                     except Exception:
                         driver.save_screenshot(str(args.out / "failure.png"))
                         raise
-        except LabTestError as error:
+        except (LabTestError, explore.ServeError) as error:
             found = [problem for problem in log_problems(log.read_text()) if problem not in str(error)]
             raise SystemExit("\n  ".join([f"error: {error}", *found])) from None
     print(f"the server stopped; {time.monotonic() - start:.0f} s in all; screenshots in {args.out}")
