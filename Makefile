@@ -121,7 +121,7 @@ lab: $(STAMP) data
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 # The explorer alone in the browser, no code and no JupyterLab (app/explore.ipynb served by Voilà on the adlib
-# kernel, scripts/explore.py): http://127.0.0.1:8866 (or the next free port); Ctrl-C stops it.
+# kernel, scripts/explore.py): prints its address (127.0.0.1, port 8866 or the next free one, a token) and opens it.
 explore: $(STAMP) data
 	$(BIN)/python scripts/explore.py --profile $(PROFILE) --data $(DATA)
 
