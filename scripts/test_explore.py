@@ -10,8 +10,8 @@ and a first "updated in x s" status with the heatmap image; prints how long that
 request; moves the coreset share slider one step with the keyboard (as a student would: 10 % -> 9 %) and
 waits for the next update. It fails on an error or stderr output in the page, an error line of the panel,
 a browser console error (a resource that Voilà's template asks of a CDN is let pass: this check runs
-offline, and the page must work without it) or a server that does not stop by itself on SIGTERM.
-Screenshots go to `<out>/*.png`, the server's log to `<out>/voila.log`.
+offline, and the page must work without it), a traceback or ERROR line in Voilà's log, or a server that
+does not stop by itself on SIGTERM. Screenshots go to `<out>/*.png`, the server's log to `<out>/voila.log`.
 """
 
 from __future__ import annotations
