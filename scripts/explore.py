@@ -51,6 +51,7 @@ def free_port(first: int = PORT, tries: int = 50) -> int:
     """The first of `tries` ports from `first` on that nothing listens on at 127.0.0.1."""
     for port in range(first, first + tries):
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a closed one is free
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
