@@ -15,7 +15,7 @@ DATA ?= data/synthetic
 export ADLIB_CACHE_DIR ?= $(CURDIR)/cache
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data data-quick data-loco lint test exercises test-lab book test-book reproduce lab bench bench-load lock clean
+.PHONY: setup data data-quick data-loco lint test exercises test-lab test-explore book test-book reproduce lab explore bench bench-load lock clean
 
 setup: $(STAMP)
 
@@ -90,6 +90,11 @@ lint: $(STAMP)
 test-lab: $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick)
 	$(BIN)/python scripts/test_lab.py --profile $(PROFILE) --data $(QUICK_DATA) --out build/test-lab
 
+# The explorer app (make explore) in headless Chromium: Voilà on a quick-mode copy, waits for the panel's first
+# update, moves the coreset share slider and waits for the next; screenshots and the server's log in build/test-explore/.
+test-explore: $(STAMP) $(if $(filter data/synthetic-quick,$(QUICK_DATA)),data-quick)
+	$(BIN)/python scripts/test_explore.py --profile $(PROFILE) --data $(QUICK_DATA) --out build/test-explore
+
 # The course site in build/book/ (Sphinx, myst-nb, sphinx-book-theme; book/conf.py): every notebook as a page, in
 # the order of figures/index.md, built from notebooks/executed/ where `make reproduce` left a copy, else from the
 # committed notebook; nothing is executed. Warnings (a missing image, a broken reference) fail the build.
@@ -114,6 +119,11 @@ reproduce: $(STAMP) data
 
 lab: $(STAMP) data
 	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# The explorer alone in the browser, no code and no JupyterLab (app/explore.ipynb served by Voilà on the adlib
+# kernel, scripts/explore.py): prints its address (127.0.0.1, port 8866 or the next free one, a token) and opens it.
+explore: $(STAMP) data
+	$(BIN)/python scripts/explore.py --profile $(PROFILE) --data $(DATA)
 
 # Speed reports (medians, ratios against reference loops measured in the same run): figures/bench_*.md (exact
 # search: faiss against the bfloat16 screen in bench_search.md),
