@@ -166,7 +166,7 @@ def move_slider(driver, timeout: float) -> dict:
     image = driver.execute_script(f"return {STATE}")["image"]
     driver.execute_script(WATCH_STATUS)
     sliders[0].find_element(By.CSS_SELECTOR, ".noUi-handle").send_keys(Keys.ARROW_LEFT)
-    # The status says "updated in" before the output is redrawn: done when the image is a new one too.
+    # The status says "updated in" once the output is redrawn; the image must be a new one too.
     test_lab.wait_for(
         driver,
         "(s => s.some(t => t.startsWith('fitting')) && s.at(-1).startsWith('updated in'))(window.adlibStatus) && "

@@ -433,8 +433,8 @@ class ExplorerPanel:
             self.status.value = ""
             self.output.outputs = ({"output_type": "stream", "name": "stdout", "text": f"error: {error}\n"},)
             return None
-        self.status.value = f"updated in {self.last.seconds:.1f} s"
         self._show(self.last)
+        self.status.value = f"updated in {self.last.seconds:.1f} s"  # once the figure is there
         return self.last
 
     def _show(self, exploration: Exploration) -> None:
