@@ -3,14 +3,10 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import socket
 import subprocess
 import sys
-import threading
-from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nbformat
@@ -90,27 +86,14 @@ def test_free_port_skips_a_port_in_use():
             explore.free_port(port, tries=1)
 
 
-@contextmanager
-def static_server(root: Path):
-    """An HTTP server for `root` on 127.0.0.1 in a thread; yields its URL."""
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_wait_until_serving_returns_when_the_template_answers_and_fails_when_voila_exits(tmp_path):
     css = tmp_path / "voila" / "templates" / "lab" / "static" / "index.css"
     css.parent.mkdir(parents=True)
     css.write_text("body {}")
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        with static_server(tmp_path) as url:
+        with load("test_book").serve(tmp_path) as folder_url:  # the site test's static server
+            url = folder_url.rstrip("/")
             explore.wait_until_serving(running, url, "log.txt", timeout=10)
             css.unlink()
             with pytest.raises(explore.ServeError, match=f"did not answer on {url} within 1 s: see log.txt"):
