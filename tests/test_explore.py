@@ -5,17 +5,15 @@ import dataclasses
 import pytest
 
 from adlib.companion.explore import (
-    SLOW_METHODS,
     Choice,
     Explorer,
-    ExplorerPanel,
     acting_controls,
     display_name,
-    fitting_message,
     heatmap_grid,
     image_name,
     method_settings,
 )
+from adlib.companion.explore_panel import SLOW_METHODS, ExplorerPanel, fitting_message
 from adlib.data.datasets import load_category
 from adlib.data.protocol import add_training_noise
 from adlib.detectors.padim import PaDiMSettings
@@ -175,3 +173,28 @@ def test_the_panel_warns_while_it_fits_a_slow_method():
     assert fitting_message("patchcore") == "fitting and scoring …"
     assert "minutes" in fitting_message("spade") and "K-means" in fitting_message("improved-patchcore")
     assert set(SLOW_METHODS) <= set(METHODS)  # no warning for a method the explorer does not offer
+
+
+def test_a_method_fitted_afresh_answers_a_choice_seen_again_from_its_kept_result(explorer, monkeypatch):
+    import adlib.companion.explore as explore
+
+    fitted = []
+    real = explore.evaluate
+
+    def counting(category, settings, **options):
+        fitted.append(type(settings).__name__)
+        return real(category, settings, **options)
+
+    monkeypatch.setattr(explore, "evaluate", counting)
+    padim = Choice("brick", method="padim")
+    first = explorer.update(padim)
+    assert explorer.update(dataclasses.replace(padim, shown=("x",))).result is first.result  # no refit
+    noisy = explorer.update(dataclasses.replace(padim, noise_ratio=0.34, seed=1))  # another training set: refit
+    assert noisy.result is not first.result and len(fitted) == 2
+    explorer.update(Choice("brick", method="patchcore"))  # the cached path: never through evaluate
+    assert len(fitted) == 2
+    for seed in range(2, 2 + explorer.RECENT_FITS):  # the oldest results are forgotten
+        explorer.update(dataclasses.replace(padim, seed=seed))
+    assert explorer.update(padim).result is not first.result
+    assert explorer.update(Choice("pill", method="padim")).result.category.name == "pill"
+    assert len(explorer._fitted) == 1  # a new category forgets the old one's results

@@ -5,8 +5,9 @@ training set) and scores its test images; it keeps the loaded categories and bac
 that with cached features an update costs a fit and a prediction, not a backbone load. For the PatchCore
 family's coreset and random banks it also keeps outlier scores, pick orders and the test search over every
 prefix bank it has searched (`adlib.companion.explore_cache`): a smaller coreset share, or a tau seen
-before, costs no search; a larger share searches only the rows it adds. `ExplorerPanel` wires ipywidgets
-controls to it (ipywidgets is imported there only).
+before, costs no search; a larger share searches only the rows it adds. A method off that path (K-means,
+PaDiM, SPADE, ...) is fitted afresh, and its last few results are kept for a choice seen again.
+`adlib.companion.explore_panel.ExplorerPanel` wires ipywidgets controls to it.
 """
 
 from __future__ import annotations
@@ -46,12 +47,6 @@ DISPLAY_NAMES = {
 #: The method controls: a `Choice` field -> the command-line option it sets, and a value other than the
 #: option's default that tells whether it acts on a method (`acting_controls`).
 CONTROLS = {"coreset_ratio": ("--coreset", 0.5), "tau": ("--tau", 0.3), "lof_k": ("--lof-k", 3)}
-#: What the panel says while it fits a method whose update takes far longer than the cached PatchCore family's
-#: (benchmarks/NOTES.md has the measured times).
-SLOW_METHODS = {
-    "improved-patchcore": "K-means fits a new bank for every coreset share: tens of seconds with many training images",
-    "spade": "SPADE searches a gallery of training images for every test image: minutes with many of them",
-}
 #: The coreset shares the slider offers (1 % steps): the cached test search keeps its nearest rows at each.
 CORESET_SHARES = tuple(step / 100 for step in range(1, 101))
 
@@ -99,12 +94,6 @@ def method_settings(
     values = {"coreset_ratio": coreset_ratio, "tau": tau, "lof_k": lof_k}
     options = {CONTROLS[name][0]: values[name] for name in acting_controls(method, features)}
     return dataclasses.replace(registry.method_settings(method, features, options), seed=seed)
-
-
-def fitting_message(method: str) -> str:
-    """The panel's status while `method` is fitted: with a warning for the slow ones (`SLOW_METHODS`)."""
-    slow = SLOW_METHODS.get(method)
-    return "fitting and scoring …" + (f" ({slow})" if slow else "")
 
 
 def image_name(sample: Sample) -> str:
@@ -182,6 +171,9 @@ class Explorer:
         self._remembered: str | None = None  # the category whose patch features the extractors hold
         self._cache = ExploreCache()  # outlier scores, pick orders and prefix searches of that category
         self._masks: dict[tuple[str, object], torch.Tensor] = {}
+        self._fitted: dict[tuple, CategoryResult] = {}  # the last `RECENT_FITS` results fitted afresh, oldest first
+
+    RECENT_FITS = 4  # results of methods off the cached path (K-means, PaDiM, SPADE, ...) kept for a choice seen again
 
     def category(self, name: str) -> Category:
         """The clean category (first `shots` training images), loaded once."""
@@ -216,6 +208,7 @@ class Explorer:
                 extractor.forget()
             self._cache.clear()
             self._masks.clear()
+            self._fitted.clear()
             self._remembered = category
         if features not in self._extractors:
             self._extractors[features] = RememberingExtractor(features, device=self.device, cache_dir=self.cache_dir)
@@ -239,9 +232,7 @@ class Explorer:
         """`evaluate(category, settings)`, through the explorer's caches for a PatchCore with a prefix bank."""
         extractor = self._extractor(settings.features, choice.category)
         if not takes_prefix_path(settings):
-            return evaluate(
-                category, settings, device=self.device, cache_dir=self.cache_dir, progress=False, extractor=extractor
-            )
+            return self._fitted_afresh(choice, category, settings, extractor)
         key = (choice.category, choice.noise_ratio, choice.noise_overlap, choice.seed, settings.features)
         start = time.perf_counter()
         train, test = extractor.stacked(category.train, False), extractor.stacked(category.test, False)
@@ -261,6 +252,21 @@ class Explorer:
             "predict_seconds_per_image": predict_seconds / len(category.test),
         }
         return CategoryResult(category, model, scores, masks, metrics)
+
+    def _fitted_afresh(
+        self, choice: Choice, category: Category, settings, extractor: RememberingExtractor
+    ) -> CategoryResult:
+        """`evaluate(category, settings)` for a method off the cached path, or its result for the same choice among
+        the last `RECENT_FITS` (the same settings, training set and test set give the same scores)."""
+        key = (choice.category, choice.noise_ratio, choice.noise_overlap, choice.seed, settings)
+        if key not in self._fitted:
+            result = evaluate(
+                category, settings, device=self.device, cache_dir=self.cache_dir, progress=False, extractor=extractor
+            )
+            while len(self._fitted) >= self.RECENT_FITS:
+                self._fitted.pop(next(iter(self._fitted)))
+            self._fitted[key] = result
+        return self._fitted[key]
 
 
 def heatmap_grid(result: CategoryResult, prep, shown: Sequence[str], moved: Sequence[str] = ()):
@@ -309,137 +315,3 @@ def _style():
     import matplotlib
 
     return matplotlib.rc_context(STYLE)
-
-
-def _controls(w, explorer: Explorer, choice: Choice, categories: Sequence[str]) -> dict[str, object]:
-    """One ipywidgets control per field of `choice` (sliders act when released), set to its value."""
-    wide = {"style": {"description_width": "100px"}, "layout": w.Layout(width="330px")}
-    slider = {"continuous_update": False, **wide}
-    return {
-        "category": w.Dropdown(options=list(categories), value=choice.category, description="category", **wide),
-        "method": w.Dropdown(
-            options=[(display_name(name), name) for name in registry.METHODS],
-            value=choice.method,
-            description="method",
-            **wide,
-        ),
-        "coreset_ratio": w.FloatSlider(
-            value=choice.coreset_ratio,
-            min=CORESET_SHARES[0],
-            max=CORESET_SHARES[-1],
-            step=CORESET_SHARES[1] - CORESET_SHARES[0],
-            readout_format=".0%",
-            description="coreset share",
-            **slider,
-        ),
-        "tau": w.FloatSlider(
-            value=choice.tau,
-            min=0.0,
-            max=0.5,
-            step=0.01,
-            readout_format=".2f",
-            description="τ (drop share)",
-            **slider,
-        ),
-        "lof_k": w.IntSlider(value=choice.lof_k, min=2, max=20, description="LOF k", **slider),
-        "noise_ratio": w.FloatSlider(
-            value=choice.noise_ratio,
-            min=0.0,
-            max=0.3,
-            step=0.01,
-            readout_format=".2f",
-            description="noise ratio",
-            **slider,
-        ),
-        "noise_overlap": w.Checkbox(value=choice.noise_overlap, description="noise overlap", **wide),
-        "seed": w.BoundedIntText(value=choice.seed, min=0, max=10**6, description="seed", **wide),
-        "shown": w.SelectMultiple(
-            options=explorer.image_names(choice.category),
-            value=choice.shown or explorer.default_shown(choice.category),
-            rows=8,
-            description="test images",
-            **wide,
-        ),
-    }
-
-
-class ExplorerPanel:
-    """ipywidgets controls for every field of a `Choice`, and an output with each update's metrics and heatmaps.
-
-    Every change of a control runs `Explorer.update` (sliders act when released); a change of `shown`
-    alone redraws the last result without refitting. Controls the chosen method does not use are
-    disabled. An invalid choice (e.g. more noise than the category has defective images) prints its
-    one-line reason in the output instead of raising. `last` is the latest `Exploration`.
-    """
-
-    def __init__(self, explorer: Explorer, choice: Choice, categories: Sequence[str]):
-        import ipywidgets as w
-
-        self.explorer, self.last = explorer, None
-        self.controls = _controls(w, explorer, choice, categories)
-        self.status = w.HTML()
-        self.output = w.Output()
-        self.widget = w.HBox(
-            [
-                w.VBox(list(self.controls.values()), layout=w.Layout(flex="0 0 340px")),
-                w.VBox([self.status, self.output], layout=w.Layout(flex="1 1 auto")),
-            ]
-        )
-        self._syncing = False
-        self.controls["category"].observe(self._category_changed, names="value")
-        for name, control in self.controls.items():
-            if name != "category":
-                control.observe(self._changed, names="value")
-        self._enable_controls()
-
-    def choice(self) -> Choice:
-        """The controls' current values."""
-        values = {name: control.value for name, control in self.controls.items()}
-        return Choice(**{**values, "shown": tuple(values["shown"])})
-
-    def _enable_controls(self) -> None:
-        acting = acting_controls(self.controls["method"].value, self.explorer.features)
-        for name in CONTROLS:
-            self.controls[name].disabled = name not in acting
-
-    def _category_changed(self, change) -> None:
-        self._syncing = True  # new options and default images for the new category, then one update
-        try:
-            shown = self.controls["shown"]
-            shown.value = ()
-            shown.options = self.explorer.image_names(change["new"])
-            shown.value = self.explorer.default_shown(change["new"])
-        finally:
-            self._syncing = False
-        self.refresh()
-
-    def _changed(self, change) -> None:
-        if self._syncing:
-            return
-        if change["owner"] is self.controls["method"]:
-            self._enable_controls()
-        self.refresh()
-
-    def refresh(self) -> Exploration | None:
-        """Runs the update for the controls' values (or redraws, if only `shown` changed) and shows it."""
-        choice = self.choice()
-        self.status.value = f"<i>{fitting_message(choice.method)}</i>"
-        try:
-            if self.last is not None and dataclasses.replace(self.last.choice, shown=choice.shown) == choice:
-                self.last = dataclasses.replace(self.last, choice=choice)
-            else:
-                self.last = self.explorer.update(choice)
-        except ValueError as error:
-            self.status.value = ""
-            self.output.outputs = ({"output_type": "stream", "name": "stdout", "text": f"error: {error}\n"},)
-            return None
-        self._show(self.last)
-        self.status.value = f"updated in {self.last.seconds:.1f} s"  # once the figure is there
-        return self.last
-
-    def _show(self, exploration: Exploration) -> None:
-        from IPython.display import Image
-
-        self.output.outputs = ()
-        self.output.append_stdout(exploration.summary() + "\n")
-        self.output.append_display_data(Image(data=exploration.png()))
