@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -73,12 +72,7 @@ def voila(notebook: Path, log: Path, scratch: Path, timeout: float = 60):
     """Voilà on `notebook` at 127.0.0.1 (yields its page's URL, token included). Stopped on leaving with
     SIGTERM, which Voilà answers by shutting its kernels down; fails if it had to be killed."""
     port, token = test_lab.free_port(), secrets.token_hex(16)
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        JUPYTER_CONFIG_DIR=str(scratch / "config"),
-        JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
-    )
+    env = test_lab.server_environ(scratch)
     with open(log, "w") as log_file:
         command = explore.voila_command(notebook, port, token)
         server = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)

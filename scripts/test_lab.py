@@ -78,6 +78,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def server_environ(scratch: Path) -> dict[str, str]:
+    """The environment of a Jupyter server under test: this checkout first on PYTHONPATH, Jupyter's config and
+    runtime files in `scratch` (nothing from the user's own set-up)."""
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        JUPYTER_CONFIG_DIR=str(scratch / "config"),
+        JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
+    )
+
+
 @contextmanager
 def jupyterlab(root_dir: Path, log: Path, scratch: Path, timeout: float = 90):
     """A JupyterLab server on 127.0.0.1 (yields its base URL and token); stopped on leaving, whatever happened."""
@@ -85,12 +96,7 @@ def jupyterlab(root_dir: Path, log: Path, scratch: Path, timeout: float = 90):
     news = scratch / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True, exist_ok=True)
     news.write_text(json.dumps({"fetchNews": "false"}))  # no "get notified about Jupyter news?" over the page
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        JUPYTER_CONFIG_DIR=str(scratch / "config"),
-        JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
-    )
+    env = server_environ(scratch)
     command = [
         sys.executable,
         "-m",
