@@ -122,16 +122,17 @@ class BankOrder:
         reached: torch.Tensor,
         backend: str,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """For each of `ends`, (squared distances [Q, 1], indices into `picks` [Q, 1]) of the nearest of the picks
-        from `done` to it. Where the bfloat16 screen pays (a CPU with AMX, `PREFIX_SCREEN_MIN_ROWS` new picks or more),
-        all ends come from one screened product, and only picks that could be closer than `reached` are
-        rescored (where none is: +inf); else each segment is one search of its own."""
-        if backend == "auto" and not queries.is_cuda and ends[-1] - done >= PREFIX_SCREEN_MIN_ROWS:
-            if search.bfloat16_products_are_fast():
-                screen = search.ScreenedExact(self.rows(picks[done : ends[-1]]))
-                found, index = screen.prefix_nearest(queries, [end - done for end in ends], reached[:, 0])
-                yield from zip(found.T[:, :, None], index.T[:, :, None] + done)
-                return
+        """For each of `ends`, (squared distances [Q, 1], indices into `picks` [Q, 1]) of a nearest pick whose
+        running minimum with `reached` is that of the picks up to it. Where the bfloat16 screen pays (a CPU with
+        AMX, `PREFIX_SCREEN_MIN_ROWS` new picks or more), all ends come from one screened product over the picks
+        from `done` on, rescoring only picks that could be closer than `reached` (where none is: +inf); else
+        each segment, from the end before, is one search of its own."""
+        screened = backend == "auto" and not queries.is_cuda and ends[-1] - done >= PREFIX_SCREEN_MIN_ROWS
+        if screened and search.bfloat16_products_are_fast():
+            screen = search.ScreenedExact(self.rows(picks[done : ends[-1]]))
+            found, index = screen.prefix_nearest(queries, [end - done for end in ends], reached[:, 0])
+            yield from zip(found.T[:, :, None], index.T[:, :, None] + done)
+            return
         for start, end in zip([done] + ends, ends):
             found, index = NearestNeighbours(self.rows(picks[start:end]), backend=backend).search(queries, 1)
             yield found, index + start
